@@ -1,0 +1,53 @@
+"""`EnvData`: the device-side arrays environments see, and nothing else.
+
+Row t of every array holds what is known at the close of row t's date. Environments build the
+observation at step t from rows < t only and trade at row t's close.
+"""
+
+from __future__ import annotations
+
+import jax
+from flax import struct
+
+
+@struct.dataclass
+class EnvData:
+    """float32 device arrays of one split; T dates, N symbols, F features per symbol, M market features.
+
+    close, open, high, low: [T, N] prices in quote currency (> 0). Close-only data repeats close in
+        open/high/low.
+    volume: [T, N] shares traded per row; zeros where the source has no volume (`has_volume` False).
+    features: [T, N, F] causal per-symbol features, normalized with training-split statistics.
+    market: [T, M] causal market-wide features (turbulence, benchmark return, ...), normalized likewise.
+    turbulence: [T] raw turbulence index (Mahalanobis distance), for the risk gate.
+    momentum, volatility, sharpe: [T, N] raw 20-row momentum (log return over 20 rows), 20-row
+        volatility of log returns (per row, not annualized) and 20-row Sharpe (mean / std of log
+        returns); the factor scores of the portfolio regimes.
+    size: [T, N] raw size proxy (larger = bigger company); see `jaxtrade.data.features.size_proxy`.
+    turbulence_threshold: scalar, default gate threshold (a quantile of the training split's
+        turbulence; +inf when the data has fewer than two symbols).
+    """
+
+    close: jax.Array
+    open: jax.Array
+    high: jax.Array
+    low: jax.Array
+    volume: jax.Array
+    features: jax.Array
+    market: jax.Array
+    turbulence: jax.Array
+    momentum: jax.Array
+    volatility: jax.Array
+    sharpe: jax.Array
+    size: jax.Array
+    turbulence_threshold: jax.Array
+    has_volume: bool = struct.field(pytree_node=False, default=False)
+    periods_per_year: float = struct.field(pytree_node=False, default=252.0)
+
+    @property
+    def n_rows(self) -> int:
+        return self.close.shape[0]
+
+    @property
+    def n_assets(self) -> int:
+        return self.close.shape[1]
