@@ -18,7 +18,8 @@ for one unbatched environment; batch with `jax.vmap`, run time with `jax.lax.sca
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp

@@ -1,0 +1,126 @@
+"""Orbax checkpoints: `latest` (the full training state) and the best model per validation metric.
+
+Layout under `workdir/checkpoints/`:
+
+    latest/<iteration>/{state, meta}            the last `keep` full training states
+    best_<metric>/<iteration>/{state, meta}     the model with the best validation <metric> so far
+
+`state` is a pytree of numpy arrays saved with `StandardSave`; `meta` is JSON (config, counters,
+metric history, early-stopping state, the metrics that made a best). Orbax writes each step into a
+temporary directory and renames it when complete, so a crash mid-save leaves the previous step
+readable; a step directory that is there but cannot be read (half-written by other means) is
+skipped with a warning and the one before it is restored. No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+log = logging.getLogger("jaxtrade")
+
+BEST_METRICS = ("composite", "win_rate", "profit_rate", "sharpe")
+RESUME_NAMES = ("latest",) + BEST_METRICS
+
+
+def to_host(tree):
+    """Every leaf as a numpy array; typed PRNG keys become their uint32 key data."""
+
+    def leaf(x):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        return np.asarray(x)
+
+    return jax.tree.map(leaf, tree)
+
+
+def _manager(directory: str, keep: int) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False,
+                                           create=True)
+    return ocp.CheckpointManager(directory, options=options, item_names=("state", "meta"))
+
+
+@dataclasses.dataclass
+class Restored:
+    state: Any
+    meta: dict
+    step: int
+    path: str
+
+
+class Checkpoints:
+    """The `latest` and `best_<metric>` checkpoint managers of one workdir."""
+
+    def __init__(self, workdir: str, keep_latest: int = 2):
+        self.root = os.path.join(os.path.abspath(workdir), "checkpoints")
+        self._keep_latest = keep_latest
+        self._managers: dict[str, ocp.CheckpointManager] = {}
+
+    def directory(self, name: str) -> str:
+        return os.path.join(self.root, name if name == "latest" else f"best_{name}")
+
+    def _get(self, name: str) -> ocp.CheckpointManager:
+        if name not in self._managers:
+            keep = self._keep_latest if name == "latest" else 1
+            self._managers[name] = _manager(self.directory(name), keep)
+        return self._managers[name]
+
+    def save(self, name: str, step: int, state, meta: dict) -> None:
+        """Saves `state` (any pytree; converted to numpy) and JSON `meta` as step `step` of `name`."""
+        mngr = self._get(name)
+        args = ocp.args.Composite(state=ocp.args.StandardSave(to_host(state)),
+                                  meta=ocp.args.JsonSave(meta))
+        mngr.save(step, args=args, force=True)
+        mngr.wait_until_finished()
+
+    def steps(self, name: str) -> list[int]:
+        if not os.path.isdir(self.directory(name)):
+            return []
+        return sorted(self._get(name).all_steps())
+
+    def restore(self, name_or_path: str, target) -> Restored | None:
+        """Restores the newest readable step of `name` (latest or a best metric) or of a directory path.
+
+        `target` is a pytree of the expected structure (numpy or jax leaves, or None to read the
+        structure from the checkpoint). Returns None when no checkpoint exists.
+        """
+        if name_or_path in RESUME_NAMES:
+            directory, mngr = self.directory(name_or_path), None
+            if not os.path.isdir(directory):
+                return None
+            mngr = self._get(name_or_path)
+        else:
+            directory = os.path.abspath(name_or_path)
+            if not os.path.isdir(directory):
+                raise FileNotFoundError(f"no checkpoint directory at {directory}")
+            step_dir = _step_of(directory)
+            if step_dir is not None:  # a path to one step: restore exactly that one
+                return _restore_step(_manager(os.path.dirname(directory), 1), step_dir, target,
+                                     directory)
+            mngr = _manager(directory, 1)
+        for step in sorted(mngr.all_steps(), reverse=True):
+            path = os.path.join(directory, str(step))
+            try:
+                return _restore_step(mngr, step, target, path)
+            except Exception as exc:  # noqa: BLE001 -- any unreadable step is skipped, loudly
+                log.warning("checkpoint %s is unreadable (%s: %s); skipping it and trying the one "
+                            "before", path, type(exc).__name__, str(exc)[:200])
+        return None
+
+
+def _step_of(directory: str) -> int | None:
+    base = os.path.basename(os.path.normpath(directory))
+    return int(base) if base.isdigit() else None
+
+
+def _restore_step(mngr, step: int, target, path: str) -> Restored:
+    state_args = (ocp.args.StandardRestore(to_host(target)) if target is not None
+                  else ocp.args.StandardRestore())
+    out = mngr.restore(step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
+    return Restored(state=out["state"], meta=out["meta"], step=step, path=path)

@@ -1,0 +1,47 @@
+"""The experiment config's sections beyond the agent's: seed, data, env, train.
+
+`base_config()` is the agent's `default_config()` (model, ppo) plus these, with defaults that work
+on bundled data; experiment files in `experiments/configs/` start from it and change a few fields.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+from ml_collections import config_dict
+
+from jaxtrade.agents import ppo
+from jaxtrade.train.metrics import DEFAULT_COMPOSITE_WEIGHTS
+
+
+def base_config() -> ml_collections.ConfigDict:
+    cfg = ppo.default_config()
+    cfg.seed = 0
+    cfg.data = ml_collections.ConfigDict(dict(
+        dataset="sp500-20",                    # a bundled dataset (jaxtrade.data.list_datasets())
+        csv_path=config_dict.placeholder(str),  # or a CSV file of your own (wins over dataset)
+        csv_options={},                         # keyword arguments for jaxtrade.data.load_csv
+        train=("2009-01-01", "2014-12-31"),
+        val=("2015-01-01", "2015-12-31"),
+        test=("2016-01-01", "2022-12-28"),
+        lookback=30,                            # history rows before each split (= env.window)
+        turbulence_quantile=0.99,               # gate threshold: this quantile of the train split
+    ))
+    cfg.env = ml_collections.ConfigDict(dict(name="portfolio", action_space="regimes",
+                                             episode_length=256, window=30))
+    cfg.train = ml_collections.ConfigDict(dict(
+        total_timesteps=config_dict.placeholder(int),  # first of these three that is set wins
+        episodes=config_dict.placeholder(int),          # x env.episode_length env steps
+        iterations=config_dict.placeholder(int),        # x n_envs x n_steps x devices env steps
+        n_devices=config_dict.placeholder(int),         # default: every local device
+        max_device_memory_gb=config_dict.placeholder(float),
+        eval_every=5,
+        checkpoint_every=5,
+        log_every=5,
+        patience=0,                                     # evaluations without gain; 0 disables
+        min_delta=0.0,
+        composite=dict(DEFAULT_COMPOSITE_WEIGHTS),
+        tensorboard=True,
+        final_report=True,
+        bootstrap_samples=1000,
+    ))
+    return cfg

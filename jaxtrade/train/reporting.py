@@ -1,0 +1,116 @@
+"""What a training run shows and writes: progress bar, summary lines, metrics.jsonl, TensorBoard, log file.
+
+verbosity: "quiet" (warnings, the final report path), "normal" (progress bar and a summary line
+every `log_every` iterations), "verbose" (also every evaluation and checkpoint, debug logs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+
+from tqdm.auto import tqdm
+
+from jaxtrade.train.metrics import json_safe
+
+log = logging.getLogger("jaxtrade")
+
+VERBOSITIES = ("quiet", "normal", "verbose")
+_HEADLINE = ("episode_return", "win_rate", "explained_variance", "steps_per_second")
+_TRENDED = ("policy_loss", "value_loss", "entropy", "approx_kl")
+
+
+def setup_logging(workdir: str, verbosity: str) -> None:
+    """Logs to stderr (by verbosity) and, at INFO or finer, to workdir/train.log."""
+    if verbosity not in VERBOSITIES:
+        raise ValueError(f"verbosity must be one of {VERBOSITIES}, got {verbosity!r}")
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel({"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}[verbosity])
+    console.setFormatter(logging.Formatter("%(message)s"))
+    logfile = logging.FileHandler(os.path.join(workdir, "train.log"))
+    logfile.setLevel(logging.DEBUG if verbosity == "verbose" else logging.INFO)
+    logfile.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(console)
+    log.addHandler(logfile)
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def trend_arrow(previous, current) -> str:
+    """'↑' / '↓' / '→' (within 1%) comparing one metric to its value a summary ago."""
+    if previous is None or current is None or not (math.isfinite(previous) and math.isfinite(current)):
+        return " "
+    if abs(current - previous) <= 0.01 * max(abs(previous), 1e-12):
+        return "→"
+    return "↑" if current > previous else "↓"
+
+
+class Reporter:
+    """Sinks for one run's metrics; `close()` flushes them."""
+
+    def __init__(self, workdir: str, *, total: int, initial: int, verbosity: str, log_every: int,
+                 tensorboard: bool = True):
+        self.verbosity, self.log_every = verbosity, max(1, log_every)
+        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+        self._bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True,
+                         disable=verbosity == "quiet", file=sys.stderr, mininterval=1.0)
+        self._last_summary: dict | None = None
+
+    def iteration(self, row: dict) -> None:
+        """Records one training iteration's row (see `metrics.iteration_row`)."""
+        self.write_row("train", row)
+        it = int(row["iteration"])
+        self._bar.set_postfix({k.replace("_", " ")[:12]: _fmt(row.get(k)) for k in _HEADLINE}, refresh=False)
+        self._bar.update(it - self._bar.n)
+        if it % self.log_every == 0:
+            prev = self._last_summary or {}
+            parts = [f"it {it}", f"steps {int(row.get('total_env_steps', 0)):,}"]
+            parts += [f"{k} {_fmt(row.get(k))}" for k in _HEADLINE]
+            parts += [f"{k} {_fmt(row.get(k))}{trend_arrow(prev.get(k), row.get(k))}" for k in _TRENDED]
+            self.info(" | ".join(parts))
+            self._last_summary = row
+
+    def evaluation(self, iteration: int, row: dict) -> None:
+        self.write_row("val", dict(row, iteration=iteration))
+        msg = " | ".join(f"{k} {_fmt(v)}" for k, v in row.items() if isinstance(v, (int, float)))
+        (self.info if self.verbosity == "verbose" else log.debug)(f"validation @ it {iteration}: {msg}")
+
+    def write_row(self, kind: str, row: dict) -> None:
+        self._jsonl.write(json.dumps(dict(json_safe(row), kind=kind)) + "\n")
+        self._jsonl.flush()
+        if self._tb is not None:
+            step = int(row["iteration"])
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k != "iteration" and math.isfinite(v):
+                    self._tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def info(self, msg: str) -> None:
+        """A log line that does not tear the progress bar."""
+        if self.verbosity != "quiet" and not self._bar.disable:
+            self._bar.clear()
+        log.info(msg)
+        if not self._bar.disable:
+            self._bar.refresh()
+
+    def close(self) -> None:
+        self._bar.close()
+        self._jsonl.close()
+        if self._tb is not None:
+            self._tb.close()

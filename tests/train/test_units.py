@@ -1,0 +1,89 @@
+"""Host-loop pieces on their own: budget resolution, composite score, early stopping, checkpoints."""
+
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from jaxtrade.train import budget as budget_lib
+from jaxtrade.train.checkpoints import Checkpoints
+from jaxtrade.train.metrics import EarlyStopping, composite_score, iteration_row
+
+
+def test_budget_first_set_field_wins():
+    kw = dict(n_envs=8, n_steps=16, n_devices=2, episode_length=64)  # 256 steps per iteration
+    b = budget_lib.resolve_budget(total_timesteps=1000, episodes=3, iterations=7, **kw)
+    assert (b.source, b.iterations, b.steps_per_iteration) == ("total_timesteps", 4, 256)  # ceil(1000/256)
+    b = budget_lib.resolve_budget(total_timesteps=None, episodes=10, iterations=7, **kw)
+    assert (b.source, b.iterations) == ("episodes", 3)  # ceil(640/256)
+    b = budget_lib.resolve_budget(total_timesteps=None, episodes=0, iterations=7, **kw)
+    assert (b.source, b.iterations, b.total_timesteps) == ("iterations", 7, 7 * 256)
+    with pytest.raises(ValueError, match="set one of"):
+        budget_lib.resolve_budget(total_timesteps=None, episodes=None, iterations=None, **kw)
+
+
+def test_memory_cap_cuts_and_warns(caplog):
+    gib = 2**30
+    n = budget_lib.cap_n_envs(4096, max_gb=1.0, fixed_bytes=0.5 * gib, bytes_per_env=gib / 2048,
+                              multiple_of=8)
+    assert n == 1024
+    assert "cut from 4096 to 1024" in caplog.text
+    assert budget_lib.cap_n_envs(512, max_gb=1.0, fixed_bytes=0.5 * gib, bytes_per_env=gib / 2048) == 512
+    assert budget_lib.cap_n_envs(512, max_gb=None, fixed_bytes=0, bytes_per_env=1) == 512
+    with pytest.raises(ValueError, match="no environment"):
+        budget_lib.cap_n_envs(8, max_gb=0.4, fixed_bytes=0.5 * gib, bytes_per_env=1)
+
+
+def test_composite_weights_and_ranges():
+    # Hand-derived: tanh(1/2)*.4 + tanh(.1/.2)*.2 + .5*.2 + .8*.1 - .1*.5*(.01/.02 + .1/.5)
+    got = composite_score(sharpe=1.0, annual_return=0.1, explained_variance=0.5, entropy_normalized=0.8,
+                          approx_kl=0.01, clip_frac=0.1)
+    want = 0.4 * math.tanh(0.5) + 0.2 * math.tanh(0.5) + 0.1 + 0.08 - 0.1 * 0.5 * (0.5 + 0.2)
+    assert got == pytest.approx(want, abs=1e-12)
+    better = composite_score(sharpe=2.0, annual_return=0.1, explained_variance=0.5, entropy_normalized=0.8,
+                             approx_kl=0.01, clip_frac=0.1)
+    assert better > got
+    assert composite_score(sharpe=float("nan"), annual_return=0, explained_variance=0, entropy_normalized=0,
+                           approx_kl=0, clip_frac=0) == 0.0
+
+
+def test_iteration_row_ratios_and_nan_without_denominator():
+    raw = dict(episodes=np.float32(4), episode_return_sum=np.float32(0.2), episodes_profitable=np.float32(3),
+               trades_closed=np.float32(0), trades_won=np.float32(0), reward_sum=np.float32(0.1),
+               reward_sq_sum=np.float32(0.02), env_steps=np.float32(10), costs_sum=np.float32(1.0),
+               turnover_sum=np.float32(2.0))
+    row = iteration_row(raw, iteration=3, periods_per_year=252)
+    assert row["episode_return"] == pytest.approx(0.05)
+    assert row["profit_rate"] == pytest.approx(0.75)
+    assert math.isnan(row["win_rate"])  # no closed trade: unknown, not 0
+    mean, var = 0.01, 0.002 - 0.0001
+    assert row["sharpe"] == pytest.approx(mean / math.sqrt(var) * math.sqrt(252), rel=1e-5)
+
+
+def test_early_stopping_patience_and_roundtrip():
+    es = EarlyStopping(patience=2, min_delta=0.1)
+    assert not es.update(1.0)
+    assert not es.update(1.05)        # not better by min_delta
+    restored = EarlyStopping.from_json(es.to_json())
+    assert restored == es
+    assert restored.update(1.09)      # second evaluation without gain
+    assert not EarlyStopping(patience=0, min_delta=0).update(float("nan"))
+
+
+def test_half_written_checkpoint_is_skipped(tmp_path, caplog):
+    ck = Checkpoints(str(tmp_path))
+    state = {"w": np.arange(4, dtype=np.float32), "n": np.asarray(1)}
+    ck.save("latest", 1, state, {"iteration": 1})
+    ck.save("latest", 2, dict(state, w=state["w"] + 1), {"iteration": 2})
+    # A half-written step 3: the directory exists but its state item never landed.
+    src, dst = os.path.join(ck.directory("latest"), "2"), os.path.join(ck.directory("latest"), "3")
+    shutil.copytree(src, dst)
+    shutil.rmtree(os.path.join(dst, "state"))
+    fresh = Checkpoints(str(tmp_path))
+    got = fresh.restore("latest", state)
+    assert got.step == 2 and got.meta == {"iteration": 2}
+    np.testing.assert_array_equal(got.state["w"], state["w"] + 1)
+    assert "unreadable" in caplog.text and os.path.join("latest", "3") in caplog.text
+    assert fresh.restore("composite", state) is None
