@@ -1,0 +1,82 @@
+"""Date parsing: ISO, M/D/YYYY, D/M/YYYY when the file settles it, explicit formats, intraday, bar spacing."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jaxtrade.data import DataError, load_csv
+from jaxtrade.data.dates import infer_periods_per_year, parse_dates
+
+
+def lines(values):
+    return pd.Series(values, index=np.arange(len(values)) + 2)
+
+
+def test_iso_and_month_first():
+    got = parse_dates(lines(["2020-01-02", "2020-01-13"]), source="f")
+    assert list(got) == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-13")]
+    got = parse_dates(lines(["1/2/2020", "1/13/2020"]), source="f")          # 13 settles M/D
+    assert list(got) == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-13")]
+
+
+def test_day_first_when_settled():
+    got = parse_dates(lines(["02/01/2020", "13/01/2020"]), source="f")      # 13 settles D/M
+    assert list(got) == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-13")]
+
+
+def test_contradictory_orders_rejected():
+    with pytest.raises(DataError) as info:
+        parse_dates(lines(["13/01/2020", "01/13/2020"]), source="f")
+    assert info.value.rule == "date-parse" and "line 2" in str(info.value)
+
+
+def test_ambiguous_rejected_and_settled_by_format():
+    with pytest.raises(DataError) as info:
+        parse_dates(lines(["01/02/2020", "01/03/2020"]), source="f")
+    assert info.value.rule == "ambiguous-date" and "date_format" in str(info.value)
+    got = parse_dates(lines(["01/02/2020", "01/03/2020"]), source="f", date_format="%d/%m/%Y")
+    assert list(got) == [pd.Timestamp("2020-02-01"), pd.Timestamp("2020-03-01")]
+    # every value equal both ways (day == month) is not ambiguous
+    assert parse_dates(lines(["01/01/2020", "02/02/2020"]), source="f")[1] == pd.Timestamp("2020-02-02")
+
+
+def test_format_mismatch_names_line():
+    with pytest.raises(DataError) as info:
+        parse_dates(lines(["2020-01-02", "2020/01/03"]), source="f", date_format="%Y-%m-%d")
+    assert info.value.rule == "date-parse" and "line 3" in str(info.value)
+
+
+def test_intraday_timestamps_kept():
+    got = parse_dates(lines(["2020-01-02 09:30:00", "2020-01-02T09:31:00"]), source="f")
+    assert got[1] - got[0] == pd.Timedelta(minutes=1)
+    got = parse_dates(lines(["1/2/2020 09:30", "1/13/2020 16:00:00"]), source="f")
+    assert got[1] == pd.Timestamp("2020-01-13 16:00")
+
+
+def test_timezones_to_utc():
+    got = parse_dates(lines(["2020-01-02T09:30:00-05:00", "2020-07-02T09:30:00-04:00"]), source="f")
+    assert got.tz is None
+    assert list(got) == [pd.Timestamp("2020-01-02 14:30"), pd.Timestamp("2020-07-02 13:30")]
+
+
+def test_periods_per_year():
+    days = pd.bdate_range("2020-01-01", periods=300)
+    assert infer_periods_per_year(days) == 252.0
+    assert infer_periods_per_year(pd.date_range("2020-01-01", periods=300, freq="D")) == 365.0   # crypto
+    assert infer_periods_per_year(pd.date_range("2020-01-03", periods=100, freq="W-FRI")) == 52.0
+    assert infer_periods_per_year(pd.date_range("2020-01-31", periods=40, freq="ME")) == 12.0
+    session = [pd.date_range(d + pd.Timedelta("9:30:00"), periods=390, freq="min") for d in days[:5]]
+    assert infer_periods_per_year(session[0].append(session[1:])) == 252.0 * 390
+
+
+def test_intraday_csv(tmp_path):
+    stamps = pd.date_range("2021-03-01 09:30", periods=120, freq="min")
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 1e-3, 120)))
+    path = tmp_path / "fx.csv"
+    frame = pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"), "EURUSD": close})
+    frame.to_csv(path, index=False)
+    md = load_csv(path)
+    assert md.dates[1] == pd.Timestamp("2021-03-01 09:31") and md.periods_per_year == 252.0 * 120
+    # a date-only split end includes the whole day's bars
+    s = md.split(train=(None, "2021-03-01"), lookback=5)
+    assert s.train.dates[-1] == stamps[-1]

@@ -1,0 +1,128 @@
+"""Splits: lookback history, disjointness, train-only normalization, turbulence threshold, to_device."""
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from jaxtrade.data import DataError, EnvData, MarketData
+from jaxtrade.data import features as F
+
+BOUNDS = dict(train=("1995-01-01", "2014-12-31"), val=("2015-01-01", "2018-12-31"),
+              test=("2019-01-01", "2022-12-28"))
+
+
+@pytest.fixture(scope="module")
+def splits(sp500_20):
+    return sp500_20.split(**BOUNDS, lookback=30)
+
+
+def test_lookback_rows_precede_start(sp500_20, splits):
+    for s, (start, end) in zip(splits, BOUNDS.values(), strict=True):
+        assert s.start == 30 and s.n_rows == len(s.dates) == s.close.shape[0] == s.features.shape[0]
+        first = sp500_20.dates.searchsorted(pd.Timestamp(start))
+        assert s.dates[s.start] == sp500_20.dates[first] >= pd.Timestamp(start)
+        assert s.dates[s.start - 1] < pd.Timestamp(start)                 # history is before the split
+        np.testing.assert_array_equal(s.dates[:s.start], sp500_20.dates[first - 30:first])
+        assert s.dates[-1] <= pd.Timestamp(end) and s.traded_dates[0] == s.dates[30]
+        np.testing.assert_array_equal(s.close, sp500_20.close[first - 30:first - 30 + s.n_rows])
+        np.testing.assert_array_equal(s.benchmark, sp500_20.benchmark[first - 30:first - 30 + s.n_rows])
+    # traded rows are disjoint and in order
+    assert splits.train.dates[-1] < splits.val.traded_dates[0]
+    assert splits.val.dates[-1] < splits.test.traded_dates[0]
+
+
+def test_train_only(sp500_20):
+    s = sp500_20.split(train=("2000-01-01", "2001-12-31"), lookback=10)
+    assert s.val is None and s.test is None and s.train.start == 10
+
+
+def test_default_bounds(sp500_20):
+    s = sp500_20.split(train=(None, "2000-12-31"), val=(None, "2010-12-31"), test=(None, None), lookback=30)
+    assert s.train.dates[0] == sp500_20.dates[253]                       # warm-up, then the lookback rows
+    assert s.train.traded_dates[0] == sp500_20.dates[283] and s.test.dates[-1] == sp500_20.dates[-1]
+    assert s.val.traded_dates[0] == sp500_20.dates[sp500_20.dates.searchsorted(s.train.dates[-1]) + 1]
+
+
+def test_split_errors(sp500_20):
+    with pytest.raises(DataError) as info:
+        sp500_20.split(train=("1990-01-01", "1999-12-31"), lookback=30)
+    earliest = sp500_20.dates[253 + 30].strftime("%Y-%m-%d")              # warm-up + lookback rows
+    assert info.value.rule == "split-history" and f"earliest possible start is {earliest}" in str(info.value)
+    with pytest.raises(DataError) as info:
+        sp500_20.split(train=("1995-01-01", "2005-12-31"), val=("2005-06-01", "2006-12-31"))
+    assert info.value.rule == "split-overlap" and "2005-06-01" in str(info.value)
+    with pytest.raises(DataError) as info:                                # out of order
+        sp500_20.split(train=("2010-01-01", "2012-12-31"), val=("2000-01-01", "2001-12-31"))
+    assert info.value.rule == "split-overlap"
+    with pytest.raises(DataError) as info:
+        sp500_20.split(train=("1995-01-01", "2005-12-31"), test=("2030-01-01", "2031-01-01"))
+    assert info.value.rule == "split-empty" and "sp500-20" in str(info.value)
+
+
+def test_normalization_uses_train_only(sp500_20, splits):
+    """Changing the test period's prices leaves train (and val) features and stats exactly unchanged."""
+    cut = sp500_20.dates.searchsorted(pd.Timestamp("2019-01-01"))
+    close = sp500_20.close.copy()
+    close[cut:] *= np.exp(np.random.default_rng(0).normal(0, 0.03, close[cut:].shape).cumsum(axis=0))
+    changed = MarketData.from_arrays(sp500_20.dates, sp500_20.symbols, close, benchmark=sp500_20.benchmark,
+                                     benchmark_name="SP500", source="changed")
+    other = changed.split(**BOUNDS, lookback=30)
+    for name in ("train", "val"):
+        a, b = getattr(splits, name), getattr(other, name)
+        np.testing.assert_array_equal(a.features, b.features)
+        np.testing.assert_array_equal(a.market, b.market)
+        assert a.turbulence_threshold == b.turbulence_threshold
+    for x, y in zip(splits.test.stats, other.test.stats, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not np.allclose(splits.test.features[30:], other.test.features[30:])
+
+
+def test_stats_fit_on_train_and_applied_unchanged(sp500_20, splits):
+    raw = sp500_20.features()
+    tr = splits.train
+    lo = sp500_20.dates.get_loc(tr.traded_dates[0])
+    hi = sp500_20.dates.get_loc(tr.dates[-1]) + 1
+    flat = raw.per_symbol[lo:hi].reshape(-1, raw.per_symbol.shape[-1])
+    np.testing.assert_allclose(tr.stats.feature_mean, flat.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(tr.stats.feature_std, flat.std(axis=0), rtol=1e-12)
+    v0 = sp500_20.dates.get_loc(splits.val.dates[0])
+    val_raw = raw.per_symbol[v0:v0 + splits.val.n_rows]
+    expect = np.clip((val_raw - tr.stats.feature_mean) / tr.stats.feature_std, -F.CLIP, F.CLIP)
+    np.testing.assert_allclose(splits.val.features, expect, rtol=1e-12)
+    traded = tr.features[tr.start:].reshape(-1, flat.shape[1])
+    assert np.all(np.abs(traded.mean(axis=0)) < 0.02) and np.all(np.abs(traded.std(axis=0) - 1) < 0.05)
+
+
+def test_turbulence_threshold(sp500_20, splits):
+    tr = splits.train
+    assert tr.turbulence_threshold == pytest.approx(np.quantile(tr.turbulence[tr.start:], 0.99), rel=1e-12)
+    assert splits.test.turbulence_threshold == tr.turbulence_threshold
+    s = sp500_20.split(**BOUNDS, turbulence_quantile=0.9)
+    assert s.train.turbulence_threshold < tr.turbulence_threshold
+
+
+def test_to_device(splits, sp500_ohlcv):
+    d = splits.train.to_device()
+    assert isinstance(d, EnvData)
+    T, N, Fn = splits.train.n_rows, 20, len(F.FEATURE_NAMES)
+    shapes = dict(close=(T, N), open=(T, N), high=(T, N), low=(T, N), volume=(T, N), features=(T, N, Fn),
+                  market=(T, 3), turbulence=(T,), momentum=(T, N), volatility=(T, N), sharpe=(T, N),
+                  size=(T, N), turbulence_threshold=())
+    for f in dataclasses.fields(EnvData):
+        if f.name in shapes:
+            x = getattr(d, f.name)
+            assert x.dtype == jnp.float32 and x.shape == shapes[f.name], f.name
+            assert bool(jnp.isfinite(x).all()), f.name
+    assert set(shapes) | {"has_volume", "periods_per_year"} == {f.name for f in dataclasses.fields(EnvData)}
+    assert not d.has_volume and d.periods_per_year == 252.0 and d.n_rows == T and d.n_assets == N
+    np.testing.assert_array_equal(d.open, d.close)                          # close-only data repeat close
+    assert float(jnp.abs(d.volume).max()) == 0.0
+    np.testing.assert_allclose(d.close, splits.train.close.astype(np.float32))
+    s = sp500_ohlcv.split(train=("2000-01-01", "2010-12-31"), test=("2011-01-01", None), lookback=20)
+    e = s.test.to_device()
+    assert e.has_volume and e.market.shape == (s.test.n_rows, 1)
+    assert float(e.turbulence_threshold) == np.inf and float(jnp.abs(e.turbulence).max()) == 0.0
+    assert bool((e.high >= e.close).all()) and float(e.volume.max()) > 0
