@@ -1,0 +1,56 @@
+r"""The baseline table on a bundled dataset's test split: python -m experiments.baselines \
+    --workdir=runs/baselines [--dataset=sp500-20] [--test=2016-01-01,2022-12-28] [--gate]
+
+Equal-weight buy-and-hold, equal-weight monthly, the index, minimum variance and a random policy
+(mean over seeds), all through the portfolio environment with its default costs. Writes report.md,
+report.csv and the PNGs into the workdir, prints the markdown table; the last line is report.md's path.
+"""
+
+import numpy as np
+from absl import app, flags
+
+_WORKDIR = flags.DEFINE_string("workdir", "runs/baselines", "Where report.md, report.csv and PNGs go.")
+_DATASET = flags.DEFINE_string("dataset", "sp500-20", "A bundled dataset (jaxtrade.data.list_datasets()).")
+_TRAIN = flags.DEFINE_list("train", ["2009-01-01", "2014-12-31"], "Training period start,end.")
+_VAL = flags.DEFINE_list("val", ["2015-01-01", "2015-12-31"], "Validation period start,end.")
+_TEST = flags.DEFINE_list("test", ["2016-01-01", "2022-12-28"], "Test period start,end.")
+_ACTION_SPACE = flags.DEFINE_enum("action_space", "regimes", ["regimes", "weights"],
+                                  "The environment's action space (the random policy plays in it).")
+_SEEDS = flags.DEFINE_integer("random_seeds", 5, "Seeds of the random policy.")
+_COV_WINDOW = flags.DEFINE_integer("cov_window", 252, "Rows of daily returns in the min-variance covariance.")
+_GATE = flags.DEFINE_bool("gate", False, "Keep the turbulence gate on for the baselines.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    import jaxtrade.envs as envs
+    from jaxtrade.data import load_dataset
+    from jaxtrade.eval import baselines, report
+
+    md = load_dataset(_DATASET.value)
+    splits = md.split(train=tuple(_TRAIN.value), val=tuple(_VAL.value), test=tuple(_TEST.value), lookback=30)
+    test = splits.test
+    env, params = envs.make("portfolio", test.to_device(), action_space=_ACTION_SPACE.value,
+                            random_start=False, window=test.start)
+    # Warm the min-variance covariance with the closes right before the split (train/val years).
+    history = np.asarray(md.close)[np.asarray(md.dates < test.dates[0])][-_COV_WINDOW.value:]
+    results = baselines(env, params, test, history=history, n_random_seeds=_SEEDS.value,
+                        gate=_GATE.value, cov_window=_COV_WINDOW.value)
+    c = params.costs
+    notes = (f"Environment: portfolio ({_ACTION_SPACE.value}), initial cash "
+             f"{float(params.initial_cash):,.0f}, default costs: spread {float(c.spread_bps):g} bps, "
+             f"slippage U[0, {float(c.slippage_bps):g}] bps, "
+             f"impact {float(c.impact_coef):g} * sqrt(trade / value), commission {float(c.commission_bps):g} "
+             f"bps, SEC/FINRA fees on sells. Turbulence gate {'on' if _GATE.value else 'off'} for the "
+             f"baselines. Min variance: monthly, Ledoit-Wolf covariance of the {_COV_WINDOW.value} daily "
+             "returns before each rebalance day. Random: uniform actions every day, mean of "
+             f"{_SEEDS.value} seeds (a run that falls below the ruin floor stops there).")
+    out = report(results, _WORKDIR.value, notes=notes, title=f"Baselines: {_DATASET.value}, test split "
+                 f"{test.dates[test.start]:%Y-%m-%d} .. {test.dates[-1]:%Y-%m-%d}")
+    print(open(out.md_path).read())
+    print(out.md_path)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,160 @@
+"""`backtest`: one policy, one environment, one whole split, one jitted `lax.scan`; a DataFrame back.
+
+Row layout of the returned frame (one row per date t = start .. end of the episode, end = last row):
+
+    value                 portfolio value at close[t] *before* the day's trade (row 0: the initial
+                          cash); so value[i+1] / value[i] - 1 is the day's return net of its costs
+    w_<symbol>, w_cash    weights right after the trade at close[t] (last row: drifted to close[end])
+    turnover, costs       of the trade at close[t] (traded value / value before it; quote currency)
+    gate                  the turbulence gate overrode the action at t (turbulence[t-1] > threshold)
+    turbulence            turbulence[t-1], what the gate compared; turbulence_threshold beside it
+    trade_closed          number of positions closed at t; trades_won of them with net PnL > 0;
+                          trade_pnl the sum of their net PnLs (quote currency)
+    reward, action        the environment's reward and the policy's action (discrete: the index;
+                          continuous: not recorded)
+    terminated            ruin ended the episode at t (value < ruin_floor * initial); later rows
+                          are frozen at the final value
+
+The last row has no trade (zeros). Columns are float64 (bool for `gate`); attrs carry
+`periods_per_year` and `initial_value`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from jaxtrade.envs.base import Policy, select_tree
+
+
+class _PolicyStatic(NamedTuple):
+    """The hashable, non-array part of a policy pytree (its functions), a jit static argument."""
+
+    treedef: Any
+    is_array: tuple
+    statics: tuple
+
+
+def _is_array(x) -> bool:
+    return isinstance(x, jax.Array | np.ndarray | np.generic)
+
+
+def _partition(policy: Policy):
+    """Split a policy into array leaves (traced) and everything else (static, hashed by jit).
+
+    A policy whose functions are `jax.tree_util.Partial(fn, params)` of a module-level `fn` therefore
+    compiles once per shape: later calls with new params reuse the compiled scan. A policy built from
+    fresh closures is still correct, but recompiles each call.
+    """
+    leaves, treedef = jax.tree.flatten(policy)
+    is_array = tuple(_is_array(x) for x in leaves)
+    arrays = [x for x, a in zip(leaves, is_array, strict=True) if a]
+    statics = tuple(x for x, a in zip(leaves, is_array, strict=True) if not a)
+    return arrays, _PolicyStatic(treedef, is_array, statics)
+
+
+def _merge(arrays, static: _PolicyStatic) -> Policy:
+    arrays, statics = iter(arrays), iter(static.statics)
+    leaves = [next(arrays) if a else next(statics) for a in static.is_array]
+    return jax.tree.unflatten(static.treedef, leaves)
+
+
+def core_env(env):
+    """The environment without `AutoReset`: a backtest runs exactly one episode."""
+    return getattr(env, "unwrapped", env)
+
+
+def eval_params(params):
+    """`params` for one deterministic episode over the whole split: `random_start=False`."""
+    if getattr(params, "random_start", False):
+        params = params.replace(random_start=False)
+    return params
+
+
+def episode_rows(params) -> tuple[int, int]:
+    """(start, end) rows of the whole-split episode: start = window, end = T - 1."""
+    return int(params.window), int(params.data.n_rows - 1)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _run(env, n_steps: int, policy_static: _PolicyStatic, policy_arrays, params, key):
+    policy = _merge(policy_arrays, policy_static)
+    reset_key, scan_key = jax.random.split(key)
+    obs, state = env.reset(reset_key, params)
+
+    def body(carry, key):
+        obs, state, pcarry, alive = carry
+        act_key, step_key = jax.random.split(key)
+        action, pcarry_next = policy.act(pcarry, obs, act_key)
+        obs_next, state_next, reward, done, info = env.step(step_key, state, action, params)
+        closed = info["trade_closed"] & alive
+        row = {
+            "value": jnp.where(alive, info["value"], state.value),
+            "weights": jnp.where(alive, state_next.weights, state.weights),
+            "turnover": jnp.where(alive, info["turnover"], 0.0),
+            "costs": jnp.where(alive, info["costs"], 0.0),
+            "gate": info["gate"] & alive,
+            "turbulence": params.data.turbulence[state.t - 1],
+            "trade_closed": jnp.sum(closed),
+            "trades_won": jnp.sum(closed & (info["trade_pnl"] > 0)),
+            "trade_pnl": jnp.sum(jnp.where(closed, info["trade_pnl"], 0.0)),
+            "reward": jnp.where(alive, reward, 0.0),
+            "terminated": info["terminated"] & alive,
+            "action": action if env.discrete else jnp.zeros((), jnp.int32),
+        }
+        # After ruin the episode is over: freeze everything (the rows keep the final value).
+        carry = (select_tree(alive, obs_next, obs), select_tree(alive, state_next, state),
+                 select_tree(alive, pcarry_next, pcarry), alive & ~done)
+        return carry, row
+
+    init = (obs, state, policy.init(), jnp.asarray(True))
+    (_, final, _, _), rows = jax.lax.scan(body, init, jax.random.split(scan_key, n_steps))
+    price = params.data.close[final.t]
+    drifted = jnp.concatenate([final.holdings * price, final.cash[None]]) / final.value
+    return state.value, rows, drifted
+
+
+def backtest(policy: Policy, env, params, *, dates=None, symbols=None, key=None) -> pd.DataFrame:
+    """Run `policy` once over the whole split in `params` (one environment, no random start).
+
+    policy: `Policy(init, act)` (unbatched); env, params: from `jaxtrade.envs.make` (an `AutoReset`
+        wrapper is removed; `random_start` is switched off, so the episode runs from row `window` to
+        the last row). dates: [T] labels of the split's rows (e.g. `split.dates`); None: row numbers.
+    symbols: [N] names for the weight columns; None: 0 .. N-1. key: PRNG key for the policy's and the
+        environment's randomness (slippage); default `jax.random.key(0)`. Same key, same frame.
+    Returns the frame described in the module docstring, indexed by date (rows start .. T-1).
+    """
+    env = core_env(env)
+    params = eval_params(params)
+    start, end = episode_rows(params)
+    key = jax.random.key(0) if key is None else key
+    arrays, static = _partition(policy)
+    v0, rows, drifted = _run(env, end - start, static, arrays, params, key)
+    v0, rows, drifted = jax.device_get((v0, rows, drifted))
+    n = params.data.n_assets
+    symbols = list(range(n)) if symbols is None else list(symbols)
+    index = pd.RangeIndex(start, end + 1) if dates is None else pd.Index(list(dates)[start:end + 1])
+    f64 = lambda x: np.asarray(x, np.float64)
+    out = {"value": np.concatenate([[v0], f64(rows["value"])])}
+    weights = np.concatenate([f64(rows["weights"]), f64(drifted)[None]])
+    for i, s in enumerate([*symbols, "cash"]):
+        out[f"w_{s}"] = weights[:, i]
+    pad = lambda x, dtype=np.float64: np.concatenate([np.asarray(x, dtype), np.zeros(1, dtype)])
+    out.update(turnover=pad(rows["turnover"]), costs=pad(rows["costs"]), gate=pad(rows["gate"], bool))
+    turb = f64(params.data.turbulence)
+    out["turbulence"] = turb[start - 1:end]
+    out["turbulence_threshold"] = float(params.turbulence_threshold)
+    out.update(trade_closed=pad(rows["trade_closed"]), trades_won=pad(rows["trades_won"]),
+               trade_pnl=pad(rows["trade_pnl"]), reward=pad(rows["reward"]),
+               terminated=pad(rows["terminated"], bool))
+    if env.discrete:
+        out["action"] = pad(rows["action"], np.int64)
+    frame = pd.DataFrame(out, index=index)
+    frame.index.name = "date"
+    frame.attrs.update(periods_per_year=float(params.data.periods_per_year), initial_value=float(v0))
+    return frame

@@ -1,0 +1,173 @@
+"""Baselines and multi-policy evaluation, all through the same environment step, costs and split.
+
+Schedule baselines (equal weight buy-and-hold, equal weight monthly, minimum variance) trade to exact
+target weights on their rebalance days and do not trade at all on the others. The "weights" action
+space has no no-trade action (softmax targets always rebalance the drift away), so they run through
+`TargetEnv`: a `market.MarketEnv` like `portfolio` (same reset, trade, cost model and params) whose
+action is the target weights [N + 1] plus a keep flag.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jax.tree_util import Partial
+
+from jaxtrade.envs import market
+from jaxtrade.envs.base import Policy
+from jaxtrade.eval.backtest import backtest, core_env, episode_rows, eval_params
+from jaxtrade.eval.minvar import min_variance_schedule, month_starts
+
+
+class TargetEnv(market.MarketEnv):
+    """The portfolio environment driven by exact targets: action [N + 2] = weights [N + 1] (cash last,
+    >= 0, sum 1) and a keep flag (> 0.5: no trade, no cost). Long only, cash never borrowed; reset,
+    trade, costs, gate and reward are `market.MarketEnv`'s, as for `portfolio`."""
+
+    discrete = False
+    cash_floor = True
+
+    def __init__(self, n_assets: int):
+        self.n_assets = n_assets
+        self.action_dim = n_assets + 2
+
+    def __eq__(self, other):          # equal by shape, so jit reuses one compile across instances
+        return type(other) is TargetEnv and other.n_assets == self.n_assets
+
+    def __hash__(self):
+        return hash((TargetEnv, self.n_assets))
+
+    def target(self, action, state, params):
+        return action[:self.n_assets], action[-1] > 0.5
+
+
+def _schedule_act(targets, keep, i, obs, key):
+    del obs, key
+    action = jnp.concatenate([targets[i], keep[i][None].astype(jnp.float32)])
+    return action, i + 1
+
+
+def _schedule_init():
+    return jnp.zeros((), jnp.int32)
+
+
+def schedule_policy(targets, keep) -> Policy:
+    """A `TargetEnv` policy that plays step i's targets [n_steps, N + 1], or no trade where keep[i].
+
+    Its carry is the step count; the arrays are pytree leaves (`Partial`), so new schedules of the
+    same shape reuse the compiled backtest."""
+    targets = jnp.asarray(targets, jnp.float32)
+    keep = jnp.asarray(keep, bool)
+    return Policy(init=_schedule_init, act=Partial(_schedule_act, targets, keep))
+
+
+def _random_act(action_dim, discrete, carry, obs, key):
+    del obs
+    if discrete:
+        return jax.random.randint(key, (), 0, action_dim, jnp.int32), carry
+    return jax.random.normal(key, (action_dim,), jnp.float32), carry
+
+
+def _stateless_init():
+    return None
+
+
+def random_policy(env) -> Policy:
+    """Uniform random actions of `env`'s action space: a regime index each day, or N(0, 1) logits."""
+    env = core_env(env)
+    return Policy(init=_stateless_init, act=Partial(_random_act, env.action_dim, env.discrete))
+
+
+def _split_info(split, params):
+    n_rows = params.data.n_rows
+    dates = getattr(split, "dates", None)
+    if dates is not None and len(dates) != n_rows:
+        raise ValueError(f"split has {len(dates)} dates, params.data {n_rows} rows: not the same split")
+    return dates, getattr(split, "symbols", None)
+
+
+def evaluate_policies(policies: dict, env, params, split=None, *, key=None) -> dict[str, list[pd.DataFrame]]:
+    """{name: Policy or [Policy per seed]} -> {name: [backtest frame per seed]} on the split in `params`.
+
+    split: the host `Split` behind `params.data` (for dates and symbol names); None: row numbers.
+    Every policy and seed sees the same environment randomness (`key`, default `jax.random.key(0)`).
+    """
+    dates, symbols = _split_info(split, params)
+    out = {}
+    for name, pol in policies.items():
+        pols = list(pol) if isinstance(pol, list | tuple) and not isinstance(pol, Policy) else [pol]
+        out[name] = [backtest(p, env, params, dates=dates, symbols=symbols, key=key) for p in pols]
+    return out
+
+
+def baselines(env, params, split=None, *, history=None, n_random_seeds: int = 5, gate: bool = False,
+              cov_window: int = 252, key=None, include=None) -> dict[str, list[pd.DataFrame]]:
+    """The baseline frames on the split in `params` ({name: [frame per seed]}, names as `BASELINE_NAMES`).
+
+    equal_weight_buy_hold: 1/N of the value in each asset on the first day, then no trade.
+    equal_weight_monthly: back to 1/N on the first trading day of every month, no trade otherwise.
+    index: the split's benchmark close scaled to the initial cash (a value series only: no costs,
+        no weights); only where `split.benchmark` exists.
+    min_variance: long-only minimum-variance weights on the same monthly days, from a Ledoit-Wolf
+        covariance of the `cov_window` daily log returns strictly before each rebalance day
+        (`min_variance_schedule`). history: optional closes [H, N] of the rows right before the
+        split (e.g. the training and validation years), so early rebalances have a full window.
+    random: `random_policy(env)` in `env`'s own action space, `n_random_seeds` seeds.
+    gate: False (default) switches the turbulence gate off (threshold +inf) for every baseline: a
+        gated buy-and-hold would not be buy-and-hold. Costs and everything else are `params`'.
+    include: names to run (default all).
+    """
+    params = eval_params(params)
+    if not gate:
+        params = params.replace(turbulence_threshold=jnp.asarray(jnp.inf, jnp.float32))
+    dates, symbols = _split_info(split, params)
+    include = set(include) if include is not None else None
+    want = lambda name: include is None or name in include
+    start, end = episode_rows(params)
+    n = params.data.n_assets
+    n_steps = end - start
+    target_env = TargetEnv(n)
+    run = lambda pol, k=key: backtest(pol, target_env, params, dates=dates, symbols=symbols, key=k)
+    equal = np.concatenate([np.full(n, 1.0 / n), [0.0]])
+    rows = (month_starts(pd.DatetimeIndex(dates), start) if dates is not None
+            else np.arange(start, end, 21))
+    rows = rows[rows < end]                       # the last row has no trade
+    monthly = np.zeros(n_steps, bool)
+    monthly[rows - start] = True
+    out = {}
+    if want("equal_weight_buy_hold"):
+        first = np.zeros(n_steps, bool)
+        first[0] = True
+        out["equal_weight_buy_hold"] = [run(schedule_policy(np.tile(equal, (n_steps, 1)), ~first))]
+    if want("equal_weight_monthly"):
+        out["equal_weight_monthly"] = [run(schedule_policy(np.tile(equal, (n_steps, 1)), ~monthly))]
+    bench = getattr(split, "benchmark", None)
+    if want("index") and bench is not None:
+        b = np.asarray(bench, np.float64)[start:end + 1]
+        v0 = float(params.initial_cash)
+        index = pd.Index(list(dates)[start:end + 1], name="date")
+        frame = pd.DataFrame({"value": v0 * b / b[0]}, index=index)
+        frame.attrs.update(periods_per_year=float(params.data.periods_per_year), initial_value=v0)
+        out["index"] = [frame]
+    if want("min_variance"):
+        close = np.asarray(getattr(split, "close", None) if split is not None else params.data.close,
+                           np.float64)
+        h = 0
+        if history is not None:
+            history = np.asarray(history, np.float64)
+            h = len(history)
+            close = np.concatenate([history, close])
+        weights = min_variance_schedule(close, rows + h, window=cov_window)
+        targets = np.tile(equal, (n_steps, 1))
+        # Hold each rebalance's weights until the next one (only rebalance rows trade: keep elsewhere).
+        idx = np.searchsorted(rows, np.arange(start, end), side="right") - 1
+        targets[:, :n] = weights[np.maximum(idx, 0)]
+        targets[:, n] = 0.0
+        out["min_variance"] = [run(schedule_policy(targets, ~monthly))]
+    if want("random"):
+        pol = random_policy(env)
+        out["random"] = [backtest(pol, env, params, dates=dates, symbols=symbols,
+                                  key=jax.random.key(1000 + s)) for s in range(n_random_seeds)]
+    return out

@@ -1,0 +1,142 @@
+"""`backtest` and the baselines against first principles, on real bundled prices."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import envdata_from_close
+
+import jaxtrade.envs as envs
+from jaxtrade.envs.base import Policy
+from jaxtrade.eval.backtest import _run, backtest
+from jaxtrade.eval.baselines import _stateless_init, baselines, evaluate_policies, random_policy
+from jaxtrade.eval.report import report
+from jaxtrade.eval.stats import stats
+
+COSTS_OFF = dict(spread_bps=0.0, slippage_bps=0.0, impact_coef=0.0, sec_fee_rate=0.0,
+                 finra_taf_per_share=0.0)
+W = 5
+
+
+def test_buy_and_hold_one_asset_reproduces_price_path(prices):
+    px = prices["AMD"].loc["2016-01-01":"2016-12-31"]      # AMD: +300% in 2016, a demanding path
+    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy()[:, None]), window=W,
+                            random_start=False, **COSTS_OFF)
+    frames = baselines(env, params, include=["equal_weight_buy_hold"])
+    frame = frames["equal_weight_buy_hold"][0]
+    path = px.to_numpy()[W:] / px.to_numpy()[W]
+    # Exact up to float32 accounting: observed max relative error 1.1e-7 (float32 eps = 6e-8); allow
+    # 1e-6. (Were the env's cash floor ever to bind, its 1e-5 cash margin would show up here.)
+    np.testing.assert_allclose(frame["value"] / frame["value"].iloc[0], path, rtol=1e-6)
+    assert frame["costs"].sum() == 0.0
+    assert (frame["turnover"].iloc[1:] == 0).all()                   # bought once, never traded again
+    assert frame["w_0"].iloc[0] == pytest.approx(1.0, abs=1e-6)
+    assert stats(frame)["cumulative_return"] == pytest.approx(path[-1] - 1, rel=1e-6)
+
+
+def _policy_loop(env, params, policy, key, n_steps):
+    """Reference: reset and step one environment in a Python loop, in the order `backtest` documents."""
+    core = env.unwrapped
+    reset_key, scan_key = jax.random.split(key)
+    obs, state = core.reset(reset_key, params)
+    carry = policy.init()
+    values, costs, turnover, weights = [float(state.value)], [], [], []
+    step, act = jax.jit(core.step), jax.jit(policy.act)
+    for k in jax.random.split(scan_key, n_steps):
+        act_key, step_key = jax.random.split(k)
+        action, carry = act(carry, obs, act_key)
+        obs, state, _, _, info = step(step_key, state, action, params)
+        values.append(float(info["value"]))
+        costs.append(float(info["costs"]))
+        turnover.append(float(info["turnover"]))
+        weights.append(np.asarray(state.weights))
+    return np.array(values), np.array(costs), np.array(turnover), np.array(weights)
+
+
+def test_backtest_matches_a_python_loop_with_costs_and_gate(prices):
+    px = prices[["AAPL", "KO", "XOM"]].loc["2016-01-01":"2016-02-29"]
+    turb = np.random.default_rng(0).random(len(px)) * 10
+    data = envdata_from_close(px.to_numpy(), turbulence=turb, threshold=8.0)
+    env, params = envs.make("portfolio", data, window=W, random_start=False)     # default costs on
+    policy = random_policy(env)
+    key = jax.random.key(3)
+    frame = backtest(policy, env, params, dates=px.index, symbols=px.columns, key=key)
+    n_steps = len(px) - 1 - W
+    values, costs, turnover, weights = _policy_loop(env, params, policy, key, n_steps)
+    assert list(frame.index) == list(px.index[W:])
+    np.testing.assert_allclose(frame["value"], values, rtol=1e-6)
+    np.testing.assert_allclose(frame["costs"].iloc[:-1], costs, rtol=1e-6)
+    np.testing.assert_allclose(frame["turnover"].iloc[:-1], turnover, rtol=1e-6)
+    np.testing.assert_allclose(frame[["w_AAPL", "w_KO", "w_XOM", "w_cash"]].iloc[:-1], weights, atol=1e-6)
+    gate = turb[W - 1:len(px) - 2] > 8.0                 # row t's gate looks at turbulence[t-1]
+    np.testing.assert_array_equal(frame["gate"].iloc[:-1], gate)
+    assert gate.any() and (frame["w_cash"].iloc[:-1][gate] > 0.999).all()      # gated days go to cash
+    assert frame["costs"].sum() > 0
+    # Value identity: each day's return is the held weights' price move, net of the day's costs.
+    w = frame[["w_AAPL", "w_KO", "w_XOM"]].to_numpy()[:-1]
+    growth = px.to_numpy()[W + 1:] / px.to_numpy()[W:-1]
+    v = frame["value"].to_numpy()
+    post = v[:-1] - frame["costs"].to_numpy()[:-1]
+    expect = post * ((w * growth).sum(1) + frame["w_cash"].to_numpy()[:-1])
+    np.testing.assert_allclose(v[1:], expect, rtol=1e-5)
+
+
+def test_baselines_on_a_dated_split(prices):
+    px = prices[["JNJ", "PG", "WMT", "CVX"]].loc["2015-10-01":"2016-06-30"]
+    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy()), window=W, random_start=False)
+
+    class Split:                                   # the host split's fields the baselines read
+        dates = px.index
+        symbols = tuple(px.columns)
+        close = px.to_numpy()
+        benchmark = px.mean(axis=1).to_numpy()
+
+    res = baselines(env, params, Split, n_random_seeds=2, cov_window=60)
+    assert set(res) == {"equal_weight_buy_hold", "equal_weight_monthly", "index", "min_variance", "random"}
+    assert len(res["random"]) == 2
+    assert not np.allclose(res["random"][0]["value"], res["random"][1]["value"])
+    ew = res["equal_weight_monthly"][0]
+    traded = ew.index[ew["turnover"] > 0]
+    first_days = pd.Series(px.index[W:]).groupby(px.index[W:].to_period("M")).first()
+    assert list(traded) == [d for d in first_days if d != px.index[-1]]
+    wcols = [f"w_{s}" for s in px.columns]
+    np.testing.assert_allclose(ew.loc[traded, wcols], 0.25, atol=1e-3)      # 1/N after costs
+    idx = res["index"][0]["value"]
+    np.testing.assert_allclose(idx / idx.iloc[0], Split.benchmark[W:] / Split.benchmark[W], rtol=1e-12)
+    mv = res["min_variance"][0]
+    assert list(mv.index[mv["turnover"] > 0]) == list(traded)
+    assert not np.allclose(mv.loc[traded, wcols], 0.25, atol=0.02)             # not just equal weight
+    assert (mv[wcols].to_numpy() >= 0).all()
+
+
+def test_learned_style_policy_compiles_once_for_new_params(prices, tmp_path):
+    px = prices[["AAPL", "KO"]].loc["2016-01-01":"2016-02-29"]
+    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy()), window=W, random_start=False,
+                            action_space="weights")
+
+    def act(theta, carry, obs, key):          # a "network": fixed logits + a linear read of the weights
+        return theta[:3] + theta[3] * obs["state"], carry
+
+    make = lambda theta: Policy(init=_stateless_init, act=jax.tree_util.Partial(act, theta))
+    n0 = _run._cache_size()
+    f1 = backtest(make(jnp.array([0.0, 0.0, 0.0, 0.0])), env, params)
+    f2 = backtest(make(jnp.array([1.0, -1.0, 0.0, 0.5])), env, params)
+    assert _run._cache_size() == n0 + 1
+    assert not np.allclose(f1["w_0"], f2["w_0"])
+    # Zero logits: 1/3 each after every trade (the first day's costs come out of cash).
+    np.testing.assert_allclose(f1[["w_0", "w_1", "w_cash"]].iloc[:-1], 1 / 3, atol=5e-3)
+
+    # Several seeds of one agent, evaluated and reported beside a baseline; still the same compile.
+    class Split:
+        dates, symbols, close, benchmark = px.index, tuple(px.columns), px.to_numpy(), None
+
+    agents = evaluate_policies({"agent": [make(jnp.array([0.0, 0.0, 0.0, 0.0])),
+                                          make(jnp.array([0.5, 0.0, 0.0, 0.0]))]}, env, params, Split)
+    assert _run._cache_size() == n0 + 1 and len(agents["agent"]) == 2
+    np.testing.assert_allclose(agents["agent"][0]["value"], f1["value"].to_numpy())
+    res = {**agents, **baselines(env, params, Split, include=["equal_weight_buy_hold"])}
+    out = report(res, str(tmp_path), n_boot=100)
+    assert out.table.loc["agent", "n_seeds"] == 2
+    pngs = {p.name for p in tmp_path.glob("*.png")}
+    assert pngs == {"allocation_agent.png", "gate_agent.png", "equity.png"}

@@ -1,0 +1,62 @@
+"""`report` writes report.md, report.csv and PNGs of the documented pixel size into a directory."""
+
+import os
+
+import numpy as np
+import pandas as pd
+from matplotlib.image import imread
+
+from jaxtrade.eval.report import DPI, FIGSIZE, report
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "jaxtrade", "datasets",
+                    "sp500_20_stocks_adjclose.csv.gz")
+
+
+def _frames():
+    px = pd.read_csv(DATA, index_col=0, parse_dates=True).loc["2016-01-01":"2016-12-31"]
+    rng = np.random.default_rng(0)
+    ew = px.div(px.iloc[0]).mean(axis=1).to_numpy() * 1e6
+
+    def agent(s):
+        w = rng.dirichlet(np.ones(3), len(px))
+        f = pd.DataFrame({"value": px["MSFT"].to_numpy() * (1e6 / px["MSFT"].iloc[0]) * (1 + 0.01 * s)},
+                         index=px.index)
+        f[["w_MSFT", "w_KO", "w_cash"]] = w
+        f["turnover"], f["costs"] = 0.01, 5.0
+        f["trade_closed"], f["trade_pnl"] = rng.random(len(px)) < 0.2, rng.normal(size=len(px))
+        f["gate"] = rng.random(len(px)) < 0.05
+        f["turbulence"], f["turbulence_threshold"] = rng.random(len(px)) * 30, 25.0
+        return f
+
+    return {"equal_weight_buy_hold": pd.DataFrame({"value": ew}, index=px.index),
+            "index": pd.DataFrame({"value": px["JNJ"].to_numpy()}, index=px.index),
+            "ppo": [agent(s) for s in range(3)]}
+
+
+def test_report_writes_table_and_pngs(tmp_path):
+    out = report(_frames(), str(tmp_path), n_boot=200)
+    md = open(out.md_path).read()
+    assert "Winner by Sharpe" in md and "| policy |" in md
+    for name in ("equal_weight_buy_hold", "index", "ppo"):
+        assert f"| {name} |" in md
+    assert " ± " in md                                   # the 3-seed agent reads mean ± std
+    table = pd.read_csv(out.csv_path, index_col=0)
+    assert list(table.index) == ["equal_weight_buy_hold", "index", "ppo"]
+    assert table.loc["ppo", "n_seeds"] == 3 and table.loc["index", "n_seeds"] == 1
+    ppo = table.loc["ppo"]
+    cols = ["sharpe", "sharpe_std", "sharpe_diff_low", "sharpe_diff_high"]
+    assert np.isfinite(ppo[cols].astype(float)).all()
+    assert ppo["sharpe_diff_low"] <= ppo["sharpe_diff"] <= ppo["sharpe_diff_high"]
+    names = sorted(os.path.basename(p) for p in out.png_paths)
+    assert names == ["allocation_ppo.png", "equity.png", "gate_ppo.png"]
+    for p in out.png_paths:
+        assert os.path.basename(p) in md
+        img = imread(p)
+        assert img.shape[:2] == (int(FIGSIZE[1] * DPI), int(FIGSIZE[0] * DPI))
+        assert img[..., :3].std() > 0.05                 # not a blank canvas
+
+
+def test_report_table_is_reproducible(tmp_path):
+    a = report(_frames(), str(tmp_path / "a"), n_boot=100, seed=3).table
+    b = report(_frames(), str(tmp_path / "b"), n_boot=100, seed=3).table
+    pd.testing.assert_frame_equal(a, b)
