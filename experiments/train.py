@@ -5,6 +5,7 @@ The last line printed is the path of the out-of-sample report.
 """
 
 from absl import app, flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/portfolio_gru.py",
@@ -38,10 +39,13 @@ def verbosity_word() -> str:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    word = verbosity_word()
+    # Libraries' absl INFO lines (Orbax logs every save) only at --verbosity=verbose.
+    absl_logging.set_verbosity(absl_logging.INFO if word == "verbose" else absl_logging.WARNING)
     from jaxtrade.train import train  # after flag parsing: jax reads XLA_FLAGS at import
 
     result = train(_CONFIG.value, _WORKDIR.value, resume_from=_RESUME.value,
-                   fresh_start=_FRESH.value, verbosity=verbosity_word())
+                   fresh_start=_FRESH.value, verbosity=word)
     if result.report_path:
         print(result.report_path, flush=True)
 

@@ -55,6 +55,7 @@ class Setup:
     """Everything built from the config before the first iteration."""
 
     config: ml_collections.ConfigDict
+    market: Any                       # the host-side MarketData
     splits: Any
     env: Any
     env_params: Any
@@ -98,7 +99,7 @@ def build(config, *, env_transform: Callable | None = None) -> Setup:
         total_timesteps=config.train.total_timesteps, episodes=config.train.episodes,
         iterations=config.train.iterations, n_envs=config.ppo.n_envs, n_steps=config.ppo.n_steps,
         n_devices=n_devices, episode_length=config.env.episode_length)
-    return Setup(config, splits, env, env_params, eval_env, val_params, test_params, n_devices, b)
+    return Setup(config, md, splits, env, env_params, eval_env, val_params, test_params, n_devices, b)
 
 
 def _archive_previous(workdir: str) -> None:

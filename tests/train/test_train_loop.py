@@ -1,0 +1,156 @@
+"""`train.train` and `experiments.train` end to end on the smoke config (4 forced CPU devices).
+
+One uninterrupted in-process run is the reference; a run through the command is SIGKILLed after
+its third checkpoint and resumed, and must end bit-identical; another gets SIGTERM.
+"""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from experiments.configs import smoke
+from jaxtrade.train import TrainingDiverged, train
+from jaxtrade.train.checkpoints import BEST_METRICS, Checkpoints
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG = os.path.join(ROOT, "experiments", "configs", "smoke.py")
+
+
+def _command(workdir, *extra):
+    return [sys.executable, "-m", "experiments.train", f"--config={CONFIG}", f"--workdir={workdir}", *extra]
+
+
+def _env():
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+def _latest(workdir):
+    ck = Checkpoints(str(workdir))
+    return ck.restore("latest", None)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted 6-iteration smoke run, in process, on all 4 forced CPU devices."""
+    workdir = tmp_path_factory.mktemp("reference")
+    result = train(smoke.get_config(), str(workdir), verbosity="quiet")
+    return workdir, result
+
+
+def test_reference_run_writes_everything(reference):
+    workdir, result = reference
+    assert jax.local_device_count() == 4
+    assert result.iterations == 6 and result.stopped == "budget"
+    assert result.report_path == os.path.join(str(workdir), "report.md")
+    report = open(result.report_path).read()
+    assert "ppo_agent" in report and "equal_weight_buy_hold" in report and "min_variance" in report
+    rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [r["iteration"] for r in rows if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6]
+    assert [r["iteration"] for r in rows if r["kind"] == "val"] == [2, 4, 6]
+    assert os.listdir(os.path.join(workdir, "tensorboard"))
+    assert "budget: 6 iterations" in open(os.path.join(workdir, "train.log")).read()
+    saved = json.load(open(os.path.join(workdir, "config.json")))
+    assert saved["ppo"]["n_envs"] == 4 and saved["seed"] == 0
+
+
+def test_best_checkpoints_hold_the_best_validation_model(reference):
+    workdir, _ = reference
+    val = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    val = [r for r in val if r["kind"] == "val"]
+    ck = Checkpoints(str(workdir))
+    for metric in BEST_METRICS:
+        values = [(-math.inf if r[metric] is None else r[metric]) for r in val]
+        best_at = val[int(np.argmax(values))]["iteration"]   # first maximum: ties keep the earlier model
+        restored = ck.restore(metric, None)
+        assert restored.step == best_at, metric
+        assert restored.meta["metric"] == metric
+        assert restored.meta["value"] == pytest.approx(max(values), rel=0, abs=0)
+        assert restored.meta["config"]["seed"] == 0
+
+
+def test_sigkill_then_resume_is_bit_identical(reference, tmp_path):
+    ref_dir, _ = reference
+    workdir = tmp_path / "killed"
+    # A long budget so the kill surely lands mid-run; the resume then asks for the reference's 6.
+    proc = subprocess.Popen(_command(workdir, "--config.train.iterations=1000", "--verbosity=quiet"),
+                            cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    third = workdir / "checkpoints" / "latest" / "3"
+    deadline = time.time() + 240
+    while not third.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert third.exists(), proc.stderr.read().decode()[-2000:]
+    killed_at = _latest(workdir).meta["iteration"]
+    assert 3 <= killed_at < 6
+    out = subprocess.run(_command(workdir, "--resume_from=latest", "--verbosity=quiet"), cwd=ROOT,
+                         env=_env(), capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == str(workdir / "report.md")   # last line: the report
+    a, b = _latest(ref_dir), _latest(workdir)
+    assert a.step == b.step == 6
+    assert b.meta["history"] == a.meta["history"]
+    assert b.meta["val_history"] == a.meta["val_history"]
+    for x, y in zip(jax.tree.leaves(a.state), jax.tree.leaves(b.state), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_sigterm_exits_cleanly_and_latest_restores(tmp_path):
+    workdir = tmp_path / "term"
+    proc = subprocess.Popen(_command(workdir, "--config.train.iterations=1000", "--verbosity=quiet"),
+                            cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = workdir / "checkpoints" / "latest" / "1"
+    deadline = time.time() + 240
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    sent = time.time()
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=120)
+    assert rc == 0, proc.stderr.read().decode()[-2000:]
+    assert time.time() - sent < 60
+    latest = _latest(workdir)
+    assert latest is not None and latest.meta["iteration"] == len(latest.meta["history"]) >= 1
+    assert latest.meta["iteration"] < 1000
+
+
+class _NanRewardAfter:
+    """Wraps an environment: rewards become NaN once this env has taken `after` steps."""
+
+    def __init__(self, env, after):
+        self._env, self._after = env, after
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+    def reset(self, key, params):
+        obs, state = self._env.reset(key, params)
+        return obs, (state, jax.numpy.zeros((), jax.numpy.int32))
+
+    def step(self, key, state, action, params):
+        inner, count = state
+        obs, inner, reward, done, info = self._env.step(key, inner, action, params)
+        reward = jax.numpy.where(count >= self._after, jax.numpy.nan, reward)
+        return obs, (inner, count + 1), reward, done, info
+
+
+def test_nan_reward_stops_with_iteration_and_metric(tmp_path):
+    cfg = smoke.get_config()
+    after = 3 * cfg.ppo.n_steps  # the 4th iteration's rollout sees NaN rewards
+    with pytest.raises(TrainingDiverged, match=r"iteration 4: metric '\w+' is not finite") as err:
+        train(cfg, str(tmp_path), verbosity="quiet", env_transform=lambda e: _NanRewardAfter(e, after))
+    assert "iteration 3" in str(err.value)            # where the last good state is
+    latest = _latest(tmp_path)
+    assert latest.step == 3
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(latest.state)
+               if np.issubdtype(np.asarray(x).dtype, np.floating))
