@@ -10,7 +10,11 @@ EXTRAS := dev$(if $(JAX_EXTRA),$(COMMA)$(JAX_EXTRA))
 STAMP := $(VENV)/.installed-$(subst $(COMMA),-,$(EXTRAS))
 PYTEST_ARGS ?=
 
-.PHONY: install test lint
+.PHONY: install test lint train
+
+TRAIN_CONFIG ?= experiments/configs/portfolio_gru.py
+TRAIN_WORKDIR ?= runs/portfolio_gru
+TRAIN_ARGS ?=
 
 install: $(STAMP)
 
@@ -26,3 +30,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# The default experiment on bundled data; earlier results in the workdir are moved aside, not lost.
+train: $(STAMP)
+	$(PY) -m experiments.train --config=$(TRAIN_CONFIG) --workdir=$(TRAIN_WORKDIR) --fresh_start $(TRAIN_ARGS)

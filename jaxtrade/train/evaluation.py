@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 
 import jax
 import numpy as np
@@ -89,3 +90,59 @@ def final_report(config, setup, carry, ckpts, workdir: str) -> str:
                           seed=config.seed, notes=notes)
     log.info("test-split report:\n%s", evaluate.to_markdown(rep.table))
     return rep.md_path
+
+
+def evaluate_checkpoint(checkpoint: str, *, split: str = "test", out_dir: str | None = None,
+                        seeds_dirs: tuple[str, ...] = ()) -> str:
+    """Backtests a saved agent on a split of its own run's data against the baselines.
+
+    checkpoint: a checkpoint directory (`.../checkpoints/best_composite`, `.../latest`, or one step
+    inside them); its metadata holds the config that rebuilds data and environment. seeds_dirs: more
+    checkpoints of the same experiment with other seeds: the table then shows mean, std and count.
+    Writes report.md (+ CSV, PNGs) into out_dir (default: `<workdir>/eval-<split>`) and returns its path.
+    """
+    import ml_collections
+
+    from jaxtrade.train.checkpoints import Checkpoints
+    from jaxtrade.train.loop import build
+
+    paths = (checkpoint,) + tuple(seeds_dirs)
+    restored = [Checkpoints(".").restore(os.path.abspath(p), None) for p in paths]
+    for p, r in zip(paths, restored, strict=True):
+        if r is None:
+            raise FileNotFoundError(f"no readable checkpoint under {p}")
+    config = ml_collections.ConfigDict(restored[0].meta["config"])
+    s = build(config)
+    data_split = {"train": s.splits.train, "val": s.splits.val, "test": s.splits.test}[split]
+    if data_split is None:
+        raise ValueError(f"the run's config has no {split} split")
+    env, params = envs_make(config, data_split)
+    policies = [ppo.make_policy(config, env, jax.tree.map(lambda x: np.asarray(x)[0],
+                                                          r.state["train_state"]["params"]))
+                for r in restored]
+    agent = evaluate.evaluate_policies({"ppo_agent": policies}, env, params, data_split)
+    history = np.asarray(s.market.close)[np.asarray(s.market.dates < data_split.dates[0])][-252:]
+    base = evaluate.baselines(env, params, data_split, history=history)
+    out_dir = out_dir or os.path.join(_run_dir(restored[0].path), f"eval-{split}")
+    os.makedirs(out_dir, exist_ok=True)
+    notes = f"Checkpoints: {', '.join(r.path for r in restored)}; split {split}."
+    rep = evaluate.report({**agent, **base}, out_dir, n_boot=config.train.bootstrap_samples,
+                          seed=config.seed, notes=notes)
+    return rep.md_path
+
+
+def envs_make(config, split):
+    """The evaluation environment (one episode over the whole split) of `config` on `split`."""
+    from jaxtrade import envs
+    from jaxtrade.train.loop import env_overrides
+
+    overrides = dict(env_overrides(config.env), random_start=False)
+    return envs.make(config.env.name, split.to_device(), **overrides)
+
+
+def _run_dir(path: str) -> str:
+    """The run's workdir from a checkpoint path (.../<workdir>/checkpoints/<name>[/<step>])."""
+    parts = os.path.abspath(path).split(os.sep)
+    if "checkpoints" in parts:
+        return os.sep.join(parts[:len(parts) - 1 - parts[::-1].index("checkpoints")])
+    return os.path.dirname(os.path.abspath(path))
