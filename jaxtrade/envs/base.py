@@ -14,6 +14,11 @@ for one unbatched environment; batch with `jax.vmap`, run time with `jax.lax.sca
   observation the finished episode ended on, set by `AutoReset`), "episode_return",
   "episode_length" (valid where done), "trade_closed", "trade_pnl", "costs", "turnover",
   "value", "gate" (the turbulence gate acted).
+  Shapes and units in the market envs (`jaxtrade.envs.market`): "trade_closed" bool [N] and
+  "trade_pnl" float32 [N] per asset (N = 1 for `single`; reduce over the last axis), PnL, "costs"
+  and "value" in quote currency, "turnover" = traded value / value before the trade; they also add
+  "episode_growth" = log(final value / initial value) (valid where done), which stays a financial
+  return when the reward is shaped or scaled.
 """
 
 from __future__ import annotations

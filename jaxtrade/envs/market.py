@@ -1,0 +1,314 @@
+"""The trading core shared by the `portfolio` and `single` environments.
+
+One step, for one unbatched environment in state `s` at row t = s.t:
+
+1. The agent has seen rows < t only: the window of rows t-W .. t-1 and the weights it held after
+   its previous trade (valued at close[t-1]).
+2. Its action becomes target fractions of value per asset. If the turbulence of row t-1 exceeds the
+   threshold, the gate overrides them with all cash (flat).
+3. The trade to the targets executes at close[t] and pays `costs.total_cost`. Where buys would
+   drive cash below zero they are scaled down first (`cash_floor`), so costs never borrow.
+4. The portfolio is marked at close[t+1]: reward = log(V_{t+1} / V_t) (plus any shaping), where V_t
+   is the value before the trade. Accounting identity: s.value == s.cash + sum(s.holdings *
+   close[s.t]) after every reset and step.
+5. t+1 reaching the episode's end truncates; V_{t+1} < ruin_floor * initial value terminates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+from jax import lax
+
+from jaxtrade.envs import costs as costs_lib
+from jaxtrade.envs import rewards as rewards_lib
+from jaxtrade.envs.base import AutoReset, select_tree
+
+# Buys scaled down by the cash floor leave this share of the buy as cash, so float32 rounding in
+# the cash update can never make cash negative.
+_CASH_MARGIN = 1e-5
+
+
+@struct.dataclass
+class MarketState:
+    """State of one environment. N assets; all float32 unless said otherwise."""
+
+    t: jax.Array                 # int32: row of the next trade; the observation uses rows < t
+    end: jax.Array               # int32: the episode is truncated when t reaches this row
+    holdings: jax.Array          # [N] units per asset (negative = short, `single` only)
+    cash: jax.Array              # quote currency
+    value: jax.Array             # cash + sum(holdings * close[t]), quote currency
+    weights: jax.Array           # [N + 1] weights after the last trade, valued at close[t-1]; cash last
+    position_cash: jax.Array     # [N] net cash flow of each open position since it opened (trade PnL)
+    target: jax.Array            # [N] target fractions of the last trade (0 after reset or the gate)
+    initial_value: jax.Array     # value at reset
+    reward_state: rewards_lib.RewardState
+    episode_return: jax.Array    # sum of rewards so far this episode
+    episode_length: jax.Array    # int32 steps so far this episode
+
+
+def episode_bounds(u: jax.Array, params) -> tuple[jax.Array, jax.Array]:
+    """(start, end) rows of a new episode, int32 scalars, from `u` ~ uniform[0, 1).
+
+    random_start: start ~ uniform{W, ..., T-1-L}, end = start + L (so close[end] exists).
+    Otherwise one episode over the whole split: start = W (the split's first trading day when the
+    split carries W lookback rows), end = T - 1 (the last row).
+    """
+    n_rows, w, length = params.data.n_rows, params.window, params.episode_length
+    if params.random_start:
+        n_starts = n_rows - length - w
+        start = w + jnp.minimum((u * n_starts).astype(jnp.int32), n_starts - 1)
+        return start, start + length
+    return jnp.int32(w), jnp.int32(n_rows - 1)
+
+
+def reset_state(u: jax.Array, params) -> MarketState:
+    """A fresh all-cash state at a new episode's first row; `u` ~ uniform[0, 1) picks the row."""
+    start, end = episode_bounds(u, params)
+    n = params.data.n_assets
+    cash = jnp.asarray(params.initial_cash, jnp.float32)
+    zeros = jnp.zeros((n,), jnp.float32)
+    return MarketState(
+        t=start, end=end, holdings=zeros, cash=cash, value=cash,
+        weights=jnp.zeros((n + 1,), jnp.float32).at[n].set(1.0), position_cash=zeros, target=zeros,
+        initial_value=cash, reward_state=rewards_lib.init_reward_state(cash),
+        episode_return=jnp.zeros((), jnp.float32), episode_length=jnp.zeros((), jnp.int32))
+
+
+def obs_table(data) -> jax.Array:
+    """float32 [T, N*F + M]: per row, the flattened features then the market features.
+
+    Params keep this next to `data` so that an observation window is one contiguous dynamic slice.
+    """
+    return jnp.concatenate([data.features.reshape(data.n_rows, -1), data.market], axis=1)
+
+
+def window_rows(data, t: jax.Array, window: int) -> jax.Array:
+    """Rows t-window .. t-1 of the features and market features, float32 [window, N*F + M].
+
+    The definition of the observation window (`observe` reads the same rows from a precomputed table).
+    """
+    feats = lax.dynamic_slice_in_dim(data.features, t - window, window, axis=0)
+    market = lax.dynamic_slice_in_dim(data.market, t - window, window, axis=0)
+    return jnp.concatenate([feats.reshape(window, -1), market], axis=1)
+
+
+def observe(state: MarketState, params) -> dict:
+    """The observation of `state`: {"window": [W, N*F + M], "state": [N + 1] weights, cash last}.
+
+    window: rows state.t-W .. state.t-1 of `obs_table(params.data)` (== `window_rows`), sliced
+    from the copy params keep.
+    """
+    window = lax.dynamic_slice_in_dim(params.obs_table, state.t - params.window, params.window, 0)
+    return {"window": window, "state": state.weights}
+
+
+def current_weights(state: MarketState, params) -> jax.Array:
+    """Weights [N + 1] (cash last) of the portfolio valued at close[state.t], for evaluators.
+
+    Negative for short positions (`single`); they sum to 1 whenever the value is positive.
+    """
+    price = params.data.close[state.t]
+    value = jnp.where(state.value > 0, state.value, 1.0)
+    return jnp.concatenate([state.holdings * price, state.cash[None]]) / value
+
+
+def _costs(u, shares, price, value, sigma, adv, params):
+    return costs_lib.total_cost(u, shares, price, value, params.costs, sigma, adv)
+
+
+def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Array, params, *,
+               cash_floor: bool):
+    """Trade to `target` fractions of value [N] at close[state.t], mark at close[state.t + 1].
+
+    u: [N] uniform[0, 1) draws for slippage.
+    keep: bool scalar, True = no trade at all (HOLD; `single` repeating its position); the
+        turbulence gate overrides it. Then state.target stays as it was.
+    cash_floor: static, True = buys are scaled so cash stays >= 0 after costs (no leverage).
+    Returns state, reward, done, info (without the observation); never resets.
+    """
+    data = params.data
+    t = state.t
+    price, price_next = data.close[t], data.close[t + 1]
+    value0 = state.value
+
+    gate = data.turbulence[t - 1] > params.turbulence_threshold
+    target = jnp.where(gate, 0.0, target)
+    # Exact zeros matter: HOLD and all-cash-from-cash must trade (and so pay) exactly nothing.
+    shares = jnp.where(keep & ~gate, 0.0, target * value0 / price - state.holdings)
+
+    if params.costs.volume_impact:
+        sigma = data.volatility[t - 1]
+        adv = lax.dynamic_slice_in_dim(data.volume, t - params.window, params.window, 0).mean(0)
+        adv = jnp.maximum(adv, 1.0)
+    else:
+        sigma = adv = None
+    cost = _costs(u, shares, price, value0, sigma, adv, params)
+    if cash_floor:
+        # Scaling every buy by alpha <= 1 lowers each buy's cost (costs are monotone in size), so
+        # alpha = (cash + sells - all costs at full size) / buys keeps cash >= 0.
+        flow = shares * price
+        buy = shares > 0
+        buys = jnp.sum(jnp.where(buy, flow, 0.0))
+        avail = state.cash - jnp.sum(jnp.where(buy, 0.0, flow)) - jnp.sum(cost)
+        short = buys > avail
+        alpha = jnp.clip(avail / jnp.where(short, buys, 1.0), 0.0, 1.0) * (1.0 - _CASH_MARGIN)
+        shares = jnp.where(buy & short, shares * alpha, shares)
+        cost = jnp.where(buy & short, _costs(u, shares, price, value0, sigma, adv, params), cost)
+
+    flow = shares * price
+    holdings = state.holdings + shares
+    cash = state.cash - jnp.sum(flow) - jnp.sum(cost)
+    total_cost = jnp.sum(cost)
+
+    # A position's trade closes when it returns to flat or flips sign; its PnL is every cash flow
+    # since it opened, the liquidation value and the closing share of this step's costs.
+    closed = (state.holdings != 0) & (jnp.sign(holdings) != jnp.sign(state.holdings))
+    close_frac = jnp.where(closed, jnp.abs(state.holdings) / jnp.where(closed, jnp.abs(shares), 1.0), 0.0)
+    close_cost = cost * close_frac
+    pnl = jnp.where(closed, state.position_cash + state.holdings * price - close_cost, 0.0)
+    position_cash = jnp.where(closed, -holdings * price - (cost - close_cost),
+                              state.position_cash - flow - cost)
+
+    held = holdings * price
+    value_post = cash + jnp.sum(held)                 # at close[t], after costs
+    value1 = cash + jnp.sum(holdings * price_next)    # at close[t+1]
+    denom = jnp.where(value_post > 0, value_post, 1.0)
+    weights = jnp.concatenate([held, cash[None]]) / denom
+
+    reward, reward_state = rewards_lib.reward(value0, value1, total_cost, state.reward_state,
+                                              params.reward)
+    t1 = t + 1
+    terminated = value1 < params.ruin_floor * state.initial_value
+    truncated = (t1 >= state.end) & ~terminated
+    done = terminated | truncated
+    episode_return = state.episode_return + reward
+    episode_length = state.episode_length + 1
+    new_state = MarketState(
+        t=t1, end=state.end, holdings=holdings, cash=cash, value=value1, weights=weights,
+        position_cash=position_cash, target=jnp.where(keep & ~gate, state.target, target),
+        initial_value=state.initial_value, reward_state=reward_state,
+        episode_return=episode_return, episode_length=episode_length)
+    info = {
+        "truncated": truncated, "terminated": terminated,
+        "episode_return": episode_return, "episode_length": episode_length,
+        "episode_growth": rewards_lib.log_return(state.initial_value, value1),
+        "trade_closed": closed, "trade_pnl": pnl, "costs": total_cost,
+        "turnover": jnp.sum(jnp.abs(flow)) / value0, "value": value1, "gate": gate,
+    }
+    return new_state, reward, done, info
+
+
+def build_params(cls, data, defaults: dict, overrides: dict):
+    """`cls(data=data, costs=..., reward=..., **top-level)` from one flat dict of overrides.
+
+    Keyword names are the fields of `cls`, `costs_lib.CostParams` and `rewards_lib.RewardParams`
+    (they share none); an unknown name raises TypeError. Numbers become float32 arrays so that
+    params can be vmapped or swapped without recompiling.
+    """
+    groups = {"costs": costs_lib.CostParams, "reward": rewards_lib.RewardParams}
+    names = {g: {f.name for f in dataclasses.fields(c)} for g, c in groups.items()}
+    top_names = {f.name for f in dataclasses.fields(cls)} - {"data", "obs_table", *groups}
+    sub = {g: {} for g in groups}
+    top = dict(defaults)
+    for k, v in overrides.items():
+        group = next((g for g in groups if k in names[g]), None)
+        if group is not None:
+            sub[group][k] = v
+        elif k in top_names:
+            top[k] = v
+        else:
+            raise TypeError(f"unknown environment parameter {k!r}; known: "
+                            f"{sorted(top_names | names['costs'] | names['reward'])}")
+    sub["costs"].setdefault("volume_impact", bool(data.has_volume))
+    if sub["costs"]["volume_impact"] and not data.has_volume:
+        raise ValueError("volume_impact=True needs data with volume (data.has_volume is False)")
+    for f in dataclasses.fields(cls):
+        if f.name in top_names and f.name not in top and f.default is not dataclasses.MISSING:
+            top[f.name] = f.default
+    if top.get("turbulence_threshold") is None:
+        top["turbulence_threshold"] = data.turbulence_threshold
+
+    def f32(tree):
+        return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), tree)
+
+    statics = {f.name for f in dataclasses.fields(cls) if not f.metadata.get("pytree_node", True)}
+    top = {k: (v if k in statics else jnp.asarray(v, jnp.float32)) for k, v in top.items()}
+    params = cls(data=data, obs_table=obs_table(data), costs=f32(groups["costs"](**sub["costs"])),
+                 reward=f32(groups["reward"](**sub["reward"])), **top)
+    _check_lengths(params)
+    return params
+
+
+def _check_lengths(params) -> None:
+    n_rows, w, length = params.data.n_rows, params.window, params.episode_length
+    if w < 1 or length < 1:
+        raise ValueError(f"window ({w}) and episode_length ({length}) must be >= 1")
+    if params.random_start and n_rows - 1 - length < w:
+        raise ValueError(f"random_start needs at least window + episode_length + 1 = {w + length + 1} "
+                         f"rows, the data has {n_rows}: shorten episode_length or use "
+                         "random_start=False")
+    if not params.random_start and n_rows - 1 <= w:
+        raise ValueError(f"the data has {n_rows} rows, not enough for a window of {w} and one step")
+
+
+def _replace(self, **updates):
+    if "data" in updates and "obs_table" not in updates:
+        updates["obs_table"] = obs_table(updates["data"])
+    return dataclasses.replace(self, **updates)
+
+
+def keeps_obs_table(cls):
+    """Class decorator (outside `struct.dataclass`): `params.replace(data=new)` rebuilds `obs_table`,
+    so swapping the split of existing params can never leave a stale observation table."""
+    cls.replace = _replace
+    return cls
+
+
+class MarketEnv:
+    """Base of the core market environments (their `step` never resets).
+
+    Subclasses set `discrete`, `action_dim`, `cash_floor` and define `target(action, state,
+    params) -> (target fractions [N], keep)`, which may read rows < state.t only.
+    """
+
+    discrete: bool
+    action_dim: int
+    cash_floor: bool = True
+
+    def target(self, action, state: MarketState, params):
+        raise NotImplementedError
+
+    def reset(self, key: jax.Array, params):
+        state = reset_state(jax.random.uniform(key), params)
+        return observe(state, params), state
+
+    def transition(self, u: jax.Array, state: MarketState, action, params):
+        """(state, reward, done, info) of one step; u: [N] uniform draws for slippage."""
+        target, keep = self.target(action, state, params)
+        return transition(u, state, target, keep, params, cash_floor=self.cash_floor)
+
+    def step(self, key: jax.Array, state: MarketState, action, params):
+        u = jax.random.uniform(key, (params.data.n_assets,))
+        state, reward, done, info = self.transition(u, state, action, params)
+        return observe(state, params), state, reward, done, info
+
+
+class MarketAutoReset(AutoReset):
+    """`AutoReset` for `MarketEnv`s: the same contract, about twice as fast.
+
+    One uniform draw per step serves both the slippage and the reset row (no key split), and the
+    observation is sliced once, from the selected state, instead of for both candidate states;
+    `info["final_obs"]` is sliced only if the caller reads it (XLA drops it otherwise).
+    """
+
+    def step(self, key: jax.Array, state: MarketState, action, params):
+        n = params.data.n_assets
+        u = jax.random.uniform(key, (n + 1,))
+        next_state, reward, done, info = self._env.transition(u[:n], state, action, params)
+        new_state = select_tree(done, reset_state(u[n], params), next_state)
+        info = dict(info, final_obs=observe(next_state, params))
+        return observe(new_state, params), new_state, reward, done, info

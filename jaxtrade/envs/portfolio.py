@@ -1,0 +1,167 @@
+"""`portfolio`: N assets plus cash, long only, no leverage, costs never borrow.
+
+Two action spaces (chosen at `make`, static):
+
+- "regimes" (discrete, 12): target weights from the factor scores of row t-1, in this order:
+    0 HOLD           keep the holdings: no trade, no cost
+    1 FULL_CASH      100% cash
+    2 DEFENSIVE      50% cash, 50% equal weight
+    3 LIGHT_CASH     25% cash, 75% equal weight
+    4 EQUAL_WEIGHT   equal weight, no cash
+    5 MOMENTUM       top half by 20-row momentum (`data.momentum`)
+    6 LOW_VOL        top half by lowest 20-row volatility (`data.volatility`)
+    7 QUALITY        top half by 20-row Sharpe (`data.sharpe`)
+    8 SIZE_SMALL     bottom half by `data.size`, the data layer's size proxy (no market caps in
+                     the data; `jaxtrade.data.features.size_proxy`): trailing 20-row mean dollar
+                     volume with volume data, else trailing 20-row mean close, a weak proxy.
+                     A small-cap tilt among these N names, as far as the proxy goes.
+    9 SAFE_MOMENTUM  30% cash, 70% the MOMENTUM sleeve
+   10 SAFE_QUALITY   30% cash, 70% the QUALITY sleeve
+   11 RISK_ON        no cash, equal weight over the top 30% by momentum (at least one asset)
+  "Top half" is ceil(N/2) assets. A sleeve puts `factor_tilt` (default 1.0) of its weight equally
+  on the selected group and the rest equally on the others, so 1.0 holds the group only.
+  Ties are broken towards the lower asset index.
+- "weights" (continuous, N+1): logits; target weights = softmax(logits) over N assets + cash
+  (cash last). `weights_to_action(w)` inverts it for baselines that want exact weights.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxtrade.data.envdata import EnvData
+from jaxtrade.envs import market
+from jaxtrade.envs.costs import CostParams
+from jaxtrade.envs.rewards import RewardParams
+
+
+class Regime(enum.IntEnum):
+    HOLD = 0
+    FULL_CASH = 1
+    DEFENSIVE = 2
+    LIGHT_CASH = 3
+    EQUAL_WEIGHT = 4
+    MOMENTUM = 5
+    LOW_VOL = 6
+    QUALITY = 7
+    SIZE_SMALL = 8
+    SAFE_MOMENTUM = 9
+    SAFE_QUALITY = 10
+    RISK_ON = 11
+
+
+REGIMES = tuple(r.name for r in Regime)
+# Per regime: cash share, the factor that picks the sleeve's group (0 none = all assets,
+# 1 momentum, 2 low volatility, 3 Sharpe, 4 small size) and the group's size (HALF, TOP30, ALL).
+_CASH = np.array([0.0, 1.0, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.3, 0.3, 0.0], np.float32)
+_FACTOR = np.array([0, 0, 0, 0, 0, 1, 2, 3, 4, 1, 3, 1], np.int32)
+_ALL, _HALF, _TOP30 = 0, 1, 2
+_GROUP_SIZE = np.array([_ALL] * 5 + [_HALF] * 6 + [_TOP30], np.int32)
+
+
+@market.keeps_obs_table
+@struct.dataclass
+class PortfolioParams:
+    """Everything that shapes a portfolio environment; a pytree (numbers are float32 arrays).
+
+    Cost and reward coefficients live in `costs` (`CostParams`) and `reward` (`RewardParams`).
+    """
+
+    data: EnvData
+    obs_table: jax.Array                     # [T, N*F + M] = market.obs_table(data), built by make
+    costs: CostParams
+    reward: RewardParams
+    turbulence_threshold: jax.Array          # gate when turbulence[t-1] > this; inf = gate off
+    initial_cash: jax.Array = 1_000_000.0    # quote currency
+    ruin_floor: jax.Array = 0.1              # terminate when value < ruin_floor * initial value
+    factor_tilt: jax.Array = 1.0             # share of a factor sleeve on its selected group
+    episode_length: int = struct.field(pytree_node=False, default=256)   # steps (random_start)
+    window: int = struct.field(pytree_node=False, default=30)            # rows in obs["window"]
+    random_start: bool = struct.field(pytree_node=False, default=True)   # False: whole split
+
+
+def rank(score: jax.Array) -> jax.Array:
+    """int32 [N]: 0 for the highest score, ties to the lower index. Pairwise: no sort needed."""
+    n = score.shape[-1]
+    idx = jnp.arange(n)
+    beats = (score[None, :] > score[:, None]) | ((score[None, :] == score[:, None])
+                                                 & (idx[None, :] < idx[:, None]))
+    return jnp.sum(beats, axis=1, dtype=jnp.int32)
+
+
+def regime_target_weights(regime: jax.Array, momentum: jax.Array, volatility: jax.Array,
+                          sharpe: jax.Array, size: jax.Array, current: jax.Array,
+                          tilt: jax.Array = 1.0) -> jax.Array:
+    """Target weights [N + 1] (cash last, >= 0, sum 1) of `regime` (int32 scalar).
+
+    momentum, volatility, sharpe, size: [N] factor scores (row t-1); current: [N + 1] the weights
+    now, returned for HOLD.
+    """
+    n = momentum.shape[-1]
+    regime = jnp.clip(regime, 0, len(REGIMES) - 1)
+    # One ranking per step: only the chosen regime's factor is ranked.
+    scores = jnp.stack([jnp.zeros_like(momentum), momentum, -volatility, sharpe, -size])
+    k = jnp.array([n, math.ceil(n / 2), max(1, round(0.3 * n))], jnp.int32)[jnp.asarray(_GROUP_SIZE)[regime]]
+    sel = (rank(scores[jnp.asarray(_FACTOR)[regime]]) < k).astype(jnp.float32)
+    n_sel = jnp.sum(sel)
+    rest = 1.0 - sel
+    n_rest = jnp.sum(rest)
+    tilt = jnp.where(n_rest > 0, tilt, 1.0)
+    sleeve = tilt * sel / n_sel + (1.0 - tilt) * rest / jnp.maximum(n_rest, 1.0)
+    cash = jnp.asarray(_CASH)[regime]
+    target = jnp.concatenate([(1.0 - cash) * sleeve, cash[None]])
+    return jnp.where(regime == Regime.HOLD, current, target)
+
+
+def weights_from_action(action: jax.Array) -> jax.Array:
+    """Target weights [N + 1] of a "weights" action: softmax of the logits [N + 1]."""
+    return jax.nn.softmax(action.astype(jnp.float32))
+
+
+def weights_to_action(w) -> jax.Array:
+    """Logits [N + 1] that `weights_from_action` maps back to `w` (>= 0, sum 1; cash last).
+
+    Zero weights map to a large negative logit whose softmax is exactly 0 in float32.
+    """
+    w = jnp.asarray(w, jnp.float32)
+    return jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1.0)), -1e4)
+
+
+current_weights = market.current_weights
+
+
+class PortfolioEnv(market.MarketEnv):
+    """The core portfolio environment (never resets inside `step`; `make` wraps it in AutoReset)."""
+
+    cash_floor = True
+
+    def __init__(self, n_assets: int, action_space: str = "regimes"):
+        if action_space not in ("regimes", "weights"):
+            raise ValueError(f"action_space must be 'regimes' or 'weights', not {action_space!r}")
+        self.n_assets = n_assets
+        self.action_space = action_space
+        self.discrete = action_space == "regimes"
+        self.action_dim = len(REGIMES) if self.discrete else n_assets + 1
+
+    def target(self, action, state: market.MarketState, params: PortfolioParams):
+        """(target asset weights [N], keep) for `action` in `state`; uses rows < state.t only."""
+        n = self.n_assets
+        if not self.discrete:
+            return weights_from_action(action)[:n], jnp.asarray(False)
+        data, prev = params.data, state.t - 1
+        w = regime_target_weights(action, data.momentum[prev], data.volatility[prev], data.sharpe[prev],
+                                  data.size[prev], state.weights, params.factor_tilt)
+        return w[:n], action == Regime.HOLD
+
+
+def make(data: EnvData, *, action_space: str = "regimes", **overrides):
+    """(AutoReset(PortfolioEnv), PortfolioParams) for `data`; see `jaxtrade.envs.make`."""
+    env = PortfolioEnv(data.n_assets, action_space)
+    params = market.build_params(PortfolioParams, data, {}, overrides)
+    return market.MarketAutoReset(env), params

@@ -1,0 +1,83 @@
+"""`single`: one instrument (daily index data or intraday FX-style bars), discrete target positions.
+
+Action k (int32 in [0, K)) asks for a position of `positions[k]` times the equity, signed: the
+default (-1, 0, 1) is short / flat / long. The position changes at close[t] and pays spread,
+commission, slippage, impact and fees (`costs.total_cost`); the position is marked to market at every
+bar; repeating the current position trades nothing (no daily re-levering). A trade closes when
+the position returns to flat or flips sign; `info["trade_pnl"]` is then
+its net PnL (every cash flow since it opened, its liquidation value and its share of the costs).
+Unless some |position| exceeds 1 (leverage, decided at `make`), buys are scaled so that cash stays
+>= 0 after costs. The turbulence gate, if its threshold is finite, moves the position to flat.
+
+The observation is the market core's (`jaxtrade.envs.market`): {"window": [W, F + M],
+"state": [2] = (signed position weight, cash share)}.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxtrade.data.envdata import EnvData
+from jaxtrade.envs import market
+from jaxtrade.envs.costs import CostParams
+from jaxtrade.envs.rewards import RewardParams
+
+DEFAULT_POSITIONS = (-1.0, 0.0, 1.0)
+
+
+@market.keeps_obs_table
+@struct.dataclass
+class SingleParams:
+    """Everything that shapes a single-instrument environment; a pytree (numbers are float32 arrays)."""
+
+    data: EnvData                            # N = 1
+    obs_table: jax.Array                     # [T, F + M] = market.obs_table(data), built by make
+    costs: CostParams
+    reward: RewardParams
+    turbulence_threshold: jax.Array          # gate when turbulence[t-1] > this; inf = gate off
+    positions: jax.Array = DEFAULT_POSITIONS  # [K] target positions, fractions of equity (signed)
+    initial_cash: jax.Array = 1_000_000.0    # quote currency
+    ruin_floor: jax.Array = 0.1              # terminate when value < ruin_floor * initial value
+    episode_length: int = struct.field(pytree_node=False, default=256)
+    window: int = struct.field(pytree_node=False, default=30)
+    random_start: bool = struct.field(pytree_node=False, default=True)
+
+
+class SingleEnv(market.MarketEnv):
+    """The core single-instrument environment (never resets inside `step`)."""
+
+    discrete = True
+
+    def __init__(self, n_positions: int, leverage: bool = False):
+        self.action_dim = n_positions
+        self.cash_floor = not leverage
+
+    def target(self, action, state: market.MarketState, params: SingleParams):
+        action = jnp.clip(action, 0, self.action_dim - 1)
+        target = params.positions[action][None]
+        # Repeating the position held is no trade: a long is not re-levered to 1 every bar.
+        return target, jnp.all(target == state.target)
+
+
+def select_asset(data: EnvData, asset: int) -> EnvData:
+    """`data` restricted to the one column `asset` (every [T, N, ...] array keeps a length-1 axis)."""
+    col = slice(asset, asset + 1)
+    per_asset = ("close", "open", "high", "low", "volume", "momentum", "volatility", "sharpe", "size")
+    return data.replace(features=data.features[:, col], **{k: getattr(data, k)[:, col] for k in per_asset})
+
+
+def make(data: EnvData, *, asset: int = 0, **overrides):
+    """(AutoReset(SingleEnv), SingleParams) trading column `asset` of `data`."""
+    if not 0 <= asset < data.n_assets:
+        raise ValueError(f"asset {asset} out of range for {data.n_assets} assets")
+    if data.n_assets > 1:
+        data = select_asset(data, asset)
+    positions = tuple(float(p) for p in overrides.get("positions", DEFAULT_POSITIONS))
+    if not positions:
+        raise ValueError("positions must not be empty")
+    overrides["positions"] = positions
+    env = SingleEnv(len(positions), leverage=max(abs(p) for p in positions) > 1.0)
+    params = market.build_params(SingleParams, data, {}, overrides)
+    return market.MarketAutoReset(env), params

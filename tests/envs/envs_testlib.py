@@ -1,0 +1,102 @@
+"""Helpers for the environment tests (a uniquely named module: `conftest` names clash across test dirs)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxtrade.data.envdata import EnvData
+
+
+def rolling_factors(close: np.ndarray, n: int = 20):
+    """Causal momentum, volatility and Sharpe of log returns over the last n rows (fewer at the start,
+    so that even the first rows rank assets, unlike the data layer's warm-up)."""
+    import pandas as pd
+
+    logp = np.log(close)
+    mom = logp - logp[np.maximum(np.arange(len(close)) - n, 0)]
+    logret = pd.DataFrame(np.diff(logp, axis=0, prepend=logp[:1]))
+    vol = logret.rolling(n, min_periods=2).std(ddof=0).fillna(0.0).to_numpy()
+    mean = logret.rolling(n, min_periods=1).mean().to_numpy()
+    sharpe = np.where(vol > 0, mean / np.where(vol > 0, vol, 1.0), 0.0)
+    return mom, vol, sharpe
+
+
+def envdata_from_close(close, *, features=None, market=None, turbulence=None, threshold=np.inf,
+                       volume=None, seed=0) -> EnvData:
+    """EnvData from a [T, N] close array; features/market default to random causal-looking noise."""
+    close = np.asarray(close, np.float64)
+    t, n = close.shape
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(t, n, 3)) if features is None else features
+    market = rng.normal(size=(t, 2)) if market is None else market
+    turbulence = rng.gamma(2.0, 1.0, size=t) if turbulence is None else turbulence
+    mom, vol, sharpe = rolling_factors(close)
+    has_volume = volume is not None
+    volume = np.zeros_like(close) if volume is None else volume
+    f = lambda x: jnp.asarray(x, jnp.float32)
+    return EnvData(close=f(close), open=f(close), high=f(close), low=f(close), volume=f(volume),
+                   features=f(features), market=f(market), turbulence=f(turbulence), momentum=f(mom),
+                   volatility=f(vol), sharpe=f(sharpe), size=f(close * (1 + np.arange(n))),
+                   turbulence_threshold=f(threshold), has_volume=has_volume)
+
+
+def synthetic_close(t=96, n=4, seed=0, sigma=0.02):
+    rng = np.random.default_rng(seed)
+    return 50.0 * np.exp(np.cumsum(rng.normal(0.0003, sigma, (t, n)), axis=0))
+
+
+def make_rollout(env, n_envs: int, n_steps: int, *, discrete: bool | None = None):
+    """jit(params, key) -> (states, rewards, dones, infos, obs_state) of `n_steps` random actions,
+    each leaf [n_steps, n_envs, ...]; states are those `step` returns (auto-reset where done).
+    Observation windows are not kept (too big); obs["state"] is."""
+    discrete = env.discrete if discrete is None else discrete
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def run(params, key):
+        reset_key, key = jax.random.split(key)
+        _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, n_envs), params)
+
+        def body(state, key):
+            act_key, step_key = jax.random.split(key)
+            if discrete:
+                action = jax.random.randint(act_key, (n_envs,), 0, env.action_dim)
+            else:
+                action = 3.0 * jax.random.normal(act_key, (n_envs, env.action_dim))
+            obs, state, reward, done, info = step(jax.random.split(step_key, n_envs), state, action, params)
+            info = {k: v for k, v in info.items() if k != "final_obs"}
+            return state, (state, reward, done, info, obs["state"])
+
+        _, out = jax.lax.scan(body, state, jax.random.split(key, n_steps))
+        return out
+
+    return jax.jit(run)
+
+
+def run_actions(reset, step, params, actions, key=0):
+    """Reset with key, then step through `actions`; returns [(obs, state, reward, done, info)]."""
+    obs, state = reset(jax.random.key(key), params)
+    out = [(obs, state, None, None, None)]
+    for i, a in enumerate(actions):
+        obs, state, r, d, info = step(jax.random.key(1000 + i), state, jnp.asarray(a), params)
+        out.append((obs, state, r, d, info))
+    return out
+
+
+def perturb_rows(data, cut, *, prices=True, seed=1):
+    """Every array's rows >= cut replaced by random other values that reshuffle cross-asset ranks
+    (positive fields stay positive). prices=False leaves close/open/high/low/volume alone."""
+    rng = np.random.default_rng(seed)
+    positive = {"close", "open", "high", "low", "volume", "turbulence", "volatility", "size"}
+
+    def bump(name):
+        x = np.array(getattr(data, name), np.float64)
+        noise = rng.normal(size=x[cut:].shape)
+        x[cut:] = x[cut:] * np.exp(0.5 * noise) if name in positive else x[cut:] + noise * (x.std() + 1)
+        return jnp.asarray(x, jnp.float32)
+
+    fields = ["features", "market", "turbulence", "momentum", "volatility", "sharpe", "size"]
+    if prices:
+        fields += ["close", "open", "high", "low", "volume"]
+    return data.replace(**{f: bump(f) for f in fields})

@@ -1,0 +1,118 @@
+"""The `single` environment: positions, trade PnL, mark-to-market accounting, costs, gate, resets."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from envs_testlib import envdata_from_close, make_rollout, run_actions, synthetic_close
+
+from jaxtrade import envs
+
+W = 8
+SHORT, FLAT, LONG = 0, 1, 2
+COSTS_OFF = dict(spread_bps=0.0, slippage_bps=0.0, impact_coef=0.0, sec_fee_rate=0.0, finra_taf_per_share=0.0)
+
+
+@pytest.fixture(scope="module")
+def one(tiny_data):
+    """Asset 2 of the tiny data; costs on and off; whole-split episodes; jitted once for the module."""
+    env, params = envs.make("single", tiny_data, asset=2, window=W, random_start=False)
+    _, free = envs.make("single", tiny_data, asset=2, window=W, random_start=False, **COSTS_OFF)
+    return env, params, free, jax.jit(env.reset), jax.jit(env.step)
+
+
+def test_make(tiny_data):
+    env, params = envs.make("single", tiny_data, asset=2, window=W, episode_length=16)
+    assert env.discrete and env.action_dim == 3
+    np.testing.assert_array_equal(params.positions, [-1, 0, 1])
+    np.testing.assert_array_equal(params.data.close[:, 0], tiny_data.close[:, 2])
+    assert params.data.features.shape == (tiny_data.n_rows, 1, 3)
+    obs, _ = env.reset(jax.random.key(0), params)
+    assert obs["window"].shape == (W, 3 + 2) and obs["state"].shape == (2,)
+    env5, p5 = envs.make("single", tiny_data, positions=(-0.5, 0, 0.5, 1.0, 2.0), window=W, episode_length=16)
+    assert env5.action_dim == 5 and not env5.unwrapped.cash_floor   # |2.0| > 1: leverage allowed
+    with pytest.raises(ValueError):
+        envs.make("single", tiny_data, asset=4)
+
+
+def test_long_round_trip_pnl_pinned(one):
+    env, _, free, reset, step = one
+    out = run_actions(reset, step, free, [LONG, LONG, FLAT])
+    close = np.asarray(free.data.close[:, 0], np.float64)
+    t0 = int(out[0][1].t)
+    shares = 1e6 / close[t0]
+    assert [bool(o[4]["trade_closed"][0]) for o in out[1:]] == [False, False, True]
+    np.testing.assert_allclose(out[3][4]["trade_pnl"][0], shares * (close[t0 + 2] - close[t0]), rtol=1e-5)
+    # Long 1.0 of equity, marked every bar: V_{t+1} = shares * close[t+1].
+    np.testing.assert_allclose(out[1][4]["value"], shares * close[t0 + 1], rtol=1e-6)
+    assert float(out[2][4]["costs"]) == 0.0 and float(out[2][4]["turnover"]) == 0.0   # repeat = no trade
+
+
+def test_flip_closes_trade_and_short_pnl(one):
+    env, _, free, reset, step = one
+    out = run_actions(reset, step, free, [LONG, SHORT, SHORT, LONG])
+    close = np.asarray(free.data.close[:, 0], np.float64)
+    t0 = int(out[0][1].t)
+    closed = [bool(o[4]["trade_closed"][0]) for o in out[1:]]
+    assert closed == [False, True, False, True]   # both flips close the trade before them
+    h_long = 1e6 / close[t0]
+    np.testing.assert_allclose(out[2][4]["trade_pnl"][0], h_long * (close[t0 + 1] - close[t0]), rtol=1e-5)
+    h_short = float(out[2][1].holdings[0])
+    assert h_short < 0
+    np.testing.assert_allclose(h_short, -float(out[1][4]["value"]) / close[t0 + 1], rtol=1e-5)
+    want = h_short * (close[t0 + 3] - close[t0 + 1])
+    np.testing.assert_allclose(out[4][4]["trade_pnl"][0], want, rtol=1e-4)
+
+
+def test_trade_pnl_with_costs_sums_to_value_change(one):
+    """Every cost is inside the trades' PnL: from cash back to flat, sum(pnl) == value change."""
+    env, params, _, reset, step = one
+    out = run_actions(reset, step, params, [LONG, SHORT, FLAT, SHORT, LONG, LONG, FLAT])
+    pnl = sum(float(o[4]["trade_pnl"][0]) for o in out[1:])
+    np.testing.assert_allclose(pnl, float(out[-1][1].value) - 1e6, rtol=1e-4, atol=1.0)
+    assert all(float(o[4]["costs"]) > 0 for i, o in enumerate(out[1:]) if i != 5)
+    assert float(out[6][4]["costs"]) == 0.0
+    assert float(out[-1][1].holdings[0]) == 0.0
+
+
+def test_accounting_identity_real_index_data(real_index):
+    """Shorts and longs on the S&P 500 index with its real volume (volume impact model)."""
+    env, params = envs.make("single", real_index, episode_length=64)
+    assert params.costs.volume_impact
+    states, rewards, dones, infos, _ = make_rollout(env, 32, 96)(params, jax.random.key(0))
+    close = np.asarray(real_index.close[:, 0], np.float64)
+    h = np.asarray(states.holdings[..., 0], np.float64)
+    cash = np.asarray(states.cash, np.float64)
+    value = np.asarray(states.value, np.float64)
+    rel = np.abs(value - (cash + h * close[np.asarray(states.t)])) / np.abs(value)
+    assert rel.max() <= 1e-5, rel.max()
+    assert (h < 0).any() and (h > 0).any()
+    assert (cash >= 0).all()                      # no leverage: even long 1.0 pays its costs from cash
+    costs = np.asarray(infos["costs"])
+    assert (costs >= 0).all() and (costs > 0).any()
+    assert np.asarray(infos["trade_closed"]).any()
+    assert np.isfinite(np.asarray(rewards)).all()
+
+
+def test_gate_moves_to_flat_from_short():
+    close = synthetic_close(n=1)
+    turb = np.ones(len(close))
+    turb[W + 1] = 50.0                       # gates the step at row W + 2
+    data = envdata_from_close(close, turbulence=turb)
+    env, params = envs.make("single", data, window=W, random_start=False, turbulence_threshold=10.0)
+    out = run_actions(jax.jit(env.reset), jax.jit(env.step), params, [SHORT, SHORT, SHORT, SHORT])
+    held = [float(o[1].holdings[0]) for o in out[1:]]
+    gate = [bool(o[4]["gate"]) for o in out[1:]]
+    assert gate == [False, False, True, False]
+    assert held[0] < 0 and held[1] == held[0] and held[2] == 0.0 and held[3] < 0
+    assert bool(out[3][4]["trade_closed"][0])
+
+
+def test_leverage_allows_negative_cash(tiny_data):
+    env, params = envs.make("single", tiny_data, positions=(0.0, 2.0), window=W, random_start=False)
+    _, s = env.reset(jax.random.key(0), params)
+    _, s, *_ = env.step(jax.random.key(1), s, 1, params)
+    assert float(s.cash) < -0.9e6           # borrowed about one equity
+    # 2x the equity before costs; the ~3% impact of a 2x trade comes out of the equity.
+    np.testing.assert_allclose(s.weights[0], 2.0, rtol=0.05)
