@@ -1,0 +1,141 @@
+"""Probe environments with known optimal values, following `jaxtrade.envs.base`'s contract.
+
+- `constant`: reward 1 every step, truncated (not terminated) after `episode_length` steps; the
+  state shows the elapsed fraction of the episode, so a critic that ignores truncation learns a value
+  that falls towards the end. With the truncation bootstrap the true value is 1 / (1 - gamma) everywhere.
+- `bandit`: one step; arm i pays `arm_rewards[i]`; terminated after the step.
+- `target`: continuous, one step; action a [action_dim] pays -mean((a - 0.5)^2); terminated. The
+  optimal (deterministic) action is 0.5 everywhere, return 0.
+- `memory`: a cue in {0..n_cues-1} is shown only at the first step; at the last of `episode_length`
+  steps, the action equal to the cue pays 1, anything else 0; terminated. Optimal return 1; a
+  memoryless policy gets 1 / n_cues in expectation.
+
+`make_probe(name, **kwargs) -> (env, params)` returns the auto-reset environment and its params.
+Observations: {"window": float32 [window, 1] (zeros or noise), "state": float32 [S]}.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxtrade.envs.base import AutoReset
+
+
+@struct.dataclass
+class ProbeParams:
+    arm_rewards: jax.Array                      # bandit only; float32 [n_arms]
+    episode_length: int = struct.field(pytree_node=False, default=8)
+
+
+@struct.dataclass
+class ProbeState:
+    t: jax.Array                                # int32 steps taken in this episode
+    cue: jax.Array                              # int32 (memory)
+    episode_return: jax.Array                   # float32
+
+
+def _info(reward, truncated, terminated, episode_return, t):
+    zero = jnp.zeros((), jnp.float32)
+    return {"truncated": truncated, "terminated": terminated, "episode_return": episode_return,
+            "episode_length": t, "trade_closed": jnp.zeros((), bool), "trade_pnl": zero, "costs": zero,
+            "turnover": zero, "value": episode_return, "gate": jnp.zeros((), bool)}
+
+
+class _Probe:
+    discrete = True
+    action_dim = 2
+    window = 4
+    state_dim = 2
+
+    def _obs(self, state, params):
+        return {"window": jnp.zeros((self.window, 1), jnp.float32), "state": self._state_obs(state, params)}
+
+    def reset(self, key, params):
+        state = ProbeState(jnp.zeros((), jnp.int32), self._draw_cue(key), jnp.zeros((), jnp.float32))
+        return self._obs(state, params), state
+
+    def _draw_cue(self, key):
+        return jnp.zeros((), jnp.int32)
+
+    def step(self, key, state, action, params):
+        reward, terminated, truncated = self._transition(state, action, params)
+        t = state.t + 1
+        episode_return = state.episode_return + reward
+        next_state = ProbeState(t, state.cue, episode_return)
+        done = terminated | truncated
+        info = _info(reward, truncated, terminated, episode_return, t)
+        return self._obs(next_state, params), next_state, reward, done, info
+
+
+class ConstantReward(_Probe):
+    action_dim = 2
+
+    def _state_obs(self, state, params):
+        return jnp.stack([state.t / params.episode_length, jnp.ones(())]).astype(jnp.float32)
+
+    def _transition(self, state, action, params):
+        truncated = state.t + 1 >= params.episode_length
+        return jnp.ones((), jnp.float32), jnp.zeros((), bool), truncated
+
+
+class Bandit(_Probe):
+    def __init__(self, n_arms: int = 2):
+        self.action_dim = n_arms
+
+    def _state_obs(self, state, params):
+        return jnp.ones((self.state_dim,), jnp.float32)
+
+    def _transition(self, state, action, params):
+        return params.arm_rewards[action].astype(jnp.float32), jnp.ones((), bool), jnp.zeros((), bool)
+
+
+class Memory(_Probe):
+    def __init__(self, n_cues: int = 2):
+        self.action_dim = n_cues
+        self.state_dim = n_cues + 1
+
+    def _draw_cue(self, key):
+        return jax.random.randint(key, (), 0, self.action_dim, jnp.int32)
+
+    def _state_obs(self, state, params):
+        cue = jax.nn.one_hot(state.cue, self.action_dim) * (state.t == 0)
+        return jnp.concatenate([cue, (state.t / params.episode_length)[None]]).astype(jnp.float32)
+
+    def _transition(self, state, action, params):
+        last = state.t + 1 >= params.episode_length
+        reward = jnp.where(last & (action == state.cue), 1.0, 0.0).astype(jnp.float32)
+        return reward, last, jnp.zeros((), bool)
+
+
+class Target(_Probe):
+    discrete = False
+
+    def __init__(self, action_dim: int = 3):
+        self.action_dim = action_dim
+
+    def _state_obs(self, state, params):
+        return jnp.ones((self.state_dim,), jnp.float32)
+
+    def _transition(self, state, action, params):
+        reward = -jnp.mean(jnp.square(action - 0.5)).astype(jnp.float32)
+        return reward, jnp.ones((), bool), jnp.zeros((), bool)
+
+
+def make_probe(name: str, *, episode_length: int = 8, n_arms: int = 2, arm_rewards=None, n_cues: int = 2,
+               action_dim: int = 3):
+    """-> (AutoReset env, ProbeParams). name: constant | bandit | target | memory."""
+    if name == "constant":
+        env = ConstantReward()
+    elif name == "bandit":
+        env, episode_length = Bandit(n_arms), 1
+    elif name == "target":
+        env, episode_length = Target(action_dim), 1
+    elif name == "memory":
+        env = Memory(n_cues)
+    else:
+        raise ValueError(f"unknown probe {name!r}; expected constant, bandit, target or memory")
+    if arm_rewards is None:
+        arm_rewards = jnp.linspace(0.0, 1.0, n_arms)
+    return AutoReset(env), ProbeParams(jnp.asarray(arm_rewards, jnp.float32), episode_length)

@@ -1,0 +1,70 @@
+"""`ActorCritic`: encoder -> recurrent core -> separate policy and value heads.
+
+Parameter tree (top level): `encoder`, `core`, `policy`, `value`; optimizers and freezing address
+parts by these names. Time-major: obs leaves `[T, *batch, ...]`, done `[T, *batch]`; the carry has
+leaves `[*batch, H]`. `reset[t]` (the `done` flag of the step that produced obs[t]) zeroes the core
+state before obs[t] is processed, so a new episode always starts from `initialize_carry`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxtrade.models.cores import ScannedCore, initialize_core_carry
+from jaxtrade.models.encoders import CLSTMEncoder, MLPEncoder
+from jaxtrade.models.heads import PolicyHead, ValueHead
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+class ActorCritic(nn.Module):
+    action_dim: int
+    discrete: bool = True
+    encoder_type: str = "mlp"          # mlp | clstm
+    core_type: str = "gru"             # gru | lstm | mlp (memoryless control)
+    hidden_dim: int = 256
+    n_layers: int = 2                  # core layers
+    encoder_layers: int = 2            # MLP encoder layers
+    head_layers: int = 1
+    dropout: float = 0.1               # encoder dropout, active only with train=True
+    n_heads: int = 8                   # clstm attention heads
+    init_log_std: float = -0.5         # continuous policies
+    compute_dtype: Any = jnp.float32   # parameters stay float32
+
+    def setup(self):
+        dtype = _DTYPES.get(self.compute_dtype, self.compute_dtype)
+        if self.encoder_type == "mlp":
+            self.encoder = MLPEncoder(self.hidden_dim, self.encoder_layers, self.dropout, dtype)
+        elif self.encoder_type == "clstm":
+            self.encoder = CLSTMEncoder(self.hidden_dim, self.n_heads, self.dropout, dtype)
+        else:
+            raise ValueError(f"unknown encoder {self.encoder_type!r}; expected mlp or clstm")
+        self.core = ScannedCore(self.core_type, self.hidden_dim, self.n_layers, dtype)
+        self.policy = PolicyHead(self.action_dim, self.discrete, self.hidden_dim, self.head_layers,
+                                 self.init_log_std, dtype)
+        self.value = ValueHead(self.hidden_dim, self.head_layers, dtype)
+
+    def initialize_carry(self, batch_shape=()) -> tuple:
+        """Zero core state, leaves [*batch_shape, hidden_dim] float32 (no parameters needed)."""
+        return initialize_core_carry(self.core_type, self.hidden_dim, self.n_layers, batch_shape)
+
+    def features(self, carry, obs, reset, *, train: bool = False):
+        """-> (carry after the last step, core outputs [T, *batch, H])."""
+        x = self.encoder(obs, train=train)
+        return self.core(carry, (x, reset))
+
+    def heads(self, features):
+        """core outputs [..., H] -> (distribution, value [...])."""
+        return self.policy(features), self.value(features)
+
+    def value_from_features(self, features):
+        return self.value(features)
+
+    def __call__(self, carry, obs, reset, *, train: bool = False):
+        """-> (carry, distribution over actions [T, *batch], value [T, *batch])."""
+        carry, feats = self.features(carry, obs, reset, train=train)
+        dist, value = self.heads(feats)
+        return carry, dist, value
