@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+from jax.tree_util import Partial
 
 from jaxtrade.agents.ppo.config import make_model
 from jaxtrade.agents.ppo.rollout import env_action
 from jaxtrade.envs.base import Policy
+
+
+@functools.lru_cache(maxsize=64)
+def _policy_fns(model, discrete: bool, continuous_dist: str, deterministic: bool):
+    """(init, act) for one architecture, the same function objects every call.
+
+    Evaluators jit a policy with its functions as static arguments and its params as traced ones
+    (`jax.tree_util.Partial`), so a new checkpoint of the same architecture reuses the compiled
+    backtest instead of compiling it again.
+    """
+
+    def init():
+        return model.initialize_carry(())
+
+    def act(params, carry, obs, key):
+        obs = jax.tree.map(lambda x: jnp.asarray(x)[None], obs)
+        carry, dist, _ = model.apply({"params": params}, carry, obs, jnp.zeros((1,), bool))
+        dist = jax.tree.map(lambda x: x[0], dist)
+        action = dist.mode() if deterministic else dist.sample(key)
+        return env_action(action, discrete=discrete, continuous_dist=continuous_dist), carry
+
+    return init, act
 
 
 def make_policy(config, env, params, deterministic: bool = True) -> Policy:
@@ -17,19 +42,9 @@ def make_policy(config, env, params, deterministic: bool = True) -> Policy:
     Policy.init() -> core state with leaves [H]; Policy.act(carry, obs, key) -> (action, carry) for one
     unbatched observation {"window": [W, D], "state": [S]}.
     """
-    model = make_model(config, env)
     if isinstance(params, dict) and set(params) == {"params"}:
         params = params["params"]
-    continuous_dist = config.model.get("continuous_dist", "gaussian")
-
-    def init():
-        return model.initialize_carry(())
-
-    def act(carry, obs, key):
-        obs = jax.tree.map(lambda x: jnp.asarray(x)[None], obs)
-        carry, dist, _ = model.apply({"params": params}, carry, obs, jnp.zeros((1,), bool))
-        dist = jax.tree.map(lambda x: x[0], dist)
-        action = dist.mode() if deterministic else dist.sample(key)
-        return env_action(action, discrete=env.discrete, continuous_dist=continuous_dist), carry
-
-    return Policy(init, act)
+    init, act = _policy_fns(make_model(config, env), bool(env.discrete),
+                            config.model.get("continuous_dist", "gaussian"), bool(deterministic))
+    params = jax.tree.map(jnp.asarray, params)
+    return Policy(Partial(init), Partial(act, params))
