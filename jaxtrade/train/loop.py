@@ -95,11 +95,48 @@ def build(config, *, env_transform: Callable | None = None) -> Setup:
     if splits.test is not None:
         eval_env, test_params = envs.make(config.env.name, splits.test.to_device(), **eval_overrides)
     n_devices = config.train.get("n_devices") or jax.local_device_count()
+    if config.train.get("max_device_memory_gb"):
+        fixed, per_env = measure_footprint(config, env, env_params, n_devices)
+        config.ppo.n_envs = budget_lib.cap_n_envs(
+            config.ppo.n_envs, max_gb=config.train.max_device_memory_gb, fixed_bytes=fixed,
+            bytes_per_env=per_env, multiple_of=config.ppo.n_minibatches)
     b = budget_lib.resolve_budget(
         total_timesteps=config.train.total_timesteps, episodes=config.train.episodes,
         iterations=config.train.iterations, n_envs=config.ppo.n_envs, n_steps=config.ppo.n_steps,
         n_devices=n_devices, episode_length=config.env.episode_length)
     return Setup(config, md, splits, env, env_params, eval_env, val_params, test_params, n_devices, b)
+
+
+def measure_footprint(config, env, env_params, n_devices: int) -> tuple[float, float]:
+    """(fixed bytes, bytes per environment) of one device's training iteration, fitted from the
+    compiled memory analysis (arguments + outputs + temporaries - donated aliases) at two sizes.
+
+    The two sizes are n_envs/8 and n_envs/4 (rounded to multiples of n_minibatches), close enough to
+    the configured size for a linear fit and cheap to compile.
+    """
+    m = config.ppo.n_minibatches
+    small = max(m, (config.ppo.n_envs // 8) // m * m)
+    sizes, totals = (small, 2 * small), []
+    for n in sizes:
+        cfg = ml_collections.ConfigDict(config.to_dict())
+        cfg.ppo.n_envs = n
+        carry = ppo.init_carry(cfg, env, env_params, jax.random.key(0), n_devices=n_devices)
+        stats = ppo.make_train_iteration(cfg, env).lower(carry, env_params).compile().memory_analysis()
+        totals.append(stats.argument_size_in_bytes + stats.output_size_in_bytes
+                      + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+    per_env = max((totals[1] - totals[0]) / (sizes[1] - sizes[0]), 1.0)
+    fixed = max(totals[0] - per_env * sizes[0], 0.0)
+    log.info("measured footprint per device: %.2f MiB fixed + %.3f MiB per environment",
+             fixed / 2**20, per_env / 2**20)
+    return fixed, per_env
+
+
+def device_memory_gib() -> float | None:
+    """GiB in use on device 0 where the backend reports it (GPUs), else None."""
+    stats = getattr(jax.devices()[0], "memory_stats", lambda: None)()
+    if not stats or "bytes_in_use" not in stats:
+        return None
+    return stats["bytes_in_use"] / 2**30
 
 
 def _archive_previous(workdir: str) -> None:
@@ -203,6 +240,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str |
                 row["total_env_steps"] = run.total_env_steps
                 row["iteration_seconds"] = seconds
                 row["steps_per_second"] = row.get("env_steps", 0) / seconds if seconds > 0 else math.nan
+                if (mem := device_memory_gib()) is not None:
+                    row["device_memory_gib"] = mem
                 run.history.append({k: v for k, v in row.items() if k not in TIMING_KEYS})
                 reporter.iteration(row)
                 last = run.iteration >= s.budget.iterations

@@ -26,7 +26,7 @@ DEFAULT_COMPOSITE_WEIGHTS = dict(profitability=0.4, reward=0.2, explained_varian
                                  instability=0.1, target_kl=0.02)
 
 # Fields of a history row that depend on wall-clock time: excluded from "identical run" checks.
-TIMING_KEYS = ("steps_per_second", "iteration_seconds", "wall_time")
+TIMING_KEYS = ("steps_per_second", "iteration_seconds", "wall_time", "device_memory_gib")
 
 
 def _ratio(num: float, den: float) -> float:

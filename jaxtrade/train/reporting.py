@@ -84,6 +84,8 @@ class Reporter:
             parts = [f"it {it}", f"steps {int(row.get('total_env_steps', 0)):,}"]
             parts += [f"{k} {_fmt(row.get(k))}" for k in _HEADLINE]
             parts += [f"{k} {_fmt(row.get(k))}{trend_arrow(prev.get(k), row.get(k))}" for k in _TRENDED]
+            if "device_memory_gib" in row:
+                parts.append(f"device memory {row['device_memory_gib']:.2f} GiB")
             self.info(" | ".join(parts))
             self._last_summary = row
 

@@ -24,12 +24,12 @@ def test_budget_first_set_field_wins():
         budget_lib.resolve_budget(total_timesteps=None, episodes=None, iterations=None, **kw)
 
 
-def test_memory_cap_cuts_and_warns(caplog):
+def test_memory_cap_cuts_and_warns(run_log):
     gib = 2**30
     n = budget_lib.cap_n_envs(4096, max_gb=1.0, fixed_bytes=0.5 * gib, bytes_per_env=gib / 2048,
                               multiple_of=8)
     assert n == 1024
-    assert "cut from 4096 to 1024" in caplog.text
+    assert "cut from 4096 to 1024" in run_log.text
     assert budget_lib.cap_n_envs(512, max_gb=1.0, fixed_bytes=0.5 * gib, bytes_per_env=gib / 2048) == 512
     assert budget_lib.cap_n_envs(512, max_gb=None, fixed_bytes=0, bytes_per_env=1) == 512
     with pytest.raises(ValueError, match="no environment"):
@@ -72,7 +72,7 @@ def test_early_stopping_patience_and_roundtrip():
     assert not EarlyStopping(patience=0, min_delta=0).update(float("nan"))
 
 
-def test_half_written_checkpoint_is_skipped(tmp_path, caplog):
+def test_half_written_checkpoint_is_skipped(tmp_path, run_log):
     ck = Checkpoints(str(tmp_path))
     state = {"w": np.arange(4, dtype=np.float32), "n": np.asarray(1)}
     ck.save("latest", 1, state, {"iteration": 1})
@@ -85,5 +85,5 @@ def test_half_written_checkpoint_is_skipped(tmp_path, caplog):
     got = fresh.restore("latest", state)
     assert got.step == 2 and got.meta == {"iteration": 2}
     np.testing.assert_array_equal(got.state["w"], state["w"] + 1)
-    assert "unreadable" in caplog.text and os.path.join("latest", "3") in caplog.text
+    assert "unreadable" in run_log.text and os.path.join("latest", "3") in run_log.text
     assert fresh.restore("composite", state) is None
