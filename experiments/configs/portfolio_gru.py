@@ -6,5 +6,7 @@ from jaxtrade.train.config import base_config
 
 def get_config():
     cfg = base_config()
+    # The MLP encoder sees just the last row; the GRU core carries the memory across time.
+    cfg.env.window = 1
     cfg.train.iterations = 60
     return cfg
