@@ -78,6 +78,29 @@ def reset_state(u: jax.Array, params) -> MarketState:
         episode_return=jnp.zeros((), jnp.float32), episode_length=jnp.zeros((), jnp.int32))
 
 
+def _fmix32(x: jax.Array) -> jax.Array:
+    """MurmurHash3's 32-bit finalizer: a bijection of uint32 with full avalanche."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x85EBCA6B)
+    x = x ^ (x >> 13)
+    x = x * jnp.uint32(0xC2B2AE35)
+    return x ^ (x >> 16)
+
+
+def step_uniforms(key: jax.Array, n: int) -> jax.Array:
+    """float32 [n] draws ~ uniform[0, 1) from `key`: what one step needs (slippage, reset row).
+
+    One threefry block (two 32-bit words, `jax.random.bits`) seeds a counter-based hash of the
+    draw's index (MurmurHash3's finalizer, twice), instead of one threefry block per two draws:
+    the step's RNG costs about as much as a scalar draw. Same key, same draws; the top 23 bits of
+    each hash become the mantissa, as in `jax.random.uniform`.
+    """
+    seed = jax.random.bits(key, (2,), jnp.uint32)
+    i = jnp.arange(n, dtype=jnp.uint32)
+    x = _fmix32(_fmix32(seed[0] + i * jnp.uint32(0x9E3779B9)) ^ seed[1])
+    return lax.bitcast_convert_type((x >> 9) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
+
+
 def obs_table(data) -> jax.Array:
     """float32 [T, N*F + M]: per row, the flattened features then the market features.
 
@@ -211,7 +234,8 @@ def build_params(cls, data, defaults: dict, overrides: dict):
     """
     groups = {"costs": costs_lib.CostParams, "reward": rewards_lib.RewardParams}
     names = {g: {f.name for f in dataclasses.fields(c)} for g, c in groups.items()}
-    top_names = {f.name for f in dataclasses.fields(cls)} - {"data", "obs_table", *groups}
+    derived = getattr(cls, "derived_tables", {"obs_table": obs_table})
+    top_names = {f.name for f in dataclasses.fields(cls)} - {"data", *derived, *groups}
     sub = {g: {} for g in groups}
     top = dict(defaults)
     for k, v in overrides.items():
@@ -237,8 +261,9 @@ def build_params(cls, data, defaults: dict, overrides: dict):
 
     statics = {f.name for f in dataclasses.fields(cls) if not f.metadata.get("pytree_node", True)}
     top = {k: (v if k in statics else jnp.asarray(v, jnp.float32)) for k, v in top.items()}
-    params = cls(data=data, obs_table=obs_table(data), costs=f32(groups["costs"](**sub["costs"])),
-                 reward=f32(groups["reward"](**sub["reward"])), **top)
+    tables = {name: build(data) for name, build in derived.items()}
+    params = cls(data=data, costs=f32(groups["costs"](**sub["costs"])),
+                 reward=f32(groups["reward"](**sub["reward"])), **tables, **top)
     _check_lengths(params)
     return params
 
@@ -255,17 +280,24 @@ def _check_lengths(params) -> None:
         raise ValueError(f"the data has {n_rows} rows, not enough for a window of {w} and one step")
 
 
-def _replace(self, **updates):
-    if "data" in updates and "obs_table" not in updates:
-        updates["obs_table"] = obs_table(updates["data"])
-    return dataclasses.replace(self, **updates)
+def keeps_derived_tables(**builders):
+    """Class decorator (outside `struct.dataclass`) for params that keep tables derived from `data`
+    (field name -> builder(data), e.g. obs_table=obs_table): `build_params` fills them and
+    `params.replace(data=new)` rebuilds them, so swapping the split of existing params can never
+    leave a stale table."""
 
+    def decorate(cls):
+        def replace(self, **updates):
+            if "data" in updates:
+                for name, build in builders.items():
+                    updates.setdefault(name, build(updates["data"]))
+            return dataclasses.replace(self, **updates)
 
-def keeps_obs_table(cls):
-    """Class decorator (outside `struct.dataclass`): `params.replace(data=new)` rebuilds `obs_table`,
-    so swapping the split of existing params can never leave a stale observation table."""
-    cls.replace = _replace
-    return cls
+        cls.derived_tables = dict(builders)
+        cls.replace = replace
+        return cls
+
+    return decorate
 
 
 class MarketEnv:
@@ -292,7 +324,7 @@ class MarketEnv:
         return transition(u, state, target, keep, params, cash_floor=self.cash_floor)
 
     def step(self, key: jax.Array, state: MarketState, action, params):
-        u = jax.random.uniform(key, (params.data.n_assets,))
+        u = step_uniforms(key, params.data.n_assets)
         state, reward, done, info = self.transition(u, state, action, params)
         return observe(state, params), state, reward, done, info
 
@@ -300,14 +332,14 @@ class MarketEnv:
 class MarketAutoReset(AutoReset):
     """`AutoReset` for `MarketEnv`s: the same contract, about twice as fast.
 
-    One uniform draw per step serves both the slippage and the reset row (no key split), and the
+    One `step_uniforms` draw per step serves both the slippage and the reset row (no key split), and the
     observation is sliced once, from the selected state, instead of for both candidate states;
     `info["final_obs"]` is sliced only if the caller reads it (XLA drops it otherwise).
     """
 
     def step(self, key: jax.Array, state: MarketState, action, params):
         n = params.data.n_assets
-        u = jax.random.uniform(key, (n + 1,))
+        u = step_uniforms(key, n + 1)
         next_state, reward, done, info = self._env.transition(u[:n], state, action, params)
         new_state = select_tree(done, reset_state(u[n], params), next_state)
         info = dict(info, final_obs=observe(next_state, params))

@@ -65,7 +65,28 @@ _ALL, _HALF, _TOP30 = 0, 1, 2
 _GROUP_SIZE = np.array([_ALL] * 5 + [_HALF] * 6 + [_TOP30], np.int32)
 
 
-@market.keeps_obs_table
+def factor_ranks(momentum: jax.Array, volatility: jax.Array, sharpe: jax.Array, size: jax.Array
+                 ) -> jax.Array:
+    """int32 [5, N]: `rank` of the assets by each regime factor (`_FACTOR` order: none (the index
+    order), momentum, low volatility, Sharpe, small size), from [N] factor scores of one row."""
+    scores = jnp.stack([jnp.zeros_like(momentum), momentum, -volatility, sharpe, -size])
+    return jax.vmap(rank)(scores)
+
+
+def factor_rank_table(data: EnvData) -> jax.Array:
+    """int32 [T, 5, N]: `factor_ranks` of every row of `data`, built once by `make`.
+
+    The factor scores are data, so the rankings are too: a regime step gathers row t-1's ranking
+    instead of ranking N assets pairwise. Row-chunked, so the [chunk, 5, N, N] comparisons stay small.
+    """
+    n = data.n_assets
+    batch = max(1, min(data.n_rows, (1 << 22) // (5 * n * n)))
+    return jax.jit(lambda m, v, s, z: jax.lax.map(lambda x: factor_ranks(*x), (m, v, s, z),
+                                                  batch_size=batch))(
+        data.momentum, data.volatility, data.sharpe, data.size)
+
+
+@market.keeps_derived_tables(obs_table=market.obs_table, factor_rank_table=factor_rank_table)
 @struct.dataclass
 class PortfolioParams:
     """Everything that shapes a portfolio environment; a pytree (numbers are float32 arrays).
@@ -75,6 +96,7 @@ class PortfolioParams:
 
     data: EnvData
     obs_table: jax.Array                     # [T, N*F + M] = market.obs_table(data), built by make
+    factor_rank_table: jax.Array             # int32 [T, 5, N] = factor_rank_table(data), built by make
     costs: CostParams
     reward: RewardParams
     turbulence_threshold: jax.Array          # gate when turbulence[t-1] > this; inf = gate off
@@ -95,20 +117,16 @@ def rank(score: jax.Array) -> jax.Array:
     return jnp.sum(beats, axis=1, dtype=jnp.int32)
 
 
-def regime_target_weights(regime: jax.Array, momentum: jax.Array, volatility: jax.Array,
-                          sharpe: jax.Array, size: jax.Array, current: jax.Array,
-                          tilt: jax.Array = 1.0) -> jax.Array:
-    """Target weights [N + 1] (cash last, >= 0, sum 1) of `regime` (int32 scalar).
+def regime_weights(regime: jax.Array, ranks: jax.Array, current: jax.Array, tilt: jax.Array = 1.0
+                   ) -> jax.Array:
+    """Target weights [N + 1] (cash last, >= 0, sum 1) of `regime` (int32 scalar in [0, 12)).
 
-    momentum, volatility, sharpe, size: [N] factor scores (row t-1); current: [N + 1] the weights
-    now, returned for HOLD.
+    ranks: int32 [N], the assets' `rank` by the regime's factor (row `_FACTOR[regime]` of
+    `factor_ranks`); current: [N + 1] the weights now, returned for HOLD.
     """
-    n = momentum.shape[-1]
-    regime = jnp.clip(regime, 0, len(REGIMES) - 1)
-    # One ranking per step: only the chosen regime's factor is ranked.
-    scores = jnp.stack([jnp.zeros_like(momentum), momentum, -volatility, sharpe, -size])
+    n = ranks.shape[-1]
     k = jnp.array([n, math.ceil(n / 2), max(1, round(0.3 * n))], jnp.int32)[jnp.asarray(_GROUP_SIZE)[regime]]
-    sel = (rank(scores[jnp.asarray(_FACTOR)[regime]]) < k).astype(jnp.float32)
+    sel = (ranks < k).astype(jnp.float32)
     n_sel = jnp.sum(sel)
     rest = 1.0 - sel
     n_rest = jnp.sum(rest)
@@ -117,6 +135,19 @@ def regime_target_weights(regime: jax.Array, momentum: jax.Array, volatility: ja
     cash = jnp.asarray(_CASH)[regime]
     target = jnp.concatenate([(1.0 - cash) * sleeve, cash[None]])
     return jnp.where(regime == Regime.HOLD, current, target)
+
+
+def regime_target_weights(regime: jax.Array, momentum: jax.Array, volatility: jax.Array,
+                          sharpe: jax.Array, size: jax.Array, current: jax.Array,
+                          tilt: jax.Array = 1.0) -> jax.Array:
+    """Target weights [N + 1] (cash last, >= 0, sum 1) of `regime` (int32 scalar).
+
+    momentum, volatility, sharpe, size: [N] factor scores (row t-1); current: [N + 1] the weights
+    now, returned for HOLD. The environment reads the same rankings from `factor_rank_table`.
+    """
+    regime = jnp.clip(regime, 0, len(REGIMES) - 1)
+    ranks = factor_ranks(momentum, volatility, sharpe, size)[jnp.asarray(_FACTOR)[regime]]
+    return regime_weights(regime, ranks, current, tilt)
 
 
 def weights_from_action(action: jax.Array) -> jax.Array:
@@ -154,9 +185,10 @@ class PortfolioEnv(market.MarketEnv):
         n = self.n_assets
         if not self.discrete:
             return weights_from_action(action)[:n], jnp.asarray(False)
-        data, prev = params.data, state.t - 1
-        w = regime_target_weights(action, data.momentum[prev], data.volatility[prev], data.sharpe[prev],
-                                  data.size[prev], state.weights, params.factor_tilt)
+        regime = jnp.clip(action, 0, len(REGIMES) - 1)
+        # Row t-1's ranking by the regime's factor, precomputed (== regime_target_weights).
+        ranks = params.factor_rank_table[state.t - 1, jnp.asarray(_FACTOR)[regime]]
+        w = regime_weights(regime, ranks, state.weights, params.factor_tilt)
         return w[:n], action == Regime.HOLD
 
 

@@ -27,7 +27,7 @@ from jaxtrade.envs.rewards import RewardParams
 DEFAULT_POSITIONS = (-1.0, 0.0, 1.0)
 
 
-@market.keeps_obs_table
+@market.keeps_derived_tables(obs_table=market.obs_table)
 @struct.dataclass
 class SingleParams:
     """Everything that shapes a single-instrument environment; a pytree (numbers are float32 arrays)."""

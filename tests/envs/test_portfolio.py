@@ -10,7 +10,15 @@ from envs_testlib import envdata_from_close, make_rollout, perturb_rows, run_act
 
 from jaxtrade import envs
 from jaxtrade.envs import market
-from jaxtrade.envs.portfolio import Regime, regime_target_weights, weights_from_action, weights_to_action
+from jaxtrade.envs.portfolio import (
+    Regime,
+    factor_rank_table,
+    factor_ranks,
+    rank,
+    regime_target_weights,
+    weights_from_action,
+    weights_to_action,
+)
 
 W, L = 8, 16
 
@@ -64,6 +72,52 @@ def test_regime_weights_nonnegative_sum_to_one():
     np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-6)
     assert ((w[:, Regime.RISK_ON, :n] > 0).sum(-1) == 6).all()   # top 30% of 20
     assert ((w[:, Regime.MOMENTUM, :n] > 0).sum(-1) == 10).all()
+
+
+def test_rank_pinned_ties_to_lower_index():
+    np.testing.assert_array_equal(rank(jnp.array([1.0, 3.0, 1.0, 2.0, 3.0])), [3, 0, 4, 2, 1])
+    np.testing.assert_array_equal(rank(jnp.zeros(4)), [0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("n_assets", [4, 300])   # 300: the table is built in row chunks with a remainder
+def test_factor_rank_table_equals_on_the_fly_ranking(n_assets):
+    data = envdata_from_close(synthetic_close(t=40, n=n_assets, seed=n_assets))
+    table = np.asarray(factor_rank_table(data))
+    assert table.shape == (40, 5, n_assets) and table.dtype == np.int32
+    want = np.stack([np.asarray(factor_ranks(data.momentum[t], data.volatility[t], data.sharpe[t],
+                                             data.size[t])) for t in range(40)])
+    np.testing.assert_array_equal(table, want)
+    # Each row is a permutation: a ranking, not a score.
+    np.testing.assert_array_equal(np.sort(table, axis=-1), np.broadcast_to(np.arange(n_assets), table.shape))
+    np.testing.assert_array_equal(table[:, 0], np.broadcast_to(np.arange(n_assets), (40, n_assets)))
+
+
+def test_env_targets_from_table_equal_regime_target_weights(real_train):
+    """The env's targets (gathered from `factor_rank_table`) are exactly `regime_target_weights` of
+    row t-1's factor scores, for every regime, many rows, two tilts and out-of-range actions."""
+    env, params = envs.make("portfolio", real_train, factor_tilt=0.7)
+    core, data = env.unwrapped, params.data
+    _, state = env.reset(jax.random.key(0), params)
+    rows = jnp.arange(params.window, data.n_rows - 1, 37)
+    current = jax.nn.softmax(jax.random.normal(jax.random.key(1), (len(rows), data.n_assets + 1)))
+    actions = jnp.arange(-1, 13)
+
+    def env_target(action, t, w, params):
+        target, keep = core.target(action, state.replace(t=t, weights=w), params)
+        return target, keep
+
+    def oracle(action, t, w, tilt):
+        p = t - 1
+        return regime_target_weights(action, data.momentum[p], data.volatility[p], data.sharpe[p],
+                                     data.size[p], w, tilt)[:-1]
+
+    for tilt_params in (params, params.replace(factor_tilt=jnp.float32(1.0))):
+        got, keep = jax.jit(jax.vmap(jax.vmap(env_target, (0, None, None, None)), (None, 0, 0, None)))(
+            actions, rows, current, tilt_params)
+        want = jax.jit(jax.vmap(jax.vmap(oracle, (0, None, None, None)), (None, 0, 0, None)))(
+            actions, rows, current, tilt_params.factor_tilt)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        np.testing.assert_array_equal(np.asarray(keep), np.broadcast_to(np.asarray(actions) == 0, keep.shape))
 
 
 # ------------------------------------------------------------------------------------ exact costs
@@ -297,3 +351,5 @@ def test_make_overrides_and_errors(tiny_data):
     swapped = params.replace(data=other)
     np.testing.assert_array_equal(swapped.obs_table, market.obs_table(other))
     assert not np.array_equal(swapped.obs_table, params.obs_table)
+    np.testing.assert_array_equal(swapped.factor_rank_table, factor_rank_table(other))
+    assert not np.array_equal(swapped.factor_rank_table, params.factor_rank_table)
