@@ -1,27 +1,36 @@
 """End-to-end PPO training throughput: jaxtrade's pmapped iteration vs stable-baselines3 peers.
 
-    python -m experiments.bench_train                                   # small+full x 64,1024,8192 + peers
-    python -m experiments.bench_train --nets=small --n_envs=64,1024 --peers=false
-    python -m experiments.bench_train --nets=full --n_envs=65536 --peers=false   # on a GPU
+    python -m experiments.bench_train                 # small+full x 64,1024,8192 x W=1,30, clstm, peers
+    python -m experiments.bench_train --nets=small --n_envs=64,1024 --windows=1 --peers=false
+    python -m experiments.bench_train --nets=full --n_envs=65536 --windows=1 --peers=false  # on a GPU
 
-jaxtrade: one device, `make_train_iteration` on the `portfolio` env (regimes) over the bundled
-sp500-20 training split; env steps per second of wall time for rollout + GAE + update
-(update_epochs=4, critic_epochs=4, 4 minibatches), after compilation; the median of `--iters`
-timed calls. Compile time is the first call minus the median call. Peak memory is the worker
-process's max RSS (each configuration runs in its own subprocess).
+jaxtrade: `make_train_iteration` on the `portfolio` env (regimes) over the bundled sp500-20 training
+split, with an observation window of W rows (`--windows`). MLP-encoder networks need only the last
+row (W=1: their GRU core carries the memory); the cascaded-LSTM encoder reads W=30 rows. Env steps
+per second of wall time for rollout + GAE + update (update_epochs=4, critic_epochs=4, 4 minibatches),
+after compilation: the median of `--iters` timed calls, each of `--iterations_per_call` iterations
+lax.scan-ed inside the pmapped function. On the CPU the worker splits the host into one XLA device
+per core (`--cpu_devices`, default all cores; `n_envs` is the total, split evenly), so each core runs
+its own share of the environments and the pmap's gradient pmean joins them, as on several GPUs.
+Compile time is the first call minus the median call. Peak memory is the worker's max RSS (each
+configuration runs in its own subprocess).
 
-FLOPs per env step are counted from the parameter tree (2 * fan_in * fan_out per Dense kernel per
-step; LayerNorm, gates and elementwise work ignored): rollout 1 forward, PPO epochs 3 forwards each
-(forward + backward), the critic phase's one forward without heads, and 3 value-head forwards per
-critic epoch. The machine's matmul rate is measured on jitted float32 matmuls of the model's own
-kernel shapes at the update's minibatch rows (T * n_envs / n_minibatches); the achieved share is the
-model's FLOP rate over that.
+FLOPs per env step are counted from the parameter tree, for what runs: each Dense kernel costs
+2 * fan_in * fan_out per application (the CLSTM encoder's LSTM and attention projections run W times
+per step, plus attention's 2 * 2 * W * W * H); LayerNorm, gates and elementwise work are not counted.
+Rollout: 1 forward per step plus the bootstrap forward once per env per iteration; PPO epochs: forward
++ backward = 3 forwards each, less the unused input gradient of the first layer; critic phase: one
+encoder+core forward, then 3 value-head forwards per critic epoch. The machine's matmul rate is the
+better of jitted float32 matmuls of the model's own kernel shapes at the global minibatch rows on one
+device (all cores) and the same matmuls pmapped over the worker's devices at their per-device rows;
+the achieved share is the model's FLOP rate over that.
 
 Peers (`--peers`, needs the `peer` extra: torch CPU, stable-baselines3, sb3-contrib, gymnasium): the
-same env through a thin gymnasium adapter (one jitted unbatched env per gymnasium env, 8 in a
-DummyVecEnv), sb3 PPO (encoder MLP + core-sized MLP, no recurrence) and sb3-contrib RecurrentPPO
+same env and window through a thin gymnasium adapter (one jitted unbatched env per gymnasium env, 8
+in a DummyVecEnv), sb3 PPO (encoder MLP + core-sized MLP, no recurrence) and sb3-contrib RecurrentPPO
 (encoder MLP + LSTM of the same size, shared by actor and critic), n_steps 128, 4 epochs, 4
-minibatches. The machine is shared: figures are medians and ratios are taken within one run.
+minibatches. The machine is shared: figures are medians and ratios are taken within one run; the
+load average is printed with every line.
 """
 
 from __future__ import annotations
@@ -36,10 +45,17 @@ import time
 
 from absl import app, flags
 
-_NETS = flags.DEFINE_list("nets", ["small", "full"], "small (GRU 128x1) and/or full (MLP 256x2 + GRU 256x2).")
-_N_ENVS = flags.DEFINE_list("n_envs", ["64", "1024", "8192"], "Environments (one device).")
+_NETS = flags.DEFINE_list("nets", ["small", "full"],
+                          "small (MLP 128 + GRU 128x1), full (MLP 256x2 + GRU 256x2), "
+                          "clstm (CLSTM 128 + GRU 128).")
+_N_ENVS = flags.DEFINE_list("n_envs", ["64", "1024", "8192"], "Environments in all (split over the devices).")
+_WINDOWS = flags.DEFINE_list("windows", ["1", "30"], "Observation windows for the MLP-encoder nets.")
+_CLSTM = flags.DEFINE_boolean("clstm", True, "Also time the CLSTM-encoder net at W=30 (`--clstm_envs`).")
+_CLSTM_ENVS = flags.DEFINE_list("clstm_envs", ["1024"], "Environments for the CLSTM line.")
 _N_STEPS = flags.DEFINE_integer("n_steps", 16, "Rollout steps per iteration.")
-_ITERS = flags.DEFINE_integer("iters", 5, "Timed iterations per configuration (median).")
+_ITERS = flags.DEFINE_integer("iters", 5, "Timed calls per configuration (median).")
+_PER_CALL = flags.DEFINE_integer("iterations_per_call", 2, "Iterations lax.scan-ed inside one call.")
+_CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "XLA host devices on the CPU (0: one per core).")
 _EPISODE = flags.DEFINE_integer("episode_length", 256, "Episode length of the portfolio env.")
 _PEERS = flags.DEFINE_boolean("peers", True, "Also time sb3 PPO and sb3-contrib RecurrentPPO (needs torch).")
 _PEER_ENVS = flags.DEFINE_integer("peer_envs", 8, "Peer environments (DummyVecEnv).")
@@ -48,76 +64,119 @@ _WORKER = flags.DEFINE_string("worker", "", "Internal: run one configuration and
 _TIMEOUT = flags.DEFINE_integer("timeout", 1800, "Seconds per configuration subprocess.")
 
 NETS = {"small": dict(hidden_dim=128, n_layers=1, encoder_layers=1),
-        "full": dict(hidden_dim=256, n_layers=2, encoder_layers=2)}
+        "full": dict(hidden_dim=256, n_layers=2, encoder_layers=2),
+        "clstm": dict(encoder="clstm", hidden_dim=128, n_layers=1, encoder_layers=1)}
+CLSTM_WINDOW = 30
 
 
-def load_env(episode_length: int):
+def load_env(episode_length: int, window: int):
     from jaxtrade import envs
     from jaxtrade.data import load_dataset
 
     split = load_dataset("sp500-20").split(train=("1995-01-01", "2014-12-31"), lookback=30)
-    return envs.make("portfolio", split.train.to_device(), episode_length=episode_length)
+    return envs.make("portfolio", split.train.to_device(), episode_length=episode_length, window=window)
 
 
-def bench_config(net: str, n_envs: int, n_steps: int):
+def bench_config(net: str, n_envs: int, n_steps: int, iterations_per_call: int = 1):
+    """n_envs: per device."""
     from jaxtrade.agents import ppo
 
     cfg = ppo.default_config()
     cfg.model.update(NETS[net])
     cfg.model.dropout = 0.0
-    cfg.ppo.update(n_envs=n_envs, n_steps=n_steps, n_minibatches=4, update_epochs=4, critic_epochs=4)
+    cfg.ppo.update(n_envs=n_envs, n_steps=n_steps, n_minibatches=4, update_epochs=4, critic_epochs=4,
+                   iterations_per_call=iterations_per_call)
     return cfg
 
 
 def kernel_shapes(params) -> dict:
-    """{top-level part: [(fan_in, fan_out), ...]} of every Dense kernel."""
+    """{top-level part: [(path, fan_in, fan_out), ...]} of every Dense-like kernel (2-D, or attention's
+    3-D [in, heads, head_dim] / [heads, head_dim, out] folded to 2-D)."""
     import jax
 
     out = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         names = [getattr(k, "key", "") for k in path]
-        if names[-1] == "kernel" and leaf.ndim == 2:
-            out.setdefault(names[0], []).append(tuple(int(d) for d in leaf.shape))
+        if names[-1] != "kernel" or leaf.ndim not in (2, 3):
+            continue
+        shape = tuple(int(d) for d in leaf.shape)
+        if leaf.ndim == 3:   # DenseGeneral: q/k/v [in, heads, hd] or out [heads, hd, out]
+            shape = (shape[0], shape[1] * shape[2]) if names[-2] != "out" else (shape[0] * shape[1], shape[2])
+        out.setdefault(names[0], []).append(("/".join(names[:-1]),) + shape)
     return out
 
 
-def flops_per_env_step(shapes: dict, update_epochs: int, critic_epochs: int) -> dict:
-    fwd = {part: sum(2 * a * b for a, b in ks) for part, ks in shapes.items()}
+def flops_per_env_step(shapes: dict, update_epochs: int, critic_epochs: int, n_steps: int,
+                       window: int, hidden_dim: int) -> dict:
+    """Model FLOPs per env step (see the module docstring); CLSTM LSTM and attention run `window` times."""
+    clstm = any(path.startswith("encoder/joint") for path, _, _ in shapes.get("encoder", []))
+
+    def part(name):
+        total, first = 0, 0
+        for path, a, b in shapes.get(name, []):
+            per_row = window if clstm and name == "encoder" and not path.startswith("encoder/joint") else 1
+            flops = 2 * a * b * per_row
+            total += flops
+            if path == "encoder/dense_0" or (clstm and path.rsplit("/", 1)[-1] in ("ii", "if", "ig", "io")):
+                first += flops                                            # layers that read the obs
+        if clstm and name == "encoder":
+            total += 2 * 2 * window * window * hidden_dim                 # scores and weighted sum
+        return total, first
+
+    fwd = {name: part(name)[0] for name in shapes}
+    first_layer = part("encoder")[1]                                      # its input gradient is not needed
     forward = sum(fwd.values())
     trunk = fwd.get("encoder", 0) + fwd.get("core", 0)
-    train = forward + update_epochs * 3 * forward + trunk + critic_epochs * 3 * fwd.get("value", 0)
-    return {"forward": forward, "train": train}
+    rollout = forward * (1.0 + 1.0 / n_steps) - fwd.get("policy", 0) / n_steps
+    ppo = update_epochs * (3 * forward - first_layer)
+    critic = trunk + critic_epochs * 3 * fwd.get("value", 0)
+    return {"forward": forward, "train": rollout + ppo + critic}
 
 
-def matmul_rate(shapes: dict, rows: int, repeats: int = 5) -> float:
-    """FLOP/s of jitted float32 matmuls [rows, K] @ [K, N] over the model's kernel shapes."""
+def matmul_rate(shapes: dict, rows: int, devices, repeats: int = 5) -> float:
+    """Best FLOP/s of jitted float32 matmuls [rows, K] @ [K, N] over the model's kernel shapes: on one
+    device at `rows` (or 4096 rows, if fewer), or pmapped over `devices` at 1 / len(devices) of that each."""
     import jax
     import jax.numpy as jnp
 
-    total_flops, total_time = 0.0, 0.0
-    for k, n in sorted({s for ks in shapes.values() for s in ks}):
-        x = jax.random.normal(jax.random.key(0), (rows, k), jnp.float32)
-        w = jax.random.normal(jax.random.key(1), (k, n), jnp.float32)
-        f = jax.jit(jnp.dot)
-        f(x, w).block_until_ready()
+    def timed(fn, *args):
+        jax.block_until_ready(fn(*args))
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            f(x, w).block_until_ready()
+            jax.block_until_ready(fn(*args))
             times.append(time.perf_counter() - t0)
-        total_flops += 2.0 * rows * k * n
-        total_time += statistics.median(times)
-    return total_flops / total_time
+        return statistics.median(times)
+
+    kernels = sorted({(a, b) for ks in shapes.values() for _, a, b in ks})
+    rates = []
+    # Also at cache-sized row blocks: XLA tiles a large matmul no better than that.
+    layouts = {(n, max(r // n, 1)) for n in {1, len(devices)} for r in {rows, min(rows, 4096)}}
+    for n_dev, per in sorted(layouts):
+        total_flops, total_time = 0.0, 0.0
+        for k, n in kernels:
+            x = jax.random.normal(jax.random.key(0), (n_dev, per, k), jnp.float32)
+            w = jax.random.normal(jax.random.key(1), (n_dev, k, n), jnp.float32)
+            if n_dev == 1:
+                total_time += timed(jax.jit(jnp.dot), x[0], w[0])
+            else:
+                total_time += timed(jax.pmap(jnp.dot, devices=devices[:n_dev]), x, w)
+            total_flops += 2.0 * n_dev * per * k * n
+        rates.append(total_flops / total_time)
+    return max(rates)
 
 
-def run_jax(net: str, n_envs: int) -> dict:
+def run_jax(net: str, n_envs: int, window: int) -> dict:
     import jax
 
     from jaxtrade.agents import ppo
 
-    env, env_params = load_env(_EPISODE.value)
-    cfg = bench_config(net, n_envs, _N_STEPS.value)
-    devices = jax.devices()[:1]
+    env, env_params = load_env(_EPISODE.value, window)
+    devices = jax.local_devices()
+    if n_envs % (len(devices) * 4):
+        devices = devices[:1]
+    per_call = _PER_CALL.value
+    cfg = bench_config(net, n_envs // len(devices), _N_STEPS.value, per_call)
     fn = ppo.make_train_iteration(cfg, env, devices=devices)
     carry = ppo.init_carry(cfg, env, env_params, devices=devices)
     t0 = time.perf_counter()
@@ -130,25 +189,28 @@ def run_jax(net: str, n_envs: int) -> dict:
         carry, metrics = fn(carry, env_params)
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - t0)
-    step_time = statistics.median(times)
-    steps = n_envs * _N_STEPS.value
+    call_time = statistics.median(times)
+    steps = n_envs * _N_STEPS.value * per_call
     shapes = kernel_shapes(ppo.unreplicate(carry.train_state.params))
-    flops = flops_per_env_step(shapes, cfg.ppo.update_epochs, cfg.ppo.critic_epochs)
+    flops = flops_per_env_step(shapes, cfg.ppo.update_epochs, cfg.ppo.critic_epochs, _N_STEPS.value, window,
+                               cfg.model.hidden_dim)
     rows = min(_N_STEPS.value * n_envs // cfg.ppo.n_minibatches, 65536)
-    peak = matmul_rate(shapes, rows)
-    achieved = flops["train"] * steps / step_time
-    return {"kind": "jaxtrade", "net": net, "n_envs": n_envs, "steps_per_s": steps / step_time,
-            "iteration_s": step_time, "compile_s": first - step_time,
+    peak = matmul_rate(shapes, rows, devices)
+    achieved = flops["train"] * steps / call_time
+    return {"kind": "jaxtrade", "net": net, "window": window, "n_envs": n_envs, "devices": len(devices),
+            "steps_per_s": steps / call_time, "iteration_s": call_time / per_call,
+            "compile_s": first - call_time,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
             "flops_forward": flops["forward"], "flops_train_per_env_step": flops["train"],
             "achieved_gflops": achieved / 1e9, "matmul_gflops": peak / 1e9, "matmul_share": achieved / peak,
-            "nonfinite": bool(metrics["any_nonfinite"][0]), "backend": jax.default_backend()}
+            "nonfinite": bool(jax.device_get(metrics["any_nonfinite"]).any()),
+            "backend": jax.default_backend(), "load": os.getloadavg()[0]}
 
 
 # ------------------------------------------------------------------------------------------ peers
 
 
-def run_peer(algo: str, net: str) -> dict:
+def run_peer(algo: str, net: str, window: int) -> dict:
     import gymnasium as gym
     import jax
     import numpy as np
@@ -156,7 +218,8 @@ def run_peer(algo: str, net: str) -> dict:
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    env, env_params = load_env(_EPISODE.value)
+    torch.set_num_threads(os.cpu_count() or 1)
+    env, env_params = load_env(_EPISODE.value, window)
     core = env.unwrapped
     reset = jax.jit(core.reset)
     step = jax.jit(core.step)
@@ -229,20 +292,30 @@ def run_peer(algo: str, net: str) -> dict:
     elapsed = time.perf_counter() - t0
     steps = max(_PEER_STEPS.value, warm)
     steps = -(-steps // warm) * warm                                  # sb3 finishes whole rollouts
-    return {"kind": algo, "net": net, "n_envs": _PEER_ENVS.value, "steps_per_s": steps / elapsed,
+    return {"kind": algo, "net": net, "window": window, "n_envs": _PEER_ENVS.value,
+            "steps_per_s": steps / elapsed,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(), "load": os.getloadavg()[0]}
 
 
 # ------------------------------------------------------------------------------------------- main
 
 
+def _cpu_devices() -> int:
+    return _CPU_DEVICES.value or (os.cpu_count() or 1)
+
+
 def _spawn(spec: str) -> dict | None:
     cmd = [sys.executable, "-m", "experiments.bench_train", f"--worker={spec}",
            f"--n_steps={_N_STEPS.value}", f"--iters={_ITERS.value}", f"--episode_length={_EPISODE.value}",
-           f"--peer_envs={_PEER_ENVS.value}", f"--peer_steps={_PEER_STEPS.value}"]
+           f"--iterations_per_call={_PER_CALL.value}", f"--peer_envs={_PEER_ENVS.value}",
+           f"--peer_steps={_PEER_STEPS.value}"]
+    env = dict(os.environ)
+    if spec.startswith("jax:"):   # one XLA host device per core (ignored by GPU backends)
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                            f" --xla_force_host_platform_device_count={_cpu_devices()}").strip()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT.value, env=os.environ)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT.value, env=env)
     except subprocess.TimeoutExpired:
         print(f"  {spec}: timed out after {_TIMEOUT.value}s", flush=True)
         return None
@@ -253,60 +326,66 @@ def _spawn(spec: str) -> dict | None:
     return json.loads(lines[-1])
 
 
+def _jax_line(r: dict) -> str:
+    return (f"{r['net']:6} {r['window']:>3} {r['n_envs']:>6} {r['devices']:>3} {r['steps_per_s']:10.0f} "
+            f"{r['iteration_s']:8.3f} {r['compile_s']:9.1f} {r['peak_rss_mb']:8.0f} "
+            f"{r['flops_train_per_env_step'] / 1e6:10.2f} {r['achieved_gflops']:8.1f} "
+            f"{r['matmul_gflops']:8.1f} {r['matmul_share']:6.0%} {r['load']:5.1f}")
+
+
 def main(argv):
     del argv
     if _WORKER.value:
-        kind, net, n = _WORKER.value.split(":")
-        result = run_jax(net, int(n)) if kind == "jax" else run_peer(kind, net)
+        kind, net, n, window = _WORKER.value.split(":")
+        result = run_jax(net, int(n), int(window)) if kind == "jax" else run_peer(kind, net, int(window))
         print(json.dumps(result), flush=True)
         return
 
+    configs = [(net, int(w), int(n)) for net in _NETS.value if net != "clstm" for w in _WINDOWS.value
+               for n in _N_ENVS.value]
+    if _CLSTM.value or "clstm" in _NETS.value:
+        configs += [("clstm", CLSTM_WINDOW, int(n)) for n in _CLSTM_ENVS.value]
     results = []
     print(f"jaxtrade PPO, portfolio env, n_steps={_N_STEPS.value}, 4 epochs + 4 critic epochs, "
-          f"4 minibatches; median of {_ITERS.value} iterations", flush=True)
-    print(f"{'net':6} {'envs':>6} {'steps/s':>10} {'iter s':>8} {'compile s':>9} {'peak MB':>8} "
-          f"{'MFLOP/step':>10} {'GFLOP/s':>8} {'matmul':>8} {'share':>6}", flush=True)
-    for net in _NETS.value:
-        for n in _N_ENVS.value:
-            r = _spawn(f"jax:{net}:{n}")
-            if r is None:
-                continue
+          f"4 minibatches, {_PER_CALL.value} iterations per call, up to {_cpu_devices()} CPU devices; "
+          f"median of {_ITERS.value} calls", flush=True)
+    print(f"{'net':6} {'W':>3} {'envs':>6} {'dev':>3} {'steps/s':>10} {'iter s':>8} {'compile s':>9} "
+          f"{'peak MB':>8} {'MFLOP/step':>10} {'GFLOP/s':>8} {'matmul':>8} {'share':>6} {'load':>5}",
+          flush=True)
+    for net, window, n in configs:
+        r = _spawn(f"jax:{net}:{n}:{window}")
+        if r is not None:
             results.append(r)
-            print(f"{net:6} {n:>6} {r['steps_per_s']:10.0f} {r['iteration_s']:8.3f} {r['compile_s']:9.1f} "
-                  f"{r['peak_rss_mb']:8.0f} {r['flops_train_per_env_step'] / 1e6:10.1f} "
-                  f"{r['achieved_gflops']:8.1f} {r['matmul_gflops']:8.1f} {r['matmul_share']:6.0%}",
-                  flush=True)
+            print(_jax_line(r), flush=True)
 
     peers = {}
     if _PEERS.value:
-        try:
-            import importlib.util
+        import importlib.util
 
-            missing = [m for m in ("torch", "stable_baselines3", "sb3_contrib", "gymnasium")
-                       if importlib.util.find_spec(m) is None]
-        except ImportError:
-            missing = ["torch"]
+        missing = [m for m in ("torch", "stable_baselines3", "sb3_contrib", "gymnasium")
+                   if importlib.util.find_spec(m) is None]
         if missing:
             print(f"peers skipped: {', '.join(missing)} not installed (pip install -e '.[peer]')")
         else:
             print(f"\npeers: {_PEER_ENVS.value} envs (DummyVecEnv over the gymnasium adapter), n_steps 128, "
                   f"4 epochs, 4 minibatches", flush=True)
-            for net in _NETS.value:
+            for net, window in sorted({(net, window) for net, window, _ in configs}):
                 for algo in ("RecurrentPPO", "PPO"):
-                    r = _spawn(f"{algo}:{net}:{_PEER_ENVS.value}")
+                    r = _spawn(f"{algo}:{net}:{_PEER_ENVS.value}:{window}")
                     if r is None:
                         continue
-                    peers[(algo, net)] = r
+                    peers[(algo, net, window)] = r
                     results.append(r)
-                    print(f"{algo:12} {net:6} {r['steps_per_s']:10.1f} steps/s  "
-                          f"peak {r['peak_rss_mb']:.0f} MB", flush=True)
-            print("\nratios (jaxtrade steps/s over peer steps/s, same network size):")
+                    print(f"{algo:12} {net:6} W={window:<3} {r['steps_per_s']:10.1f} steps/s  "
+                          f"peak {r['peak_rss_mb']:.0f} MB  load {r['load']:.1f}", flush=True)
+            print("\nratios (jaxtrade steps/s over peer steps/s, same network size and window):")
             for r in results:
                 if r["kind"] != "jaxtrade":
                     continue
-                parts = [f"{algo} x{r['steps_per_s'] / peers[(algo, r['net'])]['steps_per_s']:.1f}"
-                         for algo in ("RecurrentPPO", "PPO") if (algo, r["net"]) in peers]
-                print(f"  {r['net']:6} {r['n_envs']:>6} envs: " + ", ".join(parts))
+                key = (r["net"], r["window"])
+                parts = [f"{algo} x{r['steps_per_s'] / peers[(algo, *key)]['steps_per_s']:.1f}"
+                         for algo in ("RecurrentPPO", "PPO") if (algo, *key) in peers]
+                print(f"  {r['net']:6} W={r['window']:<3} {r['n_envs']:>6} envs: " + ", ".join(parts))
     print("\nJSON " + json.dumps(results))
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxtrade.models.layers import LayerNorm
+
 
 def _flatten_obs(obs) -> jnp.ndarray:
     window = obs["window"]
@@ -31,7 +33,7 @@ class MLPEncoder(nn.Module):
         for i in range(self.n_layers):
             x = nn.Dense(self.hidden_dim, dtype=self.dtype, param_dtype=jnp.float32, name=f"dense_{i}")(x)
             x = nn.relu(x)
-            x = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name=f"norm_{i}")(x)
+            x = LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name=f"norm_{i}")(x)
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return x
 
@@ -55,9 +57,9 @@ class CLSTMEncoder(nn.Module):
         att = nn.MultiHeadDotProductAttention(num_heads=self.n_heads, dtype=self.dtype,
                                               param_dtype=jnp.float32, deterministic=True,
                                               name="attention")(seq)
-        seq = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name="attention_norm")(seq + att)
+        seq = LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name="attention_norm")(seq + att)
         pooled = seq.mean(axis=-2).reshape(lead + (self.hidden_dim,))
         x = jnp.concatenate([pooled, obs["state"].astype(self.dtype)], axis=-1)
         x = nn.Dense(self.hidden_dim, dtype=self.dtype, param_dtype=jnp.float32, name="joint")(x)
-        x = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name="joint_norm")(nn.relu(x))
+        x = LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name="joint_norm")(nn.relu(x))
         return nn.Dropout(self.dropout, deterministic=not train)(x)

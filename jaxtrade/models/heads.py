@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxtrade.models.distributions import Categorical, DiagGaussian
+from jaxtrade.models.layers import LayerNorm
 
 
 class _Trunk(nn.Module):
@@ -21,7 +22,7 @@ class _Trunk(nn.Module):
         x = x.astype(self.dtype)
         for i in range(self.n_layers):
             x = nn.Dense(self.hidden_dim, dtype=self.dtype, param_dtype=jnp.float32, name=f"dense_{i}")(x)
-            x = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name=f"norm_{i}")(nn.relu(x))
+            x = LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name=f"norm_{i}")(nn.relu(x))
         return x
 
 

@@ -91,3 +91,26 @@ def test_distributions_match_closed_forms():
     keys = jax.random.split(jax.random.key(0), 20000)
     samples = jax.vmap(lambda k: DiagGaussian(mean[0], log_std[0]).sample(k))(keys)
     np.testing.assert_allclose(samples.std(0), [1.0, 2.0], rtol=0.05)
+
+
+def test_layer_norm_matches_flax_values_and_gradients():
+    """The hand-written LayerNorm backward equals autodiff through flax's LayerNorm."""
+    import flax.linen as nn
+
+    from jaxtrade.models.layers import LayerNorm
+
+    x = 3.0 * jax.random.normal(jax.random.key(0), (2, 5, 16)) + 1.0
+    params = {"scale": 1.0 + 0.1 * jax.random.normal(jax.random.key(1), (16,)),
+              "bias": 0.1 * jax.random.normal(jax.random.key(2), (16,))}
+    w = jax.random.normal(jax.random.key(3), x.shape)
+    ours, ref = LayerNorm(), nn.LayerNorm()
+    init = lambda m: jax.tree.structure(m.init(jax.random.key(0), x))
+    assert init(ours) == init(ref)                                   # same parameter names
+
+    def loss(module):
+        return lambda p, x: jnp.sum(jnp.tanh(module.apply({"params": p}, x)) * w)
+
+    np.testing.assert_allclose(ours.apply({"params": params}, x), ref.apply({"params": params}, x), atol=1e-5)
+    for got, want in zip(jax.grad(loss(ours), (0, 1))(params, x), jax.grad(loss(ref), (0, 1))(params, x),
+                         strict=True):
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), got, want)
