@@ -16,5 +16,4 @@ def get_config():
     cfg.model.n_layers = 1
     cfg.model.n_heads = 8
     cfg.env.window = 30
-    cfg.data.lookback = 30
     return cfg

@@ -13,7 +13,6 @@ def get_config():
     cfg.ppo.update_epochs = 1
     cfg.ppo.critic_epochs = 1
     cfg.env.episode_length = 16
-    cfg.data.lookback = 8
     cfg.data.val = ("2015-01-01", "2015-03-31")
     cfg.data.test = ("2016-01-01", "2016-06-30")
     cfg.train.iterations = 6

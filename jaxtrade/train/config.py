@@ -23,7 +23,6 @@ def base_config() -> ml_collections.ConfigDict:
         train=("2009-01-01", "2014-12-31"),
         val=("2015-01-01", "2015-12-31"),
         test=("2016-01-01", "2022-12-28"),
-        lookback=30,                            # history rows before each split (= env.window)
         turbulence_quantile=0.99,               # gate threshold: this quantile of the train split
     ))
     cfg.env = ml_collections.ConfigDict(dict(name="portfolio", action_space="regimes",

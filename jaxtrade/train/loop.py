@@ -81,8 +81,10 @@ def build(config, *, env_transform: Callable | None = None) -> Setup:
     """Data, splits, training and evaluation environments and the budget of one run."""
     md = load_market_data(config.data)
     d = config.data
+    # Each split carries exactly env.window history rows, so a whole-split episode (which starts at
+    # row `window`) trades from the split's first date: never on the rows of the split before it.
     splits = md.split(train=tuple(d.train), val=tuple(d.val) if d.get("val") else None,
-                       test=tuple(d.test) if d.get("test") else None, lookback=d.lookback,
+                       test=tuple(d.test) if d.get("test") else None, lookback=config.env.window,
                        turbulence_quantile=d.turbulence_quantile)
     overrides = env_overrides(config.env)
     env, env_params = envs.make(config.env.name, splits.train.to_device(), **overrides)

@@ -87,3 +87,16 @@ def test_half_written_checkpoint_is_skipped(tmp_path, run_log):
     np.testing.assert_array_equal(got.state["w"], state["w"] + 1)
     assert "unreadable" in run_log.text and os.path.join("latest", "3") in run_log.text
     assert fresh.restore("composite", state) is None
+
+
+def test_whole_split_episodes_trade_from_the_split_start_only():
+    # A whole-split episode starts at row env.window; the split must carry exactly that many history
+    # rows, or a backtest of the test split would trade on the validation split's last days.
+    from experiments.configs import portfolio_clstm, smoke
+    from jaxtrade.train import loop
+
+    for cfg in (smoke.get_config(), portfolio_clstm.get_config()):
+        s = loop.build(cfg)
+        for split, params in ((s.splits.val, s.val_params), (s.splits.test, s.test_params)):
+            assert split.start == params.window == cfg.env.window
+            assert split.dates[params.window] == split.traded_dates[0]
