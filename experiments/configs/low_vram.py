@@ -1,15 +1,11 @@
-"""For a small GPU (8-16 GB): 8,192 environments per device, the full network."""
+"""For a small GPU (8-16 GB): the high_vram preset with 8,192 environments per device."""
 
-from experiments.configs import portfolio_gru
+from experiments.configs import high_vram
 
 
 def get_config():
-    cfg = portfolio_gru.get_config()
+    cfg = high_vram.get_config()
     cfg.ppo.n_envs = 8192
-    cfg.ppo.n_steps = 64
     cfg.ppo.n_minibatches = 8
-    cfg.train.iterations = None
     cfg.train.total_timesteps = 200_000_000
-    cfg.train.eval_every = 10
-    cfg.train.checkpoint_every = 10
     return cfg

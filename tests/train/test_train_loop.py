@@ -40,6 +40,17 @@ def _latest(workdir):
     return ck.restore("latest", None)
 
 
+def _long_run_until(workdir, checkpoint_step: int):
+    """Starts a long training run through the command; returns it once `latest/<step>` exists."""
+    proc = subprocess.Popen(_command(workdir, "--config.train.iterations=1000", "--verbosity=quiet"),
+                            cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    marker = workdir / "checkpoints" / "latest" / str(checkpoint_step)
+    deadline = time.time() + 240
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    return proc, marker
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The uninterrupted 6-iteration smoke run, in process, on all 4 forced CPU devices."""
@@ -83,12 +94,7 @@ def test_sigkill_then_resume_is_bit_identical(reference, tmp_path):
     ref_dir, _ = reference
     workdir = tmp_path / "killed"
     # A long budget so the kill surely lands mid-run; the resume then asks for the reference's 6.
-    proc = subprocess.Popen(_command(workdir, "--config.train.iterations=1000", "--verbosity=quiet"),
-                            cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    third = workdir / "checkpoints" / "latest" / "3"
-    deadline = time.time() + 240
-    while not third.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
+    proc, third = _long_run_until(workdir, 3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert third.exists(), proc.stderr.read().decode()[-2000:]
@@ -108,12 +114,7 @@ def test_sigkill_then_resume_is_bit_identical(reference, tmp_path):
 
 def test_sigterm_exits_cleanly_and_latest_restores(tmp_path):
     workdir = tmp_path / "term"
-    proc = subprocess.Popen(_command(workdir, "--config.train.iterations=1000", "--verbosity=quiet"),
-                            cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    first = workdir / "checkpoints" / "latest" / "1"
-    deadline = time.time() + 240
-    while not first.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+    proc, _ = _long_run_until(workdir, 1)
     sent = time.time()
     proc.send_signal(signal.SIGTERM)
     rc = proc.wait(timeout=120)
