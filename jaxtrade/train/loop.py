@@ -226,28 +226,35 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str |
             while run.iteration < s.budget.iterations:
                 t0 = time.perf_counter()
                 carry, metrics = train_iteration(carry, s.env_params)
-                raw = jax.device_get(metrics)
-                raw = {k: np.asarray(v)[0] for k, v in raw.items()}  # identical across devices
-                seconds = time.perf_counter() - t0
-                run.iteration += 1
-                bad = _nonfinite(raw)
-                if bad is not None:
-                    raise TrainingDiverged(
-                        f"iteration {run.iteration}: metric '{bad}' is not finite; training stopped. "
-                        f"The last good state is in {ckpts.directory('latest')} "
-                        f"(iteration {run.last_saved}).")
-                row = iteration_row(raw, iteration=run.iteration,
-                                    periods_per_year=s.splits.train.periods_per_year)
-                run.total_env_steps += int(row.get("env_steps", 0))
-                row["total_env_steps"] = run.total_env_steps
-                row["iteration_seconds"] = seconds
-                row["steps_per_second"] = row.get("env_steps", 0) / seconds if seconds > 0 else math.nan
-                if (mem := device_memory_gib()) is not None:
-                    row["device_memory_gib"] = mem
-                run.history.append({k: v for k, v in row.items() if k not in TIMING_KEYS})
-                reporter.iteration(row)
+                raw = {k: np.asarray(v)[0] for k, v in jax.device_get(metrics).items()}  # same on all devices
+                k_inner = 1 if all(np.ndim(v) == 0 for v in raw.values()) else len(next(iter(raw.values())))
+                seconds = (time.perf_counter() - t0) / k_inner
+                before = run.iteration
+                for j in range(k_inner):  # ppo.iterations_per_call = k iterations ran in this one call
+                    raw_j = raw if k_inner == 1 else {k: v[j] for k, v in raw.items()}
+                    run.iteration += 1
+                    bad = _nonfinite(raw_j)
+                    if bad is not None:
+                        raise TrainingDiverged(
+                            f"iteration {run.iteration}: metric '{bad}' is not finite; training stopped. "
+                            f"The last good state is in {ckpts.directory('latest')} "
+                            f"(iteration {run.last_saved}).")
+                    row = iteration_row(raw_j, iteration=run.iteration,
+                                        periods_per_year=s.splits.train.periods_per_year)
+                    run.total_env_steps += int(row.get("env_steps", 0))
+                    row["total_env_steps"] = run.total_env_steps
+                    row["iteration_seconds"] = seconds
+                    row["steps_per_second"] = row.get("env_steps", 0) / seconds if seconds > 0 else math.nan
+                    if (mem := device_memory_gib()) is not None:
+                        row["device_memory_gib"] = mem
+                    run.history.append({k: v for k, v in row.items() if k not in TIMING_KEYS})
+                    reporter.iteration(row)
+
+                def crossed(every, before=before):
+                    return run.iteration // every > before // every
+
                 last = run.iteration >= s.budget.iterations
-                if evaluator is not None and (run.iteration % config.train.eval_every == 0 or last):
+                if evaluator is not None and (crossed(config.train.eval_every) or last):
                     val = evaluator.validate(carry, row)
                     run.val_history.append(dict(val, iteration=run.iteration))
                     reporter.evaluation(run.iteration, val)
@@ -266,7 +273,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str |
                                       f"{run.early.patience} evaluations")
                 if stop.requested and stopped == "budget":
                     stopped = "signal"
-                if run.iteration % config.train.checkpoint_every == 0 or last or stopped != "budget":
+                if crossed(config.train.checkpoint_every) or last or stopped != "budget":
                     ckpts.save("latest", run.iteration, carry, run.to_meta(config_meta))
                     run.last_saved = run.iteration
                 if stopped != "budget":

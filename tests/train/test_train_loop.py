@@ -155,3 +155,16 @@ def test_nan_reward_stops_with_iteration_and_metric(tmp_path):
     assert latest.step == 3
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(latest.state)
                if np.issubdtype(np.asarray(x).dtype, np.floating))
+
+
+def test_several_iterations_per_call_are_all_recorded(tmp_path):
+    cfg = smoke.get_config()
+    cfg.ppo.iterations_per_call = 2
+    cfg.train.iterations = 4
+    cfg.train.final_report = False
+    result = train(cfg, str(tmp_path), verbosity="quiet")
+    assert [int(r["iteration"]) for r in result.history] == [1, 2, 3, 4]
+    assert all(r["env_steps"] > 0 for r in result.history)
+    rows = [json.loads(line) for line in open(os.path.join(tmp_path, "metrics.jsonl"))]
+    assert [r["iteration"] for r in rows if r["kind"] == "val"] == [2, 4]
+    assert _latest(tmp_path).step == 4
