@@ -37,6 +37,12 @@ def monthly_profit_rate(values: pd.Series, min_rows: int = 5) -> float:
     return float(np.mean(wins)) if wins else math.nan
 
 
+def baseline_history(market, split, rows: int = 252):
+    """Closes [rows, N] of the market rows before `split` (its history rows excluded too): the
+    minimum-variance baseline's covariance warm-up, never data from the split itself."""
+    return np.asarray(market.close)[np.asarray(market.dates < split.dates[0])][-rows:]
+
+
 def params_of(carry):
     """The network parameters of device 0 (identical on every device)."""
     return jax.tree.map(lambda x: x[0], carry.train_state.params)
@@ -80,7 +86,7 @@ def final_report(config, setup, carry, ckpts, workdir: str) -> str:
     policy = ppo.make_policy(config, s.eval_env, params)
     split = s.splits.test
     agent = evaluate.evaluate_policies({"ppo_agent": policy}, s.eval_env, s.test_params, split)
-    history = np.asarray(s.market.close)[np.asarray(s.market.dates < split.dates[0])][-252:]
+    history = baseline_history(s.market, split)
     base = evaluate.baselines(s.eval_env, s.test_params, split, history=history)
     notes = (f"Agent: {which}, trained with seed {config.seed} on {s.splits.train.traded_dates[0]:%Y-%m-%d}"
              f"..{s.splits.train.traded_dates[-1]:%Y-%m-%d}; test split "
@@ -121,7 +127,7 @@ def evaluate_checkpoint(checkpoint: str, *, split: str = "test", out_dir: str | 
                                                           r.state["train_state"]["params"]))
                 for r in restored]
     agent = evaluate.evaluate_policies({"ppo_agent": policies}, env, params, data_split)
-    history = np.asarray(s.market.close)[np.asarray(s.market.dates < data_split.dates[0])][-252:]
+    history = baseline_history(s.market, data_split)
     base = evaluate.baselines(env, params, data_split, history=history)
     out_dir = out_dir or os.path.join(_run_dir(restored[0].path), f"eval-{split}")
     os.makedirs(out_dir, exist_ok=True)
