@@ -9,6 +9,11 @@ included) inside one `jit`, keys split per env and step as a rollout does. The o
 state, reward, done and costs are summed into the scan carry, so XLA cannot drop any of them as
 dead code: every observation is built and read. Timings exclude compilation (one warm-up run).
 
+On the CPU the host is split into one XLA device per core (`--cpu_devices`); a batch that splits
+evenly runs an equal share of the environments on each (`jax.pmap`), as `bench_train` does, so the
+figure is what the whole 2-core machine does; 1 environment runs on one device. The numpy loop is
+one process, as users run it today.
+
 numpy: the same portfolio logic (regime targets from row t-1 factor scores, turbulence gate, trade
 at close[t] with the same cost models and the cash floor, trade PnL bookkeeping, mark at
 close[t+1], auto-reset, the same [W, N*F + M] observation window) written as users write a
@@ -37,6 +42,8 @@ _N_ENVS = flags.DEFINE_list("n_envs", ["1", "64", "1024", "16384"], "Batch sizes
 _WINDOWS = flags.DEFINE_list("windows", ["30", "1"], "Observation windows (rows) to time.")
 _N_STEPS = flags.DEFINE_integer("n_steps", 1000, "Steps per scan.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per configuration (median reported).")
+_CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "XLA host devices on the CPU, each stepping an equal "
+                                    "share of the environments (0: one per core; 1: one device).")
 _NUMPY_STEPS = flags.DEFINE_integer("numpy_steps", 2000, "Steps per numpy timing run.")
 _EPISODE = flags.DEFINE_integer("episode_length", 256, "Episode length.")
 _DATASET = flags.DEFINE_string("dataset", "sp500-20", "Bundled dataset (jaxtrade.data.load_dataset).")
@@ -55,8 +62,26 @@ def load_env_data(lookback: int):
 # --------------------------------------------------------------------------------------------- JAX
 
 
-def make_scan(env, n_envs: int, n_steps: int):
-    """jit(params, key) -> scalar checksum of `n_steps` batched steps of random actions."""
+def devices_for(n_envs: int) -> list:
+    """All local devices when `n_envs` splits evenly over them, else the first one."""
+    devices = jax.local_devices()
+    return devices if n_envs % len(devices) == 0 else devices[:1]
+
+
+def over_devices(run, devices):
+    """run(params, key) for one device's share -> fn(params, key) over `devices`: jit on one device,
+    else pmap with one key per device; the result is the sum of the devices' checksums."""
+    if len(devices) == 1:
+        return jax.jit(run)
+    pmapped = jax.pmap(run, in_axes=(None, 0), devices=devices)
+    return lambda params, key: jnp.sum(pmapped(params, jax.random.split(key, len(devices))))
+
+
+def make_scan(env, n_envs: int, n_steps: int, devices=None):
+    """fn(params, key) -> scalar checksum of `n_steps` batched steps of random actions, the
+    `n_envs` environments split evenly over `devices` (default: the first device)."""
+    devices = devices or jax.local_devices()[:1]
+    n_envs //= len(devices)
     step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     reset = jax.vmap(env.reset, in_axes=(0, None))
 
@@ -77,13 +102,16 @@ def make_scan(env, n_envs: int, n_steps: int):
         (_, _, acc), _ = jax.lax.scan(body, (state, key, jnp.float32(0)), None, length=n_steps)
         return acc
 
-    return jax.jit(run)
+    return over_devices(run, devices)
 
 
-def make_obs_floor(n_envs: int, n_steps: int, window: int):
-    """jit(params, key) -> checksum of only slicing and summing the observation windows of `n_envs`
-    envs for `n_steps` steps (rows advance by one per step): the memory floor of any env step that
-    returns a [window, N*F + M] observation, next to the full step's figure."""
+def make_obs_floor(n_envs: int, n_steps: int, window: int, devices=None):
+    """fn(params, key) -> checksum of only slicing and summing the observation windows of `n_envs`
+    envs for `n_steps` steps (rows advance by one per step), split over `devices` as `make_scan`:
+    the memory floor of any env step that returns a [window, N*F + M] observation, next to the full
+    step's figure."""
+    devices = devices or jax.local_devices()[:1]
+    n_envs //= len(devices)
 
     def run(params, key):
         t0 = jax.random.randint(key, (n_envs,), window, params.data.n_rows - n_steps - 1)
@@ -95,7 +123,7 @@ def make_obs_floor(n_envs: int, n_steps: int, window: int):
 
         return jax.lax.scan(body, (t0, jnp.float32(0)), None, length=n_steps)[0][1]
 
-    return jax.jit(run)
+    return over_devices(run, devices)
 
 
 # ------------------------------------------------------------------------------------------- numpy
@@ -212,7 +240,8 @@ def bench_window(data, window: int, n_envs_list: list[int]) -> list[dict]:
     time_numpy(np_env, 200)   # warm-up
     rows = []
     for n_envs in n_envs_list:
-        run = make_scan(env, n_envs, _N_STEPS.value)
+        devices = devices_for(n_envs)
+        run = make_scan(env, n_envs, _N_STEPS.value, devices)
         t0 = time.perf_counter()
         run(params, jax.random.key(0)).block_until_ready()
         compile_s = time.perf_counter() - t0
@@ -223,11 +252,11 @@ def bench_window(data, window: int, n_envs_list: list[int]) -> list[dict]:
             float(run(params, jax.random.key(i + 1)))
             jax_rates.append(n_envs * _N_STEPS.value / (time.perf_counter() - t0))
             np_rates.append(time_numpy(np_env, _NUMPY_STEPS.value))   # alternating: same load
-        row = dict(window=window, n_envs=n_envs, jax=statistics.median(jax_rates), jax_min=min(jax_rates),
-                   jax_max=max(jax_rates), numpy=statistics.median(np_rates),
+        row = dict(window=window, n_envs=n_envs, devices=len(devices), jax=statistics.median(jax_rates),
+                   jax_min=min(jax_rates), jax_max=max(jax_rates), numpy=statistics.median(np_rates),
                    load=statistics.median(loads), compile_s=compile_s)
         if n_envs == TARGET_ENVS:
-            floor = make_obs_floor(n_envs, _N_STEPS.value, window)
+            floor = make_obs_floor(n_envs, _N_STEPS.value, window, devices)
             float(floor(params, jax.random.key(0)))
             rates = []
             for i in range(_REPEATS.value):
@@ -236,7 +265,8 @@ def bench_window(data, window: int, n_envs_list: list[int]) -> list[dict]:
                 rates.append(n_envs * _N_STEPS.value / (time.perf_counter() - t0))
             row["obs_floor"] = statistics.median(rates)
         rows.append(row)
-        print(f"  W={window:>2} {n_envs:>6} envs: {row['jax']:>12,.0f} steps/s (min {row['jax_min']:,.0f}, "
+        print(f"  W={window:>2} {n_envs:>6} envs on {len(devices)} device(s): {row['jax']:>12,.0f} steps/s "
+              f"(min {row['jax_min']:,.0f}, "
               f"max {row['jax_max']:,.0f}), numpy {row['numpy']:,.0f} steps/s, ratio "
               f"{row['jax'] / row['numpy']:,.1f}x, load {row['load']:.1f}, "
               f"compile+first run {compile_s:.1f}s"
@@ -245,7 +275,18 @@ def bench_window(data, window: int, n_envs_list: list[int]) -> list[dict]:
     return rows
 
 
+def use_cpu_cores(n_devices: int) -> None:
+    """Split the host into `n_devices` XLA CPU devices (before jax starts its backends)."""
+    flag = f"--xla_force_host_platform_device_count={n_devices}"
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+
+
 def main(_):
+    n_cpu = _CPU_DEVICES.value or (os.cpu_count() or 1)
+    use_cpu_cores(n_cpu)
+    if jax.default_backend() == "cpu" and len(jax.local_devices()) != n_cpu:
+        raise RuntimeError(f"asked for {n_cpu} CPU devices, jax has {len(jax.local_devices())}: XLA_FLAGS "
+                           "was read before main (is jax initialized at import?)")
     windows = [int(w) for w in _WINDOWS.value]
     data = load_env_data(max(windows))
     d = data.features.shape[1] * data.features.shape[2] + data.market.shape[1]
