@@ -133,7 +133,7 @@ def flops_per_env_step(shapes: dict, update_epochs: int, critic_epochs: int, n_s
     return {"forward": forward, "train": rollout + ppo + critic}
 
 
-def matmul_rate(shapes: dict, rows: int, devices, repeats: int = 5) -> float:
+def matmul_rate(shapes: dict, rows: int, devices, repeats: int = 15) -> float:
     """Best FLOP/s of jitted float32 matmuls [rows, K] @ [K, N] over the model's kernel shapes: on one
     device at `rows` (or 4096 rows, if fewer), or pmapped over `devices` at 1 / len(devices) of that each."""
     import jax
