@@ -191,7 +191,9 @@ def run_jax(net: str, n_envs: int, window: int) -> dict:
         times.append(time.perf_counter() - t0)
     call_time = statistics.median(times)
     steps = n_envs * _N_STEPS.value * per_call
-    shapes = kernel_shapes(ppo.unreplicate(carry.train_state.params))
+    from jaxtrade.agents.devices import first_device
+
+    shapes = kernel_shapes(first_device(carry.train_state.params))
     flops = flops_per_env_step(shapes, cfg.ppo.update_epochs, cfg.ppo.critic_epochs, _N_STEPS.value, window,
                                cfg.model.hidden_dim)
     rows = min(_N_STEPS.value * n_envs // cfg.ppo.n_minibatches, 65536)

@@ -26,6 +26,9 @@ class EnvData:
     size: [T, N] raw size proxy (larger = bigger company); see `jaxtrade.data.features.size_proxy`.
     turbulence_threshold: scalar, default gate threshold (a quantile of the training split's
         turbulence; +inf when the data has fewer than two symbols).
+    start: static int, the number of history rows before the first row that may be traded (a
+        split's lookback). Rows < start belong to the data before this split: environments check
+        `window <= start` and never trade them.
     """
 
     close: jax.Array
@@ -41,6 +44,7 @@ class EnvData:
     sharpe: jax.Array
     size: jax.Array
     turbulence_threshold: jax.Array
+    start: int = struct.field(pytree_node=False, default=0)
     has_volume: bool = struct.field(pytree_node=False, default=False)
     periods_per_year: float = struct.field(pytree_node=False, default=252.0)
 

@@ -93,6 +93,7 @@ class Split:
             sharpe=f32(self.sharpe),
             size=f32(self.size),
             turbulence_threshold=f32(self.turbulence_threshold),
+            start=int(self.start),
             has_volume=self.volume is not None,
             periods_per_year=float(self.periods_per_year),
         )

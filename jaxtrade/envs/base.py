@@ -23,20 +23,141 @@ for one unbatched environment; batch with `jax.vmap`, run time with `jax.lax.sca
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 Obs = dict  # {"window": [W, D], "state": [S]}
+
+
+# SPECS: what an environment's actions and observations look like, as hashable, JSON-able records.
+# Models are built from specs (never from an env object), and model artifacts store them.
+
+@dataclasses.dataclass(frozen=True)
+class DiscreteSpec:
+    """int32 scalar actions in [0, n). masked: the env puts a bool [n] `info["action_mask"]` (and
+    `obs["action_mask"]`) of the actions allowed at the next step; a masked action never executes."""
+
+    n: int
+    masked: bool = False
+
+    def to_json(self) -> dict:
+        return {"kind": "discrete", "n": int(self.n), "masked": bool(self.masked)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ContinuousSpec:
+    """float32 actions of `shape` in [low, high] (inf = unbounded)."""
+
+    shape: tuple[int, ...]
+    low: float = -math.inf
+    high: float = math.inf
+
+    def to_json(self) -> dict:
+        enc = lambda x: None if not math.isfinite(x) else float(x)
+        return {"kind": "continuous", "shape": [int(d) for d in self.shape], "low": enc(self.low),
+                "high": enc(self.high)}
+
+
+ActionSpec = DiscreteSpec | ContinuousSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySpec:
+    """One observation entry of one unbatched environment."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def to_json(self) -> dict:
+        return {"shape": [int(d) for d in self.shape], "dtype": self.dtype}
+
+
+@dataclasses.dataclass(frozen=True)
+class ObsSpec:
+    """The observation pytree: a dict of named arrays, `entries` sorted by name."""
+
+    entries: tuple[tuple[str, ArraySpec], ...]
+
+    @classmethod
+    def of(cls, mapping: dict) -> ObsSpec:
+        return cls(tuple(sorted((str(k), v) for k, v in mapping.items())))
+
+    @classmethod
+    def from_obs(cls, obs: dict) -> ObsSpec:
+        """The spec of one unbatched observation (arrays or ShapeDtypeStructs)."""
+        return cls.of({k: ArraySpec(tuple(int(d) for d in jnp.shape(v)), str(jnp.asarray(v).dtype)
+                                    if not hasattr(v, "dtype") else str(v.dtype)) for k, v in obs.items()})
+
+    def as_dict(self) -> dict[str, ArraySpec]:
+        return dict(self.entries)
+
+    def to_json(self) -> dict:
+        return {k: v.to_json() for k, v in self.entries}
+
+
+def action_spec_from_json(d: dict) -> ActionSpec:
+    if d["kind"] == "discrete":
+        return DiscreteSpec(int(d["n"]), bool(d.get("masked", False)))
+    if d["kind"] == "continuous":
+        dec = lambda x, inf: inf if x is None else float(x)
+        return ContinuousSpec(tuple(int(x) for x in d["shape"]), dec(d["low"], -math.inf),
+                              dec(d["high"], math.inf))
+    raise ValueError(f"unknown action spec kind {d.get('kind')!r}; expected discrete or continuous")
+
+
+def obs_spec_from_json(d: dict) -> ObsSpec:
+    return ObsSpec.of({k: ArraySpec(tuple(int(x) for x in v["shape"]), str(v["dtype"]))
+                       for k, v in d.items()})
+
+
+# TRADING STATISTICS: the one typed record of per-step trading sums that every agent reports and
+# the host metrics read by field name (`EpisodeStats` fills it from `info`; nothing defaults to 0).
+
+@struct.dataclass
+class TradingStats:
+    """float32 sums over the steps (and environments) they cover."""
+
+    episodes: jax.Array              # finished episodes
+    episode_return_sum: jax.Array    # sum of finished episodes' returns
+    episode_return_sq_sum: jax.Array
+    episodes_profitable: jax.Array   # finished episodes with return > 0
+    trades_closed: jax.Array
+    trades_won: jax.Array            # closed trades with net PnL > 0
+    costs_sum: jax.Array             # quote currency
+    turnover_sum: jax.Array
+    reward_sum: jax.Array
+    reward_sq_sum: jax.Array
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TradingStats:
+        """From a mapping holding every field (KeyError naming the first missing one otherwise)."""
+        missing = [n for n in cls.names() if n not in d]
+        if missing:
+            raise KeyError(f"trading statistics lack {missing}; every agent must report all of "
+                           f"{list(cls.names())} (wrap the env in EpisodeStats)")
+        return cls(**{n: d[n] for n in cls.names()})
+
+    def as_dict(self) -> dict:
+        return {n: getattr(self, n) for n in self.names()}
 
 
 class Env(Protocol):
     """What PPO and the evaluators need from an environment object (which holds no arrays)."""
 
-    discrete: bool        # True: int32 actions in [0, action_dim); False: float32 vectors [action_dim]
-    action_dim: int
+    action_spec: ActionSpec
+    obs_spec: ObsSpec
+    discrete: bool        # == isinstance(action_spec, DiscreteSpec)
+    action_dim: int       # discrete: n; continuous: shape[-1]
 
     def reset(self, key: jax.Array, params: Any) -> tuple[Obs, Any]: ...
 
@@ -45,14 +166,18 @@ class Env(Protocol):
 
 
 class Policy(NamedTuple):
-    """A policy as evaluators see it, learned or not.
+    """A policy as evaluators see it, learned or not. Key first, one unbatched step.
 
     init(): the policy's initial carry (a pytree, e.g. a recurrent hidden state; None if stateless).
-    act(carry, obs, key) -> (action, carry): one unbatched step.
+    act(key, carry, obs) -> (action, carry).
+    dist(carry, obs) -> (params, carry): the action distribution's parameters, {"logits": [n]} or
+        {"mean": [A], "log_std": [A]} (so ensembles can average probabilities); None for policies
+        without one (schedules, random).
     """
 
     init: Callable[[], Any]
-    act: Callable[[Any, Obs, jax.Array], tuple[jax.Array, Any]]
+    act: Callable[[jax.Array, Any, Obs], tuple[jax.Array, Any]]
+    dist: Callable[[Any, Obs], tuple[dict, Any]] | None = None
 
 
 def select_tree(pred: jax.Array, on_true, on_false):

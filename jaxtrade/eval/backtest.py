@@ -90,7 +90,7 @@ def _run(env, n_steps: int, policy_static: _PolicyStatic, policy_arrays, params,
     def body(carry, key):
         obs, state, pcarry, alive = carry
         act_key, step_key = jax.random.split(key)
-        action, pcarry_next = policy.act(pcarry, obs, act_key)
+        action, pcarry_next = policy.act(act_key, pcarry, obs)
         obs_next, state_next, reward, done, info = env.step(step_key, state, action, params)
         closed = info["trade_closed"] & alive
         row = {

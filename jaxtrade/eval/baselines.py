@@ -43,7 +43,7 @@ class TargetEnv(market.MarketEnv):
         return action[:self.n_assets], action[-1] > 0.5
 
 
-def _schedule_act(targets, keep, i, obs, key):
+def _schedule_act(targets, keep, key, i, obs):
     del obs, key
     action = jnp.concatenate([targets[i], keep[i][None].astype(jnp.float32)])
     return action, i + 1
@@ -63,7 +63,7 @@ def schedule_policy(targets, keep) -> Policy:
     return Policy(init=_schedule_init, act=Partial(_schedule_act, targets, keep))
 
 
-def _random_act(action_dim, discrete, carry, obs, key):
+def _random_act(action_dim, discrete, key, carry, obs):
     del obs
     if discrete:
         return jax.random.randint(key, (), 0, action_dim, jnp.int32), carry

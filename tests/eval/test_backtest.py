@@ -45,7 +45,7 @@ def _policy_loop(env, params, policy, key, n_steps):
     step, act = jax.jit(core.step), jax.jit(policy.act)
     for k in jax.random.split(scan_key, n_steps):
         act_key, step_key = jax.random.split(k)
-        action, carry = act(carry, obs, act_key)
+        action, carry = act(act_key, carry, obs)
         obs, state, _, _, info = step(step_key, state, action, params)
         values.append(float(info["value"]))
         costs.append(float(info["costs"]))
@@ -115,7 +115,7 @@ def test_learned_style_policy_compiles_once_for_new_params(prices, tmp_path):
     env, params = envs.make("portfolio", envdata_from_close(px.to_numpy()), window=W, random_start=False,
                             action_space="weights")
 
-    def act(theta, carry, obs, key):          # a "network": fixed logits + a linear read of the weights
+    def act(theta, key, carry, obs):          # a "network": fixed logits + a linear read of the weights
         return theta[:3] + theta[3] * obs["state"], carry
 
     make = lambda theta: Policy(init=_stateless_init, act=jax.tree_util.Partial(act, theta))

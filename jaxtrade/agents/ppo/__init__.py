@@ -9,9 +9,7 @@ from jaxtrade.agents.ppo.iteration import (
     init_train_state,
     make_train_iteration,
     params_identical_across_devices,
-    replicate,
     train_iteration,
-    unreplicate,
 )
 from jaxtrade.agents.ppo.losses import ppo_loss, value_loss
 from jaxtrade.agents.ppo.optim import make_optimizer, make_schedules, param_labels
@@ -22,5 +20,5 @@ from jaxtrade.agents.ppo.update import TrainState, maybe_pmean, minibatch_indice
 __all__ = ["Carry", "PPOHParams", "TrainState", "Trajectory", "bootstrap_truncation", "default_config",
            "derived_sizes", "explained_variance", "gae", "init_carry", "init_train_state", "make_model",
            "make_optimizer", "make_policy", "make_schedules", "make_train_iteration", "maybe_pmean",
-           "minibatch_indices", "param_labels", "params_identical_across_devices", "ppo_loss", "replicate",
-           "rollout", "train_iteration", "unreplicate", "update", "value_loss"]
+           "minibatch_indices", "param_labels", "params_identical_across_devices", "ppo_loss",
+           "rollout", "train_iteration", "update", "value_loss"]

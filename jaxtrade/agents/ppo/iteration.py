@@ -1,8 +1,7 @@
 """The one `jax.pmap`: rollout + GAE + update per device, gradients and metrics averaged over devices.
 
-Device bookkeeping lives here and nowhere else: `init_carry` lays the state out with a leading device
-axis, `replicate` / `unreplicate` move trees on and off it, `params_identical_across_devices` checks
-that the replicas never drifted.
+Device bookkeeping lives in `jaxtrade.agents.devices`: `init_carry` lays the state out with a leading
+device axis there, and `params_identical_across_devices` checks that the replicas never drifted.
 
 Randomness: one `jax.random.key(seed)`. `init_carry` splits it into (init, reset, run) keys: `init`
 draws the parameters (identical on every device), environment g (global index
@@ -21,16 +20,13 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxtrade.agents.devices import AXIS, identical_across_devices, put_sharded, select_devices
 from jaxtrade.agents.ppo.config import PPOHParams, derived_sizes, make_model
 from jaxtrade.agents.ppo.gae import bootstrap_truncation, gae
 from jaxtrade.agents.ppo.optim import make_optimizer, make_schedules
 from jaxtrade.agents.ppo.rollout import rollout
 from jaxtrade.agents.ppo.update import TrainState, maybe_pmean, update
-
-AXIS = "devices"
 
 
 class Carry(NamedTuple):
@@ -86,13 +82,6 @@ def train_iteration(carry: Carry, env_params, *, env, model, tx, hp: PPOHParams,
     return Carry(train_state, end.env_state, end.obs, end.hidden, end.done, key), metrics
 
 
-def _devices(n_devices=None, devices=None):
-    if devices is not None:
-        return list(devices)
-    local = jax.local_devices()
-    return local if n_devices is None else local[:n_devices]
-
-
 def make_train_iteration(config, env, devices=None):
     """-> pmapped fn(carry, env_params) -> (carry, metrics).
 
@@ -114,30 +103,9 @@ def make_train_iteration(config, env, devices=None):
                     devices=None if devices is None else list(devices))
 
 
-def _put(tree, devices):
-    sharding = NamedSharding(Mesh(np.asarray(devices), (AXIS,)), PartitionSpec(AXIS))
-    return jax.device_put(tree, sharding)
-
-
-def replicate(tree, n: int | None = None, devices=None):
-    """Stacks `tree` n times on a new leading device axis, one slice per device."""
-    devices = _devices(n, devices)
-    return _put(jax.tree.map(lambda x: jnp.broadcast_to(x, (len(devices),) + jnp.shape(x)), tree), devices)
-
-
-def unreplicate(tree):
-    """The first device's slice of every leaf."""
-    return jax.tree.map(lambda x: x[0], tree)
-
-
 def params_identical_across_devices(carry: Carry) -> bool:
     """True if params and optimizer state are bit-identical on every device."""
-    trees = (carry.train_state.params, carry.train_state.opt_state)
-    for leaf in jax.tree.leaves(trees):
-        x = np.asarray(jax.device_get(leaf))
-        if not all(np.array_equal(x[i], x[0]) for i in range(1, x.shape[0])):
-            return False
-    return True
+    return identical_across_devices((carry.train_state.params, carry.train_state.opt_state))
 
 
 def init_train_state(config, env, env_params, key) -> TrainState:
@@ -156,7 +124,7 @@ def init_carry(config, env, env_params, key=None, n_devices: int | None = None, 
     key: a jax.random.key, an int seed, or None for jax.random.key(config.seed).
     """
     hp = PPOHParams.from_config(config)
-    devices = _devices(n_devices, devices)
+    devices = select_devices(n_devices, devices)
     n_dev = len(devices)
     if key is None:
         key = jax.random.key(config.seed)
@@ -180,4 +148,4 @@ def init_carry(config, env, env_params, key=None, n_devices: int | None = None, 
         return Carry(jax.tree.map(stack, train_state), env_state, obs, hidden, done, stack(run_key))
 
     carry = build(key, env_params)
-    return _put(carry, devices)
+    return put_sharded(carry, devices)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -25,26 +26,33 @@ def _policy_fns(model, discrete: bool, continuous_dist: str, deterministic: bool
     def init():
         return model.initialize_carry(())
 
-    def act(params, carry, obs, key):
+    def dist(params, carry, obs):
         obs = jax.tree.map(lambda x: jnp.asarray(x)[None], obs)
-        carry, dist, _ = model.apply({"params": params}, carry, obs, jnp.zeros((1,), bool))
-        dist = jax.tree.map(lambda x: x[0], dist)
-        action = dist.mode() if deterministic else dist.sample(key)
+        carry, d, _ = model.apply({"params": params}, carry, obs, jnp.zeros((1,), bool))
+        return jax.tree.map(lambda x: x[0], d), carry
+
+    def act(params, key, carry, obs):
+        d, carry = dist(params, carry, obs)
+        action = d.mode() if deterministic else d.sample(key)
         return env_action(action, discrete=discrete, continuous_dist=continuous_dist), carry
 
-    return init, act
+    def dist_params(params, carry, obs):
+        d, carry = dist(params, carry, obs)
+        return {f.name: getattr(d, f.name) for f in dataclasses.fields(d)}, carry
+
+    return init, act, dist_params
 
 
 def make_policy(config, env, params, deterministic: bool = True) -> Policy:
     """params: one (unreplicated) copy of `TrainState.params`. Dropout is off; deterministic takes the
     categorical argmax or the Gaussian mean, otherwise samples with the key given to `act`.
 
-    Policy.init() -> core state with leaves [H]; Policy.act(carry, obs, key) -> (action, carry) for one
+    Policy.init() -> core state with leaves [H]; Policy.act(key, carry, obs) -> (action, carry) for one
     unbatched observation {"window": [W, D], "state": [S]}.
     """
     if isinstance(params, dict) and set(params) == {"params"}:
         params = params["params"]
-    init, act = _policy_fns(make_model(config, env), bool(env.discrete),
-                            config.model.get("continuous_dist", "gaussian"), bool(deterministic))
+    init, act, dist = _policy_fns(make_model(config, env), bool(env.discrete),
+                                  config.model.get("continuous_dist", "gaussian"), bool(deterministic))
     params = jax.tree.map(jnp.asarray, params)
-    return Policy(Partial(init), Partial(act, params))
+    return Policy(Partial(init), Partial(act, params), Partial(dist, params))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jaxtrade.agents import ppo
+from jaxtrade.agents.devices import first_device
 from jaxtrade.envs.probes import make_probe
 
 from .helpers import tiny_config
@@ -42,7 +43,7 @@ def runs():
 def test_four_devices_match_one_device(runs):
     _, _, (_, carry4, hist4), (_, carry1, hist1) = runs
     assert ppo.params_identical_across_devices(carry4)
-    p4, p1 = ppo.unreplicate(carry4.train_state.params), ppo.unreplicate(carry1.train_state.params)
+    p4, p1 = first_device(carry4.train_state.params), first_device(carry1.train_state.params)
     chex.assert_tree_all_finite(p4)
     chex.assert_trees_all_close(p4, p1, atol=1e-5, rtol=1e-5)
     init = ppo.init_train_state(_config(8), *runs[:2], jax.random.split(jax.random.key(7), 3)[0]).params

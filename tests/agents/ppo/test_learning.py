@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jaxtrade.agents import ppo
+from jaxtrade.agents.devices import first_device
 from jaxtrade.envs.probes import make_probe
 
 from .helpers import tiny_config
@@ -48,9 +49,9 @@ def test_constant_reward_critic_is_flat_at_one_over_one_minus_gamma(bootstrap):
                       vf_clip=0.0, max_grad_norm=10.0, critic_epochs=4, iterations_per_call=30,
                       bootstrap_truncation=bootstrap)
     carry, history = _train(cfg, env, env_params, 2)
-    chex.assert_tree_all_finite(ppo.unreplicate(carry.train_state.params))
+    chex.assert_tree_all_finite(first_device(carry.train_state.params))
     assert not history[-1]["any_nonfinite"].any()
-    values = _values_by_time(cfg, env, env_params, ppo.unreplicate(carry.train_state.params), length)
+    values = _values_by_time(cfg, env, env_params, first_device(carry.train_state.params), length)
     target = 1.0 / (1.0 - gamma)                                                     # 5
     if bootstrap:
         np.testing.assert_allclose(values, target, rtol=0.1)
@@ -81,14 +82,14 @@ def test_memory_task_needs_a_recurrent_core():
     assert elapsed < 120.0, elapsed
 
     # The trained recurrent policy through make_policy (unbatched, deterministic) is right every time.
-    policy = ppo.make_policy(cfg, env, ppo.unreplicate(carry.train_state.params))
+    policy = ppo.make_policy(cfg, env, first_device(carry.train_state.params))
 
     @jax.jit
     def play(key):
         obs, state = env.reset(key, env_params)
         carry, total = policy.init(), 0.0
         for t in range(4):
-            action, carry = policy.act(carry, obs, jax.random.fold_in(key, t))
+            action, carry = policy.act(jax.random.fold_in(key, t), carry, obs)
             obs, state, reward, _, _ = env.step(jax.random.fold_in(key, 100 + t), state, action, env_params)
             total = total + reward
         return total
@@ -149,10 +150,10 @@ def test_continuous_gaussian_policy_moves_to_the_target():
     carry, history = _train(cfg, env, env_params, 1)
     assert not history[-1]["any_nonfinite"].any()
     chex.assert_tree_all_finite(history[-1]["policy_loss"])
-    params = ppo.unreplicate(carry.train_state.params)
+    params = first_device(carry.train_state.params)
     policy = ppo.make_policy(cfg, env, params)
     obs, _ = env.reset(jax.random.key(0), env_params)
-    action, _ = policy.act(policy.init(), obs, jax.random.key(1))
+    action, _ = policy.act(jax.random.key(1), policy.init(), obs)
     assert action.shape == (3,)
     np.testing.assert_allclose(action, 0.5, atol=0.15)                  # started near 0 (small init)
     returns = history[-1]["episode_return_sum"][0] / history[-1]["episodes"][0]
