@@ -8,7 +8,18 @@
 from __future__ import annotations
 
 from jaxtrade.envs import costs, rewards
-from jaxtrade.envs.base import AutoReset, Env, Policy, select_tree
+from jaxtrade.envs.base import (
+    ArraySpec,
+    AutoReset,
+    ContinuousSpec,
+    DiscreteSpec,
+    Env,
+    EpisodeStats,
+    ObsSpec,
+    Policy,
+    TradingStats,
+    select_tree,
+)
 from jaxtrade.envs.costs import CostParams
 from jaxtrade.envs.market import MarketState, current_weights
 from jaxtrade.envs.portfolio import REGIMES, PortfolioParams, Regime, weights_to_action
@@ -34,6 +45,7 @@ def make(name: str, data, **overrides):
     raise ValueError(f"unknown environment {name!r}; known: {ENVS}")
 
 
-__all__ = ["ENVS", "REGIMES", "AutoReset", "CostParams", "Env", "MarketState", "Policy",
+__all__ = ["ENVS", "REGIMES", "ArraySpec", "AutoReset", "ContinuousSpec", "DiscreteSpec", "EpisodeStats",
+           "ObsSpec", "TradingStats", "CostParams", "Env", "MarketState", "Policy",
            "PortfolioParams", "Regime", "RewardParams", "costs", "current_weights", "make", "rewards",
            "select_tree", "weights_to_action"]

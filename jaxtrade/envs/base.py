@@ -212,3 +212,49 @@ class AutoReset:
         info = dict(info, final_obs=obs)
         return (select_tree(done, reset_obs, obs), select_tree(done, reset_state, next_state),
                 reward, done, info)
+
+
+def step_stats(reward: jax.Array, done: jax.Array, info: dict) -> TradingStats:
+    """One unbatched step's `TradingStats` from `info` (KeyError names a key the env must emit).
+
+    Needs info["episode_return"] (valid where done), info["trade_closed"] (bool [N] or scalar),
+    info["trade_pnl"] (same shape), info["costs"], info["turnover"].
+    """
+    f32 = lambda x: jnp.asarray(x).astype(jnp.float32)
+    for k in ("episode_return", "trade_closed", "trade_pnl", "costs", "turnover"):
+        if k not in info:
+            raise KeyError(f"EpisodeStats needs info[{k!r}] from the environment; it emits {sorted(info)}")
+    ep_ret = f32(info["episode_return"])
+    closed = jnp.asarray(info["trade_closed"]).astype(bool)
+    pnl = f32(info["trade_pnl"])
+    reward = f32(reward)
+    return TradingStats(
+        episodes=f32(done), episode_return_sum=jnp.where(done, ep_ret, 0.0),
+        episode_return_sq_sum=jnp.where(done, ep_ret * ep_ret, 0.0),
+        episodes_profitable=f32(done & (ep_ret > 0)), trades_closed=jnp.sum(f32(closed)),
+        trades_won=jnp.sum(f32(closed & (pnl > 0))), costs_sum=f32(info["costs"]),
+        turnover_sum=f32(info["turnover"]), reward_sum=reward, reward_sq_sum=reward * reward)
+
+
+class EpisodeStats:
+    """Wraps an (auto-resetting) environment: `info["stats"]` is that step's `TradingStats`.
+
+    Every agent sums `info["stats"]` over its rollout; the host metrics read it by field name.
+    """
+
+    def __init__(self, env):
+        self._env = env
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+    @property
+    def unwrapped(self):
+        return getattr(self._env, "unwrapped", self._env)
+
+    def reset(self, key, params):
+        return self._env.reset(key, params)
+
+    def step(self, key, state, action, params):
+        obs, state, reward, done, info = self._env.step(key, state, action, params)
+        return obs, state, reward, done, dict(info, stats=step_stats(reward, done, info))

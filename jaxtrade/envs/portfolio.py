@@ -37,6 +37,7 @@ from flax import struct
 
 from jaxtrade.data.envdata import EnvData
 from jaxtrade.envs import market
+from jaxtrade.envs.base import EpisodeStats
 from jaxtrade.envs.costs import CostParams
 from jaxtrade.envs.rewards import RewardParams
 
@@ -196,4 +197,4 @@ def make(data: EnvData, *, action_space: str = "regimes", **overrides):
     """(AutoReset(PortfolioEnv), PortfolioParams) for `data`; see `jaxtrade.envs.make`."""
     env = PortfolioEnv(data.n_assets, action_space)
     params = market.build_params(PortfolioParams, data, {}, overrides)
-    return market.MarketAutoReset(env), params
+    return EpisodeStats(market.MarketAutoReset(env)), params

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxtrade.envs.base import AutoReset
+from jaxtrade.envs.base import AutoReset, EpisodeStats
 
 
 @struct.dataclass
@@ -138,4 +138,4 @@ def make_probe(name: str, *, episode_length: int = 8, n_arms: int = 2, arm_rewar
         raise ValueError(f"unknown probe {name!r}; expected constant, bandit, target or memory")
     if arm_rewards is None:
         arm_rewards = jnp.linspace(0.0, 1.0, n_arms)
-    return AutoReset(env), ProbeParams(jnp.asarray(arm_rewards, jnp.float32), episode_length)
+    return EpisodeStats(AutoReset(env)), ProbeParams(jnp.asarray(arm_rewards, jnp.float32), episode_length)

@@ -21,6 +21,7 @@ from flax import struct
 
 from jaxtrade.data.envdata import EnvData
 from jaxtrade.envs import market
+from jaxtrade.envs.base import EpisodeStats
 from jaxtrade.envs.costs import CostParams
 from jaxtrade.envs.rewards import RewardParams
 
@@ -80,4 +81,4 @@ def make(data: EnvData, *, asset: int = 0, **overrides):
     overrides["positions"] = positions
     env = SingleEnv(len(positions), leverage=max(abs(p) for p in positions) > 1.0)
     params = market.build_params(SingleParams, data, {}, overrides)
-    return market.MarketAutoReset(env), params
+    return EpisodeStats(market.MarketAutoReset(env)), params

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxtrade.envs.base import TradingStats
+
 DEFAULT_COMPOSITE_WEIGHTS = dict(profitability=0.4, reward=0.2, explained_variance=0.2, entropy=0.1,
                                  instability=0.1, target_kl=0.02)
 
@@ -36,24 +38,26 @@ def _ratio(num: float, den: float) -> float:
 def iteration_row(raw: dict[str, Any], *, iteration: int, periods_per_year: float) -> dict[str, float]:
     """One history row from the pmean/psum-ed device metrics of one training iteration.
 
-    `raw` holds host scalars (the device axis already reduced): losses and the rollout
-    aggregates episodes, episode_return_sum, episodes_profitable, trades_closed, trades_won,
-    reward_sum, reward_sq_sum, costs_sum, turnover_sum, env_steps. Ratios with no denominator
+    `raw` holds host scalars (the device axis already reduced): losses, env_steps and every field of
+    `jaxtrade.envs.base.TradingStats` (a missing one raises KeyError). Ratios with no denominator
     (no episode or trade finished this iteration) are NaN, not zero.
     """
+    st = TradingStats.from_dict(raw)     # KeyError naming a missing field: never a silent 0
+    if "env_steps" not in raw:
+        raise KeyError("iteration metrics lack 'env_steps'")
     row = {k: float(np.asarray(v)) for k, v in raw.items() if np.ndim(v) == 0}
-    steps = row.get("env_steps", 0.0)
+    st = {k: float(np.asarray(v)) for k, v in st.as_dict().items()}
+    steps = row["env_steps"]
     row["iteration"] = iteration
-    row["episode_return"] = _ratio(row.get("episode_return_sum", 0.0), row.get("episodes", 0.0))
-    row["win_rate"] = _ratio(row.get("trades_won", 0.0), row.get("trades_closed", 0.0))
-    row["profit_rate"] = _ratio(row.get("episodes_profitable", 0.0), row.get("episodes", 0.0))
-    mean = _ratio(row.get("reward_sum", 0.0), steps)
-    if "reward_sq_sum" in row and steps > 1:
-        var = max(row["reward_sq_sum"] / steps - mean * mean, 0.0)
-        row["sharpe"] = mean / math.sqrt(var) * math.sqrt(periods_per_year) if var > 0 else float("nan")
+    row["episode_return"] = _ratio(st["episode_return_sum"], st["episodes"])
+    row["win_rate"] = _ratio(st["trades_won"], st["trades_closed"])
+    row["profit_rate"] = _ratio(st["episodes_profitable"], st["episodes"])
+    mean = _ratio(st["reward_sum"], steps)
+    var = max(st["reward_sq_sum"] / steps - mean * mean, 0.0) if steps > 1 else 0.0
+    row["sharpe"] = mean / math.sqrt(var) * math.sqrt(periods_per_year) if var > 0 else float("nan")
     row["mean_reward"] = mean
-    row["costs"] = _ratio(row.get("costs_sum", 0.0), steps)
-    row["turnover"] = _ratio(row.get("turnover_sum", 0.0), steps)
+    row["costs"] = _ratio(st["costs_sum"], steps)
+    row["turnover"] = _ratio(st["turnover_sum"], steps)
     return row
 
 

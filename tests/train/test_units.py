@@ -53,13 +53,17 @@ def test_iteration_row_ratios_and_nan_without_denominator():
     raw = dict(episodes=np.float32(4), episode_return_sum=np.float32(0.2), episodes_profitable=np.float32(3),
                trades_closed=np.float32(0), trades_won=np.float32(0), reward_sum=np.float32(0.1),
                reward_sq_sum=np.float32(0.02), env_steps=np.float32(10), costs_sum=np.float32(1.0),
-               turnover_sum=np.float32(2.0))
+               turnover_sum=np.float32(2.0), episode_return_sq_sum=np.float32(0.02))
     row = iteration_row(raw, iteration=3, periods_per_year=252)
     assert row["episode_return"] == pytest.approx(0.05)
     assert row["profit_rate"] == pytest.approx(0.75)
     assert math.isnan(row["win_rate"])  # no closed trade: unknown, not 0
     mean, var = 0.01, 0.002 - 0.0001
     assert row["sharpe"] == pytest.approx(mean / math.sqrt(var) * math.sqrt(252), rel=1e-5)
+    # A missing trading statistic is an error, not a silent 0.
+    with pytest.raises(KeyError, match="reward_sq_sum"):
+        iteration_row({k: v for k, v in raw.items() if k != "reward_sq_sum"}, iteration=3,
+                      periods_per_year=252)
 
 
 def test_early_stopping_patience_and_roundtrip():

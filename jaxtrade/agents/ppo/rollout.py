@@ -7,9 +7,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-STAT_KEYS = ("episodes", "episode_return_sum", "episode_return_sq_sum", "episodes_profitable",
-             "trades_closed", "trades_won", "costs_sum", "turnover_sum", "reward_sum")
-
 
 class Trajectory(NamedTuple):
     """One rollout, time-major [T, B, ...] (init_hidden and last_value: [B, ...])."""
@@ -41,23 +38,6 @@ def env_action(action: jax.Array, *, discrete: bool, continuous_dist: str) -> ja
     return action
 
 
-def _step_stats(reward, done, info) -> dict:
-    f32 = lambda x: jnp.asarray(x).astype(jnp.float32)
-    zero = jnp.zeros_like(reward)
-    ep_ret = f32(info.get("episode_return", zero))
-    closed = jnp.asarray(info.get("trade_closed", zero)).astype(bool)
-    pnl = f32(info.get("trade_pnl", zero))
-    return {"episodes": jnp.sum(f32(done)),
-            "episode_return_sum": jnp.sum(jnp.where(done, ep_ret, 0.0)),
-            "episode_return_sq_sum": jnp.sum(jnp.where(done, ep_ret * ep_ret, 0.0)),
-            "episodes_profitable": jnp.sum(f32(done & (ep_ret > 0))),
-            "trades_closed": jnp.sum(f32(closed)),
-            "trades_won": jnp.sum(f32(closed & (pnl > 0))),
-            "costs_sum": jnp.sum(f32(info.get("costs", zero))),
-            "turnover_sum": jnp.sum(f32(info.get("turnover", zero))),
-            "reward_sum": jnp.sum(f32(reward))}
-
-
 def _expand(tree):
     return jax.tree.map(lambda x: x[None], tree)
 
@@ -76,7 +56,8 @@ def rollout(env, model, params, env_state, obs, hidden, done, env_params, key, *
     `done` is the previous step's done (it resets the core before obs is processed).
     env_index: int32 [B], each environment's global index; per-step keys are
     fold_in(fold_in(key, env_index), t), so results do not depend on how envs are spread over devices.
-    -> (Trajectory, RolloutEnd, stats: dict of float32 sums over T and B).
+    The env must be wrapped in `EpisodeStats` (as `envs.make` does): info["stats"] is summed.
+    -> (Trajectory, RolloutEnd, stats: dict of every `TradingStats` field, float32 sums over T and B).
     """
     env_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, env_index)
     vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
@@ -90,7 +71,7 @@ def rollout(env, model, params, env_state, obs, hidden, done, env_params, key, *
         log_prob = dist.log_prob(action)
         a_env = env_action(action, discrete=env.discrete, continuous_dist=continuous_dist)
         next_obs, next_state, reward, next_done, info = vstep(env_keys_t, env_state, a_env, env_params)
-        truncated = jnp.asarray(info.get("truncated", jnp.zeros_like(next_done))).astype(bool) & next_done
+        truncated = jnp.asarray(info["truncated"]).astype(bool) & next_done
         if bootstrap_truncation:
             # V(final_obs) continues from this step's core state; only computed when some env truncated.
             final_value = jax.lax.cond(
@@ -103,7 +84,7 @@ def rollout(env, model, params, env_state, obs, hidden, done, env_params, key, *
             final_value = jnp.zeros_like(value)
         reward = jnp.asarray(reward, jnp.float32)
         out = (obs, done, action, log_prob, value, reward, next_done, truncated, final_value,
-               _step_stats(reward, next_done, info))
+               info["stats"])
         return (next_state, next_obs, new_hidden, next_done), out
 
     (env_state, obs_n, hidden_n, done_n), out = jax.lax.scan(
@@ -112,5 +93,5 @@ def rollout(env, model, params, env_state, obs, hidden, done, env_params, key, *
     _, _, last_value = policy_step(model, params, hidden_n, obs_n, done_n)
     traj = Trajectory(traj_obs, reset, action, log_prob, value, reward, dones, truncated, final_value,
                       hidden, last_value)
-    stats = {k: jnp.sum(v) for k, v in stats.items()}
+    stats = {k: jnp.sum(v) for k, v in stats.as_dict().items()}
     return traj, RolloutEnd(env_state, obs_n, hidden_n, done_n), stats
