@@ -1,4 +1,4 @@
-"""Validation during training and the final out-of-sample report, through `jaxtrade.eval`.
+"""Validation during training and the out-of-sample evaluation of model artifacts, through `jaxtrade.eval`.
 
 Validation metrics (the ones best checkpoints are chosen on) come from one deterministic backtest
 of the current policy over the whole validation split, with the training costs:
@@ -7,25 +7,29 @@ of the current policy over the whole validation split, with the training costs:
 - win_rate: share of the backtest's closed trades with positive net PnL (NaN without a closed trade);
 - profit_rate: share of the split's calendar months (of at least 5 rows) that end above their start,
   the per-episode profit rate of a backtest that is a single episode;
-- composite: `metrics.composite_score` from the validation Sharpe and annual return and the
-  training iteration's explained variance, entropy, approx KL and clip fraction.
+- composite: `metrics.composite_score` of those trading metrics only (agent diagnostics never
+  choose a model).
+
+`evaluate_artifact` is the one path from a saved model to a report row: the training loop's final
+report, `experiments.evaluate` and a fresh process given only the artifact all go through it, so
+they agree bit for bit.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 
-import jax
 import numpy as np
 import pandas as pd
 
 from jaxtrade import eval as evaluate
-from jaxtrade.agents import ppo
-from jaxtrade.train.metrics import composite_score, normalized_entropy
+from jaxtrade.train.metrics import composite_score
 
 log = logging.getLogger("jaxtrade")
+
+VAL_KEYS = ("sharpe", "annual_return", "cumulative_return", "max_drawdown", "win_rate", "turnover",
+            "total_costs")
 
 
 def monthly_profit_rate(values: pd.Series, min_rows: int = 5) -> float:
@@ -43,112 +47,73 @@ def baseline_history(market, split, rows: int = 252):
     return np.asarray(market.close)[np.asarray(market.dates < split.dates[0])][-rows:]
 
 
-def params_of(carry):
-    """The network parameters of device 0 (identical on every device)."""
-    return jax.tree.map(lambda x: x[0], carry.train_state.params)
+def validation_metrics(frame: pd.DataFrame, weights: dict | None = None) -> dict:
+    """The model-selection metrics of one validation backtest frame (see the module docstring)."""
+    st = evaluate.stats(frame)
+    out = {k: float(st[k]) for k in VAL_KEYS}
+    out["profit_rate"] = monthly_profit_rate(frame["value"])
+    out["composite"] = composite_score(sharpe=out["sharpe"], annual_return=out["annual_return"],
+                                       win_rate=out["win_rate"], profit_rate=out["profit_rate"],
+                                       max_drawdown=out["max_drawdown"], weights=weights)
+    return out
 
 
 class Evaluator:
-    """Backtests the current deterministic policy on the validation split (compiled once)."""
+    """Backtests the agent's current deterministic policy on the validation split (compiled once per
+    architecture: the policy's params are traced)."""
 
-    def __init__(self, config, setup):
-        self.config, self.s = config, setup
-        self.weights = dict(config.train.composite)
+    def __init__(self, setup, agent, weights: dict | None = None):
+        self.s, self.agent = setup, agent
+        self.weights = dict(weights or {})
 
-    def validate(self, carry, train_row: dict) -> dict:
+    def validate(self, state) -> dict:
         s = self.s
-        policy = ppo.make_policy(self.config, s.eval_env, params_of(carry))
+        policy = self.agent.policy(self.agent.params(state))
         frame = evaluate.backtest(policy, s.eval_env, s.val_params, dates=s.splits.val.dates,
                                   symbols=s.splits.val.symbols)
-        st = evaluate.stats(frame)
-        out = {k: float(st[k]) for k in ("sharpe", "annual_return", "cumulative_return", "max_drawdown",
-                                         "win_rate", "turnover", "total_costs")}
-        out["profit_rate"] = monthly_profit_rate(frame["value"])
-        ent = normalized_entropy(train_row.get("entropy", math.nan), discrete=s.env.discrete,
-                                 action_dim=s.env.action_dim)
-        out["composite"] = composite_score(
-            sharpe=out["sharpe"], annual_return=out["annual_return"],
-            explained_variance=train_row.get("explained_variance", math.nan), entropy_normalized=ent,
-            approx_kl=train_row.get("approx_kl", math.nan), clip_frac=train_row.get("clip_frac", math.nan),
-            weights=self.weights)
-        return out
+        return validation_metrics(frame, self.weights)
 
 
-def final_report(config, setup, carry, ckpts, workdir: str) -> str:
-    """Backtests the best-composite model (the final one when no validation ran) on the test split
-    against the baselines and writes report.md; returns its path."""
-    s = setup
-    params, which = params_of(carry), "final model"
-    restored = ckpts.restore("composite", carry) if ckpts.steps("composite") else None
-    if restored is not None:
-        params = jax.tree.map(lambda x: np.asarray(x)[0], restored.state.train_state.params)
-        which = f"best validation composite (iteration {restored.meta['iteration']})"
-    policy = ppo.make_policy(config, s.eval_env, params)
-    split = s.splits.test
-    agent = evaluate.evaluate_policies({"ppo_agent": policy}, s.eval_env, s.test_params, split)
-    history = baseline_history(s.market, split)
-    base = evaluate.baselines(s.eval_env, s.test_params, split, history=history)
-    notes = (f"Agent: {which}, trained with seed {config.seed} on {s.splits.train.traded_dates[0]:%Y-%m-%d}"
-             f"..{s.splits.train.traded_dates[-1]:%Y-%m-%d}; test split "
-             f"{split.traded_dates[0]:%Y-%m-%d}..{split.traded_dates[-1]:%Y-%m-%d}. Same environment and "
-             f"costs for every row.")
-    rep = evaluate.report({**agent, **base}, workdir, n_boot=config.train.bootstrap_samples,
-                          seed=config.seed, notes=notes)
-    log.info("test-split report:\n%s", evaluate.to_markdown(rep.table))
-    return rep.md_path
+def split_of(spec, name: str, market=None):
+    """The `Split` `name` (train | val | test) of an artifact's data, cut by its own Preprocessor.
+
+    market: the MarketData (default: loaded from the artifact's data source)."""
+    from jaxtrade.data import fingerprint
+    from jaxtrade.train.setup import load_market_data
+
+    rng = spec.data.get(name)
+    if not rng:
+        raise ValueError(f"the model's data has no {name} split (its data section: {spec.data})")
+    md = load_market_data(_AttrDict(spec.data)) if market is None else market
+    fp = fingerprint(md)
+    if name == "train" and fp != spec.data_fingerprint:
+        log.warning("the data differ from the data the model was trained on (fingerprint %s, trained "
+                    "on %s)", fp[:12], spec.data_fingerprint[:12])
+    return md, spec.preprocessor.transform(md, tuple(rng), name=name)
 
 
-def evaluate_checkpoint(checkpoint: str, *, split: str = "test", out_dir: str | None = None,
-                        seeds_dirs: tuple[str, ...] = ()) -> str:
-    """Backtests a saved agent on a split of its own run's data against the baselines.
+class _AttrDict(dict):
+    def get(self, k, default=None):
+        return dict.get(self, k, default)
 
-    checkpoint: a checkpoint directory (`.../checkpoints/best_composite`, `.../latest`, or one step
-    inside them); its metadata holds the config that rebuilds data and environment. seeds_dirs: more
-    checkpoints of the same experiment with other seeds: the table then shows mean, std and count.
-    Writes report.md (+ CSV, PNGs) into out_dir (default: `<workdir>/eval-<split>`) and returns its path.
-    """
-    import ml_collections
-
-    from jaxtrade.train.checkpoints import Checkpoints
-    from jaxtrade.train.loop import build
-
-    paths = (checkpoint,) + tuple(seeds_dirs)
-    restored = [Checkpoints(".").restore(os.path.abspath(p), None) for p in paths]
-    for p, r in zip(paths, restored, strict=True):
-        if r is None:
-            raise FileNotFoundError(f"no readable checkpoint under {p}")
-    config = ml_collections.ConfigDict(restored[0].meta["config"])
-    s = build(config)
-    data_split = {"train": s.splits.train, "val": s.splits.val, "test": s.splits.test}[split]
-    if data_split is None:
-        raise ValueError(f"the run's config has no {split} split")
-    env, params = envs_make(config, data_split)
-    policies = [ppo.make_policy(config, env, jax.tree.map(lambda x: np.asarray(x)[0],
-                                                          r.state["train_state"]["params"]))
-                for r in restored]
-    agent = evaluate.evaluate_policies({"ppo_agent": policies}, env, params, data_split)
-    history = baseline_history(s.market, data_split)
-    base = evaluate.baselines(env, params, data_split, history=history)
-    out_dir = out_dir or os.path.join(_run_dir(restored[0].path), f"eval-{split}")
-    os.makedirs(out_dir, exist_ok=True)
-    notes = f"Checkpoints: {', '.join(r.path for r in restored)}; split {split}."
-    rep = evaluate.report({**agent, **base}, out_dir, n_boot=config.train.bootstrap_samples,
-                          seed=config.seed, notes=notes)
-    return rep.md_path
+    def __getattr__(self, k):
+        try:
+            return self[k]
+        except KeyError as exc:
+            raise AttributeError(k) from exc
 
 
-def envs_make(config, split):
-    """The evaluation environment (one episode over the whole split) of `config` on `split`."""
-    from jaxtrade import envs
-    from jaxtrade.train.loop import env_overrides
+def evaluate_artifact(policies, spec, split, *, market, history_rows: int = 252, n_boot: int = 1000,
+                      seed: int = 0, out_dir: str, notes: str = "", title: str | None = None,
+                      name: str = "ppo_agent"):
+    """Backtests `policies` (one Policy or one per seed, all of `spec`'s architecture) on `split`
+    against the baselines, through the env of `spec.env`; writes report.md/.csv/PNGs into out_dir.
 
-    overrides = dict(env_overrides(config.env), random_start=False)
-    return envs.make(config.env.name, split.to_device(), **overrides)
+    Returns the `Report`."""
+    from jaxtrade.train.setup import make_split_env
 
-
-def _run_dir(path: str) -> str:
-    """The run's workdir from a checkpoint path (.../<workdir>/checkpoints/<name>[/<step>])."""
-    parts = os.path.abspath(path).split(os.sep)
-    if "checkpoints" in parts:
-        return os.sep.join(parts[:len(parts) - 1 - parts[::-1].index("checkpoints")])
-    return os.path.dirname(os.path.abspath(path))
+    env, params = make_split_env(spec.env, split)
+    agent = evaluate.evaluate_policies({name: policies}, env, params, split)
+    base = evaluate.baselines(env, params, split, history=baseline_history(market, split, history_rows))
+    kw = {} if title is None else {"title": title}
+    return evaluate.report({**agent, **base}, out_dir, n_boot=n_boot, seed=seed, notes=notes, **kw)

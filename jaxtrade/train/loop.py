@@ -1,10 +1,23 @@
-"""`train(config, workdir)`: the one host loop.
+"""`run(setup, agent, workdir)`: the one host loop; `train(config, workdir)`, the thin wrapper mains call.
 
-Build data and environments, initialize or restore, then per call of the pmap'd iteration: pull
-metrics to the host, keep the history, evaluate the deterministic policy on the validation split
-every `eval_every` iterations, save `latest` and the best-by-metric checkpoints, log, and decide
-whether to stop (budget, early stopping, signal, non-finite numbers). At the end the best-composite
-model is backtested on the test split against the baselines and `report.md` is written.
+One run, in this order:
+
+1. Initialize the agent's state from the config's seed, or restore it (`latest`: the full training
+   state, resumed bit for bit; a best model or any artifact: its params in a fresh state).
+2. Per call of the agent's compiled iteration: pull metrics to the host, keep the history, stop on a
+   non-finite number (naming the iteration, the metric and the last good checkpoint).
+3. Every `train.eval_every` iterations: backtest the deterministic policy on the validation split;
+   a new best validation metric saves that model as an artifact in `checkpoints/best_<metric>`;
+   early stopping on the validation composite.
+4. Every `train.checkpoint_every` iterations (and at the end): save `latest`.
+5. At the end (budget or early stopping, not a stop request): the best-composite artifact is
+   backtested on the test split against the baselines (`report.md`), through the same path a fresh
+   process given only that artifact takes (`evaluation.evaluate_artifact`).
+
+`run` is re-entrant: walk-forward and search call it many times in one process with one agent, and
+the agent's compiled iteration is reused while shapes stay the same. It configures no logging
+(beyond the run's own `train.log` file in the workdir) and installs no signal handler: mains do
+that and pass `hooks.should_stop`.
 """
 
 from __future__ import annotations
@@ -17,21 +30,19 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 
-from jaxtrade import envs
 from jaxtrade.agents import ppo
-from jaxtrade.data import load_csv, load_dataset
-from jaxtrade.train import budget as budget_lib
+from jaxtrade.data import fingerprint
+from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import evaluation
+from jaxtrade.train import setup as setup_lib
 from jaxtrade.train.checkpoints import BEST_METRICS, Checkpoints
 from jaxtrade.train.metrics import TIMING_KEYS, EarlyStopping, iteration_row
-from jaxtrade.train.reporting import Reporter, setup_logging
-from jaxtrade.train.signals import StopRequest
+from jaxtrade.train.reporting import Reporter, run_log_file
 
 log = logging.getLogger("jaxtrade")
 
@@ -48,89 +59,23 @@ class TrainResult:
     report_path: str | None
     best: dict[str, float]            # best validation value per metric
     history: list[dict]
+    val_history: list[dict] = dataclasses.field(default_factory=list)
+    compiles: int | None = None       # compiles of the agent's iteration so far (this process)
 
 
 @dataclasses.dataclass
-class Setup:
-    """Everything built from the config before the first iteration."""
+class Hooks:
+    """Callbacks of one run (all optional).
 
-    config: ml_collections.ConfigDict
-    market: Any                       # the host-side MarketData
-    splits: Any
-    env: Any
-    env_params: Any
-    eval_env: Any
-    val_params: Any
-    test_params: Any
-    n_devices: int
-    budget: budget_lib.Budget
-
-
-def load_market_data(data_cfg):
-    """The config's data source: a bundled dataset name or a user CSV (`data.csv_path`)."""
-    if data_cfg.get("csv_path"):
-        return load_csv(data_cfg.csv_path, **dict(data_cfg.get("csv_options") or {}))
-    return load_dataset(data_cfg.dataset)
-
-
-def env_overrides(env_cfg) -> dict:
-    return {k: v for k, v in env_cfg.items() if k != "name"}
-
-
-def build(config, *, env_transform: Callable | None = None) -> Setup:
-    """Data, splits, training and evaluation environments and the budget of one run."""
-    md = load_market_data(config.data)
-    d = config.data
-    # Each split carries exactly env.window history rows, so a whole-split episode (which starts at
-    # row `window`) trades from the split's first date: never on the rows of the split before it.
-    splits = md.split(train=tuple(d.train), val=tuple(d.val) if d.get("val") else None,
-                       test=tuple(d.test) if d.get("test") else None, lookback=config.env.window,
-                       turbulence_quantile=d.turbulence_quantile)
-    overrides = env_overrides(config.env)
-    env, env_params = envs.make(config.env.name, splits.train.to_device(), **overrides)
-    if env_transform is not None:
-        env = env_transform(env)
-    eval_overrides = dict(overrides, random_start=False)
-    eval_env, val_params = (envs.make(config.env.name, splits.val.to_device(), **eval_overrides)
-                            if splits.val is not None else (None, None))
-    test_params = None
-    if splits.test is not None:
-        eval_env, test_params = envs.make(config.env.name, splits.test.to_device(), **eval_overrides)
-    n_devices = config.train.get("n_devices") or jax.local_device_count()
-    if config.train.get("max_device_memory_gb"):
-        fixed, per_env = measure_footprint(config, env, env_params, n_devices)
-        config.ppo.n_envs = budget_lib.cap_n_envs(
-            config.ppo.n_envs, max_gb=config.train.max_device_memory_gb, fixed_bytes=fixed,
-            bytes_per_env=per_env, multiple_of=config.ppo.n_minibatches)
-    b = budget_lib.resolve_budget(
-        total_timesteps=config.train.total_timesteps, episodes=config.train.episodes,
-        iterations=config.train.iterations, n_envs=config.ppo.n_envs, n_steps=config.ppo.n_steps,
-        n_devices=n_devices, episode_length=config.env.episode_length)
-    return Setup(config, md, splits, env, env_params, eval_env, val_params, test_params, n_devices, b)
-
-
-def measure_footprint(config, env, env_params, n_devices: int) -> tuple[float, float]:
-    """(fixed bytes, bytes per environment) of one device's training iteration, fitted from the
-    compiled memory analysis (arguments + outputs + temporaries - donated aliases) at two sizes.
-
-    The two sizes are n_envs/8 and n_envs/4 (rounded to multiples of n_minibatches), close enough to
-    the configured size for a linear fit and cheap to compile.
+    on_iteration(row): after each training iteration's history row.
+    on_validation(iteration, metrics): after each validation.
+    should_stop(): polled after each call of the iteration; True finishes the iteration, saves
+        `latest` and returns with stopped="signal" (mains wire SIGINT/SIGTERM to it).
     """
-    m = config.ppo.n_minibatches
-    small = max(m, (config.ppo.n_envs // 8) // m * m)
-    sizes, totals = (small, 2 * small), []
-    for n in sizes:
-        cfg = ml_collections.ConfigDict(config.to_dict())
-        cfg.ppo.n_envs = n
-        carry = ppo.init_carry(cfg, env, env_params, jax.random.key(0), n_devices=n_devices)
-        stats = ppo.make_train_iteration(cfg, env).lower(carry, env_params).compile().memory_analysis()
-        totals.append(stats.argument_size_in_bytes + stats.output_size_in_bytes
-                      + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
-    per_env = max((totals[1] - totals[0]) / (sizes[1] - sizes[0]), 1.0)
-    fixed = max(totals[0] - per_env * sizes[0], 0.0)
-    log.info("measured footprint per device: %.2f MiB fixed + %.3f MiB per environment",
-             fixed / 2**20, per_env / 2**20)
-    return fixed, per_env
+
+    on_iteration: Callable[[dict], None] | None = None
+    on_validation: Callable[[int, dict], None] | None = None
+    should_stop: Callable[[], bool] | None = None
 
 
 def device_memory_gib() -> float | None:
@@ -141,9 +86,9 @@ def device_memory_gib() -> float | None:
     return stats["bytes_in_use"] / 2**30
 
 
-def _archive_previous(workdir: str) -> None:
+def archive_previous(workdir: str) -> None:
     """--fresh_start: move earlier checkpoints and metrics aside (nothing is deleted)."""
-    old = [p for p in ("checkpoints", "metrics.jsonl", "tensorboard", "report.md")
+    old = [p for p in ("checkpoints", "metrics.jsonl", "tensorboard", "report.md", "report.csv")
            if os.path.exists(os.path.join(workdir, p))]
     if not old:
         return
@@ -172,122 +117,218 @@ def _nonfinite(raw: dict) -> str | None:
     return None
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str | None = None,
-          fresh_start: bool = False, verbosity: str = "normal",
-          env_transform: Callable | None = None) -> TrainResult:
-    """Trains, checkpoints and reports one experiment into `workdir`.
+def model_spec(setup, agent, metrics: dict | None = None, *, code_version: str | None = None
+               ) -> artifact_lib.ModelSpec:
+    """The `ModelSpec` of `agent`'s model trained in `setup` (metrics: what to record with it)."""
+    c = setup.config
+    return artifact_lib.ModelSpec(
+        agent="ppo", model=artifact_lib.as_plain(agent.model_config), action_spec=agent.action_spec,
+        obs_spec=agent.obs_spec, env=artifact_lib.as_plain(setup_lib.env_config(c.env)),
+        data=artifact_lib.as_plain(c.data), preprocessor=setup.preprocessor,
+        data_fingerprint=fingerprint(setup.market),
+        code_version=artifact_lib.code_version() if code_version is None else code_version,
+        versions=artifact_lib.library_versions(), machine=artifact_lib.machine_info(),
+        metrics=dict(metrics or {}), seed=int(c.seed))
+
+
+def _to_target(target, restored):
+    """Restored numpy leaves cast to the target's dtypes (typed PRNG keys re-wrapped)."""
+    def leaf(t, r):
+        if jax.dtypes.issubdtype(t.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(np.asarray(r))
+        return jax.numpy.asarray(r, dtype=t.dtype)
+    return jax.tree.map(leaf, target, restored)
+
+
+def _restore(agent, state, setup, ckpts: Checkpoints, name: str, explicit: bool):
+    """(state, meta or None) restored from `name`: latest | a best metric | a path (checkpoint step
+    directory, latest directory, or model artifact)."""
+    if name in BEST_METRICS or (os.path.isdir(name) and artifact_lib.is_artifact(name)):
+        directory = ckpts.directory(name) if name in BEST_METRICS else name
+        if not artifact_lib.is_artifact(directory):
+            if explicit:
+                raise FileNotFoundError(f"--resume_from={name}: no model artifact at {directory}")
+            return state, None
+        params = artifact_lib.load_params(directory)
+        log.info("starting from the params of %s (optimizer and env state fresh)", directory)
+        return agent.with_params(state, params), None
+    restored = ckpts.restore(name, state)
+    if restored is None:
+        if explicit:
+            raise FileNotFoundError(f"--resume_from={name}: no readable checkpoint under {ckpts.root}")
+        return state, None
+    log.info("resumed from %s (iteration %d)", restored.path, restored.meta["iteration"])
+    return _to_target(state, restored.state), restored.meta
+
+
+def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: str | None = None,
+        fresh_start: bool = False, verbosity: str = "normal", init_params=None) -> TrainResult:
+    """Trains `agent` in `setup` into `workdir` (see the module docstring). Returns a TrainResult.
 
     resume_from: None resumes `latest` if the workdir has one; "latest", a best metric name
-    ("composite", "win_rate", "profit_rate", "sharpe") or a checkpoint path resume from there.
-    fresh_start: ignore (and move aside) what the workdir holds. env_transform: wraps the training
-    environment (tests use it to inject faults).
+    ("composite", "win_rate", "profit_rate", "sharpe"), a checkpoint path or an artifact path.
+    fresh_start: ignore what the workdir holds (the caller moved it aside). init_params: network
+    params to start from (a warm start), used when nothing is resumed.
     """
+    hooks = hooks or Hooks()
+    config, s = setup.config, setup
     os.makedirs(workdir, exist_ok=True)
-    setup_logging(workdir, verbosity)
-    if fresh_start:
-        _archive_previous(workdir)
-    config = ml_collections.ConfigDict(config.to_dict())  # unlocked private copy
-    s = build(config, env_transform=env_transform)
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(_config_json(config), f, indent=2, sort_keys=True)
-    log.info("jaxtrade: %s on %s, %d device(s) (%s), %d envs per device",
-             config.env.name, config.data.get("csv_path") or config.data.dataset, s.n_devices,
-             jax.devices()[0].platform, config.ppo.n_envs)
-    log.info("budget: %s", s.budget.describe())
-
-    key = jax.random.key(config.seed)
-    carry = ppo.init_carry(config, s.env, s.env_params, key, n_devices=s.n_devices)
-    train_iteration = ppo.make_train_iteration(config, s.env)
-    ckpts = Checkpoints(workdir)
-    run = RunState.fresh(config)
-    if not fresh_start:
-        name = resume_from or ("latest" if ckpts.steps("latest") else None)
-        if name is not None:
-            restored = ckpts.restore(name, carry)
-            if restored is None:
-                if resume_from is not None:
-                    raise FileNotFoundError(f"--resume_from={resume_from}: no readable checkpoint "
-                                            f"under {ckpts.root}")
-            else:
-                carry = jax.tree.map(lambda t, r: jax.numpy.asarray(r, dtype=t.dtype)
-                                     if not jax.dtypes.issubdtype(t.dtype, jax.dtypes.prng_key)
-                                     else jax.random.wrap_key_data(r), carry, restored.state)
-                run = RunState.from_meta(restored.meta, config) if name == "latest" or \
-                    restored.meta.get("kind") == "latest" else run
-                log.info("resumed from %s (iteration %d)", restored.path, restored.meta["iteration"])
-
     config_meta = _config_json(config)
+    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(dict(config_meta, _machine=artifact_lib.machine_info(),
+                       _versions=artifact_lib.library_versions()), f, indent=2, sort_keys=True)
+
+    with run_log_file(workdir, verbose=verbosity == "verbose"):
+        source = config.data.get("csv_path") or config.data.dataset
+        log.info("jaxtrade: %s on %s, %d device(s) (%s), %d envs per device", config.env.name, source,
+                 s.n_devices, jax.devices()[0].platform, config.ppo.n_envs)
+        log.info("budget: %s", s.budget.describe())
+        state = agent.init(jax.random.key(config.seed), s.train_params, s.devices)
+        iterate = agent.make_iteration()
+        ckpts = Checkpoints(workdir)
+        run_state = RunState.fresh(config)
+        resumed = False
+        if not fresh_start:
+            name = resume_from or ("latest" if ckpts.steps("latest") else None)
+            if name is not None:
+                state, meta = _restore(agent, state, s, ckpts, name, explicit=resume_from is not None)
+                if meta is not None and meta.get("kind") == "latest":
+                    run_state = RunState.from_meta(meta, config)
+                resumed = True
+        if init_params is not None and not resumed:
+            state = agent.with_params(state, init_params)
+        result = _loop(s, agent, state, iterate, ckpts, run_state, workdir, hooks, verbosity, config_meta)
+        compiles = getattr(agent, "compiles", None)
+        if compiles is not None:
+            log.info("the training iteration compiled %d time(s) in this process", compiles)
+        return dataclasses.replace(result, compiles=compiles)
+
+
+def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, config_meta) -> TrainResult:
+    config = s.config
     reporter = Reporter(workdir, total=s.budget.iterations, initial=run.iteration, verbosity=verbosity,
                         log_every=config.train.log_every, tensorboard=config.train.tensorboard)
-    evaluator = evaluation.Evaluator(config, s) if s.val_params is not None else None
+    evaluator = (evaluation.Evaluator(s, agent, dict(config.train.composite))
+                 if s.val_params is not None else None)
+    sha = artifact_lib.code_version()
     stopped = "budget"
     try:
-        with StopRequest() as stop:
-            while run.iteration < s.budget.iterations:
-                t0 = time.perf_counter()
-                carry, metrics = train_iteration(carry, s.env_params)
-                raw = {k: np.asarray(v)[0] for k, v in jax.device_get(metrics).items()}  # same on all devices
-                k_inner = 1 if all(np.ndim(v) == 0 for v in raw.values()) else len(next(iter(raw.values())))
-                seconds = (time.perf_counter() - t0) / k_inner
-                before = run.iteration
-                for j in range(k_inner):  # ppo.iterations_per_call = k iterations ran in this one call
-                    raw_j = raw if k_inner == 1 else {k: v[j] for k, v in raw.items()}
-                    run.iteration += 1
-                    bad = _nonfinite(raw_j)
-                    if bad is not None:
-                        raise TrainingDiverged(
-                            f"iteration {run.iteration}: metric '{bad}' is not finite; training stopped. "
-                            f"The last good state is in {ckpts.directory('latest')} "
-                            f"(iteration {run.last_saved}).")
-                    row = iteration_row(raw_j, iteration=run.iteration,
-                                        periods_per_year=s.splits.train.periods_per_year)
-                    run.total_env_steps += int(row.get("env_steps", 0))
-                    row["total_env_steps"] = run.total_env_steps
-                    row["iteration_seconds"] = seconds
-                    row["steps_per_second"] = row.get("env_steps", 0) / seconds if seconds > 0 else math.nan
-                    if (mem := device_memory_gib()) is not None:
-                        row["device_memory_gib"] = mem
-                    run.history.append({k: v for k, v in row.items() if k not in TIMING_KEYS})
-                    reporter.iteration(row)
+        while run.iteration < s.budget.iterations:
+            t0 = time.perf_counter()
+            state, metrics = iterate(state, s.train_params)
+            raw = {k: np.asarray(v)[0] for k, v in jax.device_get(metrics).items()}  # same on all devices
+            k_inner = 1 if all(np.ndim(v) == 0 for v in raw.values()) else len(next(iter(raw.values())))
+            seconds = (time.perf_counter() - t0) / k_inner
+            before = run.iteration
+            for j in range(k_inner):  # ppo.iterations_per_call = k iterations ran in this one call
+                raw_j = raw if k_inner == 1 else {k: v[j] for k, v in raw.items()}
+                run.iteration += 1
+                bad = _nonfinite(raw_j)
+                if bad is not None:
+                    raise TrainingDiverged(
+                        f"iteration {run.iteration}: metric '{bad}' is not finite; training stopped. "
+                        f"The last good state is in {ckpts.directory('latest')} "
+                        f"(iteration {run.last_saved}).")
+                row = iteration_row(raw_j, iteration=run.iteration,
+                                    periods_per_year=s.splits.train.periods_per_year)
+                run.total_env_steps += int(row["env_steps"])
+                row["total_env_steps"] = run.total_env_steps
+                row["iteration_seconds"] = seconds
+                row["steps_per_second"] = row["env_steps"] / seconds if seconds > 0 else math.nan
+                if (mem := device_memory_gib()) is not None:
+                    row["device_memory_gib"] = mem
+                run.history.append({k: v for k, v in row.items() if k not in TIMING_KEYS})
+                reporter.iteration(row)
+                if hooks.on_iteration is not None:
+                    hooks.on_iteration(row)
 
-                def crossed(every, before=before):
-                    return run.iteration // every > before // every
+            def crossed(every, before=before):
+                return run.iteration // every > before // every
 
-                last = run.iteration >= s.budget.iterations
-                if evaluator is not None and (crossed(config.train.eval_every) or last):
-                    val = evaluator.validate(carry, row)
-                    run.val_history.append(dict(val, iteration=run.iteration))
-                    reporter.evaluation(run.iteration, val)
-                    for metric in BEST_METRICS:
-                        value = val.get(metric, math.nan)
-                        if math.isfinite(value) and value > run.best.get(metric, -math.inf):
-                            run.best[metric] = value
-                            ckpts.save(metric, run.iteration, carry,
-                                       dict(kind="best", metric=metric, value=value,
-                                            iteration=run.iteration, metrics=_finite(val),
-                                            config=config_meta))
-                    if run.early.update(val.get("composite", math.nan)):
-                        stopped = "early_stopping"
-                        reporter.info(f"early stopping at iteration {run.iteration}: no validation "
-                                      f"composite gain > {run.early.min_delta} for "
-                                      f"{run.early.patience} evaluations")
-                if stop.requested and stopped == "budget":
-                    stopped = "signal"
-                if crossed(config.train.checkpoint_every) or last or stopped != "budget":
-                    ckpts.save("latest", run.iteration, carry, run.to_meta(config_meta))
-                    run.last_saved = run.iteration
-                if stopped != "budget":
-                    break
+            last = run.iteration >= s.budget.iterations
+            if evaluator is not None and (crossed(config.train.eval_every) or last):
+                val = evaluator.validate(state)
+                run.val_history.append(dict(val, iteration=run.iteration))
+                reporter.evaluation(run.iteration, val)
+                if hooks.on_validation is not None:
+                    hooks.on_validation(run.iteration, val)
+                improved = [m for m in BEST_METRICS if math.isfinite(val.get(m, math.nan))
+                            and val[m] > run.best.get(m, -math.inf)]
+                if improved:
+                    params = agent.params(state)
+                    for metric in improved:
+                        run.best[metric] = val[metric]
+                        spec = model_spec(s, agent, dict(_finite(val), iteration=run.iteration,
+                                                         selected_by=metric, split="val"), code_version=sha)
+                        artifact_lib.save_model(ckpts.directory(metric), params, spec)
+                if run.early.update(val.get("composite", math.nan)):
+                    stopped = "early_stopping"
+                    reporter.info(f"early stopping at iteration {run.iteration}: no validation "
+                                  f"composite gain > {run.early.min_delta} for "
+                                  f"{run.early.patience} evaluations")
+            if hooks.should_stop is not None and hooks.should_stop() and stopped == "budget":
+                stopped = "signal"
+            if crossed(config.train.checkpoint_every) or last or stopped != "budget":
+                ckpts.save("latest", run.iteration, state, run.to_meta(config_meta))
+                run.last_saved = run.iteration
+            if stopped != "budget":
+                break
     finally:
         reporter.close()
+    result = TrainResult(workdir, run.iteration, stopped, None, dict(run.best), run.history,
+                         run.val_history)
     if stopped == "signal":
-        log.warning("stopped by signal after iteration %d; `latest` saved in %s", run.iteration,
+        log.warning("stopped by request after iteration %d; `latest` saved in %s", run.iteration,
                     ckpts.directory("latest"))
-        return TrainResult(workdir, run.iteration, stopped, None, dict(run.best), run.history)
-    report_path = None
+        return result
     if s.test_params is not None and config.train.final_report:
-        report_path = evaluation.final_report(config, s, carry, ckpts, workdir)
-    return TrainResult(workdir, run.iteration, stopped, report_path, dict(run.best), run.history)
+        result.report_path = final_report(s, agent, state, ckpts, workdir, code_version=sha)
+    return result
+
+
+def final_report(s, agent, state, ckpts: Checkpoints, workdir: str, *, code_version: str) -> str:
+    """Backtests the best-composite artifact (the final model when no validation ran) on the test
+    split against the baselines, writes report.md into workdir and returns its path."""
+    config = s.config
+    directory = ckpts.directory("composite")
+    if artifact_lib.is_artifact(directory):
+        policy, spec = artifact_lib.load_model(directory)
+        which = f"best validation composite (iteration {spec.metrics.get('iteration')}, {directory})"
+    else:
+        spec = model_spec(s, agent, {"iteration": None}, code_version=code_version)
+        policy, which = agent.policy(agent.params(state)), "final model (no validation ran)"
+    split = s.splits.test
+    notes = (f"Agent: {which}, trained with seed {config.seed} on {s.splits.train.traded_dates[0]:%Y-%m-%d}"
+             f"..{s.splits.train.traded_dates[-1]:%Y-%m-%d}; test split "
+             f"{split.traded_dates[0]:%Y-%m-%d}..{split.traded_dates[-1]:%Y-%m-%d}. Same environment and "
+             f"costs for every row.")
+    rep = evaluation.evaluate_artifact(policy, spec, split, market=s.market,
+                                       n_boot=config.train.bootstrap_samples, seed=config.seed,
+                                       out_dir=workdir, notes=notes)
+    from jaxtrade import eval as evaluate
+
+    log.info("test-split report:\n%s", evaluate.to_markdown(rep.table))
+    return rep.md_path
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str | None = None,
+          fresh_start: bool = False, verbosity: str = "normal", env_transform: Callable | None = None,
+          should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    """Builds the setup and the agent of `config` and runs them into `workdir`.
+
+    The config and the data are validated (by building the setup) before `fresh_start` moves the
+    workdir's earlier results aside. env_transform wraps the training env (tests inject faults).
+    """
+    config = ml_collections.ConfigDict(config.to_dict())  # unlocked private copy
+    setup = setup_lib.build(config)
+    if env_transform is not None:
+        setup.env = env_transform(setup.env)
+    if fresh_start:
+        os.makedirs(workdir, exist_ok=True)
+        archive_previous(workdir)
+    agent = ppo.make(config, setup.env)
+    return run(setup, agent, workdir, hooks=Hooks(should_stop=should_stop), resume_from=resume_from,
+               fresh_start=fresh_start, verbosity=verbosity)
 
 
 def _finite(d: dict) -> dict:
@@ -325,3 +366,4 @@ class RunState:
         return cls(int(meta["iteration"]), int(meta["total_env_steps"]), hist, val,
                    dict(meta["best"]), EarlyStopping.from_json(meta["early_stopping"]),
                    int(meta["iteration"]))
+

@@ -1,17 +1,19 @@
-"""Host-side training metrics: per-iteration rows, running statistics, the composite score.
+"""Host-side training metrics: per-iteration rows, the composite score, early stopping.
 
-The composite score ranks models on one number (weights configurable in `config.train.composite`):
+The composite score ranks models on one number built from VALIDATION TRADING METRICS ONLY (never
+from the agent's health diagnostics such as approx KL, clip fraction, entropy or explained
+variance, which are logged but do not choose models). Weights are configurable in
+`config.train.composite`:
 
-    composite = 0.4 * profitability + 0.2 * reward + 0.2 * explained_variance
-                + 0.1 * entropy - 0.1 * instability
+    composite = 0.4 * profitability + 0.2 * reward + 0.1 * win + 0.1 * profit + 0.2 * drawdown
 
-with every component mapped to about [-1, 1] so the weights mean what they say:
-- profitability: tanh(Sharpe / 2) of the validation backtest (training episodes when no validation);
-- reward: tanh(mean log return per year / 0.2) of the same series (20% a year saturates);
-- explained_variance: the critic's explained variance, clipped to [-1, 1];
-- entropy: policy entropy normalized by its maximum (log of the number of discrete actions; the
-  Gaussian entropy squashed with tanh for continuous actions);
-- instability: mean of min(1, approx_kl / target_kl) and min(1, clip_frac / 0.5).
+with every component mapped to [-1, 1] so the weights mean what they say:
+- profitability: tanh(Sharpe / 2) of the validation backtest;
+- reward: tanh(annual return / 0.2) of the same backtest (20% a year saturates);
+- win: 2 * win rate - 1 (share of closed trades with positive net PnL);
+- profit: 2 * profit rate - 1 (share of months that end above their start);
+- drawdown: the maximum drawdown (a fraction <= 0), clipped to [-1, 0].
+A NaN component (no closed trade, say) counts as 0.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import numpy as np
 
 from jaxtrade.envs.base import TradingStats
 
-DEFAULT_COMPOSITE_WEIGHTS = dict(profitability=0.4, reward=0.2, explained_variance=0.2, entropy=0.1,
-                                 instability=0.1, target_kl=0.02)
+DEFAULT_COMPOSITE_WEIGHTS = dict(profitability=0.4, reward=0.2, win_rate=0.1, profit_rate=0.1,
+                                 drawdown=0.2)
 
 # Fields of a history row that depend on wall-clock time: excluded from "identical run" checks.
 TIMING_KEYS = ("steps_per_second", "iteration_seconds", "wall_time", "device_memory_gib")
@@ -61,29 +63,27 @@ def iteration_row(raw: dict[str, Any], *, iteration: int, periods_per_year: floa
     return row
 
 
-def composite_score(*, sharpe: float, annual_return: float, explained_variance: float,
-                    entropy_normalized: float, approx_kl: float, clip_frac: float,
-                    weights: dict | None = None) -> float:
-    """The documented composite score (see the module docstring). NaN inputs count as 0."""
+def composite_score(*, sharpe: float, annual_return: float, win_rate: float, profit_rate: float,
+                    max_drawdown: float, weights: dict | None = None) -> float:
+    """The documented composite score of validation trading metrics (see the module docstring)."""
+    unknown = set(weights or {}) - set(DEFAULT_COMPOSITE_WEIGHTS)
+    if unknown:
+        raise ValueError(f"train.composite has unknown weights {sorted(unknown)}; known: "
+                         f"{sorted(DEFAULT_COMPOSITE_WEIGHTS)}")
     w = dict(DEFAULT_COMPOSITE_WEIGHTS, **(weights or {}))
 
     def z(x):
         return 0.0 if x is None or not math.isfinite(x) else float(x)
 
-    profitability = math.tanh(z(sharpe) / 2.0)
-    reward = math.tanh(z(annual_return) / 0.2)
-    ev = min(max(z(explained_variance), -1.0), 1.0)
-    ent = min(max(z(entropy_normalized), 0.0), 1.0)
-    instability = 0.5 * (min(1.0, z(approx_kl) / w["target_kl"]) + min(1.0, z(clip_frac) / 0.5))
-    return (w["profitability"] * profitability + w["reward"] * reward + w["explained_variance"] * ev
-            + w["entropy"] * ent - w["instability"] * instability)
+    parts = {"profitability": math.tanh(z(sharpe) / 2.0), "reward": math.tanh(z(annual_return) / 0.2),
+             "win_rate": 0.0 if not _finite_num(win_rate) else 2.0 * z(win_rate) - 1.0,
+             "profit_rate": 0.0 if not _finite_num(profit_rate) else 2.0 * z(profit_rate) - 1.0,
+             "drawdown": min(max(z(max_drawdown), -1.0), 0.0)}
+    return sum(w[k] * v for k, v in parts.items())
 
 
-def normalized_entropy(entropy: float, *, discrete: bool, action_dim: int) -> float:
-    """Entropy as a share of its maximum for discrete policies; tanh-squashed for Gaussian ones."""
-    if discrete:
-        return float(entropy) / math.log(action_dim) if action_dim > 1 else 0.0
-    return 0.5 * (1.0 + math.tanh(float(entropy) / max(action_dim, 1)))
+def _finite_num(x) -> bool:
+    return x is not None and math.isfinite(x)
 
 
 @dataclasses.dataclass

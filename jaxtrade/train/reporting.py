@@ -1,11 +1,13 @@
 """What a training run shows and writes: progress bar, summary lines, metrics.jsonl, TensorBoard, log file.
 
 verbosity: "quiet" (warnings, the final report path), "normal" (progress bar and a summary line
-every `log_every` iterations), "verbose" (also every evaluation and checkpoint, debug logs).
+every `log_every` iterations), "verbose" (also every evaluation and checkpoint, debug logs). The
+console handler is installed by the mains (`experiments.common.setup_logging`), never here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -23,23 +25,24 @@ _HEADLINE = ("episode_return", "win_rate", "explained_variance", "steps_per_seco
 _TRENDED = ("policy_loss", "value_loss", "entropy", "approx_kl")
 
 
-def setup_logging(workdir: str, verbosity: str) -> None:
-    """Logs to stderr (by verbosity) and, at INFO or finer, to workdir/train.log."""
-    if verbosity not in VERBOSITIES:
-        raise ValueError(f"verbosity must be one of {VERBOSITIES}, got {verbosity!r}")
-    log.setLevel(logging.DEBUG)
-    log.propagate = False
-    for h in list(log.handlers):
-        log.removeHandler(h)
-        h.close()
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel({"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}[verbosity])
-    console.setFormatter(logging.Formatter("%(message)s"))
-    logfile = logging.FileHandler(os.path.join(workdir, "train.log"))
-    logfile.setLevel(logging.DEBUG if verbosity == "verbose" else logging.INFO)
-    logfile.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(console)
-    log.addHandler(logfile)
+@contextlib.contextmanager
+def run_log_file(workdir: str, *, verbose: bool = False):
+    """The run's own log file, `workdir/train.log`, for the duration of a run (INFO, DEBUG if verbose).
+
+    Only a file handler on the `jaxtrade` logger is added and removed again; console output and
+    levels are the main's business (`experiments.common.setup_logging`).
+    """
+    handler = logging.FileHandler(os.path.join(workdir, "train.log"))
+    handler.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    if log.level == logging.NOTSET or log.level > handler.level:
+        log.setLevel(handler.level)
+    log.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        log.removeHandler(handler)
+        handler.close()
 
 
 def _fmt(v) -> str:

@@ -1,4 +1,5 @@
-"""`train.train` and `experiments.train` end to end on the smoke config (4 forced CPU devices).
+"""`train.train`, `experiments.train` and `experiments.evaluate` end to end on the smoke config (4 forced
+CPU devices); model artifacts from the reference run.
 
 One uninterrupted in-process run is the reference; a run through the command is SIGKILLed after
 its third checkpoint and resumed, and must end bit-identical; another gets SIGTERM.
@@ -14,10 +15,12 @@ import time
 
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 
 from experiments.configs import smoke
-from jaxtrade.train import TrainingDiverged, train
+from jaxtrade.train import TrainingDiverged, artifact, train
+from jaxtrade.train.artifact import load_spec
 from jaxtrade.train.checkpoints import BEST_METRICS, Checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -83,11 +86,12 @@ def test_best_checkpoints_hold_the_best_validation_model(reference):
     for metric in BEST_METRICS:
         values = [(-math.inf if r[metric] is None else r[metric]) for r in val]
         best_at = val[int(np.argmax(values))]["iteration"]   # first maximum: ties keep the earlier model
-        restored = ck.restore(metric, None)
-        assert restored.step == best_at, metric
-        assert restored.meta["metric"] == metric
-        assert restored.meta["value"] == pytest.approx(max(values), rel=0, abs=0)
-        assert restored.meta["config"]["seed"] == 0
+        spec = load_spec(ck.directory(metric))               # every best_<metric> is a model artifact
+        assert spec.metrics["iteration"] == best_at, metric
+        assert spec.metrics["selected_by"] == metric and spec.metrics["split"] == "val"
+        assert spec.metrics[metric] == pytest.approx(max(values), rel=0, abs=0)
+        assert spec.seed == 0 and spec.env["name"] == "portfolio"
+        assert spec.data_fingerprint and spec.versions["jax"] == jax.__version__
 
 
 def test_sigkill_then_resume_is_bit_identical(reference, tmp_path):
@@ -168,3 +172,80 @@ def test_several_iterations_per_call_are_all_recorded(tmp_path):
     rows = [json.loads(line) for line in open(os.path.join(tmp_path, "metrics.jsonl"))]
     assert [r["iteration"] for r in rows if r["kind"] == "val"] == [2, 4]
     assert _latest(tmp_path).step == 4
+
+
+# Run in a fresh interpreter: only the artifact directory is given, no config, no setup.build.
+_FRESH = r"""
+import sys
+import pandas as pd
+from jaxtrade import eval as evaluate
+from jaxtrade.train.artifact import load_model
+from jaxtrade.train.evaluation import split_of
+from jaxtrade.train.setup import make_split_env
+
+policy, spec = load_model(sys.argv[1])
+market, split = split_of(spec, "test")
+env, params = make_split_env(spec.env, split)
+frame = evaluate.backtest(policy, env, params, dates=split.dates, symbols=split.symbols)
+st = evaluate.stats(frame)
+pd.Series({k: float(v) for k, v in st.items() if isinstance(v, (int, float))}).to_json(sys.argv[2])
+"""
+
+
+def test_fresh_process_reproduces_the_report_row_from_the_artifact_alone(reference, tmp_path):
+    workdir, _ = reference
+    best = os.path.join(workdir, "checkpoints", "best_composite")
+    out = tmp_path / "stats.json"
+    proc = subprocess.run([sys.executable, "-c", _FRESH, best, str(out)], cwd=str(tmp_path), env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = pd.read_json(out, typ="series")
+    row = pd.read_csv(os.path.join(workdir, "report.csv"), index_col=0).loc["ppo_agent"]
+    for k in ("cumulative_return", "annual_return", "annual_volatility", "sharpe", "max_drawdown",
+              "turnover", "total_costs"):
+        assert fresh[k] == row[k] or (np.isnan(fresh[k]) and np.isnan(row[k])), k   # bit for bit
+
+
+def test_evaluate_main_needs_only_the_artifact(reference, tmp_path):
+    workdir, _ = reference
+    best = os.path.join(workdir, "checkpoints", "best_composite")
+    out_dir = tmp_path / "eval"
+    proc = subprocess.run([sys.executable, "-m", "experiments.evaluate", f"--checkpoint={best}",
+                           "--split=test", f"--out={out_dir}"], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(out_dir / "report.md")
+    got = pd.read_csv(out_dir / "report.csv", index_col=0).loc["ppo_agent"]
+    want = pd.read_csv(os.path.join(workdir, "report.csv"), index_col=0).loc["ppo_agent"]
+    assert got["sharpe"] == want["sharpe"] and got["cumulative_return"] == want["cumulative_return"]
+    with pytest.raises(FileNotFoundError, match="not a model artifact"):
+        from jaxtrade.train.offline import evaluate_model
+        evaluate_model(str(workdir))
+
+
+def test_save_is_atomic_and_params_round_trip(reference, tmp_path, monkeypatch):
+    workdir, _ = reference
+    src = os.path.join(workdir, "checkpoints", "best_composite")
+    spec = artifact.load_spec(src)
+    params = artifact.load_params(src)
+    dst = str(tmp_path / "model")
+    artifact.save_model(dst, params, spec)
+    again = artifact.load_params(dst)
+    flat_a, flat_b = artifact._flatten(params), artifact._flatten(again)
+    assert flat_a.keys() == flat_b.keys()
+    for k in flat_a:
+        np.testing.assert_array_equal(flat_a[k], flat_b[k])
+    assert artifact.load_spec(dst).to_json() == spec.to_json()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]       # no temporary left
+
+    # A crash while writing the new artifact leaves the old one complete and readable.
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(artifact.np, "savez", boom)
+    with pytest.raises(OSError, match="disk full"):
+        artifact.save_model(dst, params, spec.replace(metrics={"iteration": -1}))
+    assert artifact.load_spec(dst).to_json() == spec.to_json()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+    # Never pickle: the params file loads with allow_pickle=False.
+    with np.load(os.path.join(dst, "params.npz"), allow_pickle=False) as z:
+        assert z.files

@@ -37,16 +37,19 @@ def test_memory_cap_cuts_and_warns(run_log):
 
 
 def test_composite_weights_and_ranges():
-    # Hand-derived: tanh(1/2)*.4 + tanh(.1/.2)*.2 + .5*.2 + .8*.1 - .1*.5*(.01/.02 + .1/.5)
-    got = composite_score(sharpe=1.0, annual_return=0.1, explained_variance=0.5, entropy_normalized=0.8,
-                          approx_kl=0.01, clip_frac=0.1)
-    want = 0.4 * math.tanh(0.5) + 0.2 * math.tanh(0.5) + 0.1 + 0.08 - 0.1 * 0.5 * (0.5 + 0.2)
+    # Hand-derived: .4 tanh(1/2) + .2 tanh(.1/.2) + .1 (2*.6-1) + .1 (2*.75-1) + .2 * (-.2)
+    got = composite_score(sharpe=1.0, annual_return=0.1, win_rate=0.6, profit_rate=0.75, max_drawdown=-0.2)
+    want = 0.4 * math.tanh(0.5) + 0.2 * math.tanh(0.5) + 0.1 * 0.2 + 0.1 * 0.5 - 0.2 * 0.2
     assert got == pytest.approx(want, abs=1e-12)
-    better = composite_score(sharpe=2.0, annual_return=0.1, explained_variance=0.5, entropy_normalized=0.8,
-                             approx_kl=0.01, clip_frac=0.1)
+    better = composite_score(sharpe=2.0, annual_return=0.1, win_rate=0.6, profit_rate=0.75, max_drawdown=-0.2)
     assert better > got
-    assert composite_score(sharpe=float("nan"), annual_return=0, explained_variance=0, entropy_normalized=0,
-                           approx_kl=0, clip_frac=0) == 0.0
+    deeper = composite_score(sharpe=1.0, annual_return=0.1, win_rate=0.6, profit_rate=0.75, max_drawdown=-0.5)
+    assert deeper < got
+    nan = float("nan")
+    assert composite_score(sharpe=nan, annual_return=0, win_rate=nan, profit_rate=nan, max_drawdown=0) == 0.0
+    with pytest.raises(ValueError, match="approx_kl"):    # agent diagnostics never choose models
+        composite_score(sharpe=1.0, annual_return=0.1, win_rate=0.6, profit_rate=0.75, max_drawdown=-0.2,
+                        weights={"approx_kl": 0.1})
 
 
 def test_iteration_row_ratios_and_nan_without_denominator():
@@ -97,10 +100,10 @@ def test_whole_split_episodes_trade_from_the_split_start_only():
     # A whole-split episode starts at row env.window; the split must carry exactly that many history
     # rows, or a backtest of the test split would trade on the validation split's last days.
     from experiments.configs import portfolio_clstm, smoke
-    from jaxtrade.train import loop
+    from jaxtrade.train import setup as setup_lib
 
     for cfg in (smoke.get_config(), portfolio_clstm.get_config()):
-        s = loop.build(cfg)
+        s = setup_lib.build(cfg)
         for split, params in ((s.splits.val, s.val_params), (s.splits.test, s.test_params)):
             assert split.start == params.window == cfg.env.window
             assert split.dates[params.window] == split.traded_dates[0]
