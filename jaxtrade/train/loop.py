@@ -258,7 +258,7 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                     params = agent.params(state)
                     for metric in improved:
                         run.best[metric] = val[metric]
-                        spec = model_spec(s, agent, dict(_finite(val), iteration=run.iteration,
+                        spec = model_spec(s, agent, dict(_json_floats(val), iteration=run.iteration,
                                                          selected_by=metric, split="val"), code_version=sha)
                         artifact_lib.save_model(ckpts.directory(metric), params, spec)
                 if run.early.update(val.get("composite", math.nan)):
@@ -331,7 +331,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str |
                fresh_start=fresh_start, verbosity=verbosity)
 
 
-def _finite(d: dict) -> dict:
+def _json_floats(d: dict) -> dict:
     return {k: (float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None)
             for k, v in d.items() if isinstance(v, (int, float))}
 
@@ -354,8 +354,8 @@ class RunState:
 
     def to_meta(self, config_meta: dict) -> dict:
         return dict(kind="latest", iteration=self.iteration, total_env_steps=self.total_env_steps,
-                    history=[_finite(r) for r in self.history],
-                    val_history=[_finite(r) for r in self.val_history],
+                    history=[_json_floats(r) for r in self.history],
+                    val_history=[_json_floats(r) for r in self.val_history],
                     best=self.best, early_stopping=self.early.to_json(), config=config_meta)
 
     @classmethod
