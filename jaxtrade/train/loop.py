@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxtrade import envs
 from jaxtrade.agents import ppo
-from jaxtrade.data import load_csv, load_dataset
+from jaxtrade.data import load_csv, load_dataset, split
 from jaxtrade.train import budget as budget_lib
 from jaxtrade.train import evaluation
 from jaxtrade.train.checkpoints import BEST_METRICS, Checkpoints
@@ -83,9 +83,9 @@ def build(config, *, env_transform: Callable | None = None) -> Setup:
     d = config.data
     # Each split carries exactly env.window history rows, so a whole-split episode (which starts at
     # row `window`) trades from the split's first date: never on the rows of the split before it.
-    splits = md.split(train=tuple(d.train), val=tuple(d.val) if d.get("val") else None,
-                       test=tuple(d.test) if d.get("test") else None, lookback=config.env.window,
-                       turbulence_quantile=d.turbulence_quantile)
+    splits = split(md, train=tuple(d.train), val=tuple(d.val) if d.get("val") else None,
+                   test=tuple(d.test) if d.get("test") else None, lookback=config.env.window,
+                   turbulence_quantile=d.turbulence_quantile)
     overrides = env_overrides(config.env)
     env, env_params = envs.make(config.env.name, splits.train.to_device(), **overrides)
     if env_transform is not None:
