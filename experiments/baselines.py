@@ -25,11 +25,11 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import jaxtrade.envs as envs
-    from jaxtrade.data import load_dataset
+    from jaxtrade.data import load_dataset, split
     from jaxtrade.eval import baselines, report
 
     md = load_dataset(_DATASET.value)
-    splits = md.split(train=tuple(_TRAIN.value), val=tuple(_VAL.value), test=tuple(_TEST.value), lookback=30)
+    splits = split(md, train=tuple(_TRAIN.value), val=tuple(_VAL.value), test=tuple(_TEST.value), lookback=30)
     test = splits.test
     env, params = envs.make("portfolio", test.to_device(), action_space=_ACTION_SPACE.value,
                             random_start=False, window=test.start)

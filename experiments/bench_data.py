@@ -38,7 +38,7 @@ def main(_):
         n = md.n_rows
         bounds = dict(train=(None, md.dates[int(n * 0.7)]), val=(None, md.dates[int(n * 0.85)]),
                       test=(None, None))
-        t_split, _ = _time(lambda md=md, b=bounds: md.split(**b, lookback=30))
+        t_split, _ = _time(lambda md=md, b=bounds: data.split(md, **b, lookback=30))
         split.append(t_split)
     print(f"{md!r}; {md.n_rows} rows x {md.n_symbols} symbols; features {f.per_symbol.shape} "
           f"market {f.market.shape}")

@@ -53,9 +53,9 @@ TARGET_ENVS, TARGET_RATE, TARGET_RATIO = 1024, 400_000, 100
 
 def load_env_data(lookback: int):
     """The training split (1995-2014) of the bundled dataset, as EnvData."""
-    from jaxtrade.data import load_dataset
+    from jaxtrade.data import load_dataset, split
 
-    splits = load_dataset(_DATASET.value).split(train=("1995-01-01", "2014-12-31"), lookback=lookback)
+    splits = split(load_dataset(_DATASET.value), train=("1995-01-01", "2014-12-31"), lookback=lookback)
     return splits.train.to_device()
 
 

@@ -71,10 +71,10 @@ CLSTM_WINDOW = 30
 
 def load_env(episode_length: int, window: int):
     from jaxtrade import envs
-    from jaxtrade.data import load_dataset
+    from jaxtrade.data import load_dataset, split
 
-    split = load_dataset("sp500-20").split(train=("1995-01-01", "2014-12-31"), lookback=30)
-    return envs.make("portfolio", split.train.to_device(), episode_length=episode_length, window=window)
+    splits = split(load_dataset("sp500-20"), train=("1995-01-01", "2014-12-31"), lookback=30)
+    return envs.make("portfolio", splits.train.to_device(), episode_length=episode_length, window=window)
 
 
 def bench_config(net: str, n_envs: int, n_steps: int, iterations_per_call: int = 1):

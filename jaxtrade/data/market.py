@@ -13,7 +13,8 @@ from jaxtrade.data.dates import infer_periods_per_year
 from jaxtrade.data.validate import Panel, clean_panel
 
 # Fewest rows a load may leave: the per-symbol feature warm-up plus two traded rows. The
-# turbulence window (252 rows for N >= 2) and the lookback are checked by `split`, where they are set.
+# turbulence window (252 rows for N >= 2) and the lookback are checked by `split` / `Preprocessor`,
+# where they are set.
 MIN_ROWS = feats.FEATURE_WARMUP + 2
 
 
@@ -110,13 +111,6 @@ class MarketData:
             self._cache[key] = feats.compute_features(self.close, self.high, self.low, self.volume,
                                                       self.benchmark, turbulence_window=turbulence_window)
         return self._cache[key]
-
-    def split(self, train, val=None, test=None, *, lookback: int = 30, turbulence_quantile: float = 0.99,
-              turbulence_window: int = feats.TURBULENCE_WINDOW):
-        """Cut by date into train / val / test `Split`s; see `jaxtrade.data.splits.make_splits`."""
-        from jaxtrade.data.splits import make_splits
-        return make_splits(self, train=train, val=val, test=test, lookback=lookback,
-                           turbulence_quantile=turbulence_quantile, turbulence_window=turbulence_window)
 
     def __repr__(self) -> str:
         span = f"{self.dates[0]} .. {self.dates[-1]}" if self.n_rows else "empty"

@@ -1,9 +1,10 @@
-"""Date splits with observation history, normalized features, and the device handoff (`EnvData`)."""
+"""`Split`: one date range of normalized data with its observation history, and the device handoff
+(`EnvData`). Splits are made by `jaxtrade.data.preprocess` (`split`, `Preprocessor.transform`)."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -11,10 +12,6 @@ import pandas as pd
 from jaxtrade.data import features as feats
 from jaxtrade.data.dates import format_date
 from jaxtrade.data.envdata import EnvData
-from jaxtrade.data.errors import DataError
-
-if TYPE_CHECKING:
-    from jaxtrade.data.market import MarketData
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -111,95 +108,3 @@ class Splits(NamedTuple):
     train: Split
     val: Split | None
     test: Split | None
-
-
-def _bound(value) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tz is not None else ts
-
-
-def _last_row(dates: pd.DatetimeIndex, end) -> int:
-    """Index of the last row on or before `end`; a date-only end includes that whole day (intraday)."""
-    ts = _bound(end)
-    if ts == ts.normalize():
-        return int(dates.searchsorted(ts + pd.Timedelta(days=1), "left")) - 1
-    return int(dates.searchsorted(ts, "right")) - 1
-
-
-def _rows(dates: pd.DatetimeIndex, rng, default_start: int, *, name: str, source: str) -> tuple[int, int]:
-    """(first, last) traded row indices (inclusive) of a (start, end) date range; None bounds default
-    to `default_start` and the last row."""
-    if not isinstance(rng, (tuple, list)) or len(rng) != 2:
-        raise ValueError(f"{name} must be a (start, end) pair of dates, got {rng!r}")
-    lo = default_start if rng[0] is None else int(dates.searchsorted(_bound(rng[0]), "left"))
-    hi = len(dates) - 1 if rng[1] is None else _last_row(dates, rng[1])
-    if hi - lo + 1 < 2:
-        raise DataError("split-empty", source=source, row=f"{rng[0]} .. {rng[1]}",
-                        detail=f"the {name} split holds {max(hi - lo + 1, 0)} rows of the data "
-                               f"({format_date(dates[0])} .. {format_date(dates[-1])}); it needs at least 2")
-    return lo, hi
-
-
-def make_splits(md: MarketData, *, train, val=None, test=None, lookback: int = 30,
-                turbulence_quantile: float = 0.99,
-                turbulence_window: int = feats.TURBULENCE_WINDOW) -> Splits:
-    """Cut md by date into train / val / test, each with `lookback` rows of history before its start.
-
-    Args:
-      md: the MarketData.
-      train, val, test: (start, end) dates, inclusive (str, Timestamp, date). A date-only end includes
-        that whole day. None as train's start means the earliest row with enough history; None as
-        val's or test's start means the row after the previous split; None as an end means the last row.
-        val and test may be None (short files).
-      lookback: history rows before each split's start (the environment's observation window).
-      turbulence_quantile: quantile of the training split's turbulence used as the gate threshold.
-      turbulence_window: trailing rows of the turbulence covariance.
-
-    Raises DataError: "split-empty" (< 2 rows), "split-overlap" (splits overlap or are out of
-    chronological order), "split-history" (fewer than lookback rows after the feature warm-up
-    before the split's start). Normalization statistics come from the training split's traded rows
-    only and are applied unchanged to val and test.
-    """
-    if lookback < 0:
-        raise ValueError(f"lookback must be >= 0, got {lookback}")
-    if not 0.0 <= turbulence_quantile <= 1.0:
-        raise ValueError(f"turbulence_quantile must be in [0, 1], got {turbulence_quantile}")
-    f = md.features(turbulence_window)
-    earliest = f.first_valid + lookback
-    ranges, prev_end = {}, None
-    for name, rng in (("train", train), ("val", val), ("test", test)):
-        if rng is None:
-            continue
-        default = earliest if prev_end is None else prev_end[1] + 1
-        lo, hi = _rows(md.dates, rng, default, name=name, source=md.source)
-        if prev_end is not None and lo <= prev_end[1]:
-            raise DataError("split-overlap", source=md.source, row=format_date(md.dates[lo]),
-                            detail=f"{name} starts on or before the {prev_end[0]} split's last date "
-                                   f"{format_date(md.dates[prev_end[1]])}; splits must be disjoint and in "
-                                   "order train < val < test")
-        if lo < earliest:
-            raise DataError("split-history", source=md.source, row=format_date(md.dates[lo]),
-                            detail=f"the {name} split needs {lookback} lookback rows after {f.first_valid} "
-                                   f"feature warm-up rows before its start; earliest possible start is "
-                                   + (format_date(md.dates[earliest]) if earliest < md.n_rows else "none"))
-        ranges[name] = (lo, hi)
-        prev_end = (name, hi)
-
-    lo, hi = ranges["train"]
-    stats = feats.fit_norm(f.per_symbol[lo:hi + 1], f.market[lo:hi + 1])
-    threshold = (float(np.quantile(f.turbulence[lo:hi + 1], turbulence_quantile))
-                 if md.n_symbols >= 2 else float("inf"))
-    per_symbol, market = feats.apply_norm(f.per_symbol, f.market, stats)
-
-    def cut(name):
-        if name not in ranges:
-            return None
-        a, b = ranges[name][0] - lookback, ranges[name][1] + 1
-        rows = lambda x: None if x is None else x[a:b]
-        return Split(name, md.dates[a:b], lookback, md.symbols, rows(md.close), rows(md.open), rows(md.high),
-                     rows(md.low), rows(md.volume), rows(md.benchmark), md.benchmark_name, per_symbol[a:b],
-                     market[a:b], f.feature_names, f.market_names, f.turbulence[a:b], f.momentum[a:b],
-                     f.volatility[a:b], f.sharpe[a:b], f.size[a:b], threshold, md.periods_per_year,
-                     md.source, stats)
-
-    return Splits(cut("train"), cut("val"), cut("test"))

@@ -23,7 +23,7 @@ import ml_collections
 
 from jaxtrade import envs
 from jaxtrade.agents.devices import select_devices
-from jaxtrade.data import Preprocessor, load_csv, load_dataset
+from jaxtrade.data import Preprocessor, load_csv, load_dataset, split
 from jaxtrade.train import budget as budget_lib
 
 log = logging.getLogger("jaxtrade")
@@ -93,9 +93,9 @@ def build(config) -> Setup:
     window = int(config.env.window)
     ranges = split_ranges(d)
     pre = Preprocessor.fit(md, train=ranges["train"], window=window,
-                           turbulence_quantile=d.turbulence_quantile)
-    splits = md.split(train=ranges["train"], val=ranges["val"], test=ranges["test"], lookback=window,
-                      turbulence_quantile=d.turbulence_quantile)
+                        turbulence_quantile=d.turbulence_quantile)
+    splits = split(md, train=ranges["train"], val=ranges["val"], test=ranges["test"], lookback=window,
+                   turbulence_quantile=d.turbulence_quantile)
     cfg = env_config(config.env)
     env, train_params = envs.make(cfg["name"], splits.train.to_device(), cfg)
     eval_env, val_params, test_params = None, None, None

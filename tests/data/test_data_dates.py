@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jaxtrade.data import DataError, load_csv
+from jaxtrade.data import DataError, load_csv, split
 from jaxtrade.data.dates import infer_periods_per_year, parse_dates
 
 
@@ -78,5 +78,5 @@ def test_intraday_csv(tmp_path):
     md = load_csv(path)
     assert md.dates[1] == pd.Timestamp("2021-03-01 09:31") and md.periods_per_year == 252.0 * 120
     # a date-only split end includes the whole day's bars
-    s = md.split(train=(None, "2021-03-01"), lookback=5)
+    s = split(md, train=(None, "2021-03-01"), lookback=5)
     assert s.train.dates[-1] == stamps[-1]

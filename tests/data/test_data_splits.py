@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jaxtrade.data import DataError, EnvData, MarketData
+from jaxtrade.data import DataError, EnvData, MarketData, split
 from jaxtrade.data import features as F
 
 BOUNDS = dict(train=("1995-01-01", "2014-12-31"), val=("2015-01-01", "2018-12-31"),
@@ -16,7 +16,7 @@ BOUNDS = dict(train=("1995-01-01", "2014-12-31"), val=("2015-01-01", "2018-12-31
 
 @pytest.fixture(scope="module")
 def splits(sp500_20):
-    return sp500_20.split(**BOUNDS, lookback=30)
+    return split(sp500_20, **BOUNDS, lookback=30)
 
 
 def test_lookback_rows_precede_start(sp500_20, splits):
@@ -35,12 +35,12 @@ def test_lookback_rows_precede_start(sp500_20, splits):
 
 
 def test_train_only(sp500_20):
-    s = sp500_20.split(train=("2000-01-01", "2001-12-31"), lookback=10)
+    s = split(sp500_20, train=("2000-01-01", "2001-12-31"), lookback=10)
     assert s.val is None and s.test is None and s.train.start == 10
 
 
 def test_default_bounds(sp500_20):
-    s = sp500_20.split(train=(None, "2000-12-31"), val=(None, "2010-12-31"), test=(None, None), lookback=30)
+    s = split(sp500_20, train=(None, "2000-12-31"), val=(None, "2010-12-31"), test=(None, None), lookback=30)
     assert s.train.dates[0] == sp500_20.dates[253]                       # warm-up, then the lookback rows
     assert s.train.traded_dates[0] == sp500_20.dates[283] and s.test.dates[-1] == sp500_20.dates[-1]
     assert s.val.traded_dates[0] == sp500_20.dates[sp500_20.dates.searchsorted(s.train.dates[-1]) + 1]
@@ -48,17 +48,17 @@ def test_default_bounds(sp500_20):
 
 def test_split_errors(sp500_20):
     with pytest.raises(DataError) as info:
-        sp500_20.split(train=("1990-01-01", "1999-12-31"), lookback=30)
+        split(sp500_20, train=("1990-01-01", "1999-12-31"), lookback=30)
     earliest = sp500_20.dates[253 + 30].strftime("%Y-%m-%d")              # warm-up + lookback rows
     assert info.value.rule == "split-history" and f"earliest possible start is {earliest}" in str(info.value)
     with pytest.raises(DataError) as info:
-        sp500_20.split(train=("1995-01-01", "2005-12-31"), val=("2005-06-01", "2006-12-31"))
+        split(sp500_20, train=("1995-01-01", "2005-12-31"), val=("2005-06-01", "2006-12-31"))
     assert info.value.rule == "split-overlap" and "2005-06-01" in str(info.value)
     with pytest.raises(DataError) as info:                                # out of order
-        sp500_20.split(train=("2010-01-01", "2012-12-31"), val=("2000-01-01", "2001-12-31"))
+        split(sp500_20, train=("2010-01-01", "2012-12-31"), val=("2000-01-01", "2001-12-31"))
     assert info.value.rule == "split-overlap"
     with pytest.raises(DataError) as info:
-        sp500_20.split(train=("1995-01-01", "2005-12-31"), test=("2030-01-01", "2031-01-01"))
+        split(sp500_20, train=("1995-01-01", "2005-12-31"), test=("2030-01-01", "2031-01-01"))
     assert info.value.rule == "split-empty" and "sp500-20" in str(info.value)
 
 
@@ -69,7 +69,7 @@ def test_normalization_uses_train_only(sp500_20, splits):
     close[cut:] *= np.exp(np.random.default_rng(0).normal(0, 0.03, close[cut:].shape).cumsum(axis=0))
     changed = MarketData.from_arrays(sp500_20.dates, sp500_20.symbols, close, benchmark=sp500_20.benchmark,
                                      benchmark_name="SP500", source="changed")
-    other = changed.split(**BOUNDS, lookback=30)
+    other = split(changed, **BOUNDS, lookback=30)
     for name in ("train", "val"):
         a, b = getattr(splits, name), getattr(other, name)
         np.testing.assert_array_equal(a.features, b.features)
@@ -100,7 +100,7 @@ def test_turbulence_threshold(sp500_20, splits):
     tr = splits.train
     assert tr.turbulence_threshold == pytest.approx(np.quantile(tr.turbulence[tr.start:], 0.99), rel=1e-12)
     assert splits.test.turbulence_threshold == tr.turbulence_threshold
-    s = sp500_20.split(**BOUNDS, turbulence_quantile=0.9)
+    s = split(sp500_20, **BOUNDS, turbulence_quantile=0.9)
     assert s.train.turbulence_threshold < tr.turbulence_threshold
 
 
@@ -116,12 +116,14 @@ def test_to_device(splits, sp500_ohlcv):
             x = getattr(d, f.name)
             assert x.dtype == jnp.float32 and x.shape == shapes[f.name], f.name
             assert bool(jnp.isfinite(x).all()), f.name
-    assert set(shapes) | {"has_volume", "periods_per_year"} == {f.name for f in dataclasses.fields(EnvData)}
+    static = {"has_volume", "periods_per_year", "start"}
+    assert set(shapes) | static == {f.name for f in dataclasses.fields(EnvData)}
+    assert d.start == splits.train.start == 30
     assert not d.has_volume and d.periods_per_year == 252.0 and d.n_rows == T and d.n_assets == N
     np.testing.assert_array_equal(d.open, d.close)                          # close-only data repeat close
     assert float(jnp.abs(d.volume).max()) == 0.0
     np.testing.assert_allclose(d.close, splits.train.close.astype(np.float32))
-    s = sp500_ohlcv.split(train=("2000-01-01", "2010-12-31"), test=("2011-01-01", None), lookback=20)
+    s = split(sp500_ohlcv, train=("2000-01-01", "2010-12-31"), test=("2011-01-01", None), lookback=20)
     e = s.test.to_device()
     assert e.has_volume and e.market.shape == (s.test.n_rows, 1)
     assert float(e.turbulence_threshold) == np.inf and float(jnp.abs(e.turbulence).max()) == 0.0

@@ -17,11 +17,10 @@ def tiny_data() -> EnvData:
 @pytest.fixture(scope="session")
 def real_splits():
     """The bundled S&P 500 20-stock data through the data layer: train 1995-2014, test 2019-2022."""
-    from jaxtrade.data import load_dataset
+    from jaxtrade.data import load_dataset, split
 
-    return load_dataset("sp500-20").split(train=("1995-01-01", "2014-12-31"),
-                                          val=("2015-01-01", "2018-12-31"),
-                                          test=("2019-01-01", "2022-12-28"), lookback=30)
+    return split(load_dataset("sp500-20"), train=("1995-01-01", "2014-12-31"),
+                 val=("2015-01-01", "2018-12-31"), test=("2019-01-01", "2022-12-28"), lookback=30)
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +31,6 @@ def real_train(real_splits) -> EnvData:
 @pytest.fixture(scope="session")
 def real_index() -> EnvData:
     """The bundled S&P 500 index OHLCV (real volume: the volume impact model), train split to 2014."""
-    from jaxtrade.data import load_dataset
+    from jaxtrade.data import load_dataset, split
 
-    return load_dataset("sp500-ohlcv").split(train=(None, "2014-12-31"), lookback=30).train.to_device()
+    return split(load_dataset("sp500-ohlcv"), train=(None, "2014-12-31"), lookback=30).train.to_device()
