@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks.env`, `benchmarks.train`, `benchmarks.data` (shared code in common.py)."""
