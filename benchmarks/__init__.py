@@ -1,1 +1,1 @@
-"""Benchmarks: `python -m benchmarks.env`, `benchmarks.train`, `benchmarks.data` (shared code in common.py)."""
+"""Benchmarks: `python -m benchmarks.env`, `.train`, `.data`; what they share is in common.py."""

@@ -1,8 +1,8 @@
 """Environment throughput: jitted, vmapped JAX `portfolio` env vs a plain numpy step loop.
 
-    python -m experiments.bench_env                      # CPU: W = 30 and 1; 1, 64, 1024, 16384 envs
-    python -m experiments.bench_env --n_envs=65536       # on a GPU
-    python -m experiments.bench_env --windows=1 --n_envs=1024 --repeats=9
+    python -m benchmarks.env                      # CPU: W = 30 and 1; 1, 64, 1024, 16384 envs
+    python -m benchmarks.env --n_envs=65536       # on a GPU
+    python -m benchmarks.env --windows=1 --n_envs=1024 --repeats=9
 
 JAX: random regime actions, `lax.scan` of `n_steps` steps of `vmap(env.step)` (auto-reset
 included) inside one `jit`, keys split per env and step as a rollout does. The observation window,
@@ -10,14 +10,16 @@ state, reward, done and costs are summed into the scan carry, so XLA cannot drop
 dead code: every observation is built and read. Timings exclude compilation (one warm-up run).
 
 On the CPU the host is split into one XLA device per core (`--cpu_devices`); a batch that splits
-evenly runs an equal share of the environments on each (`jax.pmap`), as `bench_train` does, so the
+evenly runs an equal share of the environments on each (`jax.pmap`), as `benchmarks.train` does, so the
 figure is what the whole 2-core machine does; 1 environment runs on one device. The numpy loop is
 one process, as users run it today.
 
-numpy: the same portfolio logic (regime targets from row t-1 factor scores, turbulence gate, trade
-at close[t] with the same cost models and the cash floor, trade PnL bookkeeping, mark at
-close[t+1], auto-reset, the same [W, N*F + M] observation window) written as users write a
-gym-style env today: one environment, one Python call per step.
+numpy: the test suite's oracle (`tests/envs/numpy_oracle.py`, pinned to the JAX env step by step by
+`tests/envs/test_numpy_oracle.py`): the same portfolio logic (regime targets from row t-1 factor
+scores, turbulence gate, trade at close[t] with the same cost and reward models and the cash floor,
+trade PnL bookkeeping, mark at close[t+1], auto-reset, the same [W, N*F + M] observation window)
+written as users write a gym-style env today: one environment, one Python call per step. Run from
+the repository root (it imports `tests.envs.numpy_oracle`).
 
 Each configuration runs `repeats` JAX runs alternating with as many numpy runs, so the ratio is
 measured side by side under the same load; medians are reported with the 1-minute load average.
@@ -26,17 +28,15 @@ Issue 3's targets, at 1,024 environments on the CPU: >= 400,000 env steps/s and 
 
 from __future__ import annotations
 
-import math
-import os
 import statistics
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 from absl import app, flags
 
-from jaxtrade import envs
+from benchmarks import common
+from tests.envs.numpy_oracle import NumpyPortfolio
+
+# jax is imported inside the functions: `main` must split the CPU into devices before it starts.
 
 _N_ENVS = flags.DEFINE_list("n_envs", ["1", "64", "1024", "16384"], "Batch sizes to time.")
 _WINDOWS = flags.DEFINE_list("windows", ["30", "1"], "Observation windows (rows) to time.")
@@ -51,19 +51,13 @@ _DATASET = flags.DEFINE_string("dataset", "sp500-20", "Bundled dataset (jaxtrade
 TARGET_ENVS, TARGET_RATE, TARGET_RATIO = 1024, 400_000, 100
 
 
-def load_env_data(lookback: int):
-    """The training split (1995-2014) of the bundled dataset, as EnvData."""
-    from jaxtrade.data import load_dataset
-
-    splits = load_dataset(_DATASET.value).split(train=("1995-01-01", "2014-12-31"), lookback=lookback)
-    return splits.train.to_device()
-
-
 # --------------------------------------------------------------------------------------------- JAX
 
 
 def devices_for(n_envs: int) -> list:
     """All local devices when `n_envs` splits evenly over them, else the first one."""
+    import jax
+
     devices = jax.local_devices()
     return devices if n_envs % len(devices) == 0 else devices[:1]
 
@@ -71,6 +65,9 @@ def devices_for(n_envs: int) -> list:
 def over_devices(run, devices):
     """run(params, key) for one device's share -> fn(params, key) over `devices`: jit on one device,
     else pmap with one key per device; the result is the sum of the devices' checksums."""
+    import jax
+    import jax.numpy as jnp
+
     if len(devices) == 1:
         return jax.jit(run)
     pmapped = jax.pmap(run, in_axes=(None, 0), devices=devices)
@@ -80,6 +77,9 @@ def over_devices(run, devices):
 def make_scan(env, n_envs: int, n_steps: int, devices=None):
     """fn(params, key) -> scalar checksum of `n_steps` batched steps of random actions, the
     `n_envs` environments split evenly over `devices` (default: the first device)."""
+    import jax
+    import jax.numpy as jnp
+
     devices = devices or jax.local_devices()[:1]
     n_envs //= len(devices)
     step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
@@ -110,6 +110,9 @@ def make_obs_floor(n_envs: int, n_steps: int, window: int, devices=None):
     envs for `n_steps` steps (rows advance by one per step), split over `devices` as `make_scan`:
     the memory floor of any env step that returns a [window, N*F + M] observation, next to the full
     step's figure."""
+    import jax
+    import jax.numpy as jnp
+
     devices = devices or jax.local_devices()[:1]
     n_envs //= len(devices)
 
@@ -129,171 +132,76 @@ def make_obs_floor(n_envs: int, n_steps: int, window: int, devices=None):
 # ------------------------------------------------------------------------------------------- numpy
 
 
-class NumpyPortfolio:
-    """A plain numpy, one-environment version of the `portfolio` env (regime actions)."""
-
-    def __init__(self, data, params, seed=0):
-        g = lambda x: np.asarray(x, np.float64)
-        self.close, self.features, self.market = g(data.close), g(data.features), g(data.market)
-        self.turb, self.mom, self.vol = g(data.turbulence), g(data.momentum), g(data.volatility)
-        self.sharpe, self.size = g(data.sharpe), g(data.size)
-        self.thr = float(params.turbulence_threshold)
-        c = params.costs
-        self.spread, self.slip = float(c.spread_bps) * 1e-4, float(c.slippage_bps) * 1e-4
-        self.comm, self.impact = float(c.commission_bps) * 1e-4, float(c.impact_coef)
-        self.sec, self.taf = float(c.sec_fee_rate), float(c.finra_taf_per_share)
-        self.taf_cap = float(c.finra_taf_cap)
-        self.w, self.length = params.window, params.episode_length
-        self.cash0 = float(params.initial_cash)
-        self.rng = np.random.default_rng(seed)
-        self.n = self.close.shape[1]
-        self.half, self.top30 = math.ceil(self.n / 2), max(1, round(0.3 * self.n))
-
-    def reset(self):
-        self.t = int(self.rng.integers(self.w, self.close.shape[0] - self.length))
-        self.end = self.t + self.length
-        self.h = np.zeros(self.n)
-        self.position_cash = np.zeros(self.n)
-        self.cash = self.value = self.cash0
-        self.weights = np.r_[np.zeros(self.n), 1.0]
-        self.episode_return, self.episode_length = 0.0, 0
-        return self.obs()
-
-    def obs(self):
-        rows = slice(self.t - self.w, self.t)
-        win = np.concatenate([self.features[rows].reshape(self.w, -1), self.market[rows]], axis=1)
-        return win, self.weights
-
-    def top(self, score, k):
-        mask = np.zeros(self.n, bool)
-        mask[np.argsort(-score, kind="stable")[:k]] = True
-        return mask
-
-    def costs(self, u, shares, price, value):
-        tv = np.abs(shares * price)
-        c = (self.comm + self.spread) * tv + u * self.slip * tv + self.impact * tv * np.sqrt(tv / value)
-        fees = self.sec * tv + np.minimum(self.taf * np.abs(shares), self.taf_cap)
-        return c + np.where(shares < 0, fees, 0.0)
-
-    def step(self, action):
-        t, p = self.t, self.close[self.t]
-        cash_share = (0.0, 1.0, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.3, 0.3, 0.0)[action]
-        prev = t - 1
-        group = {5: (self.mom[prev], self.half), 6: (-self.vol[prev], self.half),
-                 7: (self.sharpe[prev], self.half), 8: (-self.size[prev], self.half),
-                 9: (self.mom[prev], self.half), 10: (self.sharpe[prev], self.half),
-                 11: (self.mom[prev], self.top30)}.get(action)
-        sel = self.top(*group) if group else np.ones(self.n, bool)
-        target = (1 - cash_share) * sel / sel.sum()
-        gate = self.turb[prev] > self.thr
-        if gate:
-            target = np.zeros(self.n)
-        shares = np.zeros(self.n) if (action == 0 and not gate) else target * self.value / p - self.h
-        u = self.rng.random(self.n)
-        c = self.costs(u, shares, p, self.value)
-        flow = shares * p
-        buy = shares > 0
-        buys = flow[buy].sum()
-        avail = self.cash - flow[~buy].sum() - c.sum()
-        if buys > avail:
-            shares[buy] *= max(avail / buys, 0.0) * (1 - 1e-5)
-            c[buy] = self.costs(u, shares, p, self.value)[buy]
-            flow = shares * p
-        h0, self.h = self.h, self.h + shares
-        self.cash -= flow.sum() + c.sum()
-        # Trade PnL: a position closes when it returns to flat or flips sign.
-        closed = (h0 != 0) & (np.sign(self.h) != np.sign(h0))
-        frac = np.where(closed, np.abs(h0) / np.where(closed, np.abs(shares), 1.0), 0.0)
-        pnl = np.where(closed, self.position_cash + h0 * p - c * frac, 0.0)
-        self.position_cash = np.where(closed, -self.h * p - c * (1 - frac), self.position_cash - flow - c)
-        held = self.h * p
-        post = self.cash + held.sum()
-        self.weights = np.r_[held, self.cash] / post
-        value1 = self.cash + self.h @ self.close[t + 1]
-        reward = math.log(value1 / self.value)
-        turnover = np.abs(flow).sum() / self.value
-        self.value, self.t = value1, t + 1
-        self.episode_return += reward
-        self.episode_length += 1
-        done = self.t >= self.end or value1 < 0.1 * self.cash0
-        info = {"costs": c.sum(), "gate": gate, "trade_closed": closed, "trade_pnl": pnl,
-                "turnover": turnover, "value": value1, "episode_return": self.episode_return,
-                "episode_length": self.episode_length}
-        obs = self.reset() if done else self.obs()
-        return obs, reward, done, info
-
-
 def time_numpy(env: NumpyPortfolio, n_steps: int) -> float:
+    """numpy env steps per second over `n_steps` random regime actions."""
     env.reset()
     actions = env.rng.integers(0, 12, n_steps)
     acc = 0.0
     start = time.perf_counter()
     for a in actions:
-        (win, w), r, _, info = env.step(int(a))
+        _, r, _, info = env.step(int(a))
         acc += r + info["costs"]
     return n_steps / (time.perf_counter() - start)
 
 
+def _time_jax(fn, params, repeats: int, between=None):
+    """(Timing, load averages) of fn(params, key): a warm-up call with key 0, then key 1, 2, ..."""
+    import jax
+
+    keys, loads = iter(range(repeats + 1)), []
+
+    def call():
+        loads.append(common.load())
+        return float(fn(params, jax.random.key(next(keys))))
+
+    timing = common.time_calls(call, repeats, between=between)
+    return timing, loads[1:]
+
+
 def bench_window(data, window: int, n_envs_list: list[int]) -> list[dict]:
-    env, params = envs.make("portfolio", data, window=window, episode_length=_EPISODE.value)
-    np_env = NumpyPortfolio(data, params)
+    env, params = common.make_env("portfolio", data, window=window, episode_length=_EPISODE.value)
+    np_env = NumpyPortfolio(data, params, auto_reset=True)
     time_numpy(np_env, 200)   # warm-up
     rows = []
     for n_envs in n_envs_list:
         devices = devices_for(n_envs)
         run = make_scan(env, n_envs, _N_STEPS.value, devices)
-        t0 = time.perf_counter()
-        run(params, jax.random.key(0)).block_until_ready()
-        compile_s = time.perf_counter() - t0
-        jax_rates, np_rates, loads = [], [], []
-        for i in range(_REPEATS.value):
-            loads.append(os.getloadavg()[0])
-            t0 = time.perf_counter()
-            float(run(params, jax.random.key(i + 1)))
-            jax_rates.append(n_envs * _N_STEPS.value / (time.perf_counter() - t0))
-            np_rates.append(time_numpy(np_env, _NUMPY_STEPS.value))   # alternating: same load
-        row = dict(window=window, n_envs=n_envs, devices=len(devices), jax=statistics.median(jax_rates),
-                   jax_min=min(jax_rates), jax_max=max(jax_rates), numpy=statistics.median(np_rates),
-                   load=statistics.median(loads), compile_s=compile_s)
+        np_rates = []
+        numpy_run = lambda _, r=np_rates: r.append(time_numpy(np_env, _NUMPY_STEPS.value))
+        # numpy runs alternate with the JAX runs, so both see the same load.
+        timing, loads = _time_jax(run, params, _REPEATS.value, between=numpy_run)
+        work = n_envs * _N_STEPS.value
+        jax_rate, jax_min, jax_max = timing.rates(work)
+        row = dict(window=window, n_envs=n_envs, devices=len(devices), jax=jax_rate, jax_min=jax_min,
+                   jax_max=jax_max, numpy=statistics.median(np_rates), load=statistics.median(loads),
+                   compile_s=timing.first_s)
         if n_envs == TARGET_ENVS:
             floor = make_obs_floor(n_envs, _N_STEPS.value, window, devices)
-            float(floor(params, jax.random.key(0)))
-            rates = []
-            for i in range(_REPEATS.value):
-                t0 = time.perf_counter()
-                float(floor(params, jax.random.key(i + 1)))
-                rates.append(n_envs * _N_STEPS.value / (time.perf_counter() - t0))
-            row["obs_floor"] = statistics.median(rates)
+            row["obs_floor"] = _time_jax(floor, params, _REPEATS.value)[0].rates(work)[0]
         rows.append(row)
         print(f"  W={window:>2} {n_envs:>6} envs on {len(devices)} device(s): {row['jax']:>12,.0f} steps/s "
               f"(min {row['jax_min']:,.0f}, "
               f"max {row['jax_max']:,.0f}), numpy {row['numpy']:,.0f} steps/s, ratio "
               f"{row['jax'] / row['numpy']:,.1f}x, load {row['load']:.1f}, "
-              f"compile+first run {compile_s:.1f}s"
+              f"compile+first run {row['compile_s']:.1f}s"
               + (f"; observation alone (slice + sum): {row['obs_floor']:,.0f} steps/s" if "obs_floor" in row
                  else ""), flush=True)
     return rows
 
 
-def use_cpu_cores(n_devices: int) -> None:
-    """Split the host into `n_devices` XLA CPU devices (before jax starts its backends)."""
-    flag = f"--xla_force_host_platform_device_count={n_devices}"
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
-
-
 def main(_):
-    n_cpu = _CPU_DEVICES.value or (os.cpu_count() or 1)
-    use_cpu_cores(n_cpu)
-    if jax.default_backend() == "cpu" and len(jax.local_devices()) != n_cpu:
-        raise RuntimeError(f"asked for {n_cpu} CPU devices, jax has {len(jax.local_devices())}: XLA_FLAGS "
-                           "was read before main (is jax initialized at import?)")
+    n_cpu = common.n_cpu_devices(_CPU_DEVICES.value)
+    common.use_cpu_cores(n_cpu)
+    import jax
+
+    common.check_cpu_devices(n_cpu)
     windows = [int(w) for w in _WINDOWS.value]
-    data = load_env_data(max(windows))
+    data = common.load_env_data(_DATASET.value, lookback=max(windows))
     d = data.features.shape[1] * data.features.shape[2] + data.market.shape[1]
-    print(f"backend {jax.default_backend()} ({jax.devices()[0].device_kind}), {os.cpu_count()} CPUs, "
+    print(f"{common.machine_line()}, "
           f"data: {data.n_rows} rows x {data.n_assets} assets, features {tuple(data.features.shape[2:])}, "
           f"market {data.market.shape[1]}; obs window W x {d}; {_N_STEPS.value} steps per scan, "
-          f"medians of {_REPEATS.value}, load average at start {os.getloadavg()[0]:.1f}")
+          f"medians of {_REPEATS.value}, load average at start {common.load():.1f}")
     rows = []
     for window in windows:
         rows += bench_window(data, window, [int(n) for n in _N_ENVS.value])
