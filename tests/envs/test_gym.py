@@ -108,9 +108,11 @@ def test_truncated_and_terminated_come_from_info(adapters, real_train):
     env = adapters["portfolio_regimes"]
     env.reset(seed=1)
     for i in range(L):
-        _, _, terminated, truncated, info = env.step(envs.Regime.EQUAL_WEIGHT)
+        obs, _, terminated, truncated, info = env.step(envs.Regime.EQUAL_WEIGHT)
         assert truncated == bool(info["truncated"]) == (i == L - 1)
         assert terminated is False and not info["terminated"]
+    # The last observation is the ended episode's (invested), not a fresh all-cash episode's.
+    assert obs["state"][-1] < 0.5
     with pytest.raises(RuntimeError, match="reset"):
         env.step(0)                                                # no auto-reset inside
     # Ruin: a floor above the starting value terminates at the first step, and does not truncate.
