@@ -220,9 +220,10 @@ def run_jax(net: str, n_envs: int, window: int) -> dict:
 def run_peer(algo: str, net: str, window: int) -> dict:
     import torch
     from gymnasium.wrappers import FlattenObservation
-    from jaxtrade.envs.gym import GymEnv
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from jaxtrade.envs.gym import GymEnv
 
     torch.set_num_threads(os.cpu_count() or 1)
     env, env_params = load_env(_EPISODE.value, window)
