@@ -39,6 +39,9 @@ class CostParams:
     finra_taf_cap: float = 8.30          # ... capped per trade (per asset and step)
     # static: with volume data the volume impact model replaces the value model
     volume_impact: bool = struct.field(pytree_node=False, default=False)
+    # static: rows t-adv_window .. t-1 give the volume model's average volume (ADV); needs
+    # adv_window <= EnvData.start, so the first traded row has a full window of history
+    adv_window: int = struct.field(pytree_node=False, default=30)
 
 
 def commission(value: jax.Array, shares: jax.Array, p: CostParams) -> jax.Array:

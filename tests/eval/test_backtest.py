@@ -21,8 +21,8 @@ W = 5
 
 def test_buy_and_hold_one_asset_reproduces_price_path(prices):
     px = prices["AMD"].loc["2016-01-01":"2016-12-31"]      # AMD: +300% in 2016, a demanding path
-    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy()[:, None]), window=W,
-                            random_start=False, **COSTS_OFF)
+    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy()[:, None], start=W),
+                            dict(window=W, random_start=False, costs=COSTS_OFF))
     frames = baselines(env, params, include=["equal_weight_buy_hold"])
     frame = frames["equal_weight_buy_hold"][0]
     path = px.to_numpy()[W:] / px.to_numpy()[W]
@@ -57,8 +57,8 @@ def _policy_loop(env, params, policy, key, n_steps):
 def test_backtest_matches_a_python_loop_with_costs_and_gate(prices):
     px = prices[["AAPL", "KO", "XOM"]].loc["2016-01-01":"2016-02-29"]
     turb = np.random.default_rng(0).random(len(px)) * 10
-    data = envdata_from_close(px.to_numpy(), turbulence=turb, threshold=8.0)
-    env, params = envs.make("portfolio", data, window=W, random_start=False)     # default costs on
+    data = envdata_from_close(px.to_numpy(), start=W, turbulence=turb, threshold=8.0)
+    env, params = envs.make("portfolio", data, dict(window=W, random_start=False))     # default costs on
     policy = random_policy(env)
     key = jax.random.key(3)
     frame = backtest(policy, env, params, dates=px.index, symbols=px.columns, key=key)
@@ -84,7 +84,8 @@ def test_backtest_matches_a_python_loop_with_costs_and_gate(prices):
 
 def test_baselines_on_a_dated_split(prices):
     px = prices[["JNJ", "PG", "WMT", "CVX"]].loc["2015-10-01":"2016-06-30"]
-    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy()), window=W, random_start=False)
+    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy(), start=W),
+                            dict(window=W, random_start=False))
 
     class Split:                                   # the host split's fields the baselines read
         dates = px.index
@@ -112,8 +113,8 @@ def test_baselines_on_a_dated_split(prices):
 
 def test_learned_style_policy_compiles_once_for_new_params(prices, tmp_path):
     px = prices[["AAPL", "KO"]].loc["2016-01-01":"2016-02-29"]
-    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy()), window=W, random_start=False,
-                            action_space="weights")
+    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy(), start=W),
+                            dict(window=W, random_start=False, action_space="weights"))
 
     def act(theta, key, carry, obs):          # a "network": fixed logits + a linear read of the weights
         return theta[:3] + theta[3] * obs["state"], carry
