@@ -29,14 +29,14 @@ from jaxtrade.envs.base import (
 from jaxtrade.envs.costs import CostParams
 from jaxtrade.envs.market import MarketState
 from jaxtrade.envs.portfolio import REGIMES, PortfolioParams, Regime, weights_to_action
-from jaxtrade.envs.registry import PARAM_GROUPS, check_config, make, register, registered
+from jaxtrade.envs.registry import PARAM_GROUPS, check_config, default_config, make, register, registered
 from jaxtrade.envs.rewards import RewardParams
 
-register("portfolio", portfolio.make, param_groups=("costs", "reward"), keys=portfolio.CONFIG_KEYS)
-register("single", single.make, param_groups=("costs", "reward"), keys=single.CONFIG_KEYS)
+for _name, _module in (("portfolio", portfolio), ("single", single)):
+    register(_name, _module.make, param_groups=("costs", "reward"), defaults=_module.CONFIG_DEFAULTS)
 
 __all__ = ["INFO_KEYS", "PARAM_GROUPS", "REGIMES", "ArraySpec", "AutoReset", "ContinuousSpec",
            "CostParams", "DiscreteSpec", "Env", "EpisodeStats", "MarketState", "ObsSpec", "Policy",
            "PortfolioParams", "Regime", "RewardParams", "SpecProperties", "TradingStats",
-           "check_config", "costs", "make", "register", "registered", "rewards", "select_tree",
-           "weights_to_action"]
+           "check_config", "costs", "default_config", "make", "register", "registered", "rewards",
+           "select_tree", "weights_to_action"]

@@ -246,6 +246,13 @@ def param_keys(cls) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls) if f.name not in skip)
 
 
+def param_defaults(cls) -> dict:
+    """{key: default} of `param_keys(cls)`; None where the field has no default (decided by make)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    return {k: (None if fields[k].default is dataclasses.MISSING else fields[k].default)
+            for k in param_keys(cls)}
+
+
 def _static_int(key: str, value) -> int:
     if isinstance(value, bool) or int(value) != value:
         raise ValueError(f"{key} must be an integer, got {value!r}")
@@ -257,7 +264,7 @@ def build_params(cls, data, config: dict):
     **the other keys)` from a checked nested config (`jaxtrade.envs.registry.check_config`).
 
     Missing keys take the field defaults; `turbulence_threshold` None (or absent) takes the data's;
-    `costs.volume_impact` absent follows `data.has_volume`. Numbers become float32 arrays so that
+    `costs.volume_impact` None (or absent) follows `data.has_volume`. Numbers become float32 arrays so that
     params can be vmapped or swapped without recompiling; static fields stay Python values.
     Then `check_rows` checks the data against the window, the ADV window and the episode length.
     """
@@ -269,7 +276,8 @@ def build_params(cls, data, config: dict):
         raise ValueError(f"unknown env config keys {['env.' + k for k in unknown]} for {cls.__name__}; "
                          f"known: {sorted(top_names)}")
     costs = sub["costs"]
-    costs.setdefault("volume_impact", bool(data.has_volume))
+    if costs.get("volume_impact") is None:
+        costs["volume_impact"] = bool(data.has_volume)
     costs["volume_impact"] = bool(costs["volume_impact"])
     if costs["volume_impact"] and not data.has_volume:
         raise ValueError("env.costs.volume_impact=True needs data with volume (EnvData.has_volume is False)")

@@ -194,17 +194,19 @@ class PortfolioEnv(market.MarketEnv):
         return w[:n], action == Regime.HOLD
 
 
-CONFIG_KEYS = (*market.param_keys(PortfolioParams), "action_space")
+CONFIG_DEFAULTS = {**market.param_defaults(PortfolioParams), "action_space": "regimes"}
 
 
 def make(data: EnvData, config: dict | None = None):
     """(EpisodeStats(MarketAutoReset(PortfolioEnv)), PortfolioParams) for `data`.
 
-    config: the checked nested env config (`jaxtrade.envs.make` checks it): `CONFIG_KEYS`
+    config: the checked nested env config (`jaxtrade.envs.make` checks it): `CONFIG_DEFAULTS`
     (`action_space` "regimes" | "weights", and the fields of `PortfolioParams`), `costs`, `reward`.
     """
     config = dict(config or {})
     action_space = config.pop("action_space", "regimes")
+    if action_space not in ACTION_SPACES:
+        raise ValueError(f"env.action_space must be one of {ACTION_SPACES}, not {action_space!r}")
     params = market.build_params(PortfolioParams, data, config)
     env = PortfolioEnv(data.n_assets, action_space, market.obs_spec(params))
     return EpisodeStats(market.MarketAutoReset(env)), params

@@ -35,29 +35,34 @@ class Registration:
     name: str
     factory: Callable[[Any, dict], tuple[Any, Any]]   # (data, checked config) -> (env, params)
     param_groups: tuple[str, ...]                      # sub-mappings of the config, PARAM_GROUPS keys
-    keys: tuple[str, ...]                              # the env's own top-level keys
+    defaults: dict                                     # the env's own top-level keys -> default
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self.defaults)
 
 
 _REGISTRY: dict[str, Registration] = {}
 
 
 def register(name: str, factory: Callable[[Any, dict], tuple[Any, Any]], *,
-             param_groups: Iterable[str] = ("costs", "reward"), keys: Iterable[str] = ()) -> None:
+             param_groups: Iterable[str] = ("costs", "reward"), defaults: Mapping[str, Any] = {}) -> None:
     """Register `factory(data, config) -> (env, params)` as environment `name`.
 
-    param_groups: the config's sub-mappings (names in `PARAM_GROUPS`); keys: the env's own
-    top-level config keys (everything that is not a group). Re-registering a name replaces it.
+    param_groups: the config's sub-mappings (names in `PARAM_GROUPS`); defaults: the env's own
+    top-level config keys (everything that is not a group) and their defaults (None: the factory
+    decides from the data). Re-registering a name replaces it.
     """
     groups = tuple(param_groups)
     unknown = [g for g in groups if g not in PARAM_GROUPS]
     if unknown:
         raise ValueError(f"environment {name!r}: unknown param groups {unknown}; "
                          f"known: {sorted(PARAM_GROUPS)}")
-    keys = tuple(keys)
-    clash = sorted(set(keys) & set(groups) | ({"name"} & set(keys)))
+    defaults = dict(defaults)
+    clash = sorted(set(defaults) & set(groups) | ({"name"} & set(defaults)))
     if clash:
         raise ValueError(f"environment {name!r}: keys {clash} clash with its param groups or 'name'")
-    _REGISTRY[name] = Registration(name, factory, groups, keys)
+    _REGISTRY[name] = Registration(name, factory, groups, defaults)
 
 
 def registered() -> tuple[str, ...]:
@@ -69,6 +74,19 @@ def registration(name: str) -> Registration:
     if name not in _REGISTRY:
         raise ValueError(f"unknown environment {name!r}; registered: {list(registered())}")
     return _REGISTRY[name]
+
+
+def group_defaults(group: str) -> dict:
+    """{field: default} of param group `group` (None: decided from the data by `make`)."""
+    return {f.name: f.default for f in dataclasses.fields(PARAM_GROUPS[group])}
+
+
+def default_config(name: str) -> dict:
+    """The whole nested config of environment `name` with every key at its default, as a plain dict:
+    {"name": name, <own keys>, <group>: {<field>: default}}. None: decided from the data by `make`.
+    Experiment configs start from it, so that every key is overridable from the command line."""
+    reg = registration(name)
+    return {"name": name, **reg.defaults, **{g: group_defaults(g) for g in reg.param_groups}}
 
 
 def plain(config) -> dict:

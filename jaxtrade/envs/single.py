@@ -68,13 +68,13 @@ def select_asset(data: EnvData, asset: int) -> EnvData:
     return data.replace(features=data.features[:, col], **{k: getattr(data, k)[:, col] for k in per_asset})
 
 
-CONFIG_KEYS = (*market.param_keys(SingleParams), "asset")
+CONFIG_DEFAULTS = {**market.param_defaults(SingleParams), "asset": 0}
 
 
 def make(data: EnvData, config: dict | None = None):
     """(EpisodeStats(MarketAutoReset(SingleEnv)), SingleParams) trading column `asset` of `data`.
 
-    config: the checked nested env config (`jaxtrade.envs.make` checks it): `CONFIG_KEYS`
+    config: the checked nested env config (`jaxtrade.envs.make` checks it): `CONFIG_DEFAULTS`
     (`asset` (default 0), `positions`, and the other fields of `SingleParams`), `costs`, `reward`.
     """
     config = dict(config or {})
