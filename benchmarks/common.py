@@ -40,7 +40,7 @@ def make_env(name: str, data, **config):
     """
     from jaxtrade import envs
 
-    return envs.make(name, data, **config)
+    return envs.make(name, data, config)
 
 
 def load_env_data(dataset: str = "sp500-20", *, lookback: int = 30, train=("1995-01-01", "2014-12-31")):

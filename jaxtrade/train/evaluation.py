@@ -143,7 +143,7 @@ def envs_make(config, split):
     from jaxtrade.train.loop import env_overrides
 
     overrides = dict(env_overrides(config.env), random_start=False)
-    return envs.make(config.env.name, split.to_device(), **overrides)
+    return envs.make(config.env.name, split.to_device(), overrides)
 
 
 def _run_dir(path: str) -> str:

@@ -74,7 +74,8 @@ def load_market_data(data_cfg):
 
 
 def env_overrides(env_cfg) -> dict:
-    return {k: v for k, v in env_cfg.items() if k != "name"}
+    """The nested env config as a plain dict for `envs.make` (costs and reward stay sub-dicts)."""
+    return {k: v for k, v in envs.registry.plain(env_cfg).items() if k != "name"}
 
 
 def build(config, *, env_transform: Callable | None = None) -> Setup:
@@ -87,15 +88,15 @@ def build(config, *, env_transform: Callable | None = None) -> Setup:
                    test=tuple(d.test) if d.get("test") else None, lookback=config.env.window,
                    turbulence_quantile=d.turbulence_quantile)
     overrides = env_overrides(config.env)
-    env, env_params = envs.make(config.env.name, splits.train.to_device(), **overrides)
+    env, env_params = envs.make(config.env.name, splits.train.to_device(), overrides)
     if env_transform is not None:
         env = env_transform(env)
     eval_overrides = dict(overrides, random_start=False)
-    eval_env, val_params = (envs.make(config.env.name, splits.val.to_device(), **eval_overrides)
+    eval_env, val_params = (envs.make(config.env.name, splits.val.to_device(), eval_overrides)
                             if splits.val is not None else (None, None))
     test_params = None
     if splits.test is not None:
-        eval_env, test_params = envs.make(config.env.name, splits.test.to_device(), **eval_overrides)
+        eval_env, test_params = envs.make(config.env.name, splits.test.to_device(), eval_overrides)
     n_devices = config.train.get("n_devices") or jax.local_device_count()
     if config.train.get("max_device_memory_gb"):
         fixed, per_env = measure_footprint(config, env, env_params, n_devices)
