@@ -31,8 +31,8 @@ def main(argv):
     md = load_dataset(_DATASET.value)
     splits = split(md, train=tuple(_TRAIN.value), val=tuple(_VAL.value), test=tuple(_TEST.value), lookback=30)
     test = splits.test
-    env, params = envs.make("portfolio", test.to_device(), action_space=_ACTION_SPACE.value,
-                            random_start=False, window=test.start)
+    env, params = envs.make("portfolio", test.to_device(), dict(action_space=_ACTION_SPACE.value,
+                            random_start=False, window=test.start))
     # Warm the min-variance covariance with the closes right before the split (train/val years).
     history = np.asarray(md.close)[np.asarray(md.dates < test.dates[0])][-_COV_WINDOW.value:]
     results = baselines(env, params, test, history=history, n_random_seeds=_SEEDS.value,

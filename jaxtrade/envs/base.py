@@ -9,16 +9,27 @@ for one unbatched environment; batch with `jax.vmap`, run time with `jax.lax.sca
 
 - `obs` is a dict {"window": float32 [W, D], "state": float32 [S]}: the last W rows (< t) of
   market features, flattened per row, and the agent's own portfolio state.
-- Discrete actions are int32 scalars in [0, env.action_dim); continuous actions float32 [action_dim].
-- `info` holds fixed-shape arrays: "truncated", "terminated" (bool), "final_obs" (obs pytree: the
-  observation the finished episode ended on, set by `AutoReset`), "episode_return",
-  "episode_length" (valid where done), "trade_closed", "trade_pnl", "costs", "turnover",
-  "value", "gate" (the turbulence gate acted).
-  Shapes and units in the market envs (`jaxtrade.envs.market`): "trade_closed" bool [N] and
-  "trade_pnl" float32 [N] per asset (N = 1 for `single`; reduce over the last axis), PnL, "costs"
-  and "value" in quote currency, "turnover" = traded value / value before the trade; they also add
-  "episode_growth" = log(final value / initial value) (valid where done), which stays a financial
-  return when the reward is shaped or scaled.
+- `env.action_spec` (`DiscreteSpec`: int32 scalar actions in [0, n); `ContinuousSpec`: float32
+  [shape]) and `env.obs_spec` (`ObsSpec`) describe them; `env.discrete` and `env.action_dim` are
+  derived from the action spec (`SpecProperties`). Wrappers forward all four.
+- `info` is the whole contract with the outside (nobody reads env state); fixed-shape entries:
+    "truncated", "terminated"   bool; the time limit ended the episode / ruin did
+    "episode_return"            float32, sum of rewards so far (valid where done)
+    "episode_length"            int32 steps so far
+    "episode_growth"            float32 log(value / initial value), a financial return even when
+                                the reward is shaped or scaled
+    "value_before", "value"     float32 value before the step's trade (at close[t]) / after the
+                                step (at close[t+1], costs paid), quote currency
+    "weights"                   float32 [N+1] right after the trade, at close[t]; cash last
+    "weights_marked"            float32 [N+1] the same holdings marked at close[t+1]
+    "turnover", "costs"         float32 traded value / value_before; costs paid (quote currency)
+    "gate"                      bool, the turbulence gate overrode the action
+    "turbulence"                float32 turbulence[t-1], what the gate compared
+    "turbulence_next"           float32 turbulence[t], what the next step's gate compares
+    "trade_closed", "trade_pnl" bool [N] / float32 [N]: a position's trade closed, its net PnL
+  (N = 1 for `single` and the probes), plus "action_mask" where the action spec is masked;
+  `AutoReset` adds "final_obs" (the observation the finished episode ended on) and
+  `EpisodeStats` adds "stats" (that step's `TradingStats`).
 """
 
 from __future__ import annotations
@@ -33,6 +44,11 @@ import jax.numpy as jnp
 from flax import struct
 
 Obs = dict  # {"window": [W, D], "state": [S]}
+
+# What every environment's step puts in `info` (the module docstring gives shapes and units).
+INFO_KEYS = ("truncated", "terminated", "episode_return", "episode_length", "episode_growth",
+             "value_before", "value", "weights", "weights_marked", "turnover", "costs", "gate",
+             "turbulence", "turbulence_next", "trade_closed", "trade_pnl")
 
 
 # SPECS: what an environment's actions and observations look like, as hashable, JSON-able records.
@@ -149,6 +165,25 @@ class TradingStats:
 
     def as_dict(self) -> dict:
         return {n: getattr(self, n) for n in self.names()}
+
+
+def action_dim_of(spec: ActionSpec) -> int:
+    """Discrete: n; continuous: the last axis of its shape (1 for a scalar)."""
+    if isinstance(spec, DiscreteSpec):
+        return int(spec.n)
+    return int(spec.shape[-1]) if spec.shape else 1
+
+
+class SpecProperties:
+    """Mixin for env objects that set `action_spec`: `discrete` and `action_dim` derive from it."""
+
+    @property
+    def discrete(self) -> bool:
+        return isinstance(self.action_spec, DiscreteSpec)
+
+    @property
+    def action_dim(self) -> int:
+        return action_dim_of(self.action_spec)
 
 
 class Env(Protocol):

@@ -37,8 +37,12 @@ class CostParams:
     sec_fee_rate: float = 27.8e-6        # SEC Section 31 fee, per unit of currency sold
     finra_taf_per_share: float = 0.000166  # FINRA trading activity fee per share sold ...
     finra_taf_cap: float = 8.30          # ... capped per trade (per asset and step)
-    # static: with volume data the volume impact model replaces the value model
-    volume_impact: bool = struct.field(pytree_node=False, default=False)
+    # static: the volume impact model replaces the value model; None: `make` switches it on when
+    # the data has volume (params built by `make` always hold a bool)
+    volume_impact: bool | None = struct.field(pytree_node=False, default=None)
+    # static: rows t-adv_window .. t-1 give the volume model's average volume (ADV); needs
+    # adv_window <= EnvData.start, so the first traded row has a full window of history
+    adv_window: int = struct.field(pytree_node=False, default=30)
 
 
 def commission(value: jax.Array, shares: jax.Array, p: CostParams) -> jax.Array:

@@ -2,6 +2,10 @@
 
 One step, for one unbatched environment in state `s` at row t = s.t:
 
+0. Episodes start at row `data.start` or later (whole split: at `data.start`, the split's first
+   tradable row; random start: uniform in [data.start, T-1-L]). Rows < data.start are history
+   (the split before) and are only ever observed: `build_params` checks window <= data.start
+   (and costs.adv_window <= data.start when the volume impact model is on).
 1. The agent has seen rows < t only: the window of rows t-W .. t-1 and the weights it held after
    its previous trade (valued at close[t-1]).
 2. Its action becomes target fractions of value per asset. If the turbulence of row t-1 exceeds the
@@ -12,11 +16,14 @@ One step, for one unbatched environment in state `s` at row t = s.t:
    is the value before the trade. Accounting identity: s.value == s.cash + sum(s.holdings *
    close[s.t]) after every reset and step.
 5. t+1 reaching the episode's end truncates; V_{t+1} < ruin_floor * initial value terminates.
+
+Everything the outside reads of a step is a fixed-shape `info` entry (`jaxtrade.envs.base`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +32,7 @@ from jax import lax
 
 from jaxtrade.envs import costs as costs_lib
 from jaxtrade.envs import rewards as rewards_lib
-from jaxtrade.envs.base import AutoReset, select_tree
+from jaxtrade.envs.base import ArraySpec, AutoReset, ObsSpec, SpecProperties, select_tree
 
 # Buys scaled down by the cash floor leave this share of the buy as cash, so float32 rounding in
 # the cash update can never make cash negative.
@@ -53,16 +60,16 @@ class MarketState:
 def episode_bounds(u: jax.Array, params) -> tuple[jax.Array, jax.Array]:
     """(start, end) rows of a new episode, int32 scalars, from `u` ~ uniform[0, 1).
 
-    random_start: start ~ uniform{W, ..., T-1-L}, end = start + L (so close[end] exists).
-    Otherwise one episode over the whole split: start = W (the split's first trading day when the
-    split carries W lookback rows), end = T - 1 (the last row).
+    S = data.start, the first tradable row. random_start: start ~ uniform{S, ..., T-1-L},
+    end = start + L (so close[end] exists). Otherwise one episode over the whole split: start = S
+    (the split's first trading day), end = T - 1 (the last row).
     """
-    n_rows, w, length = params.data.n_rows, params.window, params.episode_length
+    n_rows, first, length = params.data.n_rows, params.data.start, params.episode_length
     if params.random_start:
-        n_starts = n_rows - length - w
-        start = w + jnp.minimum((u * n_starts).astype(jnp.int32), n_starts - 1)
+        n_starts = n_rows - length - first
+        start = first + jnp.minimum((u * n_starts).astype(jnp.int32), n_starts - 1)
         return start, start + length
-    return jnp.int32(w), jnp.int32(n_rows - 1)
+    return jnp.int32(first), jnp.int32(n_rows - 1)
 
 
 def reset_state(u: jax.Array, params) -> MarketState:
@@ -129,14 +136,16 @@ def observe(state: MarketState, params) -> dict:
     return {"window": window, "state": state.weights}
 
 
-def current_weights(state: MarketState, params) -> jax.Array:
-    """Weights [N + 1] (cash last) of the portfolio valued at close[state.t], for evaluators.
+def obs_spec(params) -> ObsSpec:
+    """The observation spec of `observe` under `params` (shapes only: no arrays are read)."""
+    return ObsSpec.of({"window": ArraySpec((int(params.window), int(params.obs_table.shape[1]))),
+                       "state": ArraySpec((int(params.data.n_assets) + 1,))})
 
-    Negative for short positions (`single`); they sum to 1 whenever the value is positive.
-    """
-    price = params.data.close[state.t]
-    value = jnp.where(state.value > 0, state.value, 1.0)
-    return jnp.concatenate([state.holdings * price, state.cash[None]]) / value
+
+def _weights(holdings: jax.Array, cash: jax.Array, price: jax.Array, value: jax.Array) -> jax.Array:
+    """[N + 1] (cash last) value shares at `price`; negative for shorts; value <= 0 divides by 1."""
+    denom = jnp.where(value > 0, value, 1.0)
+    return jnp.concatenate([holdings * price, cash[None]]) / denom
 
 
 def _costs(u, shares, price, value, sigma, adv, params):
@@ -165,7 +174,8 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
 
     if params.costs.volume_impact:
         sigma = data.volatility[t - 1]
-        adv = lax.dynamic_slice_in_dim(data.volume, t - params.window, params.window, 0).mean(0)
+        n_adv = params.costs.adv_window
+        adv = lax.dynamic_slice_in_dim(data.volume, t - n_adv, n_adv, 0).mean(0)
         adv = jnp.maximum(adv, 1.0)
     else:
         sigma = adv = None
@@ -199,8 +209,7 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
     held = holdings * price
     value_post = cash + jnp.sum(held)                 # at close[t], after costs
     value1 = cash + jnp.sum(holdings * price_next)    # at close[t+1]
-    denom = jnp.where(value_post > 0, value_post, 1.0)
-    weights = jnp.concatenate([held, cash[None]]) / denom
+    weights = _weights(holdings, cash, price, value_post)
 
     reward, reward_state = rewards_lib.reward(value0, value1, total_cost, state.reward_state,
                                               params.reward)
@@ -220,64 +229,109 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
         "episode_return": episode_return, "episode_length": episode_length,
         "episode_growth": rewards_lib.log_return(state.initial_value, value1),
         "trade_closed": closed, "trade_pnl": pnl, "costs": total_cost,
-        "turnover": jnp.sum(jnp.abs(flow)) / value0, "value": value1, "gate": gate,
+        "turnover": jnp.sum(jnp.abs(flow)) / value0, "value_before": value0, "value": value1,
+        "weights": weights, "weights_marked": _weights(holdings, cash, price_next, value1),
+        "gate": gate, "turbulence": data.turbulence[t - 1], "turbulence_next": data.turbulence[t],
     }
     return new_state, reward, done, info
 
 
-def build_params(cls, data, defaults: dict, overrides: dict):
-    """`cls(data=data, costs=..., reward=..., **top-level)` from one flat dict of overrides.
+_GROUPS = {"costs": costs_lib.CostParams, "reward": rewards_lib.RewardParams}
 
-    Keyword names are the fields of `cls`, `costs_lib.CostParams` and `rewards_lib.RewardParams`
-    (they share none); an unknown name raises TypeError. Numbers become float32 arrays so that
-    params can be vmapped or swapped without recompiling.
+
+def param_keys(cls) -> tuple[str, ...]:
+    """The top-level config keys of params class `cls`: its fields but `data`, its derived tables
+    and the param groups `costs` and `reward`."""
+    skip = {"data", *getattr(cls, "derived_tables", {"obs_table": obs_table}), *_GROUPS}
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in skip)
+
+
+def param_defaults(cls) -> dict:
+    """{key: default} of `param_keys(cls)`; None where the field has no default (decided by make)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    return {k: (None if fields[k].default is dataclasses.MISSING else fields[k].default)
+            for k in param_keys(cls)}
+
+
+def _static_int(key: str, value) -> int:
+    if isinstance(value, bool) or int(value) != value:
+        raise ValueError(f"{key} must be an integer, got {value!r}")
+    return int(value)
+
+
+def build_params(cls, data, config: dict):
+    """`cls(data=data, costs=CostParams(**config["costs"]), reward=RewardParams(**config["reward"]),
+    **the other keys)` from a checked nested config (`jaxtrade.envs.registry.check_config`).
+
+    Missing keys take the field defaults; `turbulence_threshold` None (or absent) takes the data's;
+    `costs.volume_impact` None (or absent) follows `data.has_volume`. Numbers become float32 arrays so that
+    params can be vmapped or swapped without recompiling; static fields stay Python values.
+    Then `check_rows` checks the data against the window, the ADV window and the episode length.
     """
-    groups = {"costs": costs_lib.CostParams, "reward": rewards_lib.RewardParams}
-    names = {g: {f.name for f in dataclasses.fields(c)} for g, c in groups.items()}
-    derived = getattr(cls, "derived_tables", {"obs_table": obs_table})
-    top_names = {f.name for f in dataclasses.fields(cls)} - {"data", *derived, *groups}
-    sub = {g: {} for g in groups}
-    top = dict(defaults)
-    for k, v in overrides.items():
-        group = next((g for g in groups if k in names[g]), None)
-        if group is not None:
-            sub[group][k] = v
-        elif k in top_names:
-            top[k] = v
-        else:
-            raise TypeError(f"unknown environment parameter {k!r}; known: "
-                            f"{sorted(top_names | names['costs'] | names['reward'])}")
-    sub["costs"].setdefault("volume_impact", bool(data.has_volume))
-    if sub["costs"]["volume_impact"] and not data.has_volume:
-        raise ValueError("volume_impact=True needs data with volume (data.has_volume is False)")
-    for f in dataclasses.fields(cls):
-        if f.name in top_names and f.name not in top and f.default is not dataclasses.MISSING:
-            top[f.name] = f.default
+    config = dict(config)
+    sub = {g: dict(config.pop(g, None) or {}) for g in _GROUPS}
+    top_names = set(param_keys(cls))
+    unknown = sorted(set(config) - top_names)
+    if unknown:
+        raise ValueError(f"unknown env config keys {['env.' + k for k in unknown]} for {cls.__name__}; "
+                         f"known: {sorted(top_names)}")
+    costs = sub["costs"]
+    if costs.get("volume_impact") is None:
+        costs["volume_impact"] = bool(data.has_volume)
+    costs["volume_impact"] = bool(costs["volume_impact"])
+    if costs["volume_impact"] and not data.has_volume:
+        raise ValueError("env.costs.volume_impact=True needs data with volume (EnvData.has_volume is False)")
+    if "adv_window" in costs:
+        costs["adv_window"] = _static_int("env.costs.adv_window", costs["adv_window"])
+    top = {f.name: f.default for f in dataclasses.fields(cls)
+           if f.name in top_names and f.default is not dataclasses.MISSING}
+    top.update(config)
     if top.get("turbulence_threshold") is None:
         top["turbulence_threshold"] = data.turbulence_threshold
+    statics = {f.name for f in dataclasses.fields(cls) if not f.metadata.get("pytree_node", True)}
+    for k in ("window", "episode_length"):
+        top[k] = _static_int(f"env.{k}", top[k])
+    top["random_start"] = bool(top["random_start"])
+    top = {k: (v if k in statics else jnp.asarray(v, jnp.float32)) for k, v in top.items()}
 
     def f32(tree):
         return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), tree)
 
-    statics = {f.name for f in dataclasses.fields(cls) if not f.metadata.get("pytree_node", True)}
-    top = {k: (v if k in statics else jnp.asarray(v, jnp.float32)) for k, v in top.items()}
+    derived = getattr(cls, "derived_tables", {"obs_table": obs_table})
     tables = {name: build(data) for name, build in derived.items()}
-    params = cls(data=data, costs=f32(groups["costs"](**sub["costs"])),
-                 reward=f32(groups["reward"](**sub["reward"])), **tables, **top)
-    _check_lengths(params)
+    params = cls(data=data, costs=f32(_GROUPS["costs"](**costs)),
+                 reward=f32(_GROUPS["reward"](**sub["reward"])), **tables, **top)
+    check_rows(params)
     return params
 
 
-def _check_lengths(params) -> None:
-    n_rows, w, length = params.data.n_rows, params.window, params.episode_length
+def check_rows(params) -> None:
+    """ValueError unless `params.data` carries the history and the rows its episodes need."""
+    data = params.data
+    n_rows, first, w, length = data.n_rows, data.start, params.window, params.episode_length
     if w < 1 or length < 1:
-        raise ValueError(f"window ({w}) and episode_length ({length}) must be >= 1")
-    if params.random_start and n_rows - 1 - length < w:
-        raise ValueError(f"random_start needs at least window + episode_length + 1 = {w + length + 1} "
-                         f"rows, the data has {n_rows}: shorten episode_length or use "
-                         "random_start=False")
-    if not params.random_start and n_rows - 1 <= w:
-        raise ValueError(f"the data has {n_rows} rows, not enough for a window of {w} and one step")
+        raise ValueError(f"env.window ({w}) and env.episode_length ({length}) must be >= 1")
+    if w > first:
+        raise ValueError(
+            f"env.window={w} is more than EnvData.start={first}, the history rows the data carries before "
+            f"its first tradable row: the first observation would need {w - first} rows from before the "
+            f"data, and trading later than row {first} would skip tradable rows (while rows before it belong "
+            "to the split before). Split with lookback >= env.window (jaxtrade.data.split(md, ..., lookback="
+            f"{w})) or lower env.window.")
+    if params.costs.volume_impact:
+        adv = params.costs.adv_window
+        if not 1 <= adv <= first:
+            raise ValueError(
+                f"env.costs.adv_window={adv} must be in [1, EnvData.start={first}]: the volume impact model "
+                f"averages the volume of the {adv} rows before each trade, and the first tradable row has "
+                f"{first} rows of history. Lower env.costs.adv_window or split with lookback >= {adv}.")
+    if params.random_start and n_rows - 1 - length < first:
+        raise ValueError(f"random_start needs at least EnvData.start + env.episode_length + 1 = "
+                         f"{first + length + 1} rows, the data has {n_rows}: shorten env.episode_length "
+                         "or use env.random_start=False")
+    if not params.random_start and n_rows - 1 <= first:
+        raise ValueError(f"the data has {n_rows} rows, EnvData.start={first} of them history: not one "
+                         "step to trade")
 
 
 def keeps_derived_tables(**builders):
@@ -300,15 +354,16 @@ def keeps_derived_tables(**builders):
     return decorate
 
 
-class MarketEnv:
+class MarketEnv(SpecProperties):
     """Base of the core market environments (their `step` never resets).
 
-    Subclasses set `discrete`, `action_dim`, `cash_floor` and define `target(action, state,
-    params) -> (target fractions [N], keep)`, which may read rows < state.t only.
+    Subclasses set `action_spec`, `obs_spec` (from `obs_spec(params)`, when `make` builds the
+    params), `cash_floor` and define `target(action, state, params) -> (target fractions [N],
+    keep)`, which may read rows < state.t only. The object holds no arrays.
     """
 
-    discrete: bool
-    action_dim: int
+    action_spec: Any
+    obs_spec: ObsSpec | None = None
     cash_floor: bool = True
 
     def target(self, action, state: MarketState, params):

@@ -37,7 +37,7 @@ from flax import struct
 
 from jaxtrade.data.envdata import EnvData
 from jaxtrade.envs import market
-from jaxtrade.envs.base import EpisodeStats
+from jaxtrade.envs.base import ContinuousSpec, DiscreteSpec, EpisodeStats, ObsSpec
 from jaxtrade.envs.costs import CostParams
 from jaxtrade.envs.rewards import RewardParams
 
@@ -165,7 +165,7 @@ def weights_to_action(w) -> jax.Array:
     return jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1.0)), -1e4)
 
 
-current_weights = market.current_weights
+ACTION_SPACES = ("regimes", "weights")
 
 
 class PortfolioEnv(market.MarketEnv):
@@ -173,13 +173,14 @@ class PortfolioEnv(market.MarketEnv):
 
     cash_floor = True
 
-    def __init__(self, n_assets: int, action_space: str = "regimes"):
-        if action_space not in ("regimes", "weights"):
-            raise ValueError(f"action_space must be 'regimes' or 'weights', not {action_space!r}")
+    def __init__(self, n_assets: int, action_space: str = "regimes", obs_spec: ObsSpec | None = None):
+        if action_space not in ACTION_SPACES:
+            raise ValueError(f"env.action_space must be one of {ACTION_SPACES}, not {action_space!r}")
         self.n_assets = n_assets
         self.action_space = action_space
-        self.discrete = action_space == "regimes"
-        self.action_dim = len(REGIMES) if self.discrete else n_assets + 1
+        self.action_spec = (DiscreteSpec(len(REGIMES)) if action_space == "regimes"
+                            else ContinuousSpec((n_assets + 1,)))
+        self.obs_spec = obs_spec
 
     def target(self, action, state: market.MarketState, params: PortfolioParams):
         """(target asset weights [N], keep) for `action` in `state`; uses rows < state.t only."""
@@ -193,8 +194,19 @@ class PortfolioEnv(market.MarketEnv):
         return w[:n], action == Regime.HOLD
 
 
-def make(data: EnvData, *, action_space: str = "regimes", **overrides):
-    """(AutoReset(PortfolioEnv), PortfolioParams) for `data`; see `jaxtrade.envs.make`."""
-    env = PortfolioEnv(data.n_assets, action_space)
-    params = market.build_params(PortfolioParams, data, {}, overrides)
+CONFIG_DEFAULTS = {**market.param_defaults(PortfolioParams), "action_space": "regimes"}
+
+
+def make(data: EnvData, config: dict | None = None):
+    """(EpisodeStats(MarketAutoReset(PortfolioEnv)), PortfolioParams) for `data`.
+
+    config: the checked nested env config (`jaxtrade.envs.make` checks it): `CONFIG_DEFAULTS`
+    (`action_space` "regimes" | "weights", and the fields of `PortfolioParams`), `costs`, `reward`.
+    """
+    config = dict(config or {})
+    action_space = config.pop("action_space", "regimes")
+    if action_space not in ACTION_SPACES:
+        raise ValueError(f"env.action_space must be one of {ACTION_SPACES}, not {action_space!r}")
+    params = market.build_params(PortfolioParams, data, config)
+    env = PortfolioEnv(data.n_assets, action_space, market.obs_spec(params))
     return EpisodeStats(market.MarketAutoReset(env)), params

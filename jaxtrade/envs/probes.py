@@ -11,7 +11,10 @@
   memoryless policy gets 1 / n_cues in expectation.
 
 `make_probe(name, **kwargs) -> (env, params)` returns the auto-reset environment and its params.
-Observations: {"window": float32 [window, 1] (zeros or noise), "state": float32 [S]}.
+Observations: {"window": float32 [window, 1] (zeros or noise), "state": float32 [S]}. Each probe
+has `action_spec` and `obs_spec` and emits every `base.INFO_KEYS` entry with the market envs'
+shapes for N = 1: no money moves, so "value" (and "episode_growth") is the return so far,
+"weights" is all cash and every trade, cost and gate entry is 0 / False.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxtrade.envs.base import AutoReset, EpisodeStats
+from jaxtrade.envs.base import (
+    ArraySpec,
+    AutoReset,
+    ContinuousSpec,
+    DiscreteSpec,
+    EpisodeStats,
+    ObsSpec,
+    SpecProperties,
+)
 
 
 @struct.dataclass
@@ -36,18 +47,24 @@ class ProbeState:
     episode_return: jax.Array                   # float32
 
 
-def _info(reward, truncated, terminated, episode_return, t):
+def _info(truncated, terminated, return_before, episode_return, t):
     zero = jnp.zeros((), jnp.float32)
+    cash = jnp.array([0.0, 1.0], jnp.float32)
     return {"truncated": truncated, "terminated": terminated, "episode_return": episode_return,
-            "episode_length": t, "trade_closed": jnp.zeros((), bool), "trade_pnl": zero, "costs": zero,
-            "turnover": zero, "value": episode_return, "gate": jnp.zeros((), bool)}
+            "episode_length": t, "episode_growth": episode_return, "value_before": return_before,
+            "value": episode_return, "weights": cash, "weights_marked": cash, "turnover": zero,
+            "costs": zero, "gate": jnp.zeros((), bool), "turbulence": zero, "turbulence_next": zero,
+            "trade_closed": jnp.zeros((1,), bool), "trade_pnl": jnp.zeros((1,), jnp.float32)}
 
 
-class _Probe:
-    discrete = True
-    action_dim = 2
+class _Probe(SpecProperties):
+    action_spec = DiscreteSpec(2)
     window = 4
     state_dim = 2
+
+    @property
+    def obs_spec(self) -> ObsSpec:
+        return ObsSpec.of({"window": ArraySpec((self.window, 1)), "state": ArraySpec((self.state_dim,))})
 
     def _obs(self, state, params):
         return {"window": jnp.zeros((self.window, 1), jnp.float32), "state": self._state_obs(state, params)}
@@ -65,13 +82,11 @@ class _Probe:
         episode_return = state.episode_return + reward
         next_state = ProbeState(t, state.cue, episode_return)
         done = terminated | truncated
-        info = _info(reward, truncated, terminated, episode_return, t)
+        info = _info(truncated, terminated, state.episode_return, episode_return, t)
         return self._obs(next_state, params), next_state, reward, done, info
 
 
 class ConstantReward(_Probe):
-    action_dim = 2
-
     def _state_obs(self, state, params):
         return jnp.stack([state.t / params.episode_length, jnp.ones(())]).astype(jnp.float32)
 
@@ -82,7 +97,7 @@ class ConstantReward(_Probe):
 
 class Bandit(_Probe):
     def __init__(self, n_arms: int = 2):
-        self.action_dim = n_arms
+        self.action_spec = DiscreteSpec(n_arms)
 
     def _state_obs(self, state, params):
         return jnp.ones((self.state_dim,), jnp.float32)
@@ -93,7 +108,7 @@ class Bandit(_Probe):
 
 class Memory(_Probe):
     def __init__(self, n_cues: int = 2):
-        self.action_dim = n_cues
+        self.action_spec = DiscreteSpec(n_cues)
         self.state_dim = n_cues + 1
 
     def _draw_cue(self, key):
@@ -110,10 +125,8 @@ class Memory(_Probe):
 
 
 class Target(_Probe):
-    discrete = False
-
     def __init__(self, action_dim: int = 3):
-        self.action_dim = action_dim
+        self.action_spec = ContinuousSpec((action_dim,))
 
     def _state_obs(self, state, params):
         return jnp.ones((self.state_dim,), jnp.float32)

@@ -21,7 +21,7 @@ from flax import struct
 
 from jaxtrade.data.envdata import EnvData
 from jaxtrade.envs import market
-from jaxtrade.envs.base import EpisodeStats
+from jaxtrade.envs.base import DiscreteSpec, EpisodeStats, ObsSpec
 from jaxtrade.envs.costs import CostParams
 from jaxtrade.envs.rewards import RewardParams
 
@@ -49,11 +49,10 @@ class SingleParams:
 class SingleEnv(market.MarketEnv):
     """The core single-instrument environment (never resets inside `step`)."""
 
-    discrete = True
-
-    def __init__(self, n_positions: int, leverage: bool = False):
-        self.action_dim = n_positions
+    def __init__(self, n_positions: int, leverage: bool = False, obs_spec: ObsSpec | None = None):
+        self.action_spec = DiscreteSpec(n_positions)
         self.cash_floor = not leverage
+        self.obs_spec = obs_spec
 
     def target(self, action, state: market.MarketState, params: SingleParams):
         action = jnp.clip(action, 0, self.action_dim - 1)
@@ -69,16 +68,26 @@ def select_asset(data: EnvData, asset: int) -> EnvData:
     return data.replace(features=data.features[:, col], **{k: getattr(data, k)[:, col] for k in per_asset})
 
 
-def make(data: EnvData, *, asset: int = 0, **overrides):
-    """(AutoReset(SingleEnv), SingleParams) trading column `asset` of `data`."""
+CONFIG_DEFAULTS = {**market.param_defaults(SingleParams), "asset": 0}
+
+
+def make(data: EnvData, config: dict | None = None):
+    """(EpisodeStats(MarketAutoReset(SingleEnv)), SingleParams) trading column `asset` of `data`.
+
+    config: the checked nested env config (`jaxtrade.envs.make` checks it): `CONFIG_DEFAULTS`
+    (`asset` (default 0), `positions`, and the other fields of `SingleParams`), `costs`, `reward`.
+    """
+    config = dict(config or {})
+    asset = config.pop("asset", 0)
     if not 0 <= asset < data.n_assets:
-        raise ValueError(f"asset {asset} out of range for {data.n_assets} assets")
+        raise ValueError(f"env.asset={asset} out of range for {data.n_assets} assets")
     if data.n_assets > 1:
         data = select_asset(data, asset)
-    positions = tuple(float(p) for p in overrides.get("positions", DEFAULT_POSITIONS))
+    positions = tuple(float(p) for p in config.get("positions", DEFAULT_POSITIONS))
     if not positions:
-        raise ValueError("positions must not be empty")
-    overrides["positions"] = positions
-    env = SingleEnv(len(positions), leverage=max(abs(p) for p in positions) > 1.0)
-    params = market.build_params(SingleParams, data, {}, overrides)
+        raise ValueError("env.positions must not be empty")
+    config["positions"] = positions
+    params = market.build_params(SingleParams, data, config)
+    env = SingleEnv(len(positions), leverage=max(abs(p) for p in positions) > 1.0,
+                    obs_spec=market.obs_spec(params))
     return EpisodeStats(market.MarketAutoReset(env)), params

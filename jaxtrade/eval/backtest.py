@@ -1,13 +1,18 @@
 """`backtest`: one policy, one environment, one whole split, one jitted `lax.scan`; a DataFrame back.
 
+Every number in the frame comes from the step's `info` (`jaxtrade.envs.base.INFO_KEYS`), never
+from the environment's state, so any environment that emits those entries backtests.
+
 Row layout of the returned frame (one row per date t = start .. end of the episode, end = last row):
 
     value                 portfolio value at close[t] *before* the day's trade (row 0: the initial
                           cash); so value[i+1] / value[i] - 1 is the day's return net of its costs
-    w_<symbol>, w_cash    weights right after the trade at close[t] (last row: drifted to close[end])
+    w_<symbol>, w_cash    weights right after the trade at close[t] (last row: drifted to close[end],
+                          info["weights_marked"])
     turnover, costs       of the trade at close[t] (traded value / value before it; quote currency)
     gate                  the turbulence gate overrode the action at t (turbulence[t-1] > threshold)
-    turbulence            turbulence[t-1], what the gate compared; turbulence_threshold beside it
+    turbulence            turbulence[t-1], what the gate compared (last row: info["turbulence_next"]
+                          of the last step); turbulence_threshold beside it
     trade_closed          number of positions closed at t; trades_won of them with net PnL > 0;
                           trade_pnl the sum of their net PnLs (quote currency)
     reward, action        the environment's reward and the policy's action (discrete: the index;
@@ -77,29 +82,42 @@ def eval_params(params):
 
 
 def episode_rows(params) -> tuple[int, int]:
-    """(start, end) rows of the whole-split episode: start = window, end = T - 1."""
-    return int(params.window), int(params.data.n_rows - 1)
+    """(start, end) rows of the whole-split episode: start = EnvData.start (the first tradable row),
+    end = T - 1."""
+    return int(params.data.start), int(params.data.n_rows - 1)
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
 def _run(env, n_steps: int, policy_static: _PolicyStatic, policy_arrays, params, key):
+    """(value before the first trade, rows [n_steps] of per-step columns, last row's weights and
+    turbulence). Reads `info` only: the env state is carried, never looked into.
+
+    After ruin the environment keeps stepping (so `turbulence` stays the data's), but the observation
+    and the policy carry are frozen and every money column keeps the final value (masked by `alive`).
+    """
     policy = _merge(policy_arrays, policy_static)
     reset_key, scan_key = jax.random.split(key)
     obs, state = env.reset(reset_key, params)
 
     def body(carry, key):
-        obs, state, pcarry, alive = carry
+        obs, state, pcarry, alive, last = carry
         act_key, step_key = jax.random.split(key)
         action, pcarry_next = policy.act(act_key, pcarry, obs)
         obs_next, state_next, reward, done, info = env.step(step_key, state, action, params)
         closed = info["trade_closed"] & alive
+        keep = lambda new, old: jnp.where(alive, new, old)
+        last_next = {"value": keep(info["value"], last["value"]),
+                     "weights": keep(info["weights"], last["weights"]),
+                     "weights_marked": keep(info["weights_marked"], last["weights_marked"])}
         row = {
-            "value": jnp.where(alive, info["value"], state.value),
-            "weights": jnp.where(alive, state_next.weights, state.weights),
+            "value_before": info["value_before"],
+            "value": last_next["value"],
+            "weights": last_next["weights"],
             "turnover": jnp.where(alive, info["turnover"], 0.0),
             "costs": jnp.where(alive, info["costs"], 0.0),
             "gate": info["gate"] & alive,
-            "turbulence": params.data.turbulence[state.t - 1],
+            "turbulence": info["turbulence"],
+            "turbulence_next": info["turbulence_next"],
             "trade_closed": jnp.sum(closed),
             "trades_won": jnp.sum(closed & (info["trade_pnl"] > 0)),
             "trade_pnl": jnp.sum(jnp.where(closed, info["trade_pnl"], 0.0)),
@@ -107,24 +125,28 @@ def _run(env, n_steps: int, policy_static: _PolicyStatic, policy_arrays, params,
             "terminated": info["terminated"] & alive,
             "action": action if env.discrete else jnp.zeros((), jnp.int32),
         }
-        # After ruin the episode is over: freeze everything (the rows keep the final value).
-        carry = (select_tree(alive, obs_next, obs), select_tree(alive, state_next, state),
-                 select_tree(alive, pcarry_next, pcarry), alive & ~done)
+        # After ruin the episode is over: freeze what the policy sees (the rows keep the final value).
+        carry = (select_tree(alive, obs_next, obs), state_next, select_tree(alive, pcarry_next, pcarry),
+                 alive & ~done, last_next)
         return carry, row
 
-    init = (obs, state, policy.init(), jnp.asarray(True))
-    (_, final, _, _), rows = jax.lax.scan(body, init, jax.random.split(scan_key, n_steps))
-    price = params.data.close[final.t]
-    drifted = jnp.concatenate([final.holdings * price, final.cash[None]]) / final.value
-    return state.value, rows, drifted
+    # The shapes of the carried info entries, from one step traced abstractly (nothing runs).
+    info_shape = jax.eval_shape(lambda: env.step(key, state, policy.act(key, policy.init(), obs)[0],
+                                                 params)[4])
+    last = {k: jnp.zeros(info_shape[k].shape, info_shape[k].dtype)
+            for k in ("value", "weights", "weights_marked")}
+    init = (obs, state, policy.init(), jnp.asarray(True), last)
+    (*_, final), rows = jax.lax.scan(body, init, jax.random.split(scan_key, n_steps))
+    return rows["value_before"][0], rows, final["weights_marked"], rows["turbulence_next"][-1]
 
 
 def backtest(policy: Policy, env, params, *, dates=None, symbols=None, key=None) -> pd.DataFrame:
     """Run `policy` once over the whole split in `params` (one environment, no random start).
 
     policy: `Policy(init, act)` (unbatched); env, params: from `jaxtrade.envs.make` (an `AutoReset`
-        wrapper is removed; `random_start` is switched off, so the episode runs from row `window` to
-        the last row). dates: [T] labels of the split's rows (e.g. `split.dates`); None: row numbers.
+        wrapper is removed; `random_start` is switched off, so the episode runs from row
+        `EnvData.start`, the split's first tradable row, to the last row).
+    dates: [T] labels of the split's rows (e.g. `split.dates`); None: row numbers.
     symbols: [N] names for the weight columns; None: 0 .. N-1. key: PRNG key for the policy's and the
         environment's randomness (slippage); default `jax.random.key(0)`. Same key, same frame.
     Returns the frame described in the module docstring, indexed by date (rows start .. T-1).
@@ -134,8 +156,7 @@ def backtest(policy: Policy, env, params, *, dates=None, symbols=None, key=None)
     start, end = episode_rows(params)
     key = jax.random.key(0) if key is None else key
     arrays, static = _partition(policy)
-    v0, rows, drifted = _run(env, end - start, static, arrays, params, key)
-    v0, rows, drifted = jax.device_get((v0, rows, drifted))
+    v0, rows, drifted, turb_last = jax.device_get(_run(env, end - start, static, arrays, params, key))
     n = params.data.n_assets
     symbols = list(range(n)) if symbols is None else list(symbols)
     index = pd.RangeIndex(start, end + 1) if dates is None else pd.Index(list(dates)[start:end + 1])
@@ -146,8 +167,7 @@ def backtest(policy: Policy, env, params, *, dates=None, symbols=None, key=None)
         out[f"w_{s}"] = weights[:, i]
     pad = lambda x, dtype=np.float64: np.concatenate([np.asarray(x, dtype), np.zeros(1, dtype)])
     out.update(turnover=pad(rows["turnover"]), costs=pad(rows["costs"]), gate=pad(rows["gate"], bool))
-    turb = f64(params.data.turbulence)
-    out["turbulence"] = turb[start - 1:end]
+    out["turbulence"] = np.concatenate([f64(rows["turbulence"]), [turb_last]])
     out["turbulence_threshold"] = float(params.turbulence_threshold)
     out.update(trade_closed=pad(rows["trade_closed"]), trades_won=pad(rows["trades_won"]),
                trade_pnl=pad(rows["trade_pnl"]), reward=pad(rows["reward"]),

@@ -16,7 +16,7 @@ import pandas as pd
 from jax.tree_util import Partial
 
 from jaxtrade.envs import market
-from jaxtrade.envs.base import Policy
+from jaxtrade.envs.base import ContinuousSpec, Policy
 from jaxtrade.eval.backtest import backtest, core_env, episode_rows, eval_params
 from jaxtrade.eval.minvar import min_variance_schedule, month_starts
 
@@ -26,18 +26,19 @@ class TargetEnv(market.MarketEnv):
     >= 0, sum 1) and a keep flag (> 0.5: no trade, no cost). Long only, cash never borrowed; reset,
     trade, costs, gate and reward are `market.MarketEnv`'s, as for `portfolio`."""
 
-    discrete = False
     cash_floor = True
 
-    def __init__(self, n_assets: int):
+    def __init__(self, n_assets: int, obs_spec=None):
         self.n_assets = n_assets
-        self.action_dim = n_assets + 2
+        self.action_spec = ContinuousSpec((n_assets + 2,), 0.0, 1.0)
+        self.obs_spec = obs_spec
 
     def __eq__(self, other):          # equal by shape, so jit reuses one compile across instances
-        return type(other) is TargetEnv and other.n_assets == self.n_assets
+        return (type(other) is TargetEnv and other.n_assets == self.n_assets
+                and other.obs_spec == self.obs_spec)
 
     def __hash__(self):
-        return hash((TargetEnv, self.n_assets))
+        return hash((TargetEnv, self.n_assets, self.obs_spec))
 
     def target(self, action, state, params):
         return action[:self.n_assets], action[-1] > 0.5
@@ -128,7 +129,7 @@ def baselines(env, params, split=None, *, history=None, n_random_seeds: int = 5,
     start, end = episode_rows(params)
     n = params.data.n_assets
     n_steps = end - start
-    target_env = TargetEnv(n)
+    target_env = TargetEnv(n, market.obs_spec(params))
     run = lambda pol, k=key: backtest(pol, target_env, params, dates=dates, symbols=symbols, key=k)
     equal = np.concatenate([np.full(n, 1.0 / n), [0.0]])
     rows = (month_starts(pd.DatetimeIndex(dates), start) if dates is not None

@@ -9,8 +9,33 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
+from jaxtrade import envs
 from jaxtrade.agents import ppo
 from jaxtrade.train.metrics import DEFAULT_COMPOSITE_WEIGHTS
+
+# Env keys whose default None means "decided from the data": their types, for CLI overrides.
+_DATA_DECIDED = {"turbulence_threshold": float, "volume_impact": bool}
+
+
+def env_config(name: str, **overrides) -> ml_collections.ConfigDict:
+    """The nested `env` section of environment `name`: every key of `envs.default_config(name)`
+    (its own keys, then `costs` and `reward`), so each is overridable from the command line, e.g.
+    `--config.env.costs.spread_bps=1.0`; keys decided from the data are typed placeholders."""
+
+    def convert(d):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out[k] = ml_collections.ConfigDict(convert(v))
+            elif v is None:
+                out[k] = config_dict.placeholder(_DATA_DECIDED[k])
+            else:
+                out[k] = v
+        return out
+
+    cfg = ml_collections.ConfigDict(convert(envs.default_config(name)))
+    cfg.update(overrides)
+    return cfg
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -25,8 +50,7 @@ def base_config() -> ml_collections.ConfigDict:
         test=("2016-01-01", "2022-12-28"),
         turbulence_quantile=0.99,               # gate threshold: this quantile of the train split
     ))
-    cfg.env = ml_collections.ConfigDict(dict(name="portfolio", action_space="regimes",
-                                             episode_length=256, window=30))
+    cfg.env = env_config("portfolio", action_space="regimes", episode_length=256, window=30)
     cfg.train = ml_collections.ConfigDict(dict(
         total_timesteps=config_dict.placeholder(int),  # first of these three that is set wins
         episodes=config_dict.placeholder(int),          # x env.episode_length env steps

@@ -123,7 +123,7 @@ def model_spec(setup, agent, metrics: dict | None = None, *, code_version: str |
     c = setup.config
     return artifact_lib.ModelSpec(
         agent="ppo", model=artifact_lib.as_plain(agent.model_config), action_spec=agent.action_spec,
-        obs_spec=agent.obs_spec, env=artifact_lib.as_plain(setup_lib.env_config(c.env)),
+        obs_spec=agent.obs_spec, env=artifact_lib.as_plain(setup_lib.env_dict(c.env)),
         data=artifact_lib.as_plain(c.data), preprocessor=setup.preprocessor,
         data_fingerprint=fingerprint(setup.market),
         code_version=artifact_lib.code_version() if code_version is None else code_version,

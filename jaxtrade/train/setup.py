@@ -64,7 +64,7 @@ def load_market_data(data_cfg):
     return load_dataset(data_cfg.dataset)
 
 
-def env_config(config_env, **changes) -> dict:
+def env_dict(config_env, **changes) -> dict:
     """The nested env config as a plain dict (what `envs.make` and model artifacts take)."""
     d = config_env.to_dict() if hasattr(config_env, "to_dict") else dict(config_env)
     d.update(changes)
@@ -96,7 +96,7 @@ def build(config) -> Setup:
                         turbulence_quantile=d.turbulence_quantile)
     splits = split(md, train=ranges["train"], val=ranges["val"], test=ranges["test"], lookback=window,
                    turbulence_quantile=d.turbulence_quantile)
-    cfg = env_config(config.env)
+    cfg = env_dict(config.env)
     env, train_params = envs.make(cfg["name"], splits.train.to_device(), cfg)
     eval_env, val_params, test_params = None, None, None
     if splits.val is not None:

@@ -10,8 +10,9 @@ from jaxtrade.data.envdata import EnvData
 
 @pytest.fixture(scope="session")
 def tiny_data() -> EnvData:
-    """96 rows, 4 assets, 3 features, 2 market features; turbulence gate off."""
-    return envdata_from_close(synthetic_close())
+    """96 rows (the first 8 history: EnvData.start), 4 assets, 3 features, 2 market features;
+    turbulence gate off."""
+    return envdata_from_close(synthetic_close(), start=8)
 
 
 @pytest.fixture(scope="session")

@@ -23,9 +23,10 @@ def rolling_factors(close: np.ndarray, n: int = 20):
     return mom, vol, sharpe
 
 
-def envdata_from_close(close, *, features=None, market=None, turbulence=None, threshold=np.inf,
-                       volume=None, seed=0) -> EnvData:
-    """EnvData from a [T, N] close array; features/market default to random causal-looking noise."""
+def envdata_from_close(close, *, start: int, features=None, market=None, turbulence=None,
+                       threshold=np.inf, volume=None, seed=0) -> EnvData:
+    """EnvData from a [T, N] close array whose first `start` rows are history (`EnvData.start`);
+    features/market default to random causal-looking noise."""
     close = np.asarray(close, np.float64)
     t, n = close.shape
     rng = np.random.default_rng(seed)
@@ -39,7 +40,7 @@ def envdata_from_close(close, *, features=None, market=None, turbulence=None, th
     return EnvData(close=f(close), open=f(close), high=f(close), low=f(close), volume=f(volume),
                    features=f(features), market=f(market), turbulence=f(turbulence), momentum=f(mom),
                    volatility=f(vol), sharpe=f(sharpe), size=f(close * (1 + np.arange(n))),
-                   turbulence_threshold=f(threshold), has_volume=has_volume)
+                   turbulence_threshold=f(threshold), start=start, has_volume=has_volume)
 
 
 def synthetic_close(t=96, n=4, seed=0, sigma=0.02):

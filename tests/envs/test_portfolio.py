@@ -26,7 +26,7 @@ W, L = 8, 16
 @pytest.fixture(scope="module")
 def tiny(tiny_data):
     """(env, params, reset, step): tiny data, whole-split episodes, jitted once for the module."""
-    env, params = envs.make("portfolio", tiny_data, window=W, episode_length=L, random_start=False)
+    env, params = envs.make("portfolio", tiny_data, dict(window=W, episode_length=L, random_start=False))
     return env, params, jax.jit(env.reset), jax.jit(env.step)
 
 
@@ -81,7 +81,7 @@ def test_rank_pinned_ties_to_lower_index():
 
 @pytest.mark.parametrize("n_assets", [4, 300])   # 300: the table is built in row chunks with a remainder
 def test_factor_rank_table_equals_on_the_fly_ranking(n_assets):
-    data = envdata_from_close(synthetic_close(t=40, n=n_assets, seed=n_assets))
+    data = envdata_from_close(synthetic_close(t=40, n=n_assets, seed=n_assets), start=0)
     table = np.asarray(factor_rank_table(data))
     assert table.shape == (40, 5, n_assets) and table.dtype == np.int32
     want = np.stack([np.asarray(factor_ranks(data.momentum[t], data.volatility[t], data.sharpe[t],
@@ -95,10 +95,10 @@ def test_factor_rank_table_equals_on_the_fly_ranking(n_assets):
 def test_env_targets_from_table_equal_regime_target_weights(real_train):
     """The env's targets (gathered from `factor_rank_table`) are exactly `regime_target_weights` of
     row t-1's factor scores, for every regime, many rows, two tilts and out-of-range actions."""
-    env, params = envs.make("portfolio", real_train, factor_tilt=0.7)
+    env, params = envs.make("portfolio", real_train, {"factor_tilt": 0.7})
     core, data = env.unwrapped, params.data
     _, state = env.reset(jax.random.key(0), params)
-    rows = jnp.arange(params.window, data.n_rows - 1, 37)
+    rows = jnp.arange(data.start, data.n_rows - 1, 37)
     current = jax.nn.softmax(jax.random.normal(jax.random.key(1), (len(rows), data.n_assets + 1)))
     actions = jnp.arange(-1, 13)
 
@@ -155,7 +155,7 @@ def test_costs_grow_with_trade_size(tiny):
 @pytest.mark.parametrize("action_space,n_envs,n_steps", [("regimes", 64, 160), ("weights", 16, 64)])
 def test_accounting_identity_real_data(real_train, action_space, n_envs, n_steps):
     """value == cash + sum(holdings * close[t]) after every step; long only; cash never negative."""
-    env, params = envs.make("portfolio", real_train, action_space=action_space, episode_length=64)
+    env, params = envs.make("portfolio", real_train, dict(action_space=action_space, episode_length=64))
     states, rewards, dones, infos, _ = make_rollout(env, n_envs, n_steps)(params, jax.random.key(0))
     close = np.asarray(real_train.close, np.float64)
     t = np.asarray(states.t)
@@ -176,14 +176,25 @@ def test_accounting_identity_real_data(real_train, action_space, n_envs, n_steps
         assert n_envs * n_steps >= 10_000
 
 
-def test_current_weights(tiny):
+def test_info_weights_before_and_after_the_mark(tiny):
+    """info["weights"]: right after the trade, at close[t]; info["weights_marked"]: the same holdings
+    at close[t+1] (where the next step starts); info["value_before"]: the value the trade started from."""
     env, params, reset, step = tiny
-    _, s, *_ = run_actions(reset, step, params, [Regime.MOMENTUM, Regime.HOLD])[-1]
-    w = np.asarray(market.current_weights(s, params))
+    out = run_actions(reset, step, params, [Regime.MOMENTUM, Regime.HOLD])
+    (_, s1, _, _, info1), (_, s, _, _, info) = out[1], out[2]
+    w = np.asarray(info["weights_marked"])
     np.testing.assert_allclose(w.sum(), 1.0, rtol=1e-6)
     price = np.asarray(params.data.close[int(s.t)])
     np.testing.assert_allclose(w[:-1], np.asarray(s.holdings) * price / float(s.value), rtol=1e-6)
     assert (w[:-1] > 0).sum() == 2   # the momentum half of 4 assets
+    np.testing.assert_array_equal(info["weights"], s.weights)
+    price_t = np.asarray(params.data.close[int(s.t) - 1], np.float64)
+    held = np.asarray(s.holdings, np.float64) * price_t
+    np.testing.assert_allclose(np.asarray(info["weights"])[:-1], held / (float(s.cash) + held.sum()),
+                               rtol=1e-5)
+    assert not np.allclose(info["weights"], info["weights_marked"])      # prices moved
+    assert float(info["value_before"]) == float(info1["value"]) == float(s1.value)
+    assert float(out[1][4]["value_before"]) == float(params.initial_cash)
 
 
 # ---------------------------------------------------------------------------------- weights actions
@@ -200,8 +211,8 @@ def test_weights_action_reaches_exact_targets(tiny_data):
     off = dict(spread_bps=0.0, slippage_bps=0.0, impact_coef=0.0, sec_fee_rate=0.0, finra_taf_per_share=0.0)
     w = jnp.array([0.4, 0.0, 0.3, 0.1, 0.2])
     for costs_on in (False, True):
-        env, params = envs.make("portfolio", tiny_data, action_space="weights", window=W,
-                                random_start=False, **({} if costs_on else off))
+        env, params = envs.make("portfolio", tiny_data, dict(action_space="weights", window=W,
+                                random_start=False, costs={} if costs_on else off))
         assert not env.discrete and env.action_dim == 5
         _, s = env.reset(jax.random.key(0), params)
         _, s, *_ = env.step(jax.random.key(1), s, weights_to_action(w), params)
@@ -220,8 +231,8 @@ def test_turbulence_gate_on_planted_day():
     turb = np.ones(len(close))
     planted = W + 3                        # turbulence of rows `planted`, `planted + 1` far above
     turb[planted:planted + 2] = 100.0
-    data = envdata_from_close(close, turbulence=turb, threshold=5.0)   # data's default threshold
-    env, params = envs.make("portfolio", data, window=W, random_start=False)
+    data = envdata_from_close(close, start=W, turbulence=turb, threshold=5.0)   # data's default threshold
+    env, params = envs.make("portfolio", data, dict(window=W, random_start=False))
     out = run_actions(jax.jit(env.reset), jax.jit(env.step), params, [Regime.EQUAL_WEIGHT] * 7)
     gate = [bool(o[4]["gate"]) for o in out[1:]]
     # The step at row t reads turbulence[t - 1]: rows planted + 1 and planted + 2 are gated.
@@ -240,7 +251,7 @@ def test_turbulence_gate_on_planted_day():
 
 
 def test_same_key_same_trajectory(tiny_data):
-    env, params = envs.make("portfolio", tiny_data, window=W, episode_length=L)
+    env, params = envs.make("portfolio", tiny_data, dict(window=W, episode_length=L))
     run = make_rollout(env, 4, 24)
     a, b, c = run(params, jax.random.key(7)), run(params, jax.random.key(7)), run(params, jax.random.key(8))
     jax.tree.map(np.testing.assert_array_equal, a, b)
@@ -260,7 +271,7 @@ def _assert_same(batched, one, e):
 
 
 def test_vmap_1024_matches_one_by_one(tiny_data):
-    env, params = envs.make("portfolio", tiny_data, window=W, episode_length=4)
+    env, params = envs.make("portfolio", tiny_data, dict(window=W, episode_length=4))
     n, n_steps = 1024, 6                   # 6 steps of 4-step episodes: auto-reset included
     keys = jax.random.split(jax.random.key(3), (n_steps + 1, n))
     actions = jax.random.randint(jax.random.key(4), (n_steps, n), 0, env.action_dim)
@@ -286,7 +297,7 @@ def test_vmap_1024_matches_one_by_one(tiny_data):
 
 
 def test_truncation_auto_reset_and_final_obs(tiny_data):
-    env, params = envs.make("portfolio", tiny_data, window=W, episode_length=3)
+    env, params = envs.make("portfolio", tiny_data, dict(window=W, episode_length=3))
     reset, step = jax.jit(env.reset), jax.jit(env.step)
     obs, s = reset(jax.random.key(0), params)
     start, rewards = int(s.t), []
@@ -317,14 +328,14 @@ def test_truncation_auto_reset_and_final_obs(tiny_data):
 
 def test_ruin_terminates(tiny_data):
     # Buying everything costs tens of bps, so a floor at 99.99% of the start is ruin at once.
-    env, params = envs.make("portfolio", tiny_data, window=W, episode_length=L, ruin_floor=0.9999)
+    env, params = envs.make("portfolio", tiny_data, dict(window=W, episode_length=L, ruin_floor=0.9999))
     _, s = env.reset(jax.random.key(0), params)
     obs, s2, r, done, info = env.step(jax.random.key(1), s, jnp.int32(Regime.EQUAL_WEIGHT), params)
     assert bool(done) and bool(info["terminated"]) and not bool(info["truncated"])
     assert float(info["value"]) < 0.9999 * 1e6
     assert int(s2.episode_length) == 0 and float(s2.value) == 1e6     # auto-reset
     # Default floor: no ruin.
-    env, params = envs.make("portfolio", tiny_data, window=W, episode_length=L)
+    env, params = envs.make("portfolio", tiny_data, dict(window=W, episode_length=L))
     *_, done, info = env.step(jax.random.key(1), s, jnp.int32(Regime.EQUAL_WEIGHT), params)
     assert not bool(done) and not bool(info["terminated"])
 
@@ -333,17 +344,19 @@ def test_ruin_terminates(tiny_data):
 
 
 def test_make_overrides_and_errors(tiny_data):
-    env, params = envs.make("portfolio", tiny_data, window=W, episode_length=L, spread_bps=0.0,
-                            dsr_weight=0.1, initial_cash=5e4)
-    assert env.discrete and env.action_dim == 12 and isinstance(env, envs.AutoReset)
+    config = dict(window=W, episode_length=L, costs=dict(spread_bps=0.0), reward=dict(dsr_weight=0.1),
+                  initial_cash=5e4)
+    env, params = envs.make("portfolio", tiny_data, config)
+    assert env.discrete and env.action_dim == 12 and isinstance(env, envs.EpisodeStats)
+    assert isinstance(env.unwrapped, envs.portfolio.PortfolioEnv)
     assert params.window == W and params.episode_length == L and params.random_start
     assert float(params.costs.spread_bps) == 0.0 and float(params.reward.dsr_weight) == np.float32(0.1)
     assert float(params.initial_cash) == 5e4
     assert float(params.turbulence_threshold) == np.inf     # tiny_data's default threshold
-    with pytest.raises(TypeError, match="unknown environment parameter"):
-        envs.make("portfolio", tiny_data, spred_bps=1.0)
+    with pytest.raises(ValueError, match=r"'env\.costs\.spred_bps'.*spread_bps"):
+        envs.make("portfolio", tiny_data, dict(window=W, costs=dict(spred_bps=1.0)))
     with pytest.raises(ValueError, match="random_start"):
-        envs.make("portfolio", tiny_data, episode_length=200)
+        envs.make("portfolio", tiny_data, dict(window=W, episode_length=200))
     with pytest.raises(ValueError, match="unknown environment"):
         envs.make("nope", tiny_data)
     # Swapping the data rebuilds the observation table.

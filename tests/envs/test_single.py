@@ -17,23 +17,24 @@ COSTS_OFF = dict(spread_bps=0.0, slippage_bps=0.0, impact_coef=0.0, sec_fee_rate
 @pytest.fixture(scope="module")
 def one(tiny_data):
     """Asset 2 of the tiny data; costs on and off; whole-split episodes; jitted once for the module."""
-    env, params = envs.make("single", tiny_data, asset=2, window=W, random_start=False)
-    _, free = envs.make("single", tiny_data, asset=2, window=W, random_start=False, **COSTS_OFF)
+    env, params = envs.make("single", tiny_data, dict(asset=2, window=W, random_start=False))
+    _, free = envs.make("single", tiny_data, dict(asset=2, window=W, random_start=False, costs=COSTS_OFF))
     return env, params, free, jax.jit(env.reset), jax.jit(env.step)
 
 
 def test_make(tiny_data):
-    env, params = envs.make("single", tiny_data, asset=2, window=W, episode_length=16)
+    env, params = envs.make("single", tiny_data, dict(asset=2, window=W, episode_length=16))
     assert env.discrete and env.action_dim == 3
     np.testing.assert_array_equal(params.positions, [-1, 0, 1])
     np.testing.assert_array_equal(params.data.close[:, 0], tiny_data.close[:, 2])
     assert params.data.features.shape == (tiny_data.n_rows, 1, 3)
     obs, _ = env.reset(jax.random.key(0), params)
     assert obs["window"].shape == (W, 3 + 2) and obs["state"].shape == (2,)
-    env5, p5 = envs.make("single", tiny_data, positions=(-0.5, 0, 0.5, 1.0, 2.0), window=W, episode_length=16)
+    env5, p5 = envs.make("single", tiny_data, dict(positions=(-0.5, 0, 0.5, 1.0, 2.0), window=W,
+                                                       episode_length=16))
     assert env5.action_dim == 5 and not env5.unwrapped.cash_floor   # |2.0| > 1: leverage allowed
     with pytest.raises(ValueError):
-        envs.make("single", tiny_data, asset=4)
+        envs.make("single", tiny_data, dict(asset=4, window=W))
 
 
 def test_long_round_trip_pnl_pinned(one):
@@ -78,7 +79,7 @@ def test_trade_pnl_with_costs_sums_to_value_change(one):
 
 def test_accounting_identity_real_index_data(real_index):
     """Shorts and longs on the S&P 500 index with its real volume (volume impact model)."""
-    env, params = envs.make("single", real_index, episode_length=64)
+    env, params = envs.make("single", real_index, dict(episode_length=64))
     assert params.costs.volume_impact
     states, rewards, dones, infos, _ = make_rollout(env, 32, 96)(params, jax.random.key(0))
     close = np.asarray(real_index.close[:, 0], np.float64)
@@ -99,8 +100,8 @@ def test_gate_moves_to_flat_from_short():
     close = synthetic_close(n=1)
     turb = np.ones(len(close))
     turb[W + 1] = 50.0                       # gates the step at row W + 2
-    data = envdata_from_close(close, turbulence=turb)
-    env, params = envs.make("single", data, window=W, random_start=False, turbulence_threshold=10.0)
+    data = envdata_from_close(close, start=W, turbulence=turb)
+    env, params = envs.make("single", data, dict(window=W, random_start=False, turbulence_threshold=10.0))
     out = run_actions(jax.jit(env.reset), jax.jit(env.step), params, [SHORT, SHORT, SHORT, SHORT])
     held = [float(o[1].holdings[0]) for o in out[1:]]
     gate = [bool(o[4]["gate"]) for o in out[1:]]
@@ -110,7 +111,7 @@ def test_gate_moves_to_flat_from_short():
 
 
 def test_leverage_allows_negative_cash(tiny_data):
-    env, params = envs.make("single", tiny_data, positions=(0.0, 2.0), window=W, random_start=False)
+    env, params = envs.make("single", tiny_data, dict(positions=(0.0, 2.0), window=W, random_start=False))
     _, s = env.reset(jax.random.key(0), params)
     _, s, *_ = env.step(jax.random.key(1), s, 1, params)
     assert float(s.cash) < -0.9e6           # borrowed about one equity

@@ -19,8 +19,9 @@ def prices():
     return pd.read_csv(DATA, index_col=0, parse_dates=True)
 
 
-def envdata_from_close(close, turbulence=None, threshold=np.inf) -> EnvData:
-    """EnvData of closes [T, N] with zero features (1 per symbol, 1 market) and the given turbulence."""
+def envdata_from_close(close, *, start: int, turbulence=None, threshold=np.inf) -> EnvData:
+    """EnvData of closes [T, N] whose first `start` rows are history (`EnvData.start`), with zero
+    features (1 per symbol, 1 market) and the given turbulence."""
     close = jnp.asarray(close, jnp.float32)
     t, n = close.shape
     zeros = jnp.zeros((t, n), jnp.float32)
@@ -28,4 +29,4 @@ def envdata_from_close(close, turbulence=None, threshold=np.inf) -> EnvData:
     return EnvData(close=close, open=close, high=close, low=close, volume=zeros,
                    features=jnp.zeros((t, n, 1), jnp.float32), market=jnp.zeros((t, 1), jnp.float32),
                    turbulence=turb, momentum=zeros, volatility=zeros, sharpe=zeros, size=zeros,
-                   turbulence_threshold=jnp.asarray(threshold, jnp.float32))
+                   turbulence_threshold=jnp.asarray(threshold, jnp.float32), start=start)

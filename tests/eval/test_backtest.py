@@ -21,8 +21,8 @@ W = 5
 
 def test_buy_and_hold_one_asset_reproduces_price_path(prices):
     px = prices["AMD"].loc["2016-01-01":"2016-12-31"]      # AMD: +300% in 2016, a demanding path
-    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy()[:, None]), window=W,
-                            random_start=False, **COSTS_OFF)
+    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy()[:, None], start=W),
+                            dict(window=W, random_start=False, costs=COSTS_OFF))
     frames = baselines(env, params, include=["equal_weight_buy_hold"])
     frame = frames["equal_weight_buy_hold"][0]
     path = px.to_numpy()[W:] / px.to_numpy()[W]
@@ -57,8 +57,8 @@ def _policy_loop(env, params, policy, key, n_steps):
 def test_backtest_matches_a_python_loop_with_costs_and_gate(prices):
     px = prices[["AAPL", "KO", "XOM"]].loc["2016-01-01":"2016-02-29"]
     turb = np.random.default_rng(0).random(len(px)) * 10
-    data = envdata_from_close(px.to_numpy(), turbulence=turb, threshold=8.0)
-    env, params = envs.make("portfolio", data, window=W, random_start=False)     # default costs on
+    data = envdata_from_close(px.to_numpy(), start=W, turbulence=turb, threshold=8.0)
+    env, params = envs.make("portfolio", data, dict(window=W, random_start=False))     # default costs on
     policy = random_policy(env)
     key = jax.random.key(3)
     frame = backtest(policy, env, params, dates=px.index, symbols=px.columns, key=key)
@@ -84,7 +84,8 @@ def test_backtest_matches_a_python_loop_with_costs_and_gate(prices):
 
 def test_baselines_on_a_dated_split(prices):
     px = prices[["JNJ", "PG", "WMT", "CVX"]].loc["2015-10-01":"2016-06-30"]
-    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy()), window=W, random_start=False)
+    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy(), start=W),
+                            dict(window=W, random_start=False))
 
     class Split:                                   # the host split's fields the baselines read
         dates = px.index
@@ -112,8 +113,8 @@ def test_baselines_on_a_dated_split(prices):
 
 def test_learned_style_policy_compiles_once_for_new_params(prices, tmp_path):
     px = prices[["AAPL", "KO"]].loc["2016-01-01":"2016-02-29"]
-    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy()), window=W, random_start=False,
-                            action_space="weights")
+    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy(), start=W),
+                            dict(window=W, random_start=False, action_space="weights"))
 
     def act(theta, key, carry, obs):          # a "network": fixed logits + a linear read of the weights
         return theta[:3] + theta[3] * obs["state"], carry
@@ -140,3 +141,59 @@ def test_learned_style_policy_compiles_once_for_new_params(prices, tmp_path):
     assert out.table.loc["agent", "n_seeds"] == 2
     pngs = {p.name for p in tmp_path.glob("*.png")}
     assert pngs == {"allocation_agent.png", "gate_agent.png", "equity.png"}
+
+
+class _OpaqueState(envs.SpecProperties):
+    """`core` with its state hidden in a reversed tuple of leaves: anything that reads a state field
+    (state.value, state.t, ...) fails; only `info` tells what happened."""
+
+    def __init__(self, core, params):
+        self._core = core
+        self.action_spec, self.obs_spec = core.action_spec, core.obs_spec
+        self._treedef = jax.tree.structure(jax.eval_shape(core.reset, jax.random.key(0), params)[1])
+
+    def _hide(self, state):
+        return tuple(reversed(jax.tree.leaves(state)))
+
+    def reset(self, key, params):
+        obs, state = self._core.reset(key, params)
+        return obs, self._hide(state)
+
+    def step(self, key, state, action, params):
+        state = jax.tree.unflatten(self._treedef, list(reversed(state)))
+        obs, state, reward, done, info = self._core.step(key, state, action, params)
+        return obs, self._hide(state), reward, done, info
+
+
+def test_backtest_reads_info_only(prices):
+    """An env whose state is opaque backtests to the same frame, ruin included."""
+    px = prices[["AAPL", "KO", "XOM"]].loc["2016-01-01":"2016-02-29"]
+    turb = np.random.default_rng(0).random(len(px)) * 10
+    data = envdata_from_close(px.to_numpy(), start=W, turbulence=turb, threshold=8.0)
+    for config in (dict(window=W, random_start=False), dict(window=W, random_start=False, ruin_floor=0.97)):
+        env, params = envs.make("portfolio", data, config)
+        policy = random_policy(env)
+        want = backtest(policy, env, params, key=jax.random.key(3))
+        got = backtest(policy, _OpaqueState(env.unwrapped, params), params, key=jax.random.key(3))
+        pd.testing.assert_frame_equal(got, want)
+    assert want["terminated"].any() and (want["value"].iloc[-3:] == want["value"].iloc[-1]).all()
+    # The last row: drifted to the last close (weights_marked), turbulence of the last trade's row.
+    assert want["turbulence"].tolist() == pytest.approx(turb[W - 1:len(px) - 1].astype(np.float32).tolist())
+
+
+def test_target_env_specs(prices):
+    from jaxtrade.envs.base import ContinuousSpec
+    from jaxtrade.eval.baselines import TargetEnv
+
+    px = prices[["AAPL", "KO"]].loc["2016-01-01":"2016-02-29"]
+    env, params = envs.make("portfolio", envdata_from_close(px.to_numpy(), start=W),
+                            dict(window=W, random_start=False))
+    target = TargetEnv(2, env.obs_spec)
+    assert target.action_spec == ContinuousSpec((4,), 0.0, 1.0)
+    assert not target.discrete and target.action_dim == 4 and target.obs_spec == env.obs_spec
+    assert target == TargetEnv(2, env.obs_spec) and hash(target) == hash(TargetEnv(2, env.obs_spec))
+    obs, state = target.reset(jax.random.key(0), params)
+    assert envs.ObsSpec.from_obs(obs) == target.obs_spec
+    info = target.step(jax.random.key(1), state, jnp.array([0.5, 0.5, 0.0, 0.0]), params)[4]
+    assert set(envs.INFO_KEYS) <= set(info)
+    np.testing.assert_allclose(np.asarray(info["weights"]), [0.5, 0.5, 0.0], atol=2e-3)

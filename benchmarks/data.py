@@ -1,7 +1,7 @@
 """Data-layer timing: load a bundled dataset and compute all its features (the < 3 s budget).
 
-    python -m experiments.bench_data                          # sp500-20, 7 repeats
-    python -m experiments.bench_data --dataset=factor-etfs --repeats=5
+    python -m benchmarks.data                                 # sp500-20, 7 repeats
+    python -m benchmarks.data --dataset=factor-etfs --repeats=5
 
 Each repeat builds a fresh MarketData (CSV parse, validation, fill policy, benchmark alignment)
 and computes every feature (indicators, turbulence, size proxy); features are cached per object,
@@ -12,40 +12,33 @@ reported apart. Prints the median, min and max over repeats.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 from absl import app, flags
+
+from benchmarks.common import Timing, timed
 
 _DATASET = flags.DEFINE_string("dataset", "sp500-20", "Bundled dataset (jaxtrade.data.load_dataset).")
 _REPEATS = flags.DEFINE_integer("repeats", 7, "Timed runs (median reported).")
 
 
-def _time(fn) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
 def main(_):
-    t_import, data = _time(lambda: __import__("jaxtrade.data", fromlist=["load_dataset"]))
+    t_import, data = timed(lambda: __import__("jaxtrade.data", fromlist=["load_dataset"]))
     load, feats, split = [], [], []
     for _ in range(_REPEATS.value):
-        t_load, md = _time(lambda: data.load_dataset(_DATASET.value))
-        t_feat, f = _time(md.features)
+        t_load, md = timed(lambda: data.load_dataset(_DATASET.value))
+        t_feat, f = timed(md.features)
         load.append(t_load)
         feats.append(t_load + t_feat)
         n = md.n_rows
         bounds = dict(train=(None, md.dates[int(n * 0.7)]), val=(None, md.dates[int(n * 0.85)]),
                       test=(None, None))
-        t_split, _ = _time(lambda md=md, b=bounds: data.split(md, **b, lookback=30))
+        t_split, _ = timed(lambda md=md, b=bounds: data.split(md, **b, lookback=30))
         split.append(t_split)
     print(f"{md!r}; {md.n_rows} rows x {md.n_symbols} symbols; features {f.per_symbol.shape} "
           f"market {f.market.shape}")
     print(f"import jaxtrade.data (incl. jax): {t_import:.3f} s (once)")
     for name, ts in (("load", load), ("load + all features", feats), ("split + normalize", split)):
-        print(f"{name:22s} median {statistics.median(ts):.3f} s  min {min(ts):.3f}  max {max(ts):.3f}  "
-              f"({len(ts)} runs)")
+        t = Timing(0.0, tuple(ts))
+        print(f"{name:22s} median {t.median:.3f} s  min {t.min:.3f}  max {t.max:.3f}  ({len(ts)} runs)")
 
 
 if __name__ == "__main__":

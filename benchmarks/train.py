@@ -1,8 +1,8 @@
 """End-to-end PPO training throughput: jaxtrade's pmapped iteration vs stable-baselines3 peers.
 
-    python -m experiments.bench_train                 # small+full x 64,1024,8192 x W=1,30, clstm, peers
-    python -m experiments.bench_train --nets=small --n_envs=64,1024 --windows=1 --peers=false
-    python -m experiments.bench_train --nets=full --n_envs=65536 --windows=1 --peers=false  # on a GPU
+    python -m benchmarks.train                 # small+full x 64,1024,8192 x W=1,30, clstm, peers
+    python -m benchmarks.train --nets=small --n_envs=64,1024 --windows=1 --peers=false
+    python -m benchmarks.train --nets=full --n_envs=65536 --windows=1 --peers=false  # on a GPU
 
 jaxtrade: `make_train_iteration` on the `portfolio` env (regimes) over the bundled sp500-20 training
 split, with an observation window of W rows (`--windows`). MLP-encoder networks need only the last
@@ -15,35 +15,37 @@ its own share of the environments and the pmap's gradient pmean joins them, as o
 Compile time is the first call minus the median call. Peak memory is the worker's max RSS (each
 configuration runs in its own subprocess).
 
-FLOPs per env step are counted from the parameter tree, for what runs: each Dense kernel costs
-2 * fan_in * fan_out per application (the CLSTM encoder's LSTM and attention projections run W times
-per step, plus attention's 2 * 2 * W * W * H); LayerNorm, gates and elementwise work are not counted.
-Rollout: 1 forward per step plus the bootstrap forward once per env per iteration; PPO epochs: forward
-+ backward = 3 forwards each, less the unused input gradient of the first layer; critic phase: one
-encoder+core forward, then 3 value-head forwards per critic epoch. The machine's matmul rate is the
-better of jitted float32 matmuls of the model's own kernel shapes at the global minibatch rows on one
-device (all cores) and the same matmuls pmapped over the worker's devices at their per-device rows;
-the achieved share is the model's FLOP rate over that.
+FLOPs per env step are XLA's count (`cost_analysis()['flops']` of the lowered computation) for one
+device's share of one real training iteration (the same `make_train_iteration`, env step included),
+divided by that device's env steps. XLA counts a while loop's body once whatever its trip count (a
+10-step `lax.scan` of a matmul reports one matmul), so the iteration is lowered a second time, not
+compiled, with every `lax.scan` unrolled (`unrolled_scans`): the rollout's steps, the epochs and
+minibatches, the recurrent core's time steps. `flops_forward` is the same count for one policy
+forward of one env step. The machine's matmul rate is the better of jitted float32 matmuls of the
+model's parameter shapes (every parameter of rank >= 2 as a [shape[0], rest] matrix) at the global
+minibatch rows on one device (all cores) and the same matmuls pmapped over the worker's devices at
+their per-device rows; the achieved share is the iteration's FLOP rate over that (an upper bound
+on the model's share: XLA also counts the env's and the optimizer's elementwise work).
 
 Peers (`--peers`, needs the `peer` extra: torch CPU, stable-baselines3, sb3-contrib, gymnasium): the
-same env and window through a thin gymnasium adapter (one jitted unbatched env per gymnasium env, 8
-in a DummyVecEnv), sb3 PPO (encoder MLP + core-sized MLP, no recurrence) and sb3-contrib RecurrentPPO
-(encoder MLP + LSTM of the same size, shared by actor and critic), n_steps 128, 4 epochs, 4
-minibatches. The machine is shared: figures are medians and ratios are taken within one run; the
-load average is printed with every line.
+same env and window through `jaxtrade.envs.gym.GymEnv` (one jitted unbatched core env per gymnasium
+env, observations flattened by gymnasium's `FlattenObservation`, 8 in a DummyVecEnv), sb3 PPO
+(encoder MLP + core-sized MLP, no recurrence) and sb3-contrib RecurrentPPO (encoder MLP + LSTM of
+the same size, shared by actor and critic), n_steps 128, 4 epochs, 4 minibatches. The machine is
+shared: figures are medians and ratios are taken within one run; the load average is printed with
+every line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import resource
-import statistics
-import subprocess
-import sys
 import time
 
 from absl import app, flags
+
+from benchmarks import common
 
 _NETS = flags.DEFINE_list("nets", ["small", "full"],
                           "small (MLP 128 + GRU 128x1), full (MLP 256x2 + GRU 256x2), "
@@ -70,11 +72,8 @@ CLSTM_WINDOW = 30
 
 
 def load_env(episode_length: int, window: int):
-    from jaxtrade import envs
-    from jaxtrade.data import load_dataset, split
-
-    splits = split(load_dataset("sp500-20"), train=("1995-01-01", "2014-12-31"), lookback=30)
-    return envs.make("portfolio", splits.train.to_device(), episode_length=episode_length, window=window)
+    return common.make_env("portfolio", common.load_env_data("sp500-20", lookback=30),
+                           episode_length=episode_length, window=window)
 
 
 def bench_config(net: str, n_envs: int, n_steps: int, iterations_per_call: int = 1):
@@ -89,66 +88,75 @@ def bench_config(net: str, n_envs: int, n_steps: int, iterations_per_call: int =
     return cfg
 
 
-def kernel_shapes(params) -> dict:
-    """{top-level part: [(path, fan_in, fan_out), ...]} of every Dense-like kernel (2-D, or attention's
-    3-D [in, heads, head_dim] / [heads, head_dim, out] folded to 2-D)."""
+def cost_flops(lowered) -> float:
+    """The 'flops' entry of `lowered.cost_analysis()`: a dict, or a list of one dict per program (older
+    jax), or None where the backend has no cost model (then nan)."""
+    ca = lowered.cost_analysis()
+    if isinstance(ca, (list, tuple)):
+        ca = ca[0] if ca else None
+    return float(ca.get("flops", float("nan"))) if ca else float("nan")
+
+
+@contextlib.contextmanager
+def unrolled_scans():
+    """Inside: every `jax.lax.scan` traced is fully unrolled, so XLA's cost analysis, which counts a
+    loop body once, counts every trip. For lowering a computation to count it, never to run it."""
     import jax
 
-    out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        names = [getattr(k, "key", "") for k in path]
-        if names[-1] != "kernel" or leaf.ndim not in (2, 3):
-            continue
-        shape = tuple(int(d) for d in leaf.shape)
-        if leaf.ndim == 3:   # DenseGeneral: q/k/v [in, heads, hd] or out [heads, hd, out]
-            shape = (shape[0], shape[1] * shape[2]) if names[-2] != "out" else (shape[0] * shape[1], shape[2])
-        out.setdefault(names[0], []).append(("/".join(names[:-1]),) + shape)
-    return out
+    scan = jax.lax.scan
+
+    def unrolled(*args, **kwargs):
+        kwargs["unroll"] = True
+        return scan(*args, **kwargs)
+
+    jax.lax.scan = unrolled
+    try:
+        yield
+    finally:
+        jax.lax.scan = scan
 
 
-def flops_per_env_step(shapes: dict, update_epochs: int, critic_epochs: int, n_steps: int,
-                       window: int, hidden_dim: int) -> dict:
-    """Model FLOPs per env step (see the module docstring); CLSTM LSTM and attention run `window` times."""
-    clstm = any(path.startswith("encoder/joint") for path, _, _ in shapes.get("encoder", []))
+def iteration_flops(cfg, env, env_params, carry, devices) -> dict:
+    """XLA FLOPs of one device's share of one training iteration, and of one policy forward (one env).
 
-    def part(name):
-        total, first = 0, 0
-        for path, a, b in shapes.get(name, []):
-            per_row = window if clstm and name == "encoder" and not path.startswith("encoder/joint") else 1
-            flops = 2 * a * b * per_row
-            total += flops
-            if path == "encoder/dense_0" or (clstm and path.rsplit("/", 1)[-1] in ("ii", "if", "ig", "io")):
-                first += flops                                            # layers that read the obs
-        if clstm and name == "encoder":
-            total += 2 * 2 * window * window * hidden_dim                 # scores and weighted sum
-        return total, first
-
-    fwd = {name: part(name)[0] for name in shapes}
-    first_layer = part("encoder")[1]                                      # its input gradient is not needed
-    forward = sum(fwd.values())
-    trunk = fwd.get("encoder", 0) + fwd.get("core", 0)
-    rollout = forward * (1.0 + 1.0 / n_steps) - fwd.get("policy", 0) / n_steps
-    ppo = update_epochs * (3 * forward - first_layer)
-    critic = trunk + critic_epochs * 3 * fwd.get("value", 0)
-    return {"forward": forward, "train": rollout + ppo + critic}
-
-
-def matmul_rate(shapes: dict, rows: int, devices, repeats: int = 15) -> float:
-    """Best FLOP/s of jitted float32 matmuls [rows, K] @ [K, N] over the model's kernel shapes: on one
-    device at `rows` (or 4096 rows, if fewer), or pmapped over `devices` at 1 / len(devices) of that each."""
+    A fresh iteration (so no trace is reused from the timed one) with one iteration per call, lowered
+    with every scan unrolled; `carry` only gives the shapes.
+    """
     import jax
     import jax.numpy as jnp
 
-    def timed(fn, *args):
-        jax.block_until_ready(fn(*args))
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+    from jaxtrade.agents import ppo
+    from jaxtrade.agents.devices import first_device
 
-    kernels = sorted({(a, b) for ks in shapes.values() for _, a, b in ks})
+    one = cfg.copy_and_resolve_references()
+    one.ppo.iterations_per_call = 1
+    model = ppo.make_model(one, env)
+    params = first_device(carry.train_state.params)
+    obs = jax.tree.map(lambda x: x[0, :1][None], carry.obs)                  # [T=1, B=1, ...]
+    forward = lambda p, h, o, d: model.apply({"params": p}, h, o, d)
+    with unrolled_scans():
+        train = cost_flops(ppo.make_train_iteration(one, env, devices=devices).lower(carry, env_params))
+        fwd = cost_flops(jax.jit(forward).lower(params, model.initialize_carry(1), obs,
+                                                jnp.zeros((1, 1), bool)))
+    return {"train_per_device_iteration": train, "forward": fwd}
+
+
+def matmul_shapes(params) -> list[tuple[int, int]]:
+    """[(K, N)] of every parameter of rank >= 2 as a [shape[0], prod(rest)] matrix, sorted, distinct."""
+    import math
+
+    import jax
+
+    return sorted({(int(x.shape[0]), int(math.prod(x.shape[1:]))) for x in jax.tree.leaves(params)
+                   if x.ndim >= 2})
+
+
+def matmul_rate(kernels: list[tuple[int, int]], rows: int, devices, repeats: int = 15) -> float:
+    """Best FLOP/s of jitted float32 matmuls [rows, K] @ [K, N] over `kernels`: on one device at `rows`
+    (or 4096 rows, if fewer), or pmapped over `devices` at 1 / len(devices) of that each."""
+    import jax
+    import jax.numpy as jnp
+
     rates = []
     # Also at cache-sized row blocks: XLA tiles a large matmul no better than that.
     layouts = {(n, max(r // n, 1)) for n in {1, len(devices)} for r in {rows, min(rows, 4096)}}
@@ -158,9 +166,10 @@ def matmul_rate(shapes: dict, rows: int, devices, repeats: int = 15) -> float:
             x = jax.random.normal(jax.random.key(0), (n_dev, per, k), jnp.float32)
             w = jax.random.normal(jax.random.key(1), (n_dev, k, n), jnp.float32)
             if n_dev == 1:
-                total_time += timed(jax.jit(jnp.dot), x[0], w[0])
+                fn, args = jax.jit(jnp.dot), (x[0], w[0])
             else:
-                total_time += timed(jax.pmap(jnp.dot, devices=devices[:n_dev]), x, w)
+                fn, args = jax.pmap(jnp.dot, devices=devices[:n_dev]), (x, w)
+            total_time += common.time_calls(lambda fn=fn, args=args: fn(*args), repeats).median
             total_flops += 2.0 * n_dev * per * k * n
         rates.append(total_flops / total_time)
     return max(rates)
@@ -178,79 +187,48 @@ def run_jax(net: str, n_envs: int, window: int) -> dict:
     per_call = _PER_CALL.value
     cfg = bench_config(net, n_envs // len(devices), _N_STEPS.value, per_call)
     fn = ppo.make_train_iteration(cfg, env, devices=devices)
-    carry = ppo.init_carry(cfg, env, env_params, devices=devices)
-    t0 = time.perf_counter()
-    carry, metrics = fn(carry, env_params)
-    jax.block_until_ready(metrics)
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(_ITERS.value):
-        t0 = time.perf_counter()
-        carry, metrics = fn(carry, env_params)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - t0)
-    call_time = statistics.median(times)
+    state = {"carry": ppo.init_carry(cfg, env, env_params, devices=devices)}
+
+    def call():   # the carry is donated: thread it through
+        state["carry"], state["metrics"] = fn(state["carry"], env_params)
+        return state["metrics"]
+
+    timing = common.time_calls(call, _ITERS.value)
+    call_time = timing.median
     steps = n_envs * _N_STEPS.value * per_call
+    per_device_steps = steps // (len(devices) * per_call)                     # in one iteration
     from jaxtrade.agents.devices import first_device
 
-    shapes = kernel_shapes(first_device(carry.train_state.params))
-    flops = flops_per_env_step(shapes, cfg.ppo.update_epochs, cfg.ppo.critic_epochs, _N_STEPS.value, window,
-                               cfg.model.hidden_dim)
+    carry, metrics = state["carry"], state["metrics"]
+    flops = iteration_flops(cfg, env, env_params, carry, devices)
+    train_per_step = flops["train_per_device_iteration"] / per_device_steps
     rows = min(_N_STEPS.value * n_envs // cfg.ppo.n_minibatches, 65536)
-    peak = matmul_rate(shapes, rows, devices)
-    achieved = flops["train"] * steps / call_time
+    peak = matmul_rate(matmul_shapes(first_device(carry.train_state.params)), rows, devices)
+    achieved = train_per_step * steps / call_time
     return {"kind": "jaxtrade", "net": net, "window": window, "n_envs": n_envs, "devices": len(devices),
             "steps_per_s": steps / call_time, "iteration_s": call_time / per_call,
-            "compile_s": first - call_time,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "flops_forward": flops["forward"], "flops_train_per_env_step": flops["train"],
+            "compile_s": timing.first_s - call_time, "peak_rss_mb": common.peak_rss_mb(),
+            "flops_forward": flops["forward"], "flops_train_per_env_step": train_per_step,
             "achieved_gflops": achieved / 1e9, "matmul_gflops": peak / 1e9, "matmul_share": achieved / peak,
             "nonfinite": bool(jax.device_get(metrics["any_nonfinite"]).any()),
-            "backend": jax.default_backend(), "load": os.getloadavg()[0]}
+            "backend": jax.default_backend(), "load": common.load()}
 
 
 # ------------------------------------------------------------------------------------------ peers
 
 
 def run_peer(algo: str, net: str, window: int) -> dict:
-    import gymnasium as gym
-    import jax
-    import numpy as np
     import torch
+    from gymnasium.wrappers import FlattenObservation
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
+    from jaxtrade.envs.gym import GymEnv
+
     torch.set_num_threads(os.cpu_count() or 1)
     env, env_params = load_env(_EPISODE.value, window)
-    core = env.unwrapped
-    reset = jax.jit(core.reset)
-    step = jax.jit(core.step)
     size = NETS[net]
     hidden = size["hidden_dim"]
-
-    class JaxTradeGym(gym.Env):
-        """Thin gymnasium adapter: one unbatched jaxtrade env, observation flattened to a vector."""
-
-        def __init__(self, seed: int):
-            obs, _ = reset(jax.random.key(0), env_params)
-            dim = obs["window"].size + obs["state"].size
-            self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
-            self.action_space = gym.spaces.Discrete(env.action_dim)
-            self._key = jax.random.key(seed)
-            self._state = None
-
-        def _flat(self, obs):
-            return np.concatenate([np.asarray(obs["window"]).ravel(), np.asarray(obs["state"])])
-
-        def reset(self, *, seed=None, options=None):
-            self._key, key = jax.random.split(self._key)
-            obs, self._state = reset(key, env_params)
-            return self._flat(obs), {}
-
-        def step(self, action):
-            self._key, key = jax.random.split(self._key)
-            obs, self._state, reward, _, info = step(key, self._state, int(action), env_params)
-            return (self._flat(obs), float(reward), bool(info["terminated"]), bool(info["truncated"]), {})
 
     class Encoder(BaseFeaturesExtractor):
         """Linear + ReLU + LayerNorm layers, as jaxtrade's MLP encoder; `extra` more for PPO's core."""
@@ -266,7 +244,8 @@ def run_peer(algo: str, net: str, window: int) -> dict:
         def forward(self, x):
             return self.net(x)
 
-    venv = DummyVecEnv([lambda i=i: JaxTradeGym(i) for i in range(_PEER_ENVS.value)])
+    venv = DummyVecEnv([lambda i=i: FlattenObservation(GymEnv(env, env_params, seed=i))
+                        for i in range(_PEER_ENVS.value)])
     n_steps = 128
     batch = n_steps * _PEER_ENVS.value // 4
     heads = dict(pi=[hidden], vf=[hidden])
@@ -296,36 +275,21 @@ def run_peer(algo: str, net: str, window: int) -> dict:
     steps = -(-steps // warm) * warm                                  # sb3 finishes whole rollouts
     return {"kind": algo, "net": net, "window": window, "n_envs": _PEER_ENVS.value,
             "steps_per_s": steps / elapsed,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "torch_threads": torch.get_num_threads(), "load": os.getloadavg()[0]}
+            "peak_rss_mb": common.peak_rss_mb(), "torch_threads": torch.get_num_threads(),
+            "load": common.load()}
 
 
 # ------------------------------------------------------------------------------------------- main
 
 
-def _cpu_devices() -> int:
-    return _CPU_DEVICES.value or (os.cpu_count() or 1)
-
-
 def _spawn(spec: str) -> dict | None:
-    cmd = [sys.executable, "-m", "experiments.bench_train", f"--worker={spec}",
-           f"--n_steps={_N_STEPS.value}", f"--iters={_ITERS.value}", f"--episode_length={_EPISODE.value}",
-           f"--iterations_per_call={_PER_CALL.value}", f"--peer_envs={_PEER_ENVS.value}",
-           f"--peer_steps={_PEER_STEPS.value}"]
-    env = dict(os.environ)
-    if spec.startswith("jax:"):   # one XLA host device per core (ignored by GPU backends)
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                            f" --xla_force_host_platform_device_count={_cpu_devices()}").strip()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT.value, env=env)
-    except subprocess.TimeoutExpired:
-        print(f"  {spec}: timed out after {_TIMEOUT.value}s", flush=True)
-        return None
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode or not lines:
-        print(f"  {spec}: failed (rc={proc.returncode})\n{proc.stderr[-2000:]}", flush=True)
-        return None
-    return json.loads(lines[-1])
+    args = [f"--worker={spec}", f"--n_steps={_N_STEPS.value}", f"--iters={_ITERS.value}",
+            f"--episode_length={_EPISODE.value}", f"--iterations_per_call={_PER_CALL.value}",
+            f"--peer_envs={_PEER_ENVS.value}", f"--peer_steps={_PEER_STEPS.value}"]
+    # jaxtrade workers: one XLA host device per core (ignored by GPU backends).
+    jax_worker = spec.startswith("jax:")
+    env = common.cpu_devices_env(common.n_cpu_devices(_CPU_DEVICES.value)) if jax_worker else None
+    return common.spawn_worker("benchmarks.train", args, env=env, timeout=_TIMEOUT.value, label=spec)
 
 
 def _jax_line(r: dict) -> str:
@@ -340,7 +304,7 @@ def main(argv):
     if _WORKER.value:
         kind, net, n, window = _WORKER.value.split(":")
         result = run_jax(net, int(n), int(window)) if kind == "jax" else run_peer(kind, net, int(window))
-        print(json.dumps(result), flush=True)
+        common.emit(result)
         return
 
     configs = [(net, int(w), int(n)) for net in _NETS.value if net != "clstm" for w in _WINDOWS.value
@@ -349,7 +313,8 @@ def main(argv):
         configs += [("clstm", CLSTM_WINDOW, int(n)) for n in _CLSTM_ENVS.value]
     results = []
     print(f"jaxtrade PPO, portfolio env, n_steps={_N_STEPS.value}, 4 epochs + 4 critic epochs, "
-          f"4 minibatches, {_PER_CALL.value} iterations per call, up to {_cpu_devices()} CPU devices; "
+          f"4 minibatches, {_PER_CALL.value} iterations per call, "
+          f"up to {common.n_cpu_devices(_CPU_DEVICES.value)} CPU devices; "
           f"median of {_ITERS.value} calls", flush=True)
     print(f"{'net':6} {'W':>3} {'envs':>6} {'dev':>3} {'steps/s':>10} {'iter s':>8} {'compile s':>9} "
           f"{'peak MB':>8} {'MFLOP/step':>10} {'GFLOP/s':>8} {'matmul':>8} {'share':>6} {'load':>5}",

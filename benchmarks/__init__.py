@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks.env`, `.train`, `.data`; what they share is in common.py."""
