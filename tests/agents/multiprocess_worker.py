@@ -5,8 +5,9 @@ python tests/agents/multiprocess_worker.py OUT.npz [--coordinator_address=127.0.
 
 Trains N iterations of a tiny PPO config on the constant probe over every process's devices and writes
 this process's first-device params (flattened 'a/b/c' keys) to OUT.npz, plus `offset` (its global env
-offset) and `identical` (its replicas and the other processes' agree). `run` is also called in-process
-by the test for the one-process reference. Every device decision goes through jaxtrade.agents.devices.
+offset) and `identical` (its replicas and the other processes' agree). The test also starts it
+without the coordinator flags for the one-process reference. Every device decision goes through
+jaxtrade.agents.devices.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ N_ITER = 2
 
 def config(seed: int):
     from tests.agents.ppo.helpers import tiny_config
-    cfg = tiny_config(n_envs=N_ENVS, n_steps=4, n_minibatches=2, update_epochs=1, critic_epochs=1)
+    cfg = tiny_config(n_envs=N_ENVS, n_steps=4, n_minibatches=2, update_epochs=1, critic_epochs=0)
     cfg.model.dropout = 0.1        # per-env dropout keys must also be process-split invariant
     cfg.seed = seed
     return cfg
