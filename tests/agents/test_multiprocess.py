@@ -114,3 +114,17 @@ def test_two_processes_train_like_one_process_with_four_devices(runs):
         assert mine.keys() == ref.keys()
         for k, v in ref.items():
             np.testing.assert_allclose(mine[k], v, rtol=1e-5, atol=1e-5, err_msg=prefix + k)
+
+
+def test_layout_helpers_and_flag_errors():
+    from jaxtrade.agents import devices as dev
+    local = jax.local_devices()[:4]
+    assert dev.pmap_devices(local) == local and dev.global_env_offset(8, local[2:]) == 0
+    tree = {"w": np.arange(8.0).reshape(4, 2)}
+    np.testing.assert_array_equal(dev.first_device(dev.local_slices(tree, local))["w"], [0.0, 1.0])
+    assert dev.identical_across_devices(dev.put_replicated(tree, local))
+    assert not dev.identical_across_devices(dev.put_sharded(tree, local))
+    with pytest.raises(ValueError, match="--process_id=2"):
+        dev.initialize_distributed("127.0.0.1:1234", 2, 2)
+    with pytest.raises(ValueError, match="--coordinator_address='127.0.0.1'"):
+        dev.initialize_distributed("127.0.0.1", 2, 0)
