@@ -30,6 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 AXIS = "devices"
 
 _FLAGS = "--coordinator_address, --num_processes, --process_id"
+_JOINED = None      # (coordinator_address, num_processes, process_id) once initialize_distributed joined
 
 
 def initialize_distributed(coordinator_address: str, num_processes: int, process_id: int,
@@ -40,17 +41,14 @@ def initialize_distributed(coordinator_address: str, num_processes: int, process
     On CPU the cross-process collectives are gloo's. Idempotent: a second call with the same
     arguments does nothing, with different ones it raises. Failures name the flags to fix.
     """
-    from jax._src import distributed as _distributed  # the only place jax keeps the run's settings
-
-    state = _distributed.global_state
-    if state.client is not None:
-        same = (state.coordinator_address == coordinator_address and state.num_processes == num_processes
-                and state.process_id == process_id)
-        if not same:
+    global _JOINED
+    if jax.distributed.is_initialized():
+        joined = _JOINED or (None, jax.process_count(), jax.process_index())
+        if joined[1:] != (num_processes, process_id) or joined[0] not in (None, coordinator_address):
             raise RuntimeError(
-                f"initialize_distributed: already joined {state.coordinator_address} as process "
-                f"{state.process_id} of {state.num_processes}; cannot rejoin {coordinator_address} as "
-                f"process {process_id} of {num_processes} ({_FLAGS})")
+                f"initialize_distributed: already joined {joined[0] or 'a run'} as process {joined[2]} of "
+                f"{joined[1]}; cannot rejoin {coordinator_address} as process {process_id} of "
+                f"{num_processes} ({_FLAGS})")
         return
     if not isinstance(num_processes, int) or num_processes < 1:
         raise ValueError(f"--num_processes={num_processes!r} must be a positive int")
@@ -72,6 +70,7 @@ def initialize_distributed(coordinator_address: str, num_processes: int, process
             f"num_processes={num_processes}, process_id={process_id}) failed: {e}. Check {_FLAGS}: every "
             "process needs the same address and count, a distinct id, and process 0 must be able to bind "
             "the port; initialize before anything else uses jax.") from e
+    _JOINED = (coordinator_address, num_processes, process_id)
 
 
 def is_multiprocess() -> bool:
