@@ -1,6 +1,10 @@
 r"""Train an agent: python -m experiments.train --config=experiments/configs/portfolio_gru.py \
     --workdir=runs/portfolio_gru [--config.ppo.critic_lr=1e-3] [--resume_from=latest] [--fresh_start]
 
+Multi-process (several hosts, or several processes on one machine): start the same command once per
+process with --coordinator_address=HOST:PORT (process 0's host) --num_processes=P --process_id=I;
+every process trains over all processes' devices (`jaxtrade.agents.devices`).
+
 The last line printed is the path of the out-of-sample report. The first SIGINT/SIGTERM finishes the
 iteration, saves `latest` and exits 0; a second exits at once.
 """
@@ -17,7 +21,21 @@ _RESUME = flags.DEFINE_string("resume_from", None,
                               "latest | composite | win_rate | profit_rate | sharpe | a checkpoint or "
                               "model artifact path. Default: latest if the workdir has one.")
 _FRESH = flags.DEFINE_bool("fresh_start", False, "Ignore (and move aside) what the workdir holds.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                   "host:port of process 0 for a multi-process run (jax.distributed). "
+                                   "Default: one process.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.",
+                                      lower_bound=1)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's id in [0, --num_processes).",
+                                   lower_bound=0)
 common.accept_verbosity_words()
+
+
+@flags.multi_flags_validator(["coordinator_address", "num_processes", "process_id"],
+                             message="--coordinator_address, --num_processes and --process_id go together "
+                                     "(all three for a multi-process run, none for one process)")
+def _distributed_flags_together(values) -> bool:
+    return len({v is None for v in values.values()}) == 1
 
 
 def main(argv):
@@ -25,6 +43,10 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     word = common.verbosity_word()
     common.setup_logging(word)
+    if _COORDINATOR.value is not None:  # before anything builds devices
+        from jaxtrade.agents import devices
+
+        devices.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from experiments.signals import StopRequest
     from jaxtrade.train import train  # after flag parsing: jax reads XLA_FLAGS at import
 
