@@ -22,7 +22,7 @@ import jax
 import ml_collections
 
 from jaxtrade import envs
-from jaxtrade.agents.devices import select_devices
+from jaxtrade.agents.devices import pmap_devices, select_devices
 from jaxtrade.data import Preprocessor, load_csv, load_dataset, split
 from jaxtrade.train import budget as budget_lib
 
@@ -46,7 +46,7 @@ class Setup:
     eval_env: Any
     val_params: Any
     test_params: Any
-    devices: list
+    devices: list                     # this process's devices (a multi-process run spans more)
     budget: budget_lib.Budget
 
     @property
@@ -112,7 +112,7 @@ def build(config) -> Setup:
     b = budget_lib.resolve_budget(
         total_timesteps=config.train.total_timesteps, episodes=config.train.episodes,
         iterations=config.train.iterations, n_envs=config.ppo.n_envs, n_steps=config.ppo.n_steps,
-        n_devices=len(devices), episode_length=config.env.episode_length)
+        n_devices=len(pmap_devices(devices)), episode_length=config.env.episode_length)
     return Setup(config, md, pre, splits, env, train_params, eval_env, val_params, test_params, devices, b)
 
 
