@@ -1,10 +1,8 @@
 """Observation encoders: an obs dict -> features [..., hidden_dim]. Every key is read, none dropped.
 
-The obs spec fixes each entry's trailing shape; the encoders are told how many leading (time,
-batch) axes there are by the "window" entry [..., W, D] (CLSTM) or by `n_lead` (MLP: the number of
-axes not in the spec; inferred from "window" or "state" when present). Keys are read in sorted
-order, so the feature layout depends on the key names only. Parameters are float32; `dtype` is the
-compute dtype.
+The leading (time, batch) axes are those of "window" [..., W, D] or "state" [..., S]; every other
+entry is flattened over its remaining axes. Keys are read in sorted order, so the feature layout
+depends on the key names only. Parameters are float32; `dtype` is the compute dtype.
 """
 
 from __future__ import annotations
