@@ -14,7 +14,6 @@ import jax.numpy as jnp
 
 from jaxtrade.models.layers import LayerNorm
 
-
 # Trailing (per-observation) rank of the keys every env emits; any other key is read with the leading
 # axes these imply, so an extra entry (an action mask, a Greeks vector) needs no code here.
 _RANKS = {"window": 2, "state": 1}
