@@ -3,10 +3,7 @@
 from jaxtrade.agents.ppo.agent import (
     DIAGNOSTICS,
     PPOAgent,
-    init_carry,
     make,
-    make_policy,
-    make_train_iteration,
     params_identical_across_devices,
 )
 from jaxtrade.agents.ppo.config import PPOHParams, TracedHParams, default_config, derived_sizes
@@ -20,7 +17,7 @@ from jaxtrade.agents.ppo.update import TrainState, all_finite, maybe_pmean, mini
 
 __all__ = ["DIAGNOSTICS", "PATH_TABLE", "Carry", "Optimizer", "PPOAgent", "PPOHParams", "TracedHParams",
            "TrainState", "Trajectory", "all_finite", "bootstrap_truncation", "default_config",
-           "derived_sizes", "explained_variance", "gae", "init_carry", "make", "make_optimizer",
-           "make_policy", "make_schedules", "make_train_iteration", "maybe_pmean", "minibatch_indices",
+           "derived_sizes", "explained_variance", "gae", "make", "make_optimizer",
+           "make_schedules", "maybe_pmean", "minibatch_indices",
            "param_labels", "params_identical_across_devices", "policy_from_spec", "ppo_loss", "rollout",
            "train_iteration", "update", "value_loss"]

@@ -46,6 +46,9 @@ class PPOAgent:
         self.model = make_model(model_config, action_spec)
         self.opt = make_optimizer(hp)
         self.discrete = action_head(action_spec)[1]
+        self.devices = None                   # this process's devices, set by init / init_population
+        self.compiles = 0                     # traces (= compiles) of the training iteration so far
+        self._iterations: dict = {}
 
     # STATE
     def init_params(self, key, env_params):
@@ -59,14 +62,13 @@ class PPOAgent:
         params = self.init_params(key, env_params)
         return TrainState(params, self.opt.init(params, hparams.learning_rates()), jnp.zeros((), jnp.int32))
 
-    def _build(self, key, env_params, hparams, n_dev: int) -> iteration_lib.Carry:
+    def _build(self, key, env_params, hparams, n_dev: int, first: int = 0) -> iteration_lib.Carry:
         """Traceable: one member's Carry with a leading device axis [n_dev, ...]."""
         n_envs = self.hp.n_envs
         n_global = n_dev * n_envs
         init_key, reset_key, run_key = jax.random.split(key, 3)
         train_state = self.init_train_state(init_key, env_params, hparams)
-        # Global env indices; on multi-host runs each process holds the next block of them.
-        first = jax.process_index() * n_global
+        # Global env indices: on multi-process runs this process holds envs first .. first + n_global.
         reset_keys = jax.vmap(jax.random.fold_in, (None, 0))(reset_key, first + jnp.arange(n_global))
         obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(reset_keys, env_params)
         hidden = self.model.initialize_carry(n_global)
@@ -88,16 +90,17 @@ class PPOAgent:
 
         key: a jax.random.key or an int seed. hparams: traced hyperparameters (default: the config's).
         """
-        devices = devices_lib.select_devices(None, devices)
+        devices = self._use(devices)
         hparams = self.hparams if hparams is None else hparams
         self._fill_obs_spec(env_params)
-        build = jax.jit(self._build, static_argnums=3)   # one compile instead of dozens of eager ones
-        return devices_lib.put_sharded(build(_key(key), env_params, hparams, len(devices)), devices)
+        build = jax.jit(self._build, static_argnums=(3, 4))   # one compile instead of dozens of eager ones
+        first = devices_lib.global_env_offset(self.hp.n_envs, devices)
+        return devices_lib.put_sharded(build(_key(key), env_params, hparams, len(devices), first), devices)
 
     def init_population(self, keys, env_params, hparams: TracedHParams, devices=None):
         """K members: keys [K] (jax.random keys), hparams leaves [K] (`TracedHParams.stack`).
         -> Carry with leaves [n_devices, K, ...], placed on `devices`."""
-        devices = devices_lib.select_devices(None, devices)
+        devices = self._use(devices)
         self._fill_obs_spec(env_params)
         k = len(keys)
         bad = [n for n, x in zip(TracedHParams.names(), jax.tree.leaves(hparams), strict=True)
@@ -105,27 +108,56 @@ class PPOAgent:
         if bad:
             raise ValueError(f"init_population: hparams {bad} must have shape [K={k}] like keys "
                              "(use TracedHParams.stack)")
-        build = jax.jit(jax.vmap(self._build, in_axes=(0, None, 0, None), out_axes=1), static_argnums=3)
-        return devices_lib.put_sharded(build(keys, env_params, hparams, len(devices)), devices)
+        build = jax.jit(jax.vmap(self._build, in_axes=(0, None, 0, None, None), out_axes=1),
+                        static_argnums=(3, 4))
+        first = devices_lib.global_env_offset(self.hp.n_envs, devices)
+        return devices_lib.put_sharded(build(keys, env_params, hparams, len(devices), first), devices)
+
+    def _use(self, devices):
+        devices = devices_lib.select_devices(None, devices)
+        if self.devices is not None and list(self.devices) != list(devices):
+            self._iterations.clear()          # compiled for other devices
+        self.devices = list(devices)
+        return self.devices
+
+    def with_params(self, state, params):
+        """`state` with its network params replaced by `params` (unreplicated; a warm start or a best
+        model), on every device; optimizer, env and recurrent states as they were."""
+        params = jax.tree.map(lambda t, p: jnp.asarray(p, t.dtype), self.params(state), params)
+        placed = devices_lib.put_replicated(params, self.devices)
+        return state._replace(train_state=state.train_state._replace(params=placed))
 
     # ITERATIONS
     def _step(self):
         step = functools.partial(iteration_lib.train_iteration, env=self.env, model=self.model, opt=self.opt,
                                  hp=self.hp, discrete=self.discrete, axis_name=devices_lib.AXIS)
-        return iteration_lib.repeat_iterations(step, self.hp.iterations_per_call)
+        step = iteration_lib.repeat_iterations(step, self.hp.iterations_per_call)
+
+        def counted(state, env_params):
+            self.compiles += 1                # Python runs only while jax traces: once per compile
+            return step(state, env_params)
+
+        return counted
+
+    def _pmap(self, kind: str, devices, fn):
+        devices = list(devices) if devices is not None else (self.devices or jax.local_devices())
+        key = (kind, tuple(devices))
+        if key not in self._iterations:       # one compiled iteration per agent, reused across runs
+            self._iterations[key] = jax.pmap(fn, axis_name=devices_lib.AXIS, in_axes=(0, None),
+                                             donate_argnums=0, devices=devices_lib.pmap_devices(devices))
+        return self._iterations[key]
 
     def make_iteration(self, devices=None):
         """-> pmapped fn(state, env_params) -> (state, metrics); state donated; env_params broadcast.
         metrics: dict of arrays [n_devices] (identical across devices), or [n_devices, k] when
-        ppo.iterations_per_call = k > 1. devices: default all local devices, matching the state."""
-        return jax.pmap(self._step(), axis_name=devices_lib.AXIS, in_axes=(0, None), donate_argnums=0,
-                        devices=None if devices is None else list(devices))
+        ppo.iterations_per_call = k > 1. devices: default those of the last `init` (else all local
+        devices), matching the state; on multi-process runs the pmap spans every process's devices.
+        The same function comes back on every call (walk-forward and search reuse one compile)."""
+        return self._pmap("single", devices, self._step())
 
     def make_population_iteration(self, devices=None):
         """-> pmap over devices of vmap over the population; metrics [n_devices, K] (or [.., K, k])."""
-        return jax.pmap(jax.vmap(self._step(), in_axes=(0, None)), axis_name=devices_lib.AXIS,
-                        in_axes=(0, None), donate_argnums=0,
-                        devices=None if devices is None else list(devices))
+        return self._pmap("population", devices, jax.vmap(self._step(), in_axes=(0, None)))
 
     # MODEL
     def params(self, state):
@@ -141,24 +173,6 @@ def make(config, env) -> PPOAgent:
     model_config = model_config_dict(config.model)
     return PPOAgent(env, PPOHParams.from_config(config), TracedHParams.from_config(config), model_config,
                     action_spec_of(env), getattr(env, "obs_spec", None))
-
-
-# OLD ENTRY POINTS: thin wrappers over the agent until train/ and experiments/ are ported.
-
-def init_carry(config, env, env_params, key=None, n_devices: int | None = None, devices=None):
-    """`make(config, env).init(...)`; key: a jax.random.key, an int seed, or None for config.seed."""
-    key = config.seed if key is None else key
-    return make(config, env).init(key, env_params, devices_lib.select_devices(n_devices, devices))
-
-
-def make_train_iteration(config, env, devices=None):
-    """`make(config, env).make_iteration(devices)`."""
-    return make(config, env).make_iteration(devices)
-
-
-def make_policy(config, env, params, deterministic: bool = True):
-    """`policy_from_spec(config.model, env's action spec, params, deterministic)`."""
-    return policy_from_spec(config.model, action_spec_of(env), params, deterministic)
 
 
 def params_identical_across_devices(carry) -> bool:
