@@ -4,7 +4,8 @@
     python -m benchmarks.train --nets=small --n_envs=64,1024 --windows=1 --peers=false
     python -m benchmarks.train --nets=full --n_envs=65536 --windows=1 --peers=false  # on a GPU
 
-jaxtrade: `make_train_iteration` on the `portfolio` env (regimes) over the bundled sp500-20 training
+jaxtrade: `ppo.make(config, env).make_iteration()` on the `portfolio` env (regimes) over the bundled
+sp500-20 training
 split, with an observation window of W rows (`--windows`). MLP-encoder networks need only the last
 row (W=1: their GRU core carries the memory); the cascaded-LSTM encoder reads W=30 rows. Env steps
 per second of wall time for rollout + GAE + update (update_epochs=4, critic_epochs=4, 4 minibatches),
@@ -16,7 +17,7 @@ Compile time is the first call minus the median call. Peak memory is the worker'
 configuration runs in its own subprocess).
 
 FLOPs per env step are XLA's count (`cost_analysis()['flops']` of the lowered computation) for one
-device's share of one real training iteration (the same `make_train_iteration`, env step included),
+device's share of one real training iteration (the same `agent.make_iteration()`, env step included),
 divided by that device's env steps. XLA counts a while loop's body once whatever its trip count (a
 10-step `lax.scan` of a matmul reports one matmul), so the iteration is lowered a second time, not
 compiled, with every `lax.scan` unrolled (`unrolled_scans`): the rollout's steps, the epochs and
@@ -130,12 +131,14 @@ def iteration_flops(cfg, env, env_params, carry, devices) -> dict:
 
     one = cfg.copy_and_resolve_references()
     one.ppo.iterations_per_call = 1
-    model = ppo.make_model(one, env)
+    agent = ppo.make(one, env)
+    agent.init(0, env_params, devices)            # places nothing we keep: sets the agent's devices
+    model = agent.model
     params = first_device(carry.train_state.params)
     obs = jax.tree.map(lambda x: x[0, :1][None], carry.obs)                  # [T=1, B=1, ...]
     forward = lambda p, h, o, d: model.apply({"params": p}, h, o, d)
     with unrolled_scans():
-        train = cost_flops(ppo.make_train_iteration(one, env, devices=devices).lower(carry, env_params))
+        train = cost_flops(agent.make_iteration(devices).lower(carry, env_params))
         fwd = cost_flops(jax.jit(forward).lower(params, model.initialize_carry(1), obs,
                                                 jnp.zeros((1, 1), bool)))
     return {"train_per_device_iteration": train, "forward": fwd}
@@ -186,8 +189,9 @@ def run_jax(net: str, n_envs: int, window: int) -> dict:
         devices = devices[:1]
     per_call = _PER_CALL.value
     cfg = bench_config(net, n_envs // len(devices), _N_STEPS.value, per_call)
-    fn = ppo.make_train_iteration(cfg, env, devices=devices)
-    state = {"carry": ppo.init_carry(cfg, env, env_params, devices=devices)}
+    agent = ppo.make(cfg, env)
+    state = {"carry": agent.init(cfg.seed, env_params, devices)}
+    fn = agent.make_iteration()
 
     def call():   # the carry is donated: thread it through
         state["carry"], state["metrics"] = fn(state["carry"], env_params)

@@ -1,10 +1,13 @@
-"""flax.linen networks: encoders, recurrent cores, heads, and the `ActorCritic` that joins them."""
+"""flax.linen networks: encoders, recurrent cores, heads, the `ActorCritic` that joins them, and
+`make_model(model_config, action_spec)` that builds one from a config and a spec."""
 
 from jaxtrade.models.actor_critic import ActorCritic
 from jaxtrade.models.cores import CoreStep, ScannedCore, initialize_core_carry
 from jaxtrade.models.distributions import Categorical, DiagGaussian
-from jaxtrade.models.encoders import CLSTMEncoder, MLPEncoder
+from jaxtrade.models.encoders import CLSTMEncoder, MLPEncoder, flatten_obs
+from jaxtrade.models.factory import action_head, make_model, model_config_dict
 from jaxtrade.models.heads import PolicyHead, ValueHead
 
 __all__ = ["ActorCritic", "CLSTMEncoder", "Categorical", "CoreStep", "DiagGaussian", "MLPEncoder",
-           "PolicyHead", "ScannedCore", "ValueHead", "initialize_core_carry"]
+           "PolicyHead", "ScannedCore", "ValueHead", "action_head", "flatten_obs", "initialize_core_carry",
+           "make_model", "model_config_dict"]

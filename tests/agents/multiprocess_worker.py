@@ -39,9 +39,10 @@ def run(seed: int = 3, n_iter: int = N_ITER, devices=None):
     env, env_params = make_probe("constant", episode_length=4)
     cfg = config(seed)
     local = dev.select_devices(devices=devices)
-    carry = ppo.init_carry(cfg, env, env_params, key=seed, devices=local)
+    agent = ppo.make(cfg, env)
+    carry = agent.init(seed, env_params, local)
     init = _flat(jax.device_get(dev.first_device(carry.train_state.params)))
-    iterate = ppo.make_train_iteration(cfg, env, devices=dev.pmap_devices(local))
+    iterate = agent.make_iteration()                          # spans every process's devices
     for _ in range(n_iter):
         carry, metrics = iterate(carry, env_params)
     jax.block_until_ready(carry)

@@ -114,3 +114,38 @@ def test_layer_norm_matches_flax_values_and_gradients():
     for got, want in zip(jax.grad(loss(ours), (0, 1))(params, x), jax.grad(loss(ref), (0, 1))(params, x),
                          strict=True):
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), got, want)
+
+
+@pytest.mark.parametrize("encoder", ["mlp", "clstm"])
+def test_encoders_read_every_obs_key(encoder):
+    """An extra obs entry (here an action mask) changes the output: no key is silently dropped."""
+    from jaxtrade.envs.base import DiscreteSpec
+    from jaxtrade.models import make_model
+
+    model = make_model(dict(encoder=encoder, core="gru", hidden_dim=8, n_layers=1, n_heads=2, dropout=0.0),
+                       DiscreteSpec(3))
+    obs, done = _obs(jax.random.key(0)), jnp.zeros((T, B), bool)
+    obs["mask"] = jnp.ones((T, B, 3), bool)
+    params = model.init(jax.random.key(1), model.initialize_carry(B), obs, done)
+    _, dist, value = model.apply(params, model.initialize_carry(B), obs, done)
+    for changed in (dict(obs, mask=obs["mask"].at[..., 1].set(False)),
+                    dict(obs, state=obs["state"] + 1.0)):
+        _, dist2, value2 = model.apply(params, model.initialize_carry(B), changed, done)
+        assert not np.allclose(value, value2, atol=1e-6)
+        assert not np.allclose(dist.logits, dist2.logits, atol=1e-7)
+    first = params["params"]["encoder"]["dense_0" if encoder == "mlp" else "joint"]["kernel"]
+    # mlp: W*D window + S state + 3 mask inputs; clstm: H pooled + S + 3.
+    assert first.shape[0] == (W * D if encoder == "mlp" else 8) + S + 3
+
+
+def test_make_model_from_spec_only():
+    from jaxtrade.envs.base import ContinuousSpec, DiscreteSpec
+    from jaxtrade.models import make_model
+
+    cfg = dict(encoder="mlp", core="lstm", hidden_dim=8, n_layers=1, dropout=0.0, init_log_std=-1.0)
+    disc = make_model(cfg, DiscreteSpec(5, masked=True))
+    cont = make_model(cfg, ContinuousSpec((4,), 0.0, 1.0))
+    assert (disc.action_dim, disc.discrete, disc.core_type) == (5, True, "lstm")
+    assert (cont.action_dim, cont.discrete, cont.init_log_std) == (4, False, -1.0)
+    with pytest.raises(ValueError, match="model.hiden_dim"):
+        make_model(dict(cfg, hiden_dim=8), DiscreteSpec(2))

@@ -1,12 +1,14 @@
-"""Default `model` and `ppo` config sections, the frozen hyperparameters built from them, derived sizes."""
+"""Default `model` and `ppo` config sections; the static (`PPOHParams`) and traced (`TracedHParams`)
+hyperparameters built from them once; derived sizes."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import ml_collections
-
-from jaxtrade.models import ActorCritic
+from flax import struct
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -44,7 +46,9 @@ def default_config() -> ml_collections.ConfigDict:
         actor_schedule="constant",   # constant | linear | cosine
         critic_schedule="constant",
         warmup_steps=0,              # linear warmup from 0, in optimizer steps of each group
-        max_grad_norm=0.5,
+        max_grad_norm=0.5,           # global-norm clip over the trainable groups (or each group's, below)
+        clip_per_group=False,        # True: clip the actor's and the critic's gradient norms separately
+        frozen=(),                   # parameter modules (encoder, core, policy, value) never updated
         grad_accum_steps=1,          # optax.MultiSteps: minibatches per optimizer step
         total_updates=1000,          # training iterations the schedules decay over
         iterations_per_call=1,       # k iterations lax.scan-ed inside one pmap call
@@ -56,26 +60,21 @@ def default_config() -> ml_collections.ConfigDict:
 
 @dataclasses.dataclass(frozen=True)
 class PPOHParams:
-    """Plain-Python PPO hyperparameters, built once from `config.ppo`; hashable, so it can be static."""
+    """Static PPO hyperparameters (shapes, loop counts, schedule kinds): plain Python, hashable, built
+    once from `config.ppo` by `ppo.make`. The traced ones are in `TracedHParams`."""
 
     n_envs: int = 64
     n_steps: int = 128
     update_epochs: int = 4
     n_minibatches: int = 4
     critic_epochs: int = 4
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_eps: float = 0.2
-    vf_clip: float = 0.2
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
     norm_adv: bool = True
-    actor_lr: float = 3e-4
-    critic_lr: float = 9e-4
     actor_schedule: str = "constant"
     critic_schedule: str = "constant"
     warmup_steps: int = 0
     max_grad_norm: float = 0.5
+    clip_per_group: bool = False
+    frozen: tuple[str, ...] = ()
     grad_accum_steps: int = 1
     total_updates: int = 1000
     iterations_per_call: int = 1
@@ -85,14 +84,59 @@ class PPOHParams:
 
     @classmethod
     def from_config(cls, config) -> PPOHParams:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        ppo = {k: v for k, v in dict(config.ppo).items() if k in fields}
+        """From `config.ppo` (its traced keys are left to `TracedHParams`; an unknown key raises)."""
+        ppo = dict(config.ppo)
+        static = {f.name for f in dataclasses.fields(cls)} - {"continuous_dist"}
+        traced = {f.name for f in dataclasses.fields(TracedHParams)}
+        unknown = sorted(set(ppo) - static - traced)
+        if unknown:
+            raise ValueError(f"unknown ppo config key(s) {['ppo.' + k for k in unknown]}; known: "
+                             f"{sorted(static | traced)}")
+        kwargs = {k: v for k, v in ppo.items() if k in static}
+        if "frozen" in kwargs:
+            frozen = kwargs["frozen"]
+            kwargs["frozen"] = (frozen,) if isinstance(frozen, str) else tuple(frozen)
         model = config.get("model", None)
         if model is not None and "continuous_dist" in model:
-            ppo["continuous_dist"] = model.continuous_dist
-        hp = cls(**ppo)
+            kwargs["continuous_dist"] = model["continuous_dist"]
+        hp = cls(**kwargs)
         derived_sizes(hp)
         return hp
+
+
+@struct.dataclass
+class TracedHParams:
+    """Hyperparameters that are pytree leaves (float32 scalars, or [K] for a population): carried in
+    the agent state, so `jax.vmap` runs K settings in one compile. Learning rates are the peak
+    (post-warmup) rates of each group's schedule; the optimizer reads them through
+    `optax.inject_hyperparams`."""
+
+    actor_lr: jax.Array = struct.field(pytree_node=True, default=3e-4)     # encoder, core, policy head
+    critic_lr: jax.Array = struct.field(pytree_node=True, default=9e-4)    # value head
+    clip_eps: jax.Array = struct.field(pytree_node=True, default=0.2)
+    vf_clip: jax.Array = struct.field(pytree_node=True, default=0.2)       # <= 0 disables value clipping
+    ent_coef: jax.Array = struct.field(pytree_node=True, default=0.01)
+    vf_coef: jax.Array = struct.field(pytree_node=True, default=0.5)
+    gamma: jax.Array = struct.field(pytree_node=True, default=0.99)
+    gae_lambda: jax.Array = struct.field(pytree_node=True, default=0.95)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_config(cls, config) -> TracedHParams:
+        """float32 scalars from `config.ppo` (defaults where a key is absent)."""
+        ppo = dict(config.ppo)
+        return cls(**{n: jnp.asarray(ppo.get(n, getattr(cls, n)), jnp.float32) for n in cls.names()})
+
+    @classmethod
+    def stack(cls, members) -> TracedHParams:
+        """K settings -> one TracedHParams with leaves [K] (what `init_population` takes)."""
+        return jax.tree.map(lambda *x: jnp.stack([jnp.asarray(v, jnp.float32) for v in x]), *members)
+
+    def learning_rates(self) -> dict:
+        return {"actor": self.actor_lr, "critic": self.critic_lr}
 
 
 def derived_sizes(hp: PPOHParams) -> dict:
@@ -110,14 +154,3 @@ def derived_sizes(hp: PPOHParams) -> dict:
     critic_steps = (hp.update_epochs + hp.critic_epochs) * hp.n_minibatches // hp.grad_accum_steps
     return {"minibatch_envs": hp.n_envs // hp.n_minibatches, "actor_steps_per_iteration": actor_steps,
             "critic_steps_per_iteration": critic_steps}
-
-
-def make_model(config, env) -> ActorCritic:
-    """The `ActorCritic` described by `config.model` for `env`'s action space."""
-    m = config.model
-    return ActorCritic(action_dim=env.action_dim, discrete=bool(env.discrete), encoder_type=m.encoder,
-                       core_type=m.core, hidden_dim=m.hidden_dim, n_layers=m.n_layers,
-                       encoder_layers=m.get("encoder_layers", m.n_layers),
-                       head_layers=m.get("head_layers", 1),
-                       dropout=m.dropout, n_heads=m.n_heads, init_log_std=m.get("init_log_std", -0.5),
-                       compute_dtype=m.compute_dtype)

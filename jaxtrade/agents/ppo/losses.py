@@ -1,6 +1,7 @@
 """PPO losses: clipped surrogate, clipped value loss, entropy bonus, and their diagnostics.
 
-All inputs are [T, B] (or [T, B, A] for continuous actions); outputs are means over T and B.
+All inputs are [T, B] (or [T, B, A] for continuous actions); outputs are means over T and B. The
+coefficients are Python numbers or traced scalars (`TracedHParams` leaves).
 """
 
 from __future__ import annotations
@@ -9,17 +10,21 @@ import jax
 import jax.numpy as jnp
 
 
-def value_loss(value, old_value, target, *, vf_clip: float) -> jax.Array:
-    """0.5 * mean(max((v - R)^2, (clip(v, v_old +- vf_clip) - R)^2)); plain MSE/2 when vf_clip <= 0."""
+def value_loss(value, old_value, target, *, vf_clip) -> jax.Array:
+    """0.5 * mean(max((v - R)^2, (clip(v, v_old +- vf_clip) - R)^2)); plain MSE/2 when vf_clip <= 0.
+
+    vf_clip: a Python number or a traced scalar (then both losses are computed and one selected).
+    """
     unclipped = jnp.square(value - target)
-    if vf_clip <= 0:
+    if isinstance(vf_clip, int | float) and vf_clip <= 0:
         return 0.5 * jnp.mean(unclipped)
     clipped_value = old_value + jnp.clip(value - old_value, -vf_clip, vf_clip)
-    return 0.5 * jnp.mean(jnp.maximum(unclipped, jnp.square(clipped_value - target)))
+    clipped = jnp.maximum(unclipped, jnp.square(clipped_value - target))
+    return 0.5 * jnp.mean(jnp.where(vf_clip > 0, clipped, unclipped))
 
 
-def ppo_loss(dist, value, action, old_log_prob, old_value, advantage, target, *, clip_eps: float,
-             vf_clip: float, ent_coef: float, vf_coef: float) -> tuple[jax.Array, dict]:
+def ppo_loss(dist, value, action, old_log_prob, old_value, advantage, target, *, clip_eps, vf_clip,
+             ent_coef, vf_coef) -> tuple[jax.Array, dict]:
     """-> (policy_loss - ent_coef * entropy + vf_coef * value_loss, metrics).
 
     `advantage` is used as given (normalize beforehand). approx_kl is the (ratio - 1) - log ratio

@@ -1,4 +1,5 @@
-"""`make_policy`: a trained ActorCritic as the unbatched `Policy` evaluators run."""
+"""`policy_from_spec`: a trained ActorCritic as the unbatched `Policy` evaluators run, rebuilt from a
+model config, an action spec and params alone (no env: model artifacts use it)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,28 @@ import jax
 import jax.numpy as jnp
 from jax.tree_util import Partial
 
-from jaxtrade.agents.ppo.config import make_model
 from jaxtrade.agents.ppo.rollout import env_action
 from jaxtrade.envs.base import Policy
+from jaxtrade.models import action_head, make_model, model_config_dict
+
+
+def _hashable(model_config) -> tuple:
+    d = model_config_dict(model_config)
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
 
 
 @functools.lru_cache(maxsize=64)
-def _policy_fns(model, discrete: bool, continuous_dist: str, deterministic: bool):
-    """(init, act) for one architecture, the same function objects every call.
+def _policy_fns(model_config: tuple, action_spec, deterministic: bool):
+    """(init, act, dist) for one architecture, the same function objects every call.
 
     Evaluators jit a policy with its functions as static arguments and its params as traced ones
     (`jax.tree_util.Partial`), so a new checkpoint of the same architecture reuses the compiled
     backtest instead of compiling it again.
     """
+    config = dict(model_config)
+    model = make_model(config, action_spec)
+    _, discrete = action_head(action_spec)
+    continuous_dist = config.get("continuous_dist", "gaussian")
 
     def init():
         return model.initialize_carry(())
@@ -43,16 +53,16 @@ def _policy_fns(model, discrete: bool, continuous_dist: str, deterministic: bool
     return init, act, dist_params
 
 
-def make_policy(config, env, params, deterministic: bool = True) -> Policy:
-    """params: one (unreplicated) copy of `TrainState.params`. Dropout is off; deterministic takes the
-    categorical argmax or the Gaussian mean, otherwise samples with the key given to `act`.
+def policy_from_spec(model_config, action_spec, params, deterministic: bool = True) -> Policy:
+    """model_config: plain dict (or ConfigDict) of the `model` section; params: one (unreplicated)
+    copy of `TrainState.params`. Dropout is off; deterministic takes the categorical argmax or the
+    Gaussian mean, otherwise samples with the key given to `act`.
 
     Policy.init() -> core state with leaves [H]; Policy.act(key, carry, obs) -> (action, carry) for one
-    unbatched observation {"window": [W, D], "state": [S]}.
+    unbatched observation; Policy.dist(carry, obs) -> ({"logits"} or {"mean", "log_std"}, carry).
     """
     if isinstance(params, dict) and set(params) == {"params"}:
         params = params["params"]
-    init, act, dist = _policy_fns(make_model(config, env), bool(env.discrete),
-                                  config.model.get("continuous_dist", "gaussian"), bool(deterministic))
+    init, act, dist = _policy_fns(_hashable(model_config), action_spec, bool(deterministic))
     params = jax.tree.map(jnp.asarray, params)
     return Policy(Partial(init), Partial(act, params), Partial(dist, params))

@@ -49,11 +49,13 @@ def policy_step(model, params, hidden, obs, reset):
 
 
 def rollout(env, model, params, env_state, obs, hidden, done, env_params, key, *, n_steps: int,
-            env_index: jax.Array, continuous_dist: str = "gaussian", bootstrap_truncation: bool = True):
+            env_index: jax.Array, discrete: bool, continuous_dist: str = "gaussian",
+            bootstrap_truncation: bool = True):
     """Runs `n_steps` of B environments.
 
     params: model variables ({"params": ...}); env_state/obs/hidden/done: batched [B, ...], where
     `done` is the previous step's done (it resets the core before obs is processed).
+    discrete: the action spec is discrete (from the spec, never from the env object).
     env_index: int32 [B], each environment's global index; per-step keys are
     fold_in(fold_in(key, env_index), t), so results do not depend on how envs are spread over devices.
     The env must be wrapped in `EpisodeStats` (as `envs.make` does): info["stats"] is summed.
@@ -69,7 +71,7 @@ def rollout(env, model, params, env_state, obs, hidden, done, env_params, key, *
         new_hidden, dist, value = policy_step(model, params, hidden, obs, done)
         action = jax.vmap(lambda d, k: d.sample(k))(dist, act_keys)
         log_prob = dist.log_prob(action)
-        a_env = env_action(action, discrete=env.discrete, continuous_dist=continuous_dist)
+        a_env = env_action(action, discrete=discrete, continuous_dist=continuous_dist)
         next_obs, next_state, reward, next_done, info = vstep(env_keys_t, env_state, a_env, env_params)
         truncated = jnp.asarray(info["truncated"]).astype(bool) & next_done
         if bootstrap_truncation:

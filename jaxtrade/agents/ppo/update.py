@@ -8,16 +8,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxtrade.agents.ppo.config import PPOHParams
+from jaxtrade.agents.ppo.config import PPOHParams, TracedHParams
 from jaxtrade.agents.ppo.losses import ppo_loss, value_loss
-from jaxtrade.agents.ppo.optim import keep_actor_state, zero_actor
+from jaxtrade.agents.ppo.optim import Optimizer
 from jaxtrade.agents.ppo.rollout import Trajectory
 from jaxtrade.models import ActorCritic
 
 
 class TrainState(NamedTuple):
     params: dict             # the ActorCritic's "params" collection: encoder, core, policy, value
-    opt_state: optax.OptState
+    opt_state: dict          # {group: optax state}, see `optim.Optimizer`
     step: jax.Array          # int32 training iterations done
 
 
@@ -73,23 +73,28 @@ def _take(tree, idx, axis):
     return jax.tree.map(lambda x: jnp.take(x, idx, axis=axis), tree)
 
 
-def _finite(tree) -> jax.Array:
+def all_finite(tree) -> jax.Array:
+    """bool scalar: every element of every leaf is finite (True for an empty tree)."""
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def update(model: ActorCritic, tx: optax.GradientTransformation, train_state: TrainState, traj: Trajectory,
-           advantages: jax.Array, targets: jax.Array, key: jax.Array, *, hp: PPOHParams, env_offset=0,
-           axis_name=None) -> tuple[TrainState, dict]:
+def update(model: ActorCritic, opt: Optimizer, train_state: TrainState, traj: Trajectory,
+           advantages: jax.Array, targets: jax.Array, key: jax.Array, *, hp: PPOHParams,
+           hparams: TracedHParams, env_offset=0, axis_name=None) -> tuple[TrainState, dict]:
     """`update_epochs` x `n_minibatches` PPO steps, then `critic_epochs` x `n_minibatches` value-only steps.
 
     traj/advantages/targets: this device's [T, B] batch; env_offset: global index of its first env.
+    hparams: the traced coefficients and learning rates. Critic-only steps step the optimizer's
+    "critic" group alone (`Optimizer.update(groups=("critic",))`): the actor's parameters and Adam
+    state are not touched.
     Gradients, losses and metrics are pmean-ed over `axis_name`, so parameters stay identical.
     -> (train_state with step unchanged, metrics of scalars).
     """
     n_envs = traj.reward.shape[1]
     env_index = env_offset + jnp.arange(n_envs, dtype=jnp.int32)
     ppo_key, critic_key = jax.random.split(key)
+    lrs = hparams.learning_rates()
 
     def ppo_step(carry, inputs):
         params, opt_state = carry
@@ -104,14 +109,15 @@ def update(model: ActorCritic, tx: optax.GradientTransformation, train_state: Tr
 
         def loss_fn(p):
             dist, value = sequence_forward(model, p, init_hidden, obs, reset, keys, train=True)
-            return ppo_loss(dist, value, action, old_log_prob, old_value, adv, target, clip_eps=hp.clip_eps,
-                            vf_clip=hp.vf_clip, ent_coef=hp.ent_coef, vf_coef=hp.vf_coef)
+            return ppo_loss(dist, value, action, old_log_prob, old_value, adv, target,
+                            clip_eps=hparams.clip_eps, vf_clip=hparams.vf_clip, ent_coef=hparams.ent_coef,
+                            vf_coef=hparams.vf_coef)
 
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         grads, loss, metrics = maybe_pmean((grads, loss, metrics), axis_name)
         grad_norm = optax.tree.norm(grads)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
+        updates, opt_state = opt.update(grads, opt_state, params, lrs)
+        params = opt.apply(params, updates)
         metrics = dict(metrics, loss=loss, grad_norm=grad_norm,
                        nonfinite=~(jnp.isfinite(loss) & jnp.isfinite(grad_norm)))
         return (params, opt_state), metrics
@@ -144,14 +150,13 @@ def update(model: ActorCritic, tx: optax.GradientTransformation, train_state: Tr
 
             def loss_fn(p):
                 value = model.apply({"params": p}, f, method=ActorCritic.value_from_features)
-                return value_loss(value, old_value, target, vf_clip=hp.vf_clip)
+                return value_loss(value, old_value, target, vf_clip=hparams.vf_clip)
 
             loss, grads = jax.value_and_grad(loss_fn)(params)
             grads, loss = maybe_pmean((grads, loss), axis_name)
-            updates, new_opt_state = tx.update(grads, opt_state, params)
-            params = optax.apply_updates(params, zero_actor(updates, params))
-            opt_state = keep_actor_state(opt_state, new_opt_state)
-            return (params, opt_state), (loss, ~(jnp.isfinite(loss) & _finite(grads)))
+            updates, opt_state = opt.update(grads, opt_state, params, lrs, groups=("critic",))
+            params = opt.apply(params, updates, groups=("critic",))
+            return (params, opt_state), (loss, ~(jnp.isfinite(loss) & all_finite(grads)))
 
         def critic_epoch(carry, epoch):
             epoch_key = jax.random.fold_in(critic_key, epoch)
@@ -166,5 +171,5 @@ def update(model: ActorCritic, tx: optax.GradientTransformation, train_state: Tr
         metrics["critic_value_loss"] = jnp.zeros((), jnp.float32)
 
     params, opt_state = carry
-    metrics["any_nonfinite"] = nonfinite | ~_finite(params)
+    metrics["any_nonfinite"] = nonfinite | ~all_finite(params)
     return TrainState(params, opt_state, train_state.step), metrics

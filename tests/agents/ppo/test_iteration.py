@@ -22,8 +22,9 @@ def _config(n_envs, **overrides):
 
 
 def _run(cfg, env, env_params, devices, fn=None, seed=None, n_iter=N_ITER):
-    fn = fn or ppo.make_train_iteration(cfg, env, devices=devices)
-    carry = ppo.init_carry(cfg, env, env_params, key=seed, devices=devices)
+    agent = ppo.make(cfg, env)
+    fn = fn or agent.make_iteration(devices)
+    carry = agent.init(cfg.seed if seed is None else seed, env_params, devices)
     history = []
     for _ in range(n_iter):
         carry, metrics = fn(carry, env_params)
@@ -46,7 +47,8 @@ def test_four_devices_match_one_device(runs):
     p4, p1 = first_device(carry4.train_state.params), first_device(carry1.train_state.params)
     chex.assert_tree_all_finite(p4)
     chex.assert_trees_all_close(p4, p1, atol=1e-5, rtol=1e-5)
-    init = ppo.init_train_state(_config(8), *runs[:2], jax.random.split(jax.random.key(7), 3)[0]).params
+    agent = ppo.make(_config(8), runs[0])
+    init = agent.init_train_state(jax.random.split(jax.random.key(7), 3)[0], runs[1]).params
     assert not np.allclose(init["policy"]["out"]["kernel"], p4["policy"]["out"]["kernel"])   # it trained
     for m4, m1 in zip(hist4, hist1, strict=True):
         for name in ("episodes", "episode_return_sum", "env_steps", "reward_sum"):

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
 
 def _train(cfg, env, env_params, n_calls):
     devices = jax.devices()[:1]
-    fn = ppo.make_train_iteration(cfg, env, devices=devices)
-    carry = ppo.init_carry(cfg, env, env_params, devices=devices)
+    agent = ppo.make(cfg, env)
+    fn = agent.make_iteration(devices)
+    carry = agent.init(cfg.seed, env_params, devices)
     history = []
     for _ in range(n_calls):
         carry, metrics = fn(carry, env_params)
@@ -30,7 +31,7 @@ def _train(cfg, env, env_params, n_calls):
 
 def _values_by_time(cfg, env, env_params, params, length):
     """Critic values along one fresh episode of the probe (steps 0 .. length-1)."""
-    model = ppo.make_model(cfg, env)
+    model = ppo.make(cfg, env).model
     obs, state = env.reset(jax.random.key(0), env_params)
     hidden, values = model.initialize_carry(()), []
     for t in range(length):
@@ -81,8 +82,10 @@ def test_memory_task_needs_a_recurrent_core():
     assert mlp_return < 0.75, mlp_return         # memoryless: 0.5 in expectation
     assert elapsed < 120.0, elapsed
 
-    # The trained recurrent policy through make_policy (unbatched, deterministic) is right every time.
-    policy = ppo.make_policy(cfg, env, first_device(carry.train_state.params))
+    # The trained recurrent policy, rebuilt from the model config and the action spec alone
+    # (unbatched, deterministic), is right every time.
+    agent = ppo.make(cfg, env)
+    policy = ppo.policy_from_spec(agent.model_config, agent.action_spec, agent.params(carry))
 
     @jax.jit
     def play(key):
@@ -151,7 +154,7 @@ def test_continuous_gaussian_policy_moves_to_the_target():
     assert not history[-1]["any_nonfinite"].any()
     chex.assert_tree_all_finite(history[-1]["policy_loss"])
     params = first_device(carry.train_state.params)
-    policy = ppo.make_policy(cfg, env, params)
+    policy = ppo.make(cfg, env).policy(params)
     obs, _ = env.reset(jax.random.key(0), env_params)
     action, _ = policy.act(jax.random.key(1), policy.init(), obs)
     assert action.shape == (3,)

@@ -1,0 +1,180 @@
+"""`ppo.make(config, env) -> PPOAgent`: the `Agent` protocol (agents/base.py) for recurrent PPO.
+
+Hyperparameters (`PPOHParams` static, `TracedHParams` traced), the model and the optimizer are built
+once here and handed down; nothing below re-reads the config.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jaxtrade.agents import devices as devices_lib
+from jaxtrade.agents.base import action_spec_of
+from jaxtrade.agents.ppo import iteration as iteration_lib
+from jaxtrade.agents.ppo.config import PPOHParams, TracedHParams
+from jaxtrade.agents.ppo.optim import make_optimizer
+from jaxtrade.agents.ppo.policy import policy_from_spec
+from jaxtrade.agents.ppo.update import TrainState
+from jaxtrade.envs.base import ObsSpec
+from jaxtrade.models import action_head, make_model, model_config_dict
+
+# Health metrics: for logs, never for model selection.
+DIAGNOSTICS = ("policy_loss", "value_loss", "critic_value_loss", "entropy", "approx_kl", "clip_frac",
+               "explained_variance", "grad_norm", "loss", "any_nonfinite")
+
+
+def _key(key):
+    return jax.random.key(key) if isinstance(key, int) else key
+
+
+class PPOAgent:
+    """Recurrent PPO over one env (module docstring of agents/base.py for the protocol)."""
+
+    diagnostics = DIAGNOSTICS
+
+    def __init__(self, env, hp: PPOHParams, hparams: TracedHParams, model_config: dict, action_spec,
+                 obs_spec=None):
+        self.env = env
+        self.hp = hp
+        self.hparams = hparams                # the config's traced values (defaults for init)
+        self.model_config = model_config
+        self.action_spec = action_spec
+        self.obs_spec = obs_spec
+        self.model = make_model(model_config, action_spec)
+        self.opt = make_optimizer(hp)
+        self.discrete = action_head(action_spec)[1]
+        self.devices = None                   # this process's devices, set by init / init_population
+        self.compiles = 0                     # traces (= compiles) of the training iteration so far
+        self._iterations: dict = {}
+
+    # STATE
+    def init_params(self, key, env_params):
+        """Unreplicated network params drawn from `key` (what `TrainState.params` starts as)."""
+        obs, _ = self.env.reset(jax.random.key(0), env_params)
+        obs = jax.tree.map(lambda x: jnp.asarray(x)[None, None], obs)              # [T=1, B=1, ...]
+        return self.model.init(key, self.model.initialize_carry(1), obs, jnp.zeros((1, 1), bool))["params"]
+
+    def init_train_state(self, key, env_params, hparams: TracedHParams | None = None) -> TrainState:
+        hparams = self.hparams if hparams is None else hparams
+        params = self.init_params(key, env_params)
+        return TrainState(params, self.opt.init(params, hparams.learning_rates()), jnp.zeros((), jnp.int32))
+
+    def _build(self, key, env_params, hparams, n_dev: int, first: int = 0) -> iteration_lib.Carry:
+        """Traceable: one member's Carry with a leading device axis [n_dev, ...]."""
+        n_envs = self.hp.n_envs
+        n_global = n_dev * n_envs
+        init_key, reset_key, run_key = jax.random.split(key, 3)
+        train_state = self.init_train_state(init_key, env_params, hparams)
+        # Global env indices: on multi-process runs this process holds envs first .. first + n_global.
+        reset_keys = jax.vmap(jax.random.fold_in, (None, 0))(reset_key, first + jnp.arange(n_global))
+        obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(reset_keys, env_params)
+        hidden = self.model.initialize_carry(n_global)
+        per_device = lambda x: x.reshape((n_dev, n_envs) + x.shape[1:])
+        env_state, obs, hidden = jax.tree.map(per_device, (env_state, obs, hidden))
+        done = jnp.zeros((n_dev, n_envs), bool)
+        stack = lambda x: jnp.broadcast_to(x, (n_dev,) + jnp.shape(x))
+        hparams = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams)
+        return iteration_lib.Carry(jax.tree.map(stack, train_state), env_state, obs, hidden, done,
+                                   stack(run_key), jax.tree.map(stack, hparams))
+
+    def _fill_obs_spec(self, env_params):
+        if self.obs_spec is None:   # envs that predate obs_spec: read it off one reset
+            obs, _ = jax.eval_shape(self.env.reset, jax.random.key(0), env_params)
+            self.obs_spec = ObsSpec.from_obs(obs)
+
+    def init(self, key, env_params, devices=None, hparams: TracedHParams | None = None):
+        """Carry with a leading device axis, placed on `devices` (default: all local devices).
+
+        key: a jax.random.key or an int seed. hparams: traced hyperparameters (default: the config's).
+        """
+        devices = self._use(devices)
+        hparams = self.hparams if hparams is None else hparams
+        self._fill_obs_spec(env_params)
+        build = jax.jit(self._build, static_argnums=(3, 4))   # one compile instead of dozens of eager ones
+        first = devices_lib.global_env_offset(self.hp.n_envs, devices)
+        return devices_lib.put_sharded(build(_key(key), env_params, hparams, len(devices), first), devices)
+
+    def init_population(self, keys, env_params, hparams: TracedHParams, devices=None):
+        """K members: keys [K] (jax.random keys), hparams leaves [K] (`TracedHParams.stack`).
+        -> Carry with leaves [n_devices, K, ...], placed on `devices`."""
+        devices = self._use(devices)
+        self._fill_obs_spec(env_params)
+        k = len(keys)
+        bad = [n for n, x in zip(TracedHParams.names(), jax.tree.leaves(hparams), strict=True)
+               if jnp.shape(x) != (k,)]
+        if bad:
+            raise ValueError(f"init_population: hparams {bad} must have shape [K={k}] like keys "
+                             "(use TracedHParams.stack)")
+        build = jax.jit(jax.vmap(self._build, in_axes=(0, None, 0, None, None), out_axes=1),
+                        static_argnums=(3, 4))
+        first = devices_lib.global_env_offset(self.hp.n_envs, devices)
+        return devices_lib.put_sharded(build(keys, env_params, hparams, len(devices), first), devices)
+
+    def _use(self, devices):
+        devices = devices_lib.select_devices(None, devices)
+        if self.devices is not None and list(self.devices) != list(devices):
+            self._iterations.clear()          # compiled for other devices
+        self.devices = list(devices)
+        return self.devices
+
+    def with_params(self, state, params):
+        """`state` with its network params replaced by `params` (unreplicated; a warm start or a best
+        model), on every device; optimizer, env and recurrent states as they were."""
+        params = jax.tree.map(lambda t, p: jnp.asarray(p, t.dtype), self.params(state), params)
+        placed = devices_lib.put_replicated(params, self.devices)
+        return state._replace(train_state=state.train_state._replace(params=placed))
+
+    # ITERATIONS
+    def _step(self):
+        step = functools.partial(iteration_lib.train_iteration, env=self.env, model=self.model, opt=self.opt,
+                                 hp=self.hp, discrete=self.discrete, axis_name=devices_lib.AXIS)
+        step = iteration_lib.repeat_iterations(step, self.hp.iterations_per_call)
+
+        def counted(state, env_params):
+            self.compiles += 1                # Python runs only while jax traces: once per compile
+            return step(state, env_params)
+
+        return counted
+
+    def _pmap(self, kind: str, devices, fn):
+        devices = list(devices) if devices is not None else (self.devices or jax.local_devices())
+        key = (kind, tuple(devices))
+        if key not in self._iterations:       # one compiled iteration per agent, reused across runs
+            self._iterations[key] = jax.pmap(fn, axis_name=devices_lib.AXIS, in_axes=(0, None),
+                                             donate_argnums=0, devices=devices_lib.pmap_devices(devices))
+        return self._iterations[key]
+
+    def make_iteration(self, devices=None):
+        """-> pmapped fn(state, env_params) -> (state, metrics); state donated; env_params broadcast.
+        metrics: dict of arrays [n_devices] (identical across devices), or [n_devices, k] when
+        ppo.iterations_per_call = k > 1. devices: default those of the last `init` (else all local
+        devices), matching the state; on multi-process runs the pmap spans every process's devices.
+        The same function comes back on every call (walk-forward and search reuse one compile)."""
+        return self._pmap("single", devices, self._step())
+
+    def make_population_iteration(self, devices=None):
+        """-> pmap over devices of vmap over the population; metrics [n_devices, K] (or [.., K, k])."""
+        return self._pmap("population", devices, jax.vmap(self._step(), in_axes=(0, None)))
+
+    # MODEL
+    def params(self, state):
+        """Device 0's network params (leaves [K, ...] for a population state)."""
+        return devices_lib.first_device(state.train_state.params)
+
+    def policy(self, params, deterministic: bool = True):
+        return policy_from_spec(self.model_config, self.action_spec, params, deterministic)
+
+
+def make(config, env) -> PPOAgent:
+    """PPO for `env` from `config.model` and `config.ppo` (hyperparameters, model, optimizer: once)."""
+    model_config = model_config_dict(config.model)
+    return PPOAgent(env, PPOHParams.from_config(config), TracedHParams.from_config(config), model_config,
+                    action_spec_of(env), getattr(env, "obs_spec", None))
+
+
+def params_identical_across_devices(carry) -> bool:
+    """True if params and optimizer state are bit-identical on every device."""
+    return devices_lib.identical_across_devices((carry.train_state.params, carry.train_state.opt_state))

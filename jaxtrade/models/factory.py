@@ -1,0 +1,48 @@
+"""`make_model(model_config, action_spec)`: the network a model config describes, from the action
+spec alone (never from an env object), so a saved model can be rebuilt with no env around."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from jaxtrade.envs.base import ContinuousSpec, DiscreteSpec
+from jaxtrade.models.actor_critic import ActorCritic
+
+# model config keys -> ActorCritic fields (defaults where a key is absent); `continuous_dist` is read
+# by the agents (how a Gaussian sample becomes an env action), not by the network.
+_FIELDS = {"encoder": "encoder_type", "core": "core_type", "hidden_dim": "hidden_dim",
+           "n_layers": "n_layers", "encoder_layers": "encoder_layers", "head_layers": "head_layers",
+           "dropout": "dropout", "n_heads": "n_heads", "init_log_std": "init_log_std",
+           "compute_dtype": "compute_dtype"}
+_AGENT_KEYS = ("continuous_dist",)
+
+
+def model_config_dict(model_config) -> dict:
+    """A plain dict of a model config (ConfigDict or mapping); unknown keys raise ValueError."""
+    d = dict(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
+    unknown = sorted(set(d) - set(_FIELDS) - set(_AGENT_KEYS))
+    if unknown:
+        raise ValueError(f"unknown model config key(s) {['model.' + k for k in unknown]}; known: "
+                         f"{sorted(set(_FIELDS) | set(_AGENT_KEYS))}")
+    return d
+
+
+def action_head(action_spec) -> tuple[int, bool]:
+    """(action_dim, discrete) of an action spec."""
+    if isinstance(action_spec, DiscreteSpec):
+        return int(action_spec.n), True
+    if isinstance(action_spec, ContinuousSpec):
+        if len(action_spec.shape) != 1:
+            raise ValueError(f"continuous actions must have shape [A]; got {action_spec.shape}")
+        return int(action_spec.shape[0]), False
+    raise TypeError(f"action_spec must be a DiscreteSpec or ContinuousSpec; got {action_spec!r}")
+
+
+def make_model(model_config: Mapping, action_spec) -> ActorCritic:
+    """The `ActorCritic` described by `model_config` (ConfigDict or dict) for `action_spec`."""
+    d = model_config_dict(model_config)
+    action_dim, discrete = action_head(action_spec)
+    kwargs = {field: d[key] for key, field in _FIELDS.items() if key in d}
+    if "encoder_layers" not in d and "n_layers" in d:
+        kwargs["encoder_layers"] = d["n_layers"]      # the first slice's default
+    return ActorCritic(action_dim=action_dim, discrete=discrete, **kwargs)
