@@ -196,7 +196,7 @@ def test_fresh_process_reproduces_the_report_row_from_the_artifact_alone(referen
     workdir, _ = reference
     best = os.path.join(workdir, "checkpoints", "best_composite")
     out = tmp_path / "stats.json"
-    proc = subprocess.run([sys.executable, "-c", _FRESH, best, str(out)], cwd=str(tmp_path), env=_env(),
+    proc = subprocess.run([sys.executable, "-c", _FRESH, best, str(out)], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     fresh = pd.read_json(out, typ="series")
