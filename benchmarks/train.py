@@ -65,6 +65,10 @@ _PEER_ENVS = flags.DEFINE_integer("peer_envs", 8, "Peer environments (DummyVecEn
 _PEER_STEPS = flags.DEFINE_integer("peer_steps", 2048, "Timed peer env steps (after a 1-rollout warm-up).")
 _WORKER = flags.DEFINE_string("worker", "", "Internal: run one configuration and print JSON.")
 _TIMEOUT = flags.DEFINE_integer("timeout", 1800, "Seconds per configuration subprocess.")
+_POPULATION = flags.DEFINE_integer("population", 0, "K > 0: time only a K-member population (seeds and "
+                                   "learning rates, one vmap) against K sequential runs of the same "
+                                   "config, side by side in one process (`--pop_envs`, `--nets`' first).")
+_POP_ENVS = flags.DEFINE_integer("pop_envs", 64, "Environments per population member (in all devices).")
 
 NETS = {"small": dict(hidden_dim=128, n_layers=1, encoder_layers=1),
         "full": dict(hidden_dim=256, n_layers=2, encoder_layers=2),
@@ -218,6 +222,55 @@ def run_jax(net: str, n_envs: int, window: int) -> dict:
             "backend": jax.default_backend(), "load": common.load()}
 
 
+def run_population(net: str, n_envs: int, window: int, k: int) -> dict:
+    """K members (seeds 0..K-1, actor learning rates log-spaced over 1e-4..1e-3, critic 3x) as one
+    vmapped population, against the same K runs one after another (one compile serves all K: the
+    learning rates are traced). Alternating rounds, so both see the same machine load."""
+    import jax
+    import numpy as np
+
+    from jaxtrade.agents import ppo
+
+    env, env_params = load_env(_EPISODE.value, window)
+    devices = jax.local_devices()
+    if n_envs % (len(devices) * 4):
+        devices = devices[:1]
+    per_call = _PER_CALL.value
+    cfg = bench_config(net, n_envs // len(devices), _N_STEPS.value, per_call)
+    agent = ppo.make(cfg, env)
+    lrs = np.geomspace(1e-4, 1e-3, k)
+    members = [agent.hparams.replace(actor_lr=float(lr), critic_lr=float(3 * lr)) for lr in lrs]
+    keys = jax.random.split(jax.random.key(0), k)
+    seq = [{"carry": agent.init(keys[i], env_params, devices, hparams=members[i])} for i in range(k)]
+    single = agent.make_iteration()
+    pop = {"carry": agent.init_population(keys, env_params, ppo.TracedHParams.stack(members), devices)}
+    population = agent.make_population_iteration()
+
+    def call(fn, box):
+        box["carry"], metrics = fn(box["carry"], env_params)
+        return metrics
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(call(single, seq[0]))
+    compile_single = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jax.block_until_ready(call(population, pop))
+    compile_pop = time.perf_counter() - t0
+    seq_times, pop_times = [], []
+    for _ in range(max(_ITERS.value, 1)):
+        seq_times.append(sum(common.time_calls(lambda b=b: call(single, b), 1, warmup=False).median
+                             for b in seq))
+        pop_times.append(common.time_calls(lambda: call(population, pop), 1, warmup=False).median)
+    steps = k * n_envs * _N_STEPS.value * per_call              # env steps of one call of all K
+    seq_s, pop_s = float(np.median(seq_times)), float(np.median(pop_times))
+    return {"kind": "population", "net": net, "window": window, "n_envs": n_envs, "k": k,
+            "devices": len(devices), "population_steps_per_s": steps / pop_s,
+            "sequential_steps_per_s": steps / seq_s, "speedup": seq_s / pop_s,
+            "compile_single_s": compile_single, "compile_population_s": compile_pop,
+            "compiles": agent.compiles, "peak_rss_mb": common.peak_rss_mb(),
+            "backend": jax.default_backend(), "load": common.load()}
+
+
 # ------------------------------------------------------------------------------------------ peers
 
 
@@ -288,6 +341,7 @@ def run_peer(algo: str, net: str, window: int) -> dict:
 
 def _spawn(spec: str) -> dict | None:
     args = [f"--worker={spec}", f"--n_steps={_N_STEPS.value}", f"--iters={_ITERS.value}",
+            f"--pop_envs={_POP_ENVS.value}",
             f"--episode_length={_EPISODE.value}", f"--iterations_per_call={_PER_CALL.value}",
             f"--peer_envs={_PEER_ENVS.value}", f"--peer_steps={_PEER_STEPS.value}"]
     # jaxtrade workers: one XLA host device per core (ignored by GPU backends).
@@ -306,9 +360,29 @@ def _jax_line(r: dict) -> str:
 def main(argv):
     del argv
     if _WORKER.value:
-        kind, net, n, window = _WORKER.value.split(":")
-        result = run_jax(net, int(n), int(window)) if kind == "jax" else run_peer(kind, net, int(window))
+        kind, net, n, window, *rest = _WORKER.value.split(":")
+        if kind == "pop":
+            result = run_population(net, int(n), int(window), int(rest[0]))
+        elif kind == "jax":
+            result = run_jax(net, int(n), int(window))
+        else:
+            result = run_peer(kind, net, int(window))
         common.emit(result)
+        return
+    if _POPULATION.value > 0:
+        net, window = _NETS.value[0], int(_WINDOWS.value[0])
+        print(f"population of {_POPULATION.value} (seeds x learning rates, one vmap) vs "
+              f"{_POPULATION.value} sequential runs, {net} net, W={window}, {_POP_ENVS.value} envs per "
+              f"member, n_steps={_N_STEPS.value}, {_PER_CALL.value} iterations per call, median of "
+              f"{_ITERS.value} alternating rounds", flush=True)
+        r = _spawn(f"pop:{net}:{_POP_ENVS.value}:{window}:{_POPULATION.value}")
+        if r is not None:
+            print(f"population {r['population_steps_per_s']:,.0f} env steps/s, sequential "
+                  f"{r['sequential_steps_per_s']:,.0f} env steps/s: x{r['speedup']:.2f}; compile "
+                  f"{r['compile_population_s']:.1f} s (population) / {r['compile_single_s']:.1f} s "
+                  "(one run), "
+                  f"{r['compiles']} compiles in all; {r['devices']} device(s), load {r['load']:.1f}")
+            print("\nJSON " + json.dumps([r]))
         return
 
     configs = [(net, int(w), int(n)) for net in _NETS.value if net != "clstm" for w in _WINDOWS.value
