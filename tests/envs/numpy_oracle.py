@@ -55,6 +55,8 @@ class NumpyPortfolio:
         self.w_dsr, self.eta = float(r.dsr_weight), float(r.dsr_eta)
         self.dd_pen, self.scale = float(r.drawdown_penalty), float(r.reward_scale)
         self.w, self.length = int(params.window), int(params.episode_length)
+        self.first = int(params.data.start)            # episodes start here (rows before: history)
+        self.adv_window = int(c.adv_window)
         self.random_start = bool(params.random_start)
         self.cash0, self.ruin = float(params.initial_cash), float(params.ruin_floor)
         self.tilt = float(params.factor_tilt)
@@ -73,11 +75,11 @@ class NumpyPortfolio:
         n_rows = self.close.shape[0]
         if self.random_start:
             u = float(self.rng.random()) if u is None else float(u)
-            n_starts = n_rows - self.length - self.w
-            self.t = self.w + min(int(np.float32(u) * np.float32(n_starts)), n_starts - 1)
+            n_starts = n_rows - self.length - self.first
+            self.t = self.first + min(int(np.float32(u) * np.float32(n_starts)), n_starts - 1)
             self.end = self.t + self.length
         else:
-            self.t, self.end = self.w, n_rows - 1
+            self.t, self.end = self.first, n_rows - 1
         self.h = np.zeros(self.n)
         self.position_cash = np.zeros(self.n)
         self.target_w = np.zeros(self.n)
@@ -133,7 +135,7 @@ class NumpyPortfolio:
         c = c + np.where(shares < 0, self.sec * tv + np.minimum(self.taf * a, self.taf_cap), 0.0)
         if self.volume_impact:
             sigma = self.vol[self.t - 1]
-            adv = np.maximum(self.volume[self.t - self.w:self.t].mean(0), 1.0)
+            adv = np.maximum(self.volume[self.t - self.adv_window:self.t].mean(0), 1.0)
             return c + self.impact_k * sigma * tv * np.sqrt(a / adv)
         return c + self.impact * tv * np.sqrt(tv / value)
 

@@ -27,7 +27,7 @@ MAKES = {  # name: (env name, make keywords); all on the bundled sp500-20 traini
 @pytest.fixture(scope="module")
 def adapters(real_train):
     """name -> GymEnv (seed 0), built once: each jits its own reset and step."""
-    return {name: GymEnv(*envs.make(env_name, real_train, **kw), seed=0)
+    return {name: GymEnv(*envs.make(env_name, real_train, kw), seed=0)
             for name, (env_name, kw) in MAKES.items()}
 
 

@@ -25,7 +25,7 @@ def _synthetic_gated():
     close = synthetic_close(t=96, n=4, seed=3)
     rng = np.random.default_rng(4)
     turb = rng.gamma(2.0, 1.0, size=96)
-    return envdata_from_close(close, turbulence=turb, threshold=np.quantile(turb, 0.67),
+    return envdata_from_close(close, start=8, turbulence=turb, threshold=np.quantile(turb, 0.67),
                               volume=rng.uniform(1e4, 1e5, size=close.shape))
 
 
@@ -41,17 +41,17 @@ def _actions(action_space: str, n_assets: int, seed: int):
 CASES = {  # name: (data fixture or builder, make overrides, action space)
     "real_regimes": ("real_train", dict(window=30), "regimes"),
     "real_weights": ("real_train", dict(window=30), "weights"),
-    "synthetic_gate_volume": (_synthetic_gated, dict(window=8, spread_bps=3.0, commission_bps=1.0,
-                                                     commission_per_share=0.005, cost_penalty=0.5,
-                                                     drawdown_penalty=0.5), "regimes"),
+    "synthetic_gate_volume": (_synthetic_gated, dict(
+        window=8, costs=dict(spread_bps=3.0, commission_bps=1.0, commission_per_share=0.005, adv_window=6),
+        reward=dict(cost_penalty=0.5, drawdown_penalty=0.5)), "regimes"),
 }
 # Not the differential Sharpe ratio: b - a^2 of the first steps' tiny EMAs loses float32's digits, so
 # the JAX reward legitimately differs from float64 by 1e-4 relative there.
 
 
 def _run_both(data, overrides, action_space, seed=0):
-    env, params = envs.make("portfolio", data, episode_length=N_STEPS, action_space=action_space,
-                            **overrides)
+    env, params = envs.make("portfolio", data, dict(overrides, episode_length=N_STEPS,
+                                                    action_space=action_space))
     core = env.unwrapped
     reset, step = jax.jit(core.reset), jax.jit(core.step)
     oracle = NumpyPortfolio(data, params, action_space=action_space)

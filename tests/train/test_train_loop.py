@@ -176,8 +176,8 @@ def test_several_iterations_per_call_are_all_recorded(tmp_path):
 
 # Run in a fresh interpreter: only the artifact directory is given, no config, no setup.build.
 _FRESH = r"""
+import json
 import sys
-import pandas as pd
 from jaxtrade import eval as evaluate
 from jaxtrade.train.artifact import load_model
 from jaxtrade.train.evaluation import split_of
@@ -188,8 +188,13 @@ market, split = split_of(spec, "test")
 env, params = make_split_env(spec.env, split)
 frame = evaluate.backtest(policy, env, params, dates=split.dates, symbols=split.symbols)
 st = evaluate.stats(frame)
-pd.Series({k: float(v) for k, v in st.items() if isinstance(v, (int, float))}).to_json(sys.argv[2])
+json.dump({k: float(v) for k, v in st.items() if isinstance(v, (int, float))}, open(sys.argv[2], "w"))
 """
+
+
+def _report_row(path):
+    """The agent's row of a report.csv, floats parsed exactly (pandas' default parser rounds)."""
+    return pd.read_csv(path, index_col=0, float_precision="round_trip").loc["ppo_agent"]
 
 
 def test_fresh_process_reproduces_the_report_row_from_the_artifact_alone(reference, tmp_path):
@@ -199,8 +204,8 @@ def test_fresh_process_reproduces_the_report_row_from_the_artifact_alone(referen
     proc = subprocess.run([sys.executable, "-c", _FRESH, best, str(out)], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    fresh = pd.read_json(out, typ="series")
-    row = pd.read_csv(os.path.join(workdir, "report.csv"), index_col=0).loc["ppo_agent"]
+    fresh = json.load(open(out))                  # floats written by repr: exact
+    row = _report_row(os.path.join(workdir, "report.csv"))
     for k in ("cumulative_return", "annual_return", "annual_volatility", "sharpe", "max_drawdown",
               "turnover", "total_costs"):
         assert fresh[k] == row[k] or (np.isnan(fresh[k]) and np.isnan(row[k])), k   # bit for bit
@@ -215,8 +220,7 @@ def test_evaluate_main_needs_only_the_artifact(reference, tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == str(out_dir / "report.md")
-    got = pd.read_csv(out_dir / "report.csv", index_col=0).loc["ppo_agent"]
-    want = pd.read_csv(os.path.join(workdir, "report.csv"), index_col=0).loc["ppo_agent"]
+    got, want = _report_row(out_dir / "report.csv"), _report_row(os.path.join(workdir, "report.csv"))
     assert got["sharpe"] == want["sharpe"] and got["cumulative_return"] == want["cumulative_return"]
     with pytest.raises(FileNotFoundError, match="not a model artifact"):
         from jaxtrade.train.offline import evaluate_model
