@@ -128,3 +128,15 @@ def test_to_device(splits, sp500_ohlcv):
     assert e.has_volume and e.market.shape == (s.test.n_rows, 1)
     assert float(e.turbulence_threshold) == np.inf and float(jnp.abs(e.turbulence).max()) == 0.0
     assert bool((e.high >= e.close).all()) and float(e.volume.max()) > 0
+
+
+def test_split_past_the_data_end_warns(sp500_20):
+    import warnings
+    with pytest.warns(UserWarning, match=r"test split .*2023-06-30.* data end on 2022-12-28") as got:
+        s = split(sp500_20, train=("2015-01-01", "2018-12-31"), test=("2019-01-01", "2023-06-30"),
+                  lookback=30)
+    assert s.test.dates[-1] == pd.Timestamp("2022-12-28")
+    assert "2019-01-02 .. 2022-12-28" in str(got[0].message)           # the period actually covered
+    with warnings.catch_warnings():                                    # ending on the last day: silent
+        warnings.simplefilter("error")
+        split(sp500_20, train=("2015-01-01", "2018-12-31"), test=("2019-01-01", "2022-12-28"), lookback=30)
