@@ -76,7 +76,8 @@ def test_back_adjusting_a_future_event_changes_nothing_before_it(dataset, event)
     a, b = (split(x, **ranges, lookback=W).test for x in (md, adj))
     rows = int(a.dates.searchsorted(md.dates[cut]))          # split row of the event
     name = "portfolio" if md.n_symbols > 1 else "single"
-    (_, pa), (_, pb) = (envs.make(name, s.to_device(), dict(window=W)) for s in (a, b))
+    cfg = dict(window=W, costs=dict(adv_window=W))
+    (_, pa), (_, pb) = (envs.make(name, s.to_device(), cfg) for s in (a, b))
     np.testing.assert_array_equal(np.asarray(pa.obs_table)[:rows], np.asarray(pb.obs_table)[:rows])
     if name == "portfolio":
         ta, tb = (np.asarray(factor_rank_table(p.data)) for p in (pa, pb))
