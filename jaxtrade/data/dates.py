@@ -5,13 +5,25 @@ Rules (rule names as they appear in `DataError`):
   D/M/YYYY[ time], or `date_format`), or the file mixes formats.
 - "ambiguous-date": slash dates where every value reads as both M/D and D/M (no field > 12) and
   at least one value reads differently each way. Pass `date_format` (e.g. "%m/%d/%Y") to settle it.
+- "timezone": a file mixing timestamps with and without a UTC offset, offsets together with `tz=`,
+  or a local time that a daylight-saving change skips or repeats in `tz`.
 - "unique-dates", "sorted-dates": the calendar must be strictly increasing.
 
-Timestamps keep their time of day (intraday bars). Timezone-aware values are converted to UTC and
-made naive, so one file never mixes offsets.
+Timestamps keep their time of day (intraday bars). Time zones (rule "timezone"):
+- A file gives every timestamp a UTC offset (`2016-01-04T00:00:00+09:00`, `...Z`) or none; a file
+  mixing both is refused (which zone would the naive ones be in?).
+- Daily data (one bar per local calendar day, every bar at the same local time of day) keep the
+  local calendar date, at midnight: `2016-01-04T00:00:00+09:00` is 2016-01-04, not 2016-01-03
+  15:00 UTC (that would shift every bar back a day and make Monday a Sunday).
+- Intraday data with offsets are converted to UTC and made naive, so one file never mixes offsets.
+- Naive timestamps are taken as they are, unless `tz` names their zone (e.g. a broker's "EET" or
+  HistData's fixed EST "Etc/GMT+5"): then intraday times are converted to naive UTC (a local time
+  that does not exist or occurs twice at a daylight-saving change raises); daily data keep their date.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -21,6 +33,9 @@ from jaxtrade.data.errors import DataError
 _ISO = r"^\d{4}-\d{1,2}-\d{1,2}(?:[ T].*)?$"
 _SLASH = r"^(\d{1,2})[/.](\d{1,2})[/.](\d{4})(.*)$"
 _DAY_NS = 86_400 * 10**9
+# A time of day followed by a UTC offset ("Z", "+09:00", "+0900", "+09"); the date may be ISO or slash.
+_OFFSET = re.compile(r"^(?P<local>.*\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*"
+                     r"(?P<off>Z|[+-]\d{2}(?::?\d{2})?)$")
 
 
 def format_date(ts) -> str:
@@ -46,19 +61,55 @@ def _parse_iso(s: pd.Series) -> pd.Series:
     return _to_naive(parsed)
 
 
-def _bad_date(s: pd.Series, mask: np.ndarray, source: str, detail: str) -> DataError:
+def _bad_date(s: pd.Series, mask: np.ndarray, source: str, detail: str, rule: str = "date-parse"
+              ) -> DataError:
     i = int(np.flatnonzero(mask)[0])
-    return DataError("date-parse", source=source, row=f"line {s.index[i]}",
+    return DataError(rule, source=source, row=f"line {s.index[i]}",
                      detail=f"{s.iloc[i]!r}: {detail}")
 
 
-def parse_dates(raw: pd.Series, *, source: str, date_format: str | None = None) -> pd.DatetimeIndex:
+def _offset_minutes(off: pd.Series) -> np.ndarray:
+    """"Z", "+09:00", "-0530", "+09" -> signed minutes east of UTC."""
+    o = off.str.replace(":", "", regex=False)
+    z = (o == "Z").to_numpy()
+    o = o.where(~z, "+0000").str.ljust(5, "0")
+    sign = np.where(o.str[0] == "-", -1, 1)
+    return sign * (o.str[1:3].astype(int).to_numpy() * 60 + o.str[3:5].astype(int).to_numpy())
+
+
+def is_daily(dates: pd.DatetimeIndex) -> bool:
+    """One bar per calendar day, every bar at the same time of day (e.g. all at midnight)."""
+    if len(dates) == 0:
+        return True
+    tod = dates - dates.normalize()
+    return bool((tod == tod[0]).all()) and not dates.normalize().duplicated().any()
+
+
+def _to_utc(local: pd.DatetimeIndex, tz: str, s: pd.Series, source: str) -> pd.DatetimeIndex:
+    """Naive wall-clock times in zone tz -> naive UTC; a time a DST change skips or repeats raises."""
+    try:
+        aware = local.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"tz={tz!r} is not a time zone name (e.g. 'UTC', 'EET', 'America/New_York', "
+                         f"'Etc/GMT+5' for fixed EST): {e}") from e
+    bad = np.asarray(aware.isna())
+    if bad.any():
+        raise _bad_date(s, bad, source, f"does not exist or occurs twice in tz={tz!r} (a daylight-saving "
+                                        "change); pass a fixed-offset zone such as 'Etc/GMT-2'",
+                        rule="timezone")
+    return aware.tz_convert("UTC").tz_localize(None)
+
+
+def parse_dates(raw: pd.Series, *, source: str, date_format: str | None = None,
+                tz: str | None = None) -> pd.DatetimeIndex:
     """Parse a column of date strings; raw.index holds each value's file line (for messages).
 
     Args:
       raw: [T] date values (str or anything str() turns into one), index = file line numbers.
       source: file name for error messages.
-      date_format: strptime format; when given it is the only format tried.
+      date_format: strptime format; when given it is the only format tried (a trailing %z, the UTC
+        offset, is handled by the time-zone rules in this module's docstring).
+      tz: the time zone of naive timestamps (see the module docstring); None: take them as they are.
 
     Returns:
       DatetimeIndex [T], naive, in file order (not yet checked for order or uniqueness).
@@ -67,6 +118,32 @@ def parse_dates(raw: pd.Series, *, source: str, date_format: str | None = None) 
     missing = raw.isna().to_numpy() | (s == "").to_numpy()
     if missing.any():
         raise _bad_date(s, missing, source, "missing date")
+    parts = s.str.extract(_OFFSET)
+    has_off = parts["off"].notna().to_numpy()
+    if has_off.any() and not has_off.all():
+        first = has_off[0]
+        i = int(np.argmax(has_off != first))
+        kind = lambda b: "has a UTC offset" if b else "has none"
+        raise DataError("timezone", source=source, row=f"line {s.index[i]}",
+                        detail=f"{s.iloc[i]!r} {kind(has_off[i])} but {s.iloc[0]!r} (line {s.index[0]}) "
+                               f"{kind(first)}; give every timestamp an offset or none (then tz= names "
+                               "their zone)")
+    if not has_off.any():
+        local = _parse_local(s, source, date_format)
+        return local if tz is None or is_daily(local) else _to_utc(local, tz, s, source)
+    if tz is not None:
+        raise DataError("timezone", source=source, row=f"line {s.index[0]}",
+                        detail=f"tz={tz!r} names the zone of timestamps without an offset, but {s.iloc[0]!r} "
+                               "carries its own; drop tz=")
+    fmt = None if date_format is None else date_format.replace("%z", "").rstrip()
+    local = _parse_local(pd.Series(parts["local"].str.strip().to_numpy(), index=s.index), source, fmt)
+    if is_daily(local):
+        return local.normalize()              # the local calendar date: the trading day the bar belongs to
+    return local - pd.to_timedelta(_offset_minutes(parts["off"]), unit="min")
+
+
+def _parse_local(s: pd.Series, source: str, date_format: str | None) -> pd.DatetimeIndex:
+    """Stripped date strings without UTC offsets -> naive DatetimeIndex [T]."""
     if date_format is not None:
         parsed = _to_naive(pd.to_datetime(s, format=date_format, errors="coerce"))
         bad = parsed.isna().to_numpy()

@@ -23,7 +23,9 @@ class EnvData:
     momentum, volatility, sharpe: [T, N] raw 20-row momentum (log return over 20 rows), 20-row
         volatility of log returns (per row, not annualized) and 20-row Sharpe (mean / std of log
         returns); the factor scores of the portfolio regimes.
-    size: [T, N] raw size proxy (larger = bigger company); see `jaxtrade.data.features.size_proxy`.
+    size: [T, N] raw size proxy (larger = bigger company): trailing 20-row mean dollar volume; zeros
+        where the data have no volume (`has_size` False: adjusted close-only data such as sp500-20 have
+        no causal size proxy, so size factors must not be used). See `jaxtrade.data.features.size_proxy`.
     turbulence_threshold: scalar, default gate threshold (a quantile of the training split's
         turbulence; +inf when the data has fewer than two symbols).
     start: static int, the number of history rows before the first row that may be traded (a
@@ -46,6 +48,7 @@ class EnvData:
     turbulence_threshold: jax.Array
     start: int = struct.field(pytree_node=False, default=0)
     has_volume: bool = struct.field(pytree_node=False, default=False)
+    has_size: bool = struct.field(pytree_node=False, default=False)
     periods_per_year: float = struct.field(pytree_node=False, default=252.0)
 
     @property

@@ -227,15 +227,25 @@ def _quad_form(cov: np.ndarray, dev: np.ndarray) -> np.ndarray:
 
 
 def size_proxy(close: np.ndarray, volume: np.ndarray | None = None, window: int = WINDOW) -> np.ndarray:
-    """[T, N] size proxy, larger = bigger: the data hold no market caps, so this stands in for one.
+    """[T, N] size proxy, larger = bigger (the data hold no market caps), or all NaN where the data
+    cannot support a causal one.
 
-    With volume: trailing mean of dollar volume (close x volume) over the last `window` rows, a
-    standard liquidity/size proxy. Without volume (close-only data): trailing mean of the close over
-    `window` rows, a weak proxy (a price level says little about company size) kept only so that size
-    factors have something causal to rank. Both use min_periods=1, so there is no warm-up.
+    With volume: trailing mean of dollar volume (close x volume) over the last `window` rows
+    (min_periods=1, so no warm-up), a standard liquidity/size proxy. It is point-in-time when
+    close x volume is the dollar volume actually traded: unadjusted prices, or split-adjusted prices
+    with split-adjusted volume (a split divides earlier prices and multiplies earlier volumes by the
+    same factor, so the product is unchanged). Dividend-adjusted closes would scale it by the later
+    dividends; `load_csv` therefore uses Close, not Adj Close, when a file has both.
+
+    Without volume (adjusted close-only data such as sp500-20): all NaN. A back-adjusted price level
+    on day t is the traded price divided by every split and dividend after t, so ranking by it looks
+    ahead (the old trailing-mean-of-close proxy ranked AAPL "small" in 2009 because of its later
+    splits). `Features.has_size` is False then, and `Split.to_device` puts zeros and
+    `EnvData.has_size = False` on the device: size factors must not be used on such data.
     """
-    x = close * volume if volume is not None else close
-    return pd.DataFrame(x).rolling(window, min_periods=1).mean().to_numpy()
+    if volume is None:
+        return np.full(close.shape, np.nan)
+    return pd.DataFrame(close * volume).rolling(window, min_periods=1).mean().to_numpy()
 
 
 class Features(NamedTuple):
@@ -244,8 +254,14 @@ class Features(NamedTuple):
     per_symbol: [T, N, F] in FEATURE_NAMES order. market: [T, M] in market_names order:
     "log_turbulence" = log1p(turbulence) (N >= 2 only; log1p tames its heavy right tail),
     "market_return" = equal-weight mean log return, "benchmark_return" (when there is a benchmark).
-    turbulence [T] raw; momentum, volatility, sharpe, size [T, N] raw.
-    first_valid: first row where every feature is finite (the warm-up length).
+    turbulence [T] raw; momentum, volatility, sharpe, size [T, N] raw. size is all NaN and has_size
+    False where the data have no volume (no causal size proxy; see `size_proxy`).
+    first_valid: first row where every feature is finite (the warm-up length; size is not counted).
+
+    Every array is causal and, except size, scale-free per symbol: dividing all of a symbol's prices
+    before some date by a constant (back-adjusting a later split or dividend) leaves every value
+    before that date unchanged (up to float round-off). size is unchanged by a back-adjusted split
+    (prices / f, volume x f).
     """
 
     per_symbol: np.ndarray
@@ -258,6 +274,7 @@ class Features(NamedTuple):
     feature_names: tuple[str, ...]
     market_names: tuple[str, ...]
     first_valid: int
+    has_size: bool = False
 
 
 def compute_features(close: np.ndarray, high: np.ndarray | None = None, low: np.ndarray | None = None,
@@ -287,7 +304,7 @@ def compute_features(close: np.ndarray, high: np.ndarray | None = None, low: np.
     ok = np.all([np.isfinite(x).reshape(x.shape[0], -1).all(axis=1) for x in raw], axis=0)   # [T]
     first_valid = int(np.argmax(ok)) if ok.any() else close.shape[0]
     return Features(per_symbol, market, turb, mom, vol, shp, size_proxy(close, volume),
-                    FEATURE_NAMES, tuple(names), first_valid)
+                    FEATURE_NAMES, tuple(names), first_valid, has_size=volume is not None)
 
 
 class NormStats(NamedTuple):

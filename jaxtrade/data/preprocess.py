@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,13 @@ def _last_row(dates: pd.DatetimeIndex, end) -> int:
     return int(dates.searchsorted(ts, "right")) - 1
 
 
+def _past_end(dates: pd.DatetimeIndex, end) -> bool:
+    """Whether a range end lies after the last row (a date-only end covers its whole day)."""
+    ts = _bound(end)
+    last = dates[-1]
+    return ts.normalize() > last.normalize() if ts == ts.normalize() else ts > last
+
+
 def _rows(dates: pd.DatetimeIndex, rng, default_start: int, *, name: str, source: str) -> tuple[int, int]:
     """(first, last) traded row indices (inclusive) of a (start, end) date range; None bounds default
     to `default_start` and the last row."""
@@ -94,6 +102,10 @@ def _rows(dates: pd.DatetimeIndex, rng, default_start: int, *, name: str, source
         raise DataError("split-empty", source=source, row=f"{rng[0]} .. {rng[1]}",
                         detail=f"the {name} split holds {max(hi - lo + 1, 0)} rows of the data "
                                f"({format_date(dates[0])} .. {format_date(dates[-1])}); it needs at least 2")
+    if rng[1] is not None and _past_end(dates, rng[1]):
+        warnings.warn(f"{source}: the {name} split asks for data to {rng[1]}, but the data end on "
+                      f"{format_date(dates[-1])}; the {name} split is cut there and covers "
+                      f"{format_date(dates[lo])} .. {format_date(dates[hi])}", UserWarning, stacklevel=3)
     return lo, hi
 
 

@@ -27,7 +27,8 @@ class Split:
     benchmark: [T] or None; benchmark_name.
     features: [T, N, F] normalized with training-split statistics (`stats`), clipped to +-10.
     market: [T, M] normalized likewise. feature_names (F), market_names (M).
-    turbulence: [T] raw. momentum, volatility, sharpe, size: [T, N] raw (see EnvData).
+    turbulence: [T] raw. momentum, volatility, sharpe, size: [T, N] raw (see EnvData); size is all NaN
+    where the data have no volume (no causal size proxy: `jaxtrade.data.features.size_proxy`).
     turbulence_threshold: float, the `turbulence_quantile` of the training split's turbulence
         (+inf with fewer than two symbols).
     periods_per_year, source: as in MarketData. stats: the NormStats applied.
@@ -70,7 +71,8 @@ class Split:
     def to_device(self) -> EnvData:
         """float32 jax arrays, fields as documented in `jaxtrade.data.envdata.EnvData`.
 
-        Close-only data repeat close in open/high/low; volume is zeros where absent (has_volume False).
+        Close-only data repeat close in open/high/low; volume is zeros where absent (has_volume False);
+        size is zeros where there is no causal size proxy (has_size False).
         """
         import jax.numpy as jnp
 
@@ -88,10 +90,11 @@ class Split:
             momentum=f32(self.momentum),
             volatility=f32(self.volatility),
             sharpe=f32(self.sharpe),
-            size=f32(self.size),
+            size=f32(np.nan_to_num(self.size, nan=0.0)),
             turbulence_threshold=f32(self.turbulence_threshold),
             start=int(self.start),
             has_volume=self.volume is not None,
+            has_size=bool(np.isfinite(self.size).all()),
             periods_per_year=float(self.periods_per_year),
         )
 

@@ -11,10 +11,12 @@ Two action spaces (chosen at `make`, static):
     5 MOMENTUM       top half by 20-row momentum (`data.momentum`)
     6 LOW_VOL        top half by lowest 20-row volatility (`data.volatility`)
     7 QUALITY        top half by 20-row Sharpe (`data.sharpe`)
-    8 SIZE_SMALL     bottom half by `data.size`, the data layer's size proxy (no market caps in
-                     the data; `jaxtrade.data.features.size_proxy`): trailing 20-row mean dollar
-                     volume with volume data, else trailing 20-row mean close, a weak proxy.
-                     A small-cap tilt among these N names, as far as the proxy goes.
+    8 SIZE_SMALL     bottom half by `data.size`, the data layer's point-in-time size proxy
+                     (trailing 20-row mean dollar volume, `jaxtrade.data.features.size_proxy`).
+                     Data without volume (adjusted close-only, e.g. sp500-20) has no causal size
+                     proxy (an adjusted price level encodes later splits and dividends), so there
+                     this regime is REVERSAL: the bottom half by 20-row momentum (`data.has_size`
+                     False). Both are causal under back-adjustment (a test checks it).
     9 SAFE_MOMENTUM  30% cash, 70% the MOMENTUM sleeve
    10 SAFE_QUALITY   30% cash, 70% the QUALITY sleeve
    11 RISK_ON        no cash, equal weight over the top 30% by momentum (at least one asset)
@@ -74,6 +76,12 @@ def factor_ranks(momentum: jax.Array, volatility: jax.Array, sharpe: jax.Array, 
     return jax.vmap(rank)(scores)
 
 
+def size_scores(data: EnvData) -> jax.Array:
+    """[T, N] the scores regime 8 ranks (smallest first): `data.size` where the data has a causal
+    size proxy (`data.has_size`), else 20-row momentum (regime 8 is then REVERSAL, the losers)."""
+    return data.size if data.has_size else data.momentum
+
+
 def factor_rank_table(data: EnvData) -> jax.Array:
     """int32 [T, 5, N]: `factor_ranks` of every row of `data`, built once by `make`.
 
@@ -84,7 +92,7 @@ def factor_rank_table(data: EnvData) -> jax.Array:
     batch = max(1, min(data.n_rows, (1 << 22) // (5 * n * n)))
     return jax.jit(lambda m, v, s, z: jax.lax.map(lambda x: factor_ranks(*x), (m, v, s, z),
                                                   batch_size=batch))(
-        data.momentum, data.volatility, data.sharpe, data.size)
+        data.momentum, data.volatility, data.sharpe, size_scores(data))
 
 
 @market.keeps_derived_tables(obs_table=market.obs_table, factor_rank_table=factor_rank_table)
@@ -143,8 +151,9 @@ def regime_target_weights(regime: jax.Array, momentum: jax.Array, volatility: ja
                           tilt: jax.Array = 1.0) -> jax.Array:
     """Target weights [N + 1] (cash last, >= 0, sum 1) of `regime` (int32 scalar).
 
-    momentum, volatility, sharpe, size: [N] factor scores (row t-1); current: [N + 1] the weights
-    now, returned for HOLD. The environment reads the same rankings from `factor_rank_table`.
+    momentum, volatility, sharpe, size: [N] factor scores (row t-1; size: row t-1 of
+    `size_scores(data)`); current: [N + 1] the weights now, returned for HOLD. The environment
+    reads the same rankings from `factor_rank_table`.
     """
     regime = jnp.clip(regime, 0, len(REGIMES) - 1)
     ranks = factor_ranks(momentum, volatility, sharpe, size)[jnp.asarray(_FACTOR)[regime]]

@@ -53,10 +53,57 @@ def test_intraday_timestamps_kept():
     assert got[1] == pd.Timestamp("2020-01-13 16:00")
 
 
-def test_timezones_to_utc():
-    got = parse_dates(lines(["2020-01-02T09:30:00-05:00", "2020-07-02T09:30:00-04:00"]), source="f")
+def test_intraday_timezones_to_utc():
+    got = parse_dates(lines(["2020-01-02T09:30:00-05:00", "2020-01-02T09:31:00-05:00",
+                             "2020-07-02T09:30:00-04:00"]), source="f")
     assert got.tz is None
-    assert list(got) == [pd.Timestamp("2020-01-02 14:30"), pd.Timestamp("2020-07-02 13:30")]
+    assert list(got) == [pd.Timestamp("2020-01-02 14:30"), pd.Timestamp("2020-01-02 14:31"),
+                         pd.Timestamp("2020-07-02 13:30")]
+    got = parse_dates(lines(["2020-01-02 09:30:00Z", "2020-01-02 10:30:00+0100"]), source="f")
+    assert list(got) == [pd.Timestamp("2020-01-02 09:30"), pd.Timestamp("2020-01-02 09:30")]
+
+
+def test_daily_dates_east_of_utc_keep_the_local_date(tmp_path):
+    days = pd.bdate_range("2016-01-04", periods=60)
+    got = parse_dates(lines(list(days.strftime("%Y-%m-%dT00:00:00+09:00"))), source="f")
+    assert list(got) == list(days)                       # not 2016-01-03 15:00 UTC
+    # one close per day at 16:00 New York time, across a DST change: still the local trading day
+    ny = ["2020-03-06T16:00:00-05:00", "2020-03-09T16:00:00-04:00"]
+    assert list(parse_dates(lines(ny), source="f")) == list(pd.to_datetime(["2020-03-06", "2020-03-09"]))
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, 60)))
+    path = tmp_path / "tokyo.csv"
+    pd.DataFrame({"Date": days.strftime("%Y-%m-%dT00:00:00+09:00"), "N225": close}).to_csv(path, index=False)
+    md = load_csv(path)
+    assert md.dates[0] == pd.Timestamp("2016-01-04") and md.periods_per_year == 252.0
+
+
+def test_mixed_naive_and_offset_refused(tmp_path):
+    with pytest.raises(DataError) as info:
+        parse_dates(lines(["2016-01-04T00:00:00+09:00", "2016-01-05", "2016-01-06"]), source="f.csv")
+    err = info.value
+    assert err.rule == "timezone" and "line 3" in str(err) and "f.csv" in str(err)
+    path = tmp_path / "mixed.csv"
+    pd.DataFrame({"Date": ["2016-01-04 10:00", "2016-01-04 11:00+01:00"], "X": [1.0, 2.0]}).to_csv(path,
+                                                                                                 index=False)
+    with pytest.raises(DataError) as info:
+        load_csv(path)
+    assert info.value.rule == "timezone" and "mixed.csv" in str(info.value) and "line 3" in str(info.value)
+
+
+def test_tz_option_for_naive_times():
+    # fixed EST (HistData): 17:00 EST = 22:00 UTC in winter and in summer
+    got = parse_dates(lines(["2017-07-02 17:00:00", "2017-07-02 18:00:00"]), source="f", tz="Etc/GMT+5")
+    assert list(got) == [pd.Timestamp("2017-07-02 22:00"), pd.Timestamp("2017-07-02 23:00")]
+    got = parse_dates(lines(["2017-07-03 09:00", "2017-07-03 10:00"]), source="f", tz="EET")   # EEST, UTC+3
+    assert got[0] == pd.Timestamp("2017-07-03 06:00")
+    # daily data keep their calendar date whatever the zone
+    assert parse_dates(lines(["2017-07-03", "2017-07-04"]), source="f", tz="Asia/Tokyo")[0] == \
+        pd.Timestamp("2017-07-03")
+    with pytest.raises(DataError) as info:                # 02:30 does not exist in Berlin on 2021-03-28
+        parse_dates(lines(["2021-03-28 01:30", "2021-03-28 02:30"]), source="f", tz="Europe/Berlin")
+    assert info.value.rule == "timezone" and "line 3" in str(info.value)
+    with pytest.raises(DataError, match="drop tz="):
+        parse_dates(lines(["2021-03-28 01:30+01:00"]), source="f", tz="UTC")
 
 
 def test_periods_per_year():

@@ -34,7 +34,6 @@ PER_SYMBOL = {
     "cci": lambda h, lo, c, v: F.cci(h, lo, c),
     "adx": lambda h, lo, c, v: F.adx(h, lo, c),
     "size_volume": lambda h, lo, c, v: F.size_proxy(c, v),
-    "size_close": lambda h, lo, c, v: F.size_proxy(c),
 }
 
 
@@ -154,7 +153,8 @@ def test_simple_features_by_definition(sp500_ohlcv):
     np.testing.assert_allclose(F.rolling_sharpe(c)[t, 0], window.mean() / window.std(ddof=1), rtol=1e-8)
     np.testing.assert_allclose(F.size_proxy(c, v)[t, 0], (c[t - 19:t + 1, 0] * v[t - 19:t + 1, 0]).mean(),
                                rtol=1e-12)
-    np.testing.assert_allclose(F.size_proxy(c)[t, 0], c[t - 19:t + 1, 0].mean(), rtol=1e-12)
+    # no volume (adjusted close-only data): no causal size proxy at all, never a price level
+    assert np.isnan(F.size_proxy(c)).all()
 
 
 def test_feature_warmup(sp500_20, sp500_ohlcv):
@@ -164,3 +164,57 @@ def test_feature_warmup(sp500_20, sp500_ohlcv):
     assert np.isfinite(f.per_symbol[253:]).all() and np.isfinite(f.market[253:]).all()
     g = sp500_ohlcv.features()
     assert g.first_valid == F.FEATURE_WARMUP == 33 and g.market_names == ("market_return",)
+
+
+def back_adjust(x: np.ndarray, asset: int, row: int, factor: float) -> np.ndarray:
+    """x [T, N] with asset's rows < row divided by factor: how a data vendor back-adjusts a split
+    (factor 2 for 2:1) or dividend (factor close / (close - dividend)) that happens at `row`."""
+    y = np.array(x, dtype=np.float64)
+    y[:row, asset] /= factor
+    return y
+
+
+FEATURE_FIELDS = ("per_symbol", "market", "turbulence", "momentum", "volatility", "sharpe", "size")
+
+
+def synthetic_ohlcv(T: int = 140, N: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    close = 50.0 * (1 + np.arange(N)) * np.exp(np.cumsum(rng.normal(0, 0.02, (T, N)), axis=0))
+    spread = np.abs(rng.normal(0, 0.01, (T, N)))
+    open_ = close * np.exp(rng.normal(0, 0.005, (T, N)))
+    high = np.maximum(open_, close) * (1 + spread)
+    low = np.minimum(open_, close) * (1 - spread)
+    volume = rng.integers(1_000, 100_000, (T, N)).astype(np.float64)
+    bench = 1000.0 * np.exp(np.cumsum(rng.normal(0, 0.01, T)))
+    return open_, high, low, close, volume, bench
+
+
+@pytest.mark.parametrize("kind", ["split_with_volume", "dividend_close_only"])
+def test_features_invariant_to_back_adjustment(kind):
+    """A split or dividend at row D, back-adjusted into one asset's history, changes nothing before D.
+
+    A vendor's back-adjusted price on day t is the traded price divided by every later corporate action,
+    so a feature that reads price *levels* (the old size proxy: trailing mean of the adjusted close)
+    changes on days before the action: look-ahead. Scale-free features and dollar volume do not.
+    """
+    _, high, low, close, volume, bench = synthetic_ohlcv()
+    D, asset = 110, 1
+    if kind == "split_with_volume":                      # 3:1 split: prices / 3, volumes x 3 before D
+        f = 3.0
+        base = F.compute_features(close, high, low, volume, bench, turbulence_window=40)
+        adj = F.compute_features(back_adjust(close, asset, D, f), back_adjust(high, asset, D, f),
+                                 back_adjust(low, asset, D, f), back_adjust(volume, asset, D, 1 / f), bench,
+                                 turbulence_window=40)
+        assert base.has_size and adj.has_size
+    else:                                                # 1.5% dividend, adjusted close-only data
+        f = 1.015
+        base = F.compute_features(close, benchmark=bench, turbulence_window=40)
+        adj = F.compute_features(back_adjust(close, asset, D, f), benchmark=bench, turbulence_window=40)
+        assert not base.has_size and np.isnan(base.size).all()
+    assert base.first_valid < D - 10
+    for field in FEATURE_FIELDS:
+        a, b = getattr(adj, field), getattr(base, field)
+        np.testing.assert_allclose(a[:D], b[:D], rtol=1e-9, atol=1e-12, err_msg=field)
+    # the adjustment is a real change of the price history: levels before D differ
+    assert not np.allclose(back_adjust(close, asset, D, f)[:D], close[:D])
+

@@ -29,7 +29,7 @@ def assert_same_split(a: Split, b: Split):
             for u, v in zip(x, y, strict=True):
                 assert u.dtype == v.dtype and np.array_equal(u, v), f.name
         elif isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
-            assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y), f.name
+            assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y, equal_nan=True), f.name
         elif isinstance(x, pd.DatetimeIndex):
             assert x.equals(y), f.name
         else:

@@ -116,15 +116,30 @@ def test_to_device(splits, sp500_ohlcv):
             x = getattr(d, f.name)
             assert x.dtype == jnp.float32 and x.shape == shapes[f.name], f.name
             assert bool(jnp.isfinite(x).all()), f.name
-    static = {"has_volume", "periods_per_year", "start"}
+    static = {"has_volume", "has_size", "periods_per_year", "start"}
     assert set(shapes) | static == {f.name for f in dataclasses.fields(EnvData)}
     assert d.start == splits.train.start == 30
     assert not d.has_volume and d.periods_per_year == 252.0 and d.n_rows == T and d.n_assets == N
     np.testing.assert_array_equal(d.open, d.close)                          # close-only data repeat close
     assert float(jnp.abs(d.volume).max()) == 0.0
+    # adjusted close-only: no causal size proxy; NaN on the host, zeros and has_size False on the device
+    assert np.isnan(splits.train.size).all() and not d.has_size and float(jnp.abs(d.size).max()) == 0.0
     np.testing.assert_allclose(d.close, splits.train.close.astype(np.float32))
     s = split(sp500_ohlcv, train=("2000-01-01", "2010-12-31"), test=("2011-01-01", None), lookback=20)
     e = s.test.to_device()
-    assert e.has_volume and e.market.shape == (s.test.n_rows, 1)
+    assert e.has_volume and e.has_size and e.market.shape == (s.test.n_rows, 1)
+    np.testing.assert_allclose(e.size[-1], (s.test.close * s.test.volume)[-20:].mean(axis=0), rtol=1e-6)
     assert float(e.turbulence_threshold) == np.inf and float(jnp.abs(e.turbulence).max()) == 0.0
     assert bool((e.high >= e.close).all()) and float(e.volume.max()) > 0
+
+
+def test_split_past_the_data_end_warns(sp500_20):
+    import warnings
+    with pytest.warns(UserWarning, match=r"test split .*2023-06-30.* data end on 2022-12-28") as got:
+        s = split(sp500_20, train=("2015-01-01", "2018-12-31"), test=("2019-01-01", "2023-06-30"),
+                  lookback=30)
+    assert s.test.dates[-1] == pd.Timestamp("2022-12-28")
+    assert "2019-01-02 .. 2022-12-28" in str(got[0].message)           # the period actually covered
+    with warnings.catch_warnings():                                    # ending on the last day: silent
+        warnings.simplefilter("error")
+        split(sp500_20, train=("2015-01-01", "2018-12-31"), test=("2019-01-01", "2022-12-28"), lookback=30)

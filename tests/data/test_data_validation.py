@@ -33,9 +33,9 @@ def test_valid_files_load(ohlcv_frame, wide_frame, write_csv):
     assert md.symbols == ("AAPL", "JNJ", "XOM") and md.close.shape == (60, 3) and not md.has_ohlc
 
 
-@pytest.mark.parametrize("drop, missing", [("Low", "low"), ("Close", "close")])
+@pytest.mark.parametrize("drop, missing", [(["Low"], "low"), (["Close", "Adj Close"], "close")])
 def test_required_columns(ohlcv_frame, write_csv, drop, missing):
-    msg = expect_error(write_csv(ohlcv_frame.drop(columns=[drop])), "required-columns", format="ohlcv")
+    msg = expect_error(write_csv(ohlcv_frame.drop(columns=drop)), "required-columns", format="ohlcv")
     assert missing in msg
 
 

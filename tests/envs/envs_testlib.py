@@ -40,7 +40,8 @@ def envdata_from_close(close, *, start: int, features=None, market=None, turbule
     return EnvData(close=f(close), open=f(close), high=f(close), low=f(close), volume=f(volume),
                    features=f(features), market=f(market), turbulence=f(turbulence), momentum=f(mom),
                    volatility=f(vol), sharpe=f(sharpe), size=f(close * (1 + np.arange(n))),
-                   turbulence_threshold=f(threshold), start=start, has_volume=has_volume)
+                   turbulence_threshold=f(threshold), start=start, has_volume=has_volume,
+                   has_size=True)   # a synthetic size score, so regime 8 ranks by it
 
 
 def synthetic_close(t=96, n=4, seed=0, sigma=0.02):

@@ -40,7 +40,9 @@ class NumpyPortfolio:
         self.close, self.features, self.market = g(data.close), g(data.features), g(data.market)
         self.volume = g(data.volume)
         self.turb, self.mom, self.vol = g(data.turbulence), g(data.momentum), g(data.volatility)
-        self.sharpe, self.size = g(data.sharpe), g(data.size)
+        # Regime 8: smallest by the point-in-time size proxy; without one (adjusted close-only
+        # data), REVERSAL: smallest 20-row momentum.
+        self.sharpe, self.size = g(data.sharpe), g(data.size if data.has_size else data.momentum)
         self.thr = float(params.turbulence_threshold)
         c = params.costs
         self.comm, self.comm_share = float(c.commission_bps) * BPS, float(c.commission_per_share)

@@ -16,6 +16,7 @@ from jaxtrade.envs.portfolio import (
     factor_ranks,
     rank,
     regime_target_weights,
+    size_scores,
     weights_from_action,
     weights_to_action,
 )
@@ -109,7 +110,7 @@ def test_env_targets_from_table_equal_regime_target_weights(real_train):
     def oracle(action, t, w, tilt):
         p = t - 1
         return regime_target_weights(action, data.momentum[p], data.volatility[p], data.sharpe[p],
-                                     data.size[p], w, tilt)[:-1]
+                                     size_scores(data)[p], w, tilt)[:-1]
 
     for tilt_params in (params, params.replace(factor_tilt=jnp.float32(1.0))):
         got, keep = jax.jit(jax.vmap(jax.vmap(env_target, (0, None, None, None)), (None, 0, 0, None)))(
