@@ -6,7 +6,6 @@ Equal-weight buy-and-hold, equal-weight monthly, the index, minimum variance and
 report.csv and the PNGs into the workdir, prints the markdown table; the last line is report.md's path.
 """
 
-import numpy as np
 from absl import app, flags
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/baselines", "Where report.md, report.csv and PNGs go.")
@@ -24,17 +23,20 @@ _GATE = flags.DEFINE_bool("gate", False, "Keep the turbulence gate on for the ba
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    import jaxtrade.envs as envs
-    from jaxtrade.data import load_dataset, split
     from jaxtrade.eval import baselines, report
+    from jaxtrade.train.config import base_config
+    from jaxtrade.train.evaluation import baseline_history
+    from jaxtrade.train.setup import build
 
-    md = load_dataset(_DATASET.value)
-    splits = split(md, train=tuple(_TRAIN.value), val=tuple(_VAL.value), test=tuple(_TEST.value), lookback=30)
-    test = splits.test
-    env, params = envs.make("portfolio", test.to_device(), dict(action_space=_ACTION_SPACE.value,
-                            random_start=False, window=test.start))
+    cfg = base_config()                      # the experiment defaults: env, costs, splits
+    cfg.data.dataset = _DATASET.value
+    cfg.data.train, cfg.data.val, cfg.data.test = tuple(_TRAIN.value), tuple(_VAL.value), tuple(_TEST.value)
+    cfg.env.action_space = _ACTION_SPACE.value
+    cfg.train.iterations = 1                 # no training: the budget is only resolved
+    s = build(cfg)
+    test, env, params = s.splits.test, s.eval_env, s.test_params
     # Warm the min-variance covariance with the closes right before the split (train/val years).
-    history = np.asarray(md.close)[np.asarray(md.dates < test.dates[0])][-_COV_WINDOW.value:]
+    history = baseline_history(s.market, test, _COV_WINDOW.value)
     results = baselines(env, params, test, history=history, n_random_seeds=_SEEDS.value,
                         gate=_GATE.value, cov_window=_COV_WINDOW.value)
     c = params.costs
