@@ -182,7 +182,9 @@ def matmul_rate(kernels: list[tuple[int, int]], rows: int, devices, repeats: int
     return max(rates)
 
 
-def run_jax(net: str, n_envs: int, window: int) -> dict:
+def bench_agent(net: str, n_envs: int, window: int):
+    """(env params, devices, config, PPO agent) of one configuration: n_envs in all, split over every
+    local device when they divide evenly into 4 minibatches per device, else on one device."""
     import jax
 
     from jaxtrade.agents import ppo
@@ -191,9 +193,15 @@ def run_jax(net: str, n_envs: int, window: int) -> dict:
     devices = jax.local_devices()
     if n_envs % (len(devices) * 4):
         devices = devices[:1]
-    per_call = _PER_CALL.value
-    cfg = bench_config(net, n_envs // len(devices), _N_STEPS.value, per_call)
-    agent = ppo.make(cfg, env)
+    cfg = bench_config(net, n_envs // len(devices), _N_STEPS.value, _PER_CALL.value)
+    return env_params, devices, cfg, ppo.make(cfg, env)
+
+
+def run_jax(net: str, n_envs: int, window: int) -> dict:
+    import jax
+
+    env_params, devices, cfg, agent = bench_agent(net, n_envs, window)
+    env, per_call = agent.env, _PER_CALL.value
     state = {"carry": agent.init(cfg.seed, env_params, devices)}
     fn = agent.make_iteration()
 
@@ -231,13 +239,7 @@ def run_population(net: str, n_envs: int, window: int, k: int) -> dict:
 
     from jaxtrade.agents import ppo
 
-    env, env_params = load_env(_EPISODE.value, window)
-    devices = jax.local_devices()
-    if n_envs % (len(devices) * 4):
-        devices = devices[:1]
-    per_call = _PER_CALL.value
-    cfg = bench_config(net, n_envs // len(devices), _N_STEPS.value, per_call)
-    agent = ppo.make(cfg, env)
+    env_params, devices, _, agent = bench_agent(net, n_envs, window)
     lrs = np.geomspace(1e-4, 1e-3, k)
     members = [agent.hparams.replace(actor_lr=float(lr), critic_lr=float(3 * lr)) for lr in lrs]
     keys = jax.random.split(jax.random.key(0), k)
@@ -261,7 +263,7 @@ def run_population(net: str, n_envs: int, window: int, k: int) -> dict:
         seq_times.append(sum(common.time_calls(lambda b=b: call(single, b), 1, warmup=False).median
                              for b in seq))
         pop_times.append(common.time_calls(lambda: call(population, pop), 1, warmup=False).median)
-    steps = k * n_envs * _N_STEPS.value * per_call              # env steps of one call of all K
+    steps = k * n_envs * _N_STEPS.value * _PER_CALL.value             # env steps of one call of all K
     seq_s, pop_s = float(np.median(seq_times)), float(np.median(pop_times))
     return {"kind": "population", "net": net, "window": window, "n_envs": n_envs, "k": k,
             "devices": len(devices), "population_steps_per_s": steps / pop_s,

@@ -220,12 +220,9 @@ def select_tree(pred: jax.Array, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
-class AutoReset:
-    """Wraps a core environment whose `step` never resets: finished episodes restart inside `step`.
-
-    The returned obs/state are the new episode's where `done`; `info["final_obs"]` keeps the
-    observation the finished episode ended on, so PPO can bootstrap a truncated episode from it.
-    """
+class Wrapper:
+    """Base of env wrappers: forwards every attribute (specs included) to the wrapped env;
+    `unwrapped` is the core env under every wrapper."""
 
     def __init__(self, env):
         self._env = env
@@ -235,10 +232,18 @@ class AutoReset:
 
     @property
     def unwrapped(self):
-        return self._env
+        return getattr(self._env, "unwrapped", self._env)
 
     def reset(self, key, params):
         return self._env.reset(key, params)
+
+
+class AutoReset(Wrapper):
+    """Wraps a core environment whose `step` never resets: finished episodes restart inside `step`.
+
+    The returned obs/state are the new episode's where `done`; `info["final_obs"]` keeps the
+    observation the finished episode ended on, so PPO can bootstrap a truncated episode from it.
+    """
 
     def step(self, key, state, action, params):
         step_key, reset_key = jax.random.split(key)
@@ -271,24 +276,11 @@ def step_stats(reward: jax.Array, done: jax.Array, info: dict) -> TradingStats:
         turnover_sum=f32(info["turnover"]), reward_sum=reward, reward_sq_sum=reward * reward)
 
 
-class EpisodeStats:
+class EpisodeStats(Wrapper):
     """Wraps an (auto-resetting) environment: `info["stats"]` is that step's `TradingStats`.
 
     Every agent sums `info["stats"]` over its rollout; the host metrics read it by field name.
     """
-
-    def __init__(self, env):
-        self._env = env
-
-    def __getattr__(self, name):
-        return getattr(self._env, name)
-
-    @property
-    def unwrapped(self):
-        return getattr(self._env, "unwrapped", self._env)
-
-    def reset(self, key, params):
-        return self._env.reset(key, params)
 
     def step(self, key, state, action, params):
         obs, state, reward, done, info = self._env.step(key, state, action, params)
