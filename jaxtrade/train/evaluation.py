@@ -84,23 +84,12 @@ def split_of(spec, name: str, market=None):
     rng = spec.data.get(name)
     if not rng:
         raise ValueError(f"the model's data has no {name} split (its data section: {spec.data})")
-    md = load_market_data(_AttrDict(spec.data)) if market is None else market
+    md = load_market_data(spec.data) if market is None else market
     fp = fingerprint(md)
     if name == "train" and fp != spec.data_fingerprint:
         log.warning("the data differ from the data the model was trained on (fingerprint %s, trained "
                     "on %s)", fp[:12], spec.data_fingerprint[:12])
     return md, spec.preprocessor.transform(md, tuple(rng), name=name)
-
-
-class _AttrDict(dict):
-    def get(self, k, default=None):
-        return dict.get(self, k, default)
-
-    def __getattr__(self, k):
-        try:
-            return self[k]
-        except KeyError as exc:
-            raise AttributeError(k) from exc
 
 
 def evaluate_artifact(policies, spec, split, *, market, history_rows: int = 252, n_boot: int = 1000,

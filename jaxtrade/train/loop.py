@@ -140,7 +140,7 @@ def _to_target(target, restored):
     return jax.tree.map(leaf, target, restored)
 
 
-def _restore(agent, state, setup, ckpts: Checkpoints, name: str, explicit: bool):
+def _restore(agent, state, ckpts: Checkpoints, name: str, explicit: bool):
     """(state, meta or None) restored from `name`: latest | a best metric | a path (checkpoint step
     directory, latest directory, or model artifact)."""
     if name in BEST_METRICS or (os.path.isdir(name) and artifact_lib.is_artifact(name)):
@@ -191,7 +191,7 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
         if not fresh_start:
             name = resume_from or ("latest" if ckpts.steps("latest") else None)
             if name is not None:
-                state, meta = _restore(agent, state, s, ckpts, name, explicit=resume_from is not None)
+                state, meta = _restore(agent, state, ckpts, name, explicit=resume_from is not None)
                 if meta is not None and meta.get("kind") == "latest":
                     run_state = RunState.from_meta(meta, config)
                 resumed = True

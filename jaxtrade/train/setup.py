@@ -58,10 +58,12 @@ class Setup:
 
 
 def load_market_data(data_cfg):
-    """The config's data source: a bundled dataset name or a user CSV (`data.csv_path`)."""
+    """The config's data source: a bundled dataset name or a user CSV (`data.csv_path`).
+
+    data_cfg: the `data` section, a ConfigDict or a plain dict (a model artifact's `spec.data`)."""
     if data_cfg.get("csv_path"):
-        return load_csv(data_cfg.csv_path, **dict(data_cfg.get("csv_options") or {}))
-    return load_dataset(data_cfg.dataset)
+        return load_csv(data_cfg["csv_path"], **dict(data_cfg.get("csv_options") or {}))
+    return load_dataset(data_cfg["dataset"])
 
 
 def env_dict(config_env, **changes) -> dict:
