@@ -5,13 +5,16 @@ Only mains (and benchmarks) configure logging or install signal handlers; the li
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
+import traceback
 
 from absl import flags
 from absl import logging as absl_logging
 
 VERBOSITIES = ("quiet", "normal", "verbose")
+_CHOSEN = {"verbosity": "normal"}
 
 
 class _VerbosityParser(flags.IntegerParser):
@@ -39,6 +42,7 @@ def setup_logging(verbosity: str) -> None:
     libraries' absl INFO lines (Orbax logs every save) only at verbose."""
     if verbosity not in VERBOSITIES:
         raise ValueError(f"verbosity must be one of {VERBOSITIES}, got {verbosity!r}")
+    _CHOSEN["verbosity"] = verbosity   # absl's set_verbosity below rewrites FLAGS.verbosity
     absl_logging.set_verbosity(absl_logging.INFO if verbosity == "verbose" else absl_logging.WARNING)
     log = logging.getLogger("jaxtrade")
     log.setLevel(logging.DEBUG)
@@ -50,3 +54,28 @@ def setup_logging(verbosity: str) -> None:
     console.setLevel({"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}[verbosity])
     console.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(console)
+
+
+# What a user can cause and fix by changing a flag, a config value or a file: bad data (DataError is a
+# ValueError), a bad config value, a missing file. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+def user_errors_exit_2(main):
+    """`main` for `app.run`: a user error prints one line (`error: <message>`) to stderr and exits
+    with status 2; the traceback comes first at --verbosity=verbose."""
+
+    @functools.wraps(main)
+    def wrapped(argv):
+        try:
+            return main(argv)
+        except USER_ERRORS as e:
+            verbose = _CHOSEN["verbosity"] == "verbose"
+            if verbose:
+                traceback.print_exc()
+            message = " ".join(str(e).split()) or type(e).__name__
+            hint = "" if verbose else " (--verbosity=verbose for the traceback)"
+            print(f"error: {message}{hint}", file=sys.stderr, flush=True)
+            sys.exit(2)
+
+    return wrapped

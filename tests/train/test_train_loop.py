@@ -253,3 +253,26 @@ def test_save_is_atomic_and_params_round_trip(reference, tmp_path, monkeypatch):
     # Never pickle: the params file loads with allow_pickle=False.
     with np.load(os.path.join(dst, "params.npz"), allow_pickle=False) as z:
         assert z.files
+
+
+def test_user_errors_print_one_line_exit_2_and_move_nothing_aside(tmp_path):
+    """A bad dataset name: status 2, one `error:` line naming the dataset and the choices, no traceback,
+    and --fresh_start has not moved the earlier results (the config and data validate first). A bad
+    config value at --verbosity=verbose: status 2 with the traceback."""
+    earlier = tmp_path / "checkpoints" / "latest"
+    earlier.mkdir(parents=True)
+    (earlier / "keep").write_text("earlier run")
+    proc = subprocess.run(_command(tmp_path, "--config.data.dataset=sp600", "--fresh_start"), cwd=ROOT,
+                          env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
+    assert "sp600" in lines[0] and "sp500-20" in lines[0] and "Traceback" not in proc.stderr
+    assert (earlier / "keep").read_text() == "earlier run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints"]
+
+    proc = subprocess.run(_command(tmp_path, "--config.env.costs.impact_model=square", "--verbosity=verbose"),
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith(
+        "error: env.costs.impact_model='square'"), proc.stderr[-2000:]
