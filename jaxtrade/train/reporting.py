@@ -75,12 +75,22 @@ class Reporter:
         self._bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True,
                          disable=verbosity == "quiet", file=sys.stderr, mininterval=1.0)
         self._last_summary: dict | None = None
+        self._last_known: dict = {}
+
+    def postfix(self, row: dict) -> dict:
+        """The progress bar's postfix for `row`: every headline metric by its whole name; a metric the
+        row lacks (no episode finished this iteration) keeps its last known value."""
+        for k in _HEADLINE:
+            v = row.get(k)
+            if v is not None and not (isinstance(v, float) and not math.isfinite(v)):
+                self._last_known[k] = v
+        return {k: _fmt(self._last_known.get(k)) for k in _HEADLINE}
 
     def iteration(self, row: dict) -> None:
         """Records one training iteration's row (see `metrics.iteration_row`)."""
         self.write_row("train", row)
         it = int(row["iteration"])
-        self._bar.set_postfix({k.replace("_", " ")[:12]: _fmt(row.get(k)) for k in _HEADLINE}, refresh=False)
+        self._bar.set_postfix(self.postfix(row), refresh=False)
         self._bar.update(it - self._bar.n)
         if it % self.log_every == 0:
             prev = self._last_summary or {}

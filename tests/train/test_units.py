@@ -107,3 +107,20 @@ def test_whole_split_episodes_trade_from_the_split_start_only():
         for split, params in ((s.splits.val, s.val_params), (s.splits.test, s.test_params)):
             assert split.start == params.window == cfg.env.window
             assert split.dates[params.window] == split.traded_dates[0]
+
+
+def test_progress_bar_shows_whole_names_and_the_last_known_value(tmp_path):
+    from jaxtrade.train.reporting import Reporter
+
+    rep = Reporter(str(tmp_path), total=3, initial=0, verbosity="normal", log_every=100, tensorboard=False)
+    try:
+        base = dict(win_rate=0.5, explained_variance=0.1, steps_per_second=1000.0)
+        rep.iteration(dict(base, iteration=1, episode_return=0.123))
+        first = rep._bar.postfix
+        rep.iteration(dict(base, iteration=2, episode_return=float("nan")))   # no episode finished
+        second = rep._bar.postfix
+    finally:
+        rep.close()
+    for name in ("episode_return", "win_rate", "explained_variance", "steps_per_second"):
+        assert f"{name}=" in first and f"{name}=" in second
+    assert "episode_return=0.123" in first and "episode_return=0.123" in second and "n/a" not in second
