@@ -181,17 +181,28 @@ SEC_SECTION_31: tuple[SecRate, ...] = (
     SecRate("2015-02-14", NAN,
             "UNSOURCED: the FY2015 rate (SEC Order 34-74057, 2015-01-15, 80 FR 2978) was not read. The "
             "order was due within 30 days of the appropriation and takes effect 60 days after it, so "
-            "$22.10 is certain only through 2015-02-13; the next rate found is $21.80 as of 2016-02-25."),
-    SecRate("2016-02-25", 21.80,
-            "PRIMARY: FINRA Information Notice 2016-03-15 (SEC announced 2016-02-25 the rate 'will remain "
-            "at the current rate of $21.80' until the later of 2016-09-30 or 60 days after the FY2017 "
-            "appropriation), https://www.finra.org/rules-guidance/notices/information-notice-031516"),
+            "$22.10 is certain only through 2015-02-13; the FY2016 rate $21.80 starts 2016-02-16."),
+    SecRate("2016-02-16", 21.80,
+            "SECONDARY (date): SEC Order 34-76848, Order Making Fiscal Year 2016 Annual Adjustments to "
+            "Transaction Fee Rates (2016-01-12, 81 FR 1458, located, text not read here: "
+            "https://regulations.justia.com/regulations/fedreg/2016/01/12/2016-00406.html), operative "
+            "sentence ('shall be $21.80 per $1,000,000 effective on February 16, 2016') as quoted "
+            "verbatim in the open-source table github.com/seathatflowsinourveins/native-agent-stack "
+            "blueprints/us-equities/mover-v3/data/fees-v3.json; rate PRIMARY: FINRA Information Notice "
+            "2016-03-15 (SEC announced 2016-02-25 the rate 'will remain at the current rate of $21.80' "
+            "until the later of 2016-09-30 or 60 days after the FY2017 appropriation), "
+            "https://www.finra.org/rules-guidance/notices/information-notice-031516. No change between "
+            "then and 2017-07-03: the FY2017 order (82 FR 25895) estimates collections 'for the period "
+            "October 1, 2016 through July 3, 2017' at 'the current fee rate of $21.80' (same table)."),
     SecRate("2017-07-04", 23.10,
-            "SECONDARY (date): SEC announcement 'starting on July 4, 2017, the fee rates applicable to "
-            "most securities transactions will be set at $23.10 per million dollars' as quoted by a "
-            "third-party page (https://parkspotters.com/ix-ojp/8a9d4f-sec-fee-rate-history); rate "
-            "PRIMARY: FINRA Information Notice 2018-05-07 ('current rate of $23.10'), "
-            "https://www.finra.org/rules-guidance/notices/information-notice-050718"),
+            "DERIVED: SEC Order 34-80816, Order Making Fiscal Year 2017 Annual Adjustments to Transaction "
+            "Fee Rates (2017-05-31, 82 FR 25895): 'On May 5, 2017, the President signed into law the "
+            "Consolidated Appropriations Act, 2017', http://federal.elaws.us/fr/6/5/2017/2017-11555; "
+            "the new rate takes effect 60 days after the appropriation (Section 31(k) as amended by "
+            "Dodd-Frank sec. 991) = 2017-07-04; the order's operative sentence ('$23.10 per $1,000,000 "
+            "effective on July 4, 2017') is quoted verbatim in the native-agent-stack fees-v3.json "
+            "table above; rate PRIMARY: FINRA Information Notice 2018-05-07 ('current rate of "
+            "$23.10'), https://www.finra.org/rules-guidance/notices/information-notice-050718."),
     SecRate("2018-05-22", 13.00,
             "PRIMARY: FINRA Information Notice 2018-05-07 ($23.10 to $13.00 effective May 22, 2018), "
             "https://www.finra.org/rules-guidance/notices/information-notice-050718"),
@@ -282,18 +293,22 @@ FINRA_TAF: tuple[TafRate, ...] = (
     TafRate("2012-03-01", 0.000095, 4.75, 0.002,
             "PRIMARY (equity): FINRA Regulatory Notice 12-06 ($0.000090 to $0.000095, cap $4.50 to $4.75, "
             "effective 2012-03-01), https://www.finra.org/industry/notices/12-06; option rate SECONDARY."),
-    TafRate("2012-05-10", NAN, NAN, NAN,
-            "UNSOURCED: FINRA proposed a further covered-equity TAF change (notice of filing, 77 FR "
-            "27527, 2012-05-10, "
-            "https://regulations.justia.com/regulations/fedreg/2012/05/10/2012-11246.html); the resulting "
-            "$0.000119/$5.95 rate is attested only from 2017 on and its effective date was not found."),
-    TafRate("2017-07-04", 0.000119, 5.95, 0.002,
-            "SECONDARY: $0.000119 per share, $5.95 maximum, quoted by Motif Investing alongside the SEC "
-            "rate $23.10 (in force from 2017-07-04), "
-            "https://www.motifinvesting.com/faq/what-are-regulatory-transaction-fees; also "
-            "alarictrader.com (with SEC $13.00, 2018-19), autoshares.com ('as of Jan 2020', with $0.002 "
-            "per option contract), DriveWealth and Gotrade (with SEC $5.10, 2021). The rate began earlier "
-            "(2012); this row starts at the first dated attestation."),
+    TafRate("2012-07-01", 0.000119, 5.95, 0.002,
+            "SECONDARY (equity): SR-FINRA-2012-023 (notice of filing 77 FR 27527, 2012-05-10; approved by "
+            "SEC Release 34-67242, 77 FR 38690, 2012-06-28, "
+            "https://regulations.justia.com/regulations/fedreg/2012/06/28/2012-15806.html, located, text "
+            "not read here): 'increase the TAF rate ... from $0.000095 per share to $0.000119 per share' "
+            "and the cap 'from $4.75 to $5.95', 'effective on July 1, 2012'; FINRA By-Laws Schedule A "
+            "sec. 1 version 'Jul 01, 2012 - Sep 30, 2012' ('Amended by SR-FINRA-2012-023 eff. July 1, "
+            "2012') and the unchanged $0.000119/$5.95 text in the versions Oct 2012 - Dec 2014, Jan 2015 "
+            "- Jul 09 2017 and Jul 10 2017 - Dec 2021 -- all as quoted verbatim in the open-source table "
+            "github.com/seathatflowsinourveins/native-agent-stack "
+            "blueprints/us-equities/mover-v3/data/fees-v3.json. So $0.000095/$4.75 held until "
+            "2012-06-30. The 2012-10-01 change was to security futures only (FINRA Regulatory Notice "
+            "12-41, https://www.finra.org/industry/notices/12-41). $0.000119/$5.95 also quoted by Motif "
+            "Investing (with SEC $23.10, 2017-18), alarictrader.com, autoshares.com ('as of Jan 2020', "
+            "with $0.002 per option contract), DriveWealth and Gotrade (2021). Option rate SECONDARY (no "
+            "change found since 2002)."),
     TafRate("2022-01-01", 0.000130, 6.49, 0.00218,
             "SECONDARY: calendar-year phase-in of FINRA's fee filing SR-FINRA-2020-032 (85 FR 66592, "
             "2020-10-20, https://regulations.justia.com/regulations/fedreg/2020/10/20/2020-23141.html; "

@@ -102,12 +102,44 @@ def test_bounds_do_not_rely_on_nan_rows(monkeypatch):
 
 @pytest.mark.parametrize("date, schedule", [
     ("2009-04-05", "SEC Section 31"), ("2015-06-01", "SEC Section 31"),
-    ("2003-05-01", "FINRA TAF"), ("2013-01-02", "FINRA TAF"),
+    ("2003-05-01", "FINRA TAF"), ("2016-02-15", "SEC Section 31"),
 ])
 def test_unsourced_interval_raises(date, schedule):
     with pytest.raises(FeeScheduleError, match=date) as info:
         regulatory_fee_rates(["2008-06-02", date])
     assert schedule in info.value.reason and "not sourced" in info.value.reason
+
+
+@pytest.mark.parametrize("date, per_share, cap", [
+    ("2012-05-10", 0.000095, 4.75),     # the March 2012 rate still holds while SR-FINRA-2012-023 is pending
+    ("2012-06-30", 0.000095, 4.75),     # the day before the July 2012 increase
+    ("2012-07-01", 0.000119, 5.95),
+    ("2013-01-02", 0.000119, 5.95),     # inside the interval that was unsourced before
+    ("2017-07-03", 0.000119, 5.95),
+    ("2021-12-31", 0.000119, 5.95),     # the last day before the SR-FINRA-2020-032 phase-in
+])
+def test_taf_july_2012_increase(date, per_share, cap):
+    r = one(date)
+    assert (r["taf_per_share"], r["taf_cap"], r["taf_per_option_contract"]) == (per_share, cap, 0.002)
+
+
+@pytest.mark.parametrize("date, per_million", [
+    ("2016-02-16", 21.80),              # FY2016 order, effective 60 days after the appropriation
+    ("2016-10-03", 21.80),              # no change when FY2017 began under a continuing resolution
+    ("2017-07-03", 21.80),              # the day before the FY2017 rate
+    ("2017-07-04", 23.10),
+])
+def test_sec_fiscal_2016_and_2017_rates(date, per_million):
+    assert one(date)["sec_rate"] == pytest.approx(per_million / 1e6, rel=0, abs=1e-15)
+
+
+def test_fiscal_2015_rate_is_still_a_gap():
+    """The day before the FY2016 row starts falls in the unsourced FY2015 interval, not in the FY2016 row."""
+    assert one("2015-02-13")["sec_rate"] == pytest.approx(22.10e-6, rel=0, abs=1e-15)
+    for date in ("2015-02-14", "2015-09-30", "2016-02-15"):
+        with pytest.raises(FeeScheduleError, match=date) as info:
+            regulatory_fee_rates([date])
+        assert "SEC Section 31" in info.value.reason and "2015-02-14" in info.value.reason
 
 
 def test_missing_date_raises():
@@ -190,9 +222,11 @@ def test_bundled_data_coverage(sp500_20):
     assert first == str(dates[0].date())
     covered = ~np.isnan(table).any(axis=1)
     assert not covered[dates < pd.Timestamp(COVERAGE_START)].any()
-    assert covered[dates >= pd.Timestamp("2017-07-04")].all()        # no gap from 2017-07-04 on
+    assert covered[dates >= pd.Timestamp("2016-02-16")].all()        # no gap from 2016-02-16 on
     assert covered[(dates >= pd.Timestamp("2004-11-01")) & (dates < pd.Timestamp("2009-04-01"))].all()
-    assert not covered[(dates >= pd.Timestamp("2012-05-10")) & (dates < pd.Timestamp("2017-07-04"))].any()
+    assert covered[(dates >= pd.Timestamp("2009-04-10")) & (dates < pd.Timestamp("2015-02-14"))].all()
+    gap = (dates >= pd.Timestamp("2015-02-14")) & (dates < pd.Timestamp("2016-02-16"))  # FY2015 rate unread
+    assert gap.any() and not covered[gap].any()
 
 
 def test_markdown_table_lists_every_row_with_its_source():
