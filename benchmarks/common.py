@@ -43,8 +43,9 @@ def make_env(name: str, data, **config):
     return envs.make(name, data, config)
 
 
-def load_env_data(dataset: str = "sp500-20", *, lookback: int = 30, train=("1995-01-01", "2014-12-31")):
-    """The training split (default 1995-2014) of a bundled dataset, as device `EnvData`."""
+def load_env_data(dataset: str = "sp500-20", *, lookback: int = 30, train=("1997-01-01", "2014-12-31")):
+    """The training split (default 1997-2014: the dated fee schedule starts 1996-10-11) of a bundled
+    dataset, as device `EnvData`."""
     from jaxtrade.data import load_dataset, split
 
     return split(load_dataset(dataset), train=train, lookback=lookback).train.to_device()

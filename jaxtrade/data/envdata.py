@@ -28,6 +28,12 @@ class EnvData:
         no causal size proxy, so size factors must not be used). See `jaxtrade.data.features.size_proxy`.
     turbulence_threshold: scalar, default gate threshold (a quantile of the training split's
         turbulence; +inf when the data has fewer than two symbols).
+    fees: [T, 4] the US regulatory fee rates in force on each row's date (`jaxtrade.data.fees`,
+        columns `FEE_COLUMNS`: SEC rate per unit of currency sold, FINRA TAF per share sold, TAF cap
+        per trade, TAF per option contract sold); NaN rows where the schedule does not cover the date.
+        None for hand-built data (then `env.costs.regulatory_fees` must be "flat" or "none").
+    fee_gap: static, the first traded date ('YYYY-MM-DD', rows >= start) the fee schedule does not
+        cover, or None; envs charging the schedule refuse such data when made.
     start: static int, the number of history rows before the first row that may be traded (a
         split's lookback). Rows < start belong to the data before this split: environments check
         `window <= start` and never trade them.
@@ -46,6 +52,8 @@ class EnvData:
     sharpe: jax.Array
     size: jax.Array
     turbulence_threshold: jax.Array
+    fees: jax.Array | None = None
+    fee_gap: str | None = struct.field(pytree_node=False, default=None)
     start: int = struct.field(pytree_node=False, default=0)
     has_volume: bool = struct.field(pytree_node=False, default=False)
     has_size: bool = struct.field(pytree_node=False, default=False)

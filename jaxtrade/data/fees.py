@@ -20,7 +20,11 @@ How to read the schedule
                effect April 1") applied to a sourced enactment date; the effective date itself was not read.
     SECONDARY  the rate or its date comes only from secondary material (law-firm or broker summaries,
                trade press, a tax adviser's list, other open-source fee tables).
-    UNSOURCED  no source settles the rate in this interval; the row's rates are NaN and dates in it raise.
+    BOUND      no source settles the rate in this interval, which lies between two sourced rows: the row
+               charges the higher of its two neighbours' rates, a labelled conservative upper bound (never
+               less than what was charged), so a backtest across the gap neither stops nor flatters.
+    UNSOURCED  no source settles the rate and no neighbours bound it; the row's rates are NaN and dates in
+               it raise.
 * The SEC rate is venue-agnostic here: Section 31 applies to "covered sales". Before NSMIA took full effect
   (Nasdaq/OTC last-sale-reported securities were brought in during 1997) off-exchange sales of Nasdaq stocks
   were not covered; this schedule does not model venue.
@@ -39,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 FEE_COLUMNS = ("sec_rate", "taf_per_share", "taf_cap", "taf_per_option_contract")
-GRADES = ("PRIMARY", "DERIVED", "SECONDARY", "UNSOURCED")
+GRADES = ("PRIMARY", "DERIVED", "SECONDARY", "BOUND", "UNSOURCED")
 NAN = math.nan
 INF = math.inf
 
@@ -133,11 +137,12 @@ SEC_SECTION_31: tuple[SecRate, ...] = (
             "PRIMARY: FINRA Information Notice 2008-03-10 (FY2008 mid-year adjustment, $11.00 to $5.60 "
             "effective April 1, 2008), "
             "https://www.finra.org/rules-guidance/notices/information-notice-031008"),
-    SecRate("2009-04-01", NAN,
-            "UNSOURCED: no FY2009 fee rate advisory was found. The Omnibus Appropriations Act 2009 was "
+    SecRate("2009-04-01", 25.70,
+            "BOUND (the higher neighbour, $25.70 of 2009-04-10, over $5.60): no FY2009 fee rate "
+            "advisory was found. The Omnibus Appropriations Act 2009 was "
             "enacted 2009-03-11 (Goodwin alert 2009-03-11); the FY2009 rate took effect 30 days later "
             "(2009-04-10) under the rule every FY2003-FY2011 order used, but a mid-year adjustment "
-            "effective April 1 cannot be excluded, so 2009-04-01..2009-04-09 are left uncovered."),
+            "effective April 1 cannot be excluded for 2009-04-01..2009-04-09."),
     SecRate("2009-04-10", 25.70,
             "DERIVED: Omnibus Appropriations Act 2009 enacted 2009-03-11 (Pub. L. 111-8, "
             "https://www.govinfo.gov/content/pkg/PLAW-111publ8/html/PLAW-111publ8.htm) + 30 days; $25.70 "
@@ -178,8 +183,9 @@ SEC_SECTION_31: tuple[SecRate, ...] = (
             "https://finra.org/rules-guidance/notices/information-notice-030314; unchanged into FY2015 "
             "per FINRA Information Notice 2014-10-07, "
             "https://www.finra.org/industry/information-notice-100714"),
-    SecRate("2015-02-14", NAN,
-            "UNSOURCED: the FY2015 rate (SEC Order 34-74057, 2015-01-15, 80 FR 2978) was not read. The "
+    SecRate("2015-02-14", 22.10,
+            "BOUND (the higher neighbour, $22.10 of 2014-03-18, over $21.80 of 2016-02-16): "
+            "the FY2015 rate (SEC Order 34-74057, 2015-01-15, 80 FR 2978) was not read. The "
             "order was due within 30 days of the appropriation and takes effect 60 days after it, so "
             "$22.10 is certain only through 2015-02-13; the FY2016 rate $21.80 starts 2016-02-16."),
     SecRate("2016-02-16", 21.80,
@@ -266,8 +272,9 @@ FINRA_TAF: tuple[TafRate, ...] = (
             "per share sold with a $10 per-trade maximum, $0.002 per option contract, retroactive to "
             "2002-10-01) as quoted at https://www.elitetrader.com/et/threads/new-nasd-fee.21748/ (pilot "
             "SR-NASD-2002-98)."),
-    TafRate("2002-12-31", NAN, NAN, NAN,
-            "UNSOURCED: the pilot expired 2002-12-31 and was extended to 2003-03-01 'to maintain the "
+    TafRate("2002-12-31", 0.0001, 10.00, 0.002,
+            "BOUND (both neighbours are $0.0001 / $10 / $0.002): "
+            "the pilot expired 2002-12-31 and was extended to 2003-03-01 'to maintain the "
             "status quo' (SR-NASD-2002-182, "
             "https://www.finra.org/industry/rule-filings/sr-nasd-2002-182), then made permanent "
             "(SR-NASD-2002-148, approved 2003-05-30, NtM 03-30, "
@@ -379,10 +386,16 @@ def _check_schedules() -> None:
             nan = [math.isnan(v) for v in values]
             if source_grade(r.source) == "UNSOURCED":
                 ok = all(nan)
+            elif source_grade(r.source) == "BOUND":   # between two sourced rows, the higher of them
+                i = rows.index(r)
+                ok = not any(nan) and 0 < i < len(rows) - 1 and all(
+                    v == max(a, b) for v, a, b in zip(values, dataclasses.astuple(rows[i - 1])[1:-1],
+                                                      dataclasses.astuple(rows[i + 1])[1:-1], strict=True))
             else:   # a sourced row is complete, except one recorded past the verified date
                 ok = (not any(nan) or r.start > SCHEDULE_VERIFIED_THROUGH) and not math.isnan(values[0])
             if not ok or any(v < 0 for v in values if not math.isnan(v)):
-                raise RuntimeError(f"{name} {r.start}: UNSOURCED rows carry NaN rates, sourced rows do not")
+                raise RuntimeError(f"{name} {r.start}: UNSOURCED rows carry NaN rates, sourced rows do not, "
+                                   "BOUND rows the higher of their neighbours' rates")
         if any(b <= a for a, b in zip(starts, starts[1:], strict=False)):
             raise RuntimeError(f"{name}: starts must be strictly increasing")
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from jaxtrade.data import features as feats
+from jaxtrade.data import fees as fees_lib
 from jaxtrade.data.dates import format_date
 from jaxtrade.data.envdata import EnvData
 
@@ -78,6 +79,8 @@ class Split:
 
         f32 = lambda x: jnp.asarray(np.asarray(x, dtype=np.float32))
         close = self.close
+        fees, _ = fees_lib.regulatory_fee_rates_or_nan(self.dates)
+        _, fee_gap = fees_lib.regulatory_fee_rates_or_nan(self.dates[self.start:])
         return EnvData(
             close=f32(close),
             open=f32(close if self.open is None else self.open),
@@ -92,6 +95,8 @@ class Split:
             sharpe=f32(self.sharpe),
             size=f32(np.nan_to_num(self.size, nan=0.0)),
             turbulence_threshold=f32(self.turbulence_threshold),
+            fees=f32(fees),
+            fee_gap=fee_gap,
             start=int(self.start),
             has_volume=self.volume is not None,
             has_size=bool(np.isfinite(self.size).all()),

@@ -5,7 +5,7 @@ One step, for one unbatched environment in state `s` at row t = s.t:
 0. Episodes start at row `data.start` or later (whole split: at `data.start`, the split's first
    tradable row; random start: uniform in [data.start, T-1-L]). Rows < data.start are history
    (the split before) and are only ever observed: `build_params` checks window <= data.start
-   (and costs.adv_window <= data.start when the volume impact model is on).
+   (and costs.adv_window <= data.start when the square-root impact law reads volume).
 1. The agent has seen rows < t only: the window of rows t-W .. t-1 and the weights it held after
    its previous trade (valued at close[t-1]).
 2. Its action becomes target fractions of value per asset. If the turbulence of row t-1 exceeds the
@@ -148,8 +148,23 @@ def _weights(holdings: jax.Array, cash: jax.Array, price: jax.Array, value: jax.
     return jnp.concatenate([holdings * price, cash[None]]) / denom
 
 
-def _costs(u, shares, price, value, sigma, adv, params):
-    return costs_lib.total_cost(u, shares, price, value, params.costs, sigma, adv)
+def _costs(u, shares, price, value, sigma, adv, fee_rates, params):
+    return costs_lib.total_cost(u, shares, price, value, params.costs, sigma, adv, fee_rates)
+
+
+def impact_inputs(data, t, price, costs: costs_lib.CostParams):
+    """(sigma [N], ADV in shares [N], the date's regulatory fee row) for a trade at row t, from rows
+    < t only (None where `costs` does not need them)."""
+    sigma = adv = None
+    if costs.impact_model == "sqrt_adv":
+        sigma = data.volatility[t - 1]
+        adv = lax.dynamic_slice_in_dim(data.volume, t - costs.adv_window, costs.adv_window, 0).mean(0)
+        adv = jnp.maximum(adv, 1.0)
+    elif costs.impact_model == "assumed_adv":
+        sigma = data.volatility[t - 1]
+        adv = costs.assumed_adv_value / price
+    fee_rates = data.fees[t] if costs.regulatory_fees == "us_schedule" else None
+    return sigma, adv, fee_rates
 
 
 def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Array, params, *,
@@ -172,14 +187,8 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
     # Exact zeros matter: HOLD and all-cash-from-cash must trade (and so pay) exactly nothing.
     shares = jnp.where(keep & ~gate, 0.0, target * value0 / price - state.holdings)
 
-    if params.costs.volume_impact:
-        sigma = data.volatility[t - 1]
-        n_adv = params.costs.adv_window
-        adv = lax.dynamic_slice_in_dim(data.volume, t - n_adv, n_adv, 0).mean(0)
-        adv = jnp.maximum(adv, 1.0)
-    else:
-        sigma = adv = None
-    cost = _costs(u, shares, price, value0, sigma, adv, params)
+    sigma, adv, fee_rates = impact_inputs(data, t, price, params.costs)
+    cost = _costs(u, shares, price, value0, sigma, adv, fee_rates, params)
     if cash_floor:
         # Scaling every buy by alpha <= 1 lowers each buy's cost (costs are monotone in size), so
         # alpha = (cash + sells - all costs at full size) / buys keeps cash >= 0.
@@ -190,7 +199,7 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
         short = buys > avail
         alpha = jnp.clip(avail / jnp.where(short, buys, 1.0), 0.0, 1.0) * (1.0 - _CASH_MARGIN)
         shares = jnp.where(buy & short, shares * alpha, shares)
-        cost = jnp.where(buy & short, _costs(u, shares, price, value0, sigma, adv, params), cost)
+        cost = jnp.where(buy & short, _costs(u, shares, price, value0, sigma, adv, fee_rates, params), cost)
 
     flow = shares * price
     holdings = state.holdings + shares
@@ -264,7 +273,8 @@ def build_params(cls, data, config: dict):
     **the other keys)` from a checked nested config (`jaxtrade.envs.registry.check_config`).
 
     Missing keys take the field defaults; `turbulence_threshold` None (or absent) takes the data's;
-    `costs.volume_impact` None (or absent) follows `data.has_volume`. Numbers become float32 arrays so that
+    `costs.impact_model` None (or absent) is "sqrt_adv" with volume data, "none" without. Numbers
+    become float32 arrays so that
     params can be vmapped or swapped without recompiling; static fields stay Python values.
     Then `check_rows` checks the data against the window, the ADV window and the episode length.
     """
@@ -276,11 +286,19 @@ def build_params(cls, data, config: dict):
         raise ValueError(f"unknown env config keys {['env.' + k for k in unknown]} for {cls.__name__}; "
                          f"known: {sorted(top_names)}")
     costs = sub["costs"]
-    if costs.get("volume_impact") is None:
-        costs["volume_impact"] = bool(data.has_volume)
-    costs["volume_impact"] = bool(costs["volume_impact"])
-    if costs["volume_impact"] and not data.has_volume:
-        raise ValueError("env.costs.volume_impact=True needs data with volume (EnvData.has_volume is False)")
+    if costs.get("impact_model") is None:
+        costs["impact_model"] = "sqrt_adv" if data.has_volume else "none"
+    costs.setdefault("regulatory_fees", "us_schedule")
+    for key, known in (("impact_model", costs_lib.IMPACT_MODELS), ("regulatory_fees", costs_lib.FEE_MODES)):
+        if costs[key] not in known:
+            raise ValueError(f"env.costs.{key}={costs[key]!r} is not one of {list(known)}")
+    if costs["impact_model"] == "sqrt_adv" and not data.has_volume:
+        raise ValueError("env.costs.impact_model='sqrt_adv' needs data with volume (EnvData.has_volume is "
+                         "False): use 'assumed_adv' with env.costs.assumed_adv_value, 'seed' or 'none'")
+    if costs["impact_model"] == "assumed_adv" and not float(costs.get("assumed_adv_value", 0.0)) > 0:
+        raise ValueError("env.costs.impact_model='assumed_adv' needs env.costs.assumed_adv_value > 0 (the "
+                         "assumed average traded value per row and asset), got "
+                         f"{costs.get('assumed_adv_value', 0.0)!r}")
     if "adv_window" in costs:
         costs["adv_window"] = _static_int("env.costs.adv_window", costs["adv_window"])
     top = {f.name: f.default for f in dataclasses.fields(cls)
@@ -318,13 +336,25 @@ def check_rows(params) -> None:
             f"data, and trading later than row {first} would skip tradable rows (while rows before it belong "
             "to the split before). Split with lookback >= env.window (jaxtrade.data.split(md, ..., lookback="
             f"{w})) or lower env.window.")
-    if params.costs.volume_impact:
+    if params.costs.impact_model == "sqrt_adv":
         adv = params.costs.adv_window
         if not 1 <= adv <= first:
             raise ValueError(
-                f"env.costs.adv_window={adv} must be in [1, EnvData.start={first}]: the volume impact model "
-                f"averages the volume of the {adv} rows before each trade, and the first tradable row has "
-                f"{first} rows of history. Lower env.costs.adv_window or split with lookback >= {adv}.")
+                f"env.costs.adv_window={adv} must be in [1, EnvData.start={first}]: the square-root impact "
+                f"law averages the volume of the {adv} rows before each trade, and the first tradable row "
+                f"has {first} rows of history. Lower env.costs.adv_window or split with lookback >= {adv}.")
+    if params.costs.regulatory_fees == "us_schedule":
+        if data.fees is None:
+            raise ValueError("env.costs.regulatory_fees='us_schedule' needs EnvData.fees (the dated "
+                             "SEC/FINRA rates, filled by Split.to_device): build the data with "
+                             "jaxtrade.data.split, or set env.costs.regulatory_fees to 'flat' (with "
+                             "explicit rates) or 'none'")
+        if data.fee_gap is not None:
+            raise ValueError(
+                f"the dated US regulatory fee schedule (jaxtrade.data.fees) does not cover {data.fee_gap}, a "
+                "traded date of this data: set env.costs.regulatory_fees='flat' with explicit "
+                "env.costs.sec_fee_rate / finra_taf_per_share / finra_taf_cap, or 'none' (FX, non-US "
+                "markets)")
     if params.random_start and n_rows - 1 - length < first:
         raise ValueError(f"random_start needs at least EnvData.start + env.episode_length + 1 = "
                          f"{first + length + 1} rows, the data has {n_rows}: shorten env.episode_length "

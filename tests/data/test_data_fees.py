@@ -93,21 +93,36 @@ def test_bounds_do_not_rely_on_nan_rows(monkeypatch):
     date: with every stored rate made finite, dates outside the coverage still raise."""
     monkeypatch.setattr(fees, "_SEC_VALUES", np.nan_to_num(fees._SEC_VALUES, nan=1e-5))
     monkeypatch.setattr(fees, "_TAF_VALUES", np.nan_to_num(fees._TAF_VALUES, nan=1e-3))
-    regulatory_fee_rates([COVERAGE_START, SCHEDULE_VERIFIED_THROUGH, "2009-04-05"])
+    regulatory_fee_rates([COVERAGE_START, SCHEDULE_VERIFIED_THROUGH, "2009-04-05", "2015-06-01"])
     for date in ("1996-10-10", "1990-01-02", "2026-01-01", "2026-12-01"):
         with pytest.raises(FeeScheduleError, match=date):
             regulatory_fee_rates([date])
         assert regulatory_fee_rates_or_nan([date])[1] == date
 
 
-@pytest.mark.parametrize("date, schedule", [
-    ("2009-04-05", "SEC Section 31"), ("2015-06-01", "SEC Section 31"),
-    ("2003-05-01", "FINRA TAF"), ("2016-02-15", "SEC Section 31"),
+@pytest.mark.parametrize("date, column, value", [
+    ("2009-04-05", "sec_rate", 25.70e-6),        # between $5.60 (2008-04-01) and $25.70 (2009-04-10)
+    ("2015-06-01", "sec_rate", 22.10e-6),        # between $22.10 (2014-03-18) and $21.80 (2016-02-16)
+    ("2016-02-15", "sec_rate", 22.10e-6),
+    ("2003-05-01", "taf_per_share", 0.0001),     # between two $0.0001 rows
+    ("2003-05-01", "taf_cap", 10.0),
 ])
-def test_unsourced_interval_raises(date, schedule):
-    with pytest.raises(FeeScheduleError, match=date) as info:
-        regulatory_fee_rates(["2008-06-02", date])
-    assert schedule in info.value.reason and "not sourced" in info.value.reason
+def test_bound_rows_charge_the_higher_sourced_neighbour(date, column, value):
+    assert one(date)[column] == pytest.approx(value, rel=0, abs=1e-15)
+
+
+def test_bound_rows_sit_between_sourced_rows_at_the_higher_rate():
+    for rows in (SEC_SECTION_31, FINRA_TAF):
+        for i, r in enumerate(rows):
+            if source_grade(r.source) != "BOUND":
+                continue
+            assert 0 < i < len(rows) - 1, r.start
+            before, after = (dataclasses.astuple(rows[j])[1:-1] for j in (i - 1, i + 1))
+            higher = tuple(max(a, b) for a, b in zip(before, after, strict=True))
+            assert dataclasses.astuple(r)[1:-1] == higher
+            assert source_grade(rows[i - 1].source) not in ("BOUND", "UNSOURCED")
+            assert source_grade(rows[i + 1].source) not in ("BOUND", "UNSOURCED")
+    assert sum(source_grade(r.source) == "BOUND" for r in SEC_SECTION_31 + FINRA_TAF) == 3
 
 
 @pytest.mark.parametrize("date, per_share, cap", [
@@ -133,13 +148,12 @@ def test_sec_fiscal_2016_and_2017_rates(date, per_million):
     assert one(date)["sec_rate"] == pytest.approx(per_million / 1e6, rel=0, abs=1e-15)
 
 
-def test_fiscal_2015_rate_is_still_a_gap():
-    """The day before the FY2016 row starts falls in the unsourced FY2015 interval, not in the FY2016 row."""
+def test_fiscal_2015_is_a_bound_row_up_to_the_fiscal_2016_start():
+    """The day before the FY2016 row starts falls in the FY2015 BOUND row, not in the FY2016 row."""
     assert one("2015-02-13")["sec_rate"] == pytest.approx(22.10e-6, rel=0, abs=1e-15)
-    for date in ("2015-02-14", "2015-09-30", "2016-02-15"):
-        with pytest.raises(FeeScheduleError, match=date) as info:
-            regulatory_fee_rates([date])
-        assert "SEC Section 31" in info.value.reason and "2015-02-14" in info.value.reason
+    assert source_grade(in_force(SEC_SECTION_31, "2016-02-15").source) == "BOUND"
+    assert in_force(SEC_SECTION_31, "2016-02-15").start == "2015-02-14"
+    assert one("2016-02-16")["sec_rate"] == pytest.approx(21.80e-6, rel=0, abs=1e-15)
 
 
 def test_missing_date_raises():
@@ -200,7 +214,7 @@ def test_intraday_and_timezone_stamps_use_their_calendar_date():
 
 
 def test_nan_variant_marks_uncovered_rows_and_names_the_first():
-    dates = pd.DatetimeIndex(["1995-06-01", "2024-06-03", "2009-04-05", "2026-03-02"])
+    dates = pd.DatetimeIndex(["1995-06-01", "2024-06-03", "1996-10-10", "2026-03-02"])
     table, first = regulatory_fee_rates_or_nan(dates)
     assert table.shape == (4, 4) and table.dtype == np.float64
     assert first == "1995-06-01"
@@ -223,10 +237,7 @@ def test_bundled_data_coverage(sp500_20):
     covered = ~np.isnan(table).any(axis=1)
     assert not covered[dates < pd.Timestamp(COVERAGE_START)].any()
     assert covered[dates >= pd.Timestamp("2016-02-16")].all()        # no gap from 2016-02-16 on
-    assert covered[(dates >= pd.Timestamp("2004-11-01")) & (dates < pd.Timestamp("2009-04-01"))].all()
-    assert covered[(dates >= pd.Timestamp("2009-04-10")) & (dates < pd.Timestamp("2015-02-14"))].all()
-    gap = (dates >= pd.Timestamp("2015-02-14")) & (dates < pd.Timestamp("2016-02-16"))  # FY2015 rate unread
-    assert gap.any() and not covered[gap].any()
+    assert covered[dates >= pd.Timestamp(COVERAGE_START)].all()       # BOUND rows fill the inner gaps
 
 
 def test_markdown_table_lists_every_row_with_its_source():

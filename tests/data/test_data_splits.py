@@ -110,13 +110,20 @@ def test_to_device(splits, sp500_ohlcv):
     T, N, Fn = splits.train.n_rows, 20, len(F.FEATURE_NAMES)
     shapes = dict(close=(T, N), open=(T, N), high=(T, N), low=(T, N), volume=(T, N), features=(T, N, Fn),
                   market=(T, 3), turbulence=(T,), momentum=(T, N), volatility=(T, N), sharpe=(T, N),
-                  size=(T, N), turbulence_threshold=())
+                  size=(T, N), turbulence_threshold=(), fees=(T, 4))
     for f in dataclasses.fields(EnvData):
         if f.name in shapes:
             x = getattr(d, f.name)
             assert x.dtype == jnp.float32 and x.shape == shapes[f.name], f.name
-            assert bool(jnp.isfinite(x).all()), f.name
-    static = {"has_volume", "has_size", "periods_per_year", "start"}
+            if f.name != "fees":
+                assert bool(jnp.isfinite(x).all()), f.name
+    # The dated fee schedule starts 1996-10-11: earlier rows are NaN and the first traded one is the gap.
+    covered = np.asarray(splits.train.dates) >= np.datetime64("1996-10-11")
+    # (not isfinite: before the TAF existed its cap is inf)
+    assert not bool(jnp.isnan(d.fees[covered]).any()) and bool(jnp.isnan(d.fees[~covered]).all())
+    assert d.fee_gap == f"{splits.train.traded_dates[0]:%Y-%m-%d}" == "1995-01-03"
+    np.testing.assert_allclose(np.asarray(d.fees)[-1], [22.10e-6, 0.000119, 5.95, 0.002], rtol=1e-6)
+    static = {"has_volume", "has_size", "periods_per_year", "start", "fee_gap"}
     assert set(shapes) | static == {f.name for f in dataclasses.fields(EnvData)}
     assert d.start == splits.train.start == 30
     assert not d.has_volume and d.periods_per_year == 252.0 and d.n_rows == T and d.n_assets == N

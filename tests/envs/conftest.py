@@ -17,10 +17,10 @@ def tiny_data() -> EnvData:
 
 @pytest.fixture(scope="session")
 def real_splits():
-    """The bundled S&P 500 20-stock data through the data layer: train 1995-2014, test 2019-2022."""
+    """The bundled S&P 500 20-stock data through the data layer: train 1997-2014, test 2019-2022."""
     from jaxtrade.data import load_dataset, split
 
-    return split(load_dataset("sp500-20"), train=("1995-01-01", "2014-12-31"),
+    return split(load_dataset("sp500-20"), train=("1997-01-01", "2014-12-31"),
                  val=("2015-01-01", "2018-12-31"), test=("2019-01-01", "2022-12-28"), lookback=30)
 
 

@@ -23,6 +23,11 @@ def rolling_factors(close: np.ndarray, n: int = 20):
     return mom, vol, sharpe
 
 
+# The regulatory fee row hand-built test data carries on every date (EnvData.fees): SEC $27.80 per $1M
+# sold, FINRA TAF $0.000166 per share capped at $8.30, options TAF $0.00279 per contract.
+TEST_FEE_ROW = (27.8e-6, 0.000166, 8.30, 0.00279)
+
+
 def envdata_from_close(close, *, start: int, features=None, market=None, turbulence=None,
                        threshold=np.inf, volume=None, seed=0) -> EnvData:
     """EnvData from a [T, N] close array whose first `start` rows are history (`EnvData.start`);
@@ -40,7 +45,8 @@ def envdata_from_close(close, *, start: int, features=None, market=None, turbule
     return EnvData(close=f(close), open=f(close), high=f(close), low=f(close), volume=f(volume),
                    features=f(features), market=f(market), turbulence=f(turbulence), momentum=f(mom),
                    volatility=f(vol), sharpe=f(sharpe), size=f(close * (1 + np.arange(n))),
-                   turbulence_threshold=f(threshold), start=start, has_volume=has_volume,
+                   turbulence_threshold=f(threshold), fees=f(np.tile(TEST_FEE_ROW, (t, 1))), start=start,
+                   has_volume=has_volume,
                    has_size=True)   # a synthetic size score, so regime 8 ranks by it
 
 

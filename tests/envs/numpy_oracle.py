@@ -48,10 +48,14 @@ class NumpyPortfolio:
         self.comm, self.comm_share = float(c.commission_bps) * BPS, float(c.commission_per_share)
         self.spread, self.spread_abs = float(c.spread_bps) * BPS, float(c.spread_abs)
         self.slip = float(c.slippage_bps) * BPS
-        self.impact, self.impact_k = float(c.impact_coef), float(c.impact_k)
-        self.volume_impact = bool(c.volume_impact)
-        self.sec, self.taf, self.taf_cap = float(c.sec_fee_rate), float(c.finra_taf_per_share), float(
-            c.finra_taf_cap)
+        self.impact, self.impact_y = float(c.impact_coef), float(c.impact_y)
+        self.impact_model, self.assumed_adv = c.impact_model, float(c.assumed_adv_value)
+        if c.regulatory_fees == "us_schedule":               # the date's row of the fee table
+            self.fees = np.asarray(data.fees, np.float64)[:, :3]
+        else:                                                # one row for every date
+            flat = [float(c.sec_fee_rate), float(c.finra_taf_per_share), float(c.finra_taf_cap)]
+            rows = flat if c.regulatory_fees == "flat" else [0.0, 0.0, 0.0]
+            self.fees = np.tile(rows, (self.close.shape[0], 1))
         r = params.reward
         self.w_log, self.cost_pen = float(r.log_return_weight), float(r.cost_penalty)
         self.w_dsr, self.eta = float(r.dsr_weight), float(r.dsr_eta)
@@ -134,12 +138,17 @@ class NumpyPortfolio:
         a = np.abs(shares)
         c = (self.comm * tv + self.comm_share * a + self.spread * tv + 0.5 * self.spread_abs * a
              + u * self.slip * tv)
-        c = c + np.where(shares < 0, self.sec * tv + np.minimum(self.taf * a, self.taf_cap), 0.0)
-        if self.volume_impact:
+        sec, taf, taf_cap = self.fees[self.t]
+        c = c + np.where(shares < 0, sec * tv + np.minimum(taf * a, taf_cap), 0.0)
+        if self.impact_model == "sqrt_adv":
             sigma = self.vol[self.t - 1]
             adv = np.maximum(self.volume[self.t - self.adv_window:self.t].mean(0), 1.0)
-            return c + self.impact_k * sigma * tv * np.sqrt(a / adv)
-        return c + self.impact * tv * np.sqrt(tv / value)
+            return c + self.impact_y * sigma * tv * np.sqrt(a / adv)
+        if self.impact_model == "assumed_adv":
+            return c + self.impact_y * self.vol[self.t - 1] * tv * np.sqrt(a / (self.assumed_adv / price))
+        if self.impact_model == "seed":
+            return c + self.impact * tv * np.sqrt(tv / value)
+        return c
 
     def reward(self, v0, v1, cost):
         r = math.log(max(v1 / v0, 1e-8))

@@ -39,10 +39,12 @@ def test_nested_config_reaches_params(tiny_data):
         assert float(params.costs.slippage_bps) == 5.0                     # untouched: the default
         assert float(params.reward.dsr_weight) == 0.25 and float(params.reward.reward_scale) == 2.0
         assert not env.discrete and env.action_dim == tiny_data.n_assets + 1
-    # Defaults: CostParams' and RewardParams' own, the data's gate threshold, volume model off.
+    # Defaults: CostParams' and RewardParams' own, the data's gate threshold, no impact without volume,
+    # the dated fee schedule.
     _, params = envs.make("portfolio", tiny_data, dict(window=W, episode_length=16))
-    assert float(params.costs.spread_bps) == envs.CostParams().spread_bps
-    assert params.costs.volume_impact is False
+    assert float(params.costs.spread_bps) == envs.CostParams().spread_bps == 2.0
+    assert float(params.costs.slippage_bps) == 5.0 and float(params.costs.commission_bps) == 0.0
+    assert params.costs.impact_model == "none" and params.costs.regulatory_fees == "us_schedule"
     assert float(params.reward.log_return_weight) == 1.0
     assert float(params.turbulence_threshold) == float(tiny_data.turbulence_threshold)
 
@@ -147,10 +149,34 @@ def test_adv_window_checked_when_the_volume_model_is_on():
         envs.make("portfolio", data, dict(window=W, episode_length=16))    # default adv_window 30
     cfg = dict(window=W, episode_length=16)
     _, params = envs.make("portfolio", data, dict(cfg, costs=dict(adv_window=W)))
-    assert params.costs.volume_impact
-    # Without the volume model the ADV window is never read, so it is not checked.
-    _, params = envs.make("portfolio", data, dict(cfg, costs=dict(volume_impact=False)))
-    assert not params.costs.volume_impact
+    assert params.costs.impact_model == "sqrt_adv"
+    # Without the square-root law on volume the ADV window is never read, so it is not checked.
+    for model in ("seed", "none"):
+        _, params = envs.make("portfolio", data, dict(cfg, costs=dict(impact_model=model)))
+        assert params.costs.impact_model == model
+
+
+def test_impact_and_fee_modes_are_checked_against_the_data():
+    close = synthetic_close(t=48, n=2)
+    data = envdata_from_close(close, start=W)                            # no volume
+    cfg = dict(window=W, episode_length=16)
+    with pytest.raises(ValueError, match=r"impact_model='sqrt_adv' needs data with volume"):
+        envs.make("portfolio", data, dict(cfg, costs=dict(impact_model="sqrt_adv")))
+    with pytest.raises(ValueError, match=r"assumed_adv_value > 0"):
+        envs.make("portfolio", data, dict(cfg, costs=dict(impact_model="assumed_adv")))
+    with pytest.raises(ValueError, match=r"impact_model='square'"):
+        envs.make("portfolio", data, dict(cfg, costs=dict(impact_model="square")))
+    with pytest.raises(ValueError, match=r"regulatory_fees='sec'"):
+        envs.make("portfolio", data, dict(cfg, costs=dict(regulatory_fees="sec")))
+    # Hand-built data without a fee table must say how to proceed; "flat" and "none" need none.
+    bare = data.replace(fees=None)
+    with pytest.raises(ValueError, match=r"needs EnvData\.fees.*'flat'.*'none'"):
+        envs.make("portfolio", bare, cfg)
+    for mode in ("flat", "none"):
+        envs.make("portfolio", bare, dict(cfg, costs=dict(regulatory_fees=mode)))
+    # A traded date the schedule does not cover is refused with the date.
+    with pytest.raises(ValueError, match=r"does not cover 1985-03-04"):
+        envs.make("portfolio", data.replace(fee_gap="1985-03-04"), cfg)
 
 
 def test_volume_impact_averages_exactly_adv_window_rows():

@@ -13,28 +13,55 @@ from jaxtrade.envs.costs import CostParams
 from jaxtrade.envs.rewards import RewardParams, RewardState
 
 ALL_ON = CostParams(commission_bps=1.0, commission_per_share=0.005, spread_bps=2.0, spread_abs=0.01,
-                    slippage_bps=5.0, impact_coef=0.01, impact_k=0.5)
-ALL_OFF = CostParams(spread_bps=0.0, slippage_bps=0.0, impact_coef=0.0, impact_k=0.0, sec_fee_rate=0.0,
-                     finra_taf_per_share=0.0, finra_taf_cap=0.0)
+                    slippage_bps=5.0, impact_coef=0.01, impact_y=0.5, sec_fee_rate=27.8e-6,
+                    regulatory_fees="flat")
+ALL_OFF = CostParams(spread_bps=0.0, slippage_bps=0.0, impact_coef=0.0, impact_y=0.0, sec_fee_rate=0.0,
+                     finra_taf_per_share=0.0, finra_taf_cap=0.0, regulatory_fees="flat")
 
 
-def _cost(shares, p=ALL_ON, u=0.5, price=100.0, pv=1e6, volume_impact=False):
-    p = p.replace(volume_impact=volume_impact)
+def _cost(shares, p=ALL_ON, u=0.5, price=100.0, pv=1e6, impact_model="seed", sigma=0.02, adv=1e5,
+          fee_rates=None):
+    p = p.replace(impact_model=impact_model)
     shares = jnp.asarray(shares, jnp.float32)
     n = shares.shape[0]
     return np.asarray(costs.total_cost(jnp.full((n,), u), shares, jnp.full((n,), price), jnp.float32(pv), p,
-                                       sigma=jnp.full((n,), 0.02), adv=jnp.full((n,), 1e5)))
+                                       sigma=jnp.full((n,), sigma), adv=jnp.full((n,), adv),
+                                       fee_rates=fee_rates))
 
 
 def test_pinned_numbers():
     # Buy 100 shares at 100 (value 10,000) of a 1,000,000 portfolio, u = 0.5:
     # commission 1 bp + 0.005/share = 1.0 + 0.5; spread 2 bps + 0.01/2 per share = 2.0 + 0.5;
-    # slippage 0.5 * 5 bps = 2.5; value impact 0.01 * sqrt(0.01) * 10,000 = 10.0; no fees on a buy.
+    # slippage 0.5 * 5 bps = 2.5; seed impact 0.01 * sqrt(0.01) * 10,000 = 10.0; no fees on a buy.
     np.testing.assert_allclose(_cost([100.0]), [1.5 + 2.5 + 2.5 + 10.0], rtol=1e-5)
     # The same sale adds SEC 27.8e-6 * 10,000 = 0.278 and TAF 0.000166 * 100 = 0.0166.
     np.testing.assert_allclose(_cost([-100.0]), [16.5 + 0.278 + 0.0166], rtol=1e-5)
-    # Volume model: 0.5 * 0.02 * sqrt(100 / 1e5) * 10,000 = 3.1623 replaces the value impact.
-    np.testing.assert_allclose(_cost([100.0], volume_impact=True), [6.5 + 0.5 * 0.02 * math.sqrt(1e-3) * 1e4],
+    # Square-root law: 0.5 * 0.02 * sqrt(100 / 1e5) * 10,000 = 3.1623 replaces the seed impact.
+    np.testing.assert_allclose(_cost([100.0], impact_model="sqrt_adv"),
+                               [6.5 + 0.5 * 0.02 * math.sqrt(1e-3) * 1e4], rtol=1e-5)
+    np.testing.assert_allclose(_cost([100.0], impact_model="none"), [6.5], rtol=1e-6)
+
+
+def test_worked_example_equal_weight_entry_of_1m_into_20_large_caps():
+    # The example: $1M split equally into 20 large US stocks = $50k orders. A stock at $100
+    # trading 20M shares ($2B) a day at 1.5% daily volatility: impact = 0.5 * 0.015 * sqrt(500 / 2e7)
+    # = 0.375 bps of the order (the seed model charged 0.01 * sqrt(0.05) = 22.4 bps).
+    p = CostParams(spread_bps=0.0, slippage_bps=0.0, regulatory_fees="none")
+    order = [500.0] * 20
+    sq = _cost(order, p=p, impact_model="sqrt_adv", sigma=0.015, adv=2e7)
+    np.testing.assert_allclose(sq / 5e4, 0.5 * 0.015 * math.sqrt(500 / 2e7), rtol=1e-5)
+    assert sq.sum() / 1e6 < 1e-4                                   # well under 0.01% of the book
+    seed = _cost(order, p=p, impact_model="seed")
+    np.testing.assert_allclose(seed.sum() / 1e6, 0.01 * math.sqrt(0.05), rtol=1e-5)   # 0.22%
+    # The defaults (2 bps spread, mean 2.5 bps slippage, no commission) on top: 4.5 bps + impact.
+    full = _cost(order, p=CostParams(regulatory_fees="none"), impact_model="sqrt_adv", sigma=0.015, adv=2e7)
+    np.testing.assert_allclose(full.sum() / 1e6, 4.5e-4 + sq.sum() / 1e6, rtol=1e-5)
+
+
+def test_assumed_adv_is_the_square_root_law_on_an_assumed_traded_value():
+    p = ALL_OFF.replace(impact_y=0.5, assumed_adv_value=1e9)
+    # $100 stock: ADV 1e9 / 100 = 1e7 shares; 1,000 shares: 0.5 * 0.02 * sqrt(1e-4) * 1e5 = 10.0
+    np.testing.assert_allclose(_cost([1000.0], p=p, impact_model="assumed_adv", adv=1e9 / 100.0), [10.0],
                                rtol=1e-5)
 
 
@@ -45,11 +72,20 @@ def test_taf_is_capped_per_trade():
     np.testing.assert_allclose(_cost([big], p=p), [0.0])
 
 
-@pytest.mark.parametrize("volume_impact", [False, True])
-def test_zero_trade_costs_exactly_zero_and_costs_nonnegative_monotone(volume_impact):
+def test_dated_fee_rates_come_from_the_row_passed_in():
+    # regulatory_fees="us_schedule" reads the date's row (EnvData.fees[t]), not the flat fields.
+    p = ALL_OFF.replace(regulatory_fees="us_schedule", sec_fee_rate=1.0)
+    row = jnp.asarray([8.0e-6, 0.000166, 8.30, 0.00279], jnp.float32)
+    np.testing.assert_allclose(_cost([-100.0], p=p, fee_rates=row), [8.0e-6 * 1e4 + 0.0166], rtol=1e-5)
+    np.testing.assert_allclose(_cost([100.0], p=p, fee_rates=row), [0.0])
+    assert _cost([-100.0], p=p.replace(regulatory_fees="none"))[0] == 0.0
+
+
+@pytest.mark.parametrize("impact_model", ["seed", "sqrt_adv"])
+def test_zero_trade_costs_exactly_zero_and_costs_nonnegative_monotone(impact_model):
     sizes = np.concatenate([-np.geomspace(1e5, 1e-3, 40), [0.0], np.geomspace(1e-3, 1e5, 40)])
     for u in (0.0, 0.37, 0.999):
-        c = _cost(sizes, u=u, volume_impact=volume_impact)
+        c = _cost(sizes, u=u, impact_model=impact_model)
         assert c[40] == 0.0
         assert (c >= 0).all()
         # Monotone in |trade| on both sides.
@@ -64,7 +100,14 @@ def test_each_model_switches_off():
     for name, value in on.items():
         p = ALL_OFF.replace(**{name: value}, finra_taf_cap=10.0)
         assert _cost([-100.0], p=p)[0] > 0, name
-    assert _cost([100.0], p=ALL_OFF.replace(impact_k=0.5), volume_impact=True)[0] > 0
+    assert _cost([100.0], p=ALL_OFF.replace(impact_y=0.5), impact_model="sqrt_adv")[0] > 0
+
+
+def test_unknown_modes_are_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match="impact_model='sqrt'.*sqrt_adv"):
+        _cost([1.0], impact_model="sqrt")
+    with pytest.raises(ValueError, match="regulatory_fees='sec'"):
+        _cost([1.0], p=ALL_ON.replace(regulatory_fees="sec"))
 
 
 def test_slippage_uniform_range():

@@ -44,6 +44,10 @@ CASES = {  # name: (data fixture or builder, make overrides, action space)
     "synthetic_gate_volume": (_synthetic_gated, dict(
         window=8, costs=dict(spread_bps=3.0, commission_bps=1.0, commission_per_share=0.005, adv_window=6),
         reward=dict(cost_penalty=0.5, drawdown_penalty=0.5)), "regimes"),
+    "synthetic_assumed_adv_flat_fees": (_synthetic_gated, dict(
+        window=8, costs=dict(impact_model="assumed_adv", assumed_adv_value=2e6, regulatory_fees="flat",
+                             sec_fee_rate=2e-5)), "weights"),
+    "synthetic_seed_impact": (_synthetic_gated, dict(window=8, costs=dict(impact_model="seed")), "regimes"),
 }
 # Not the differential Sharpe ratio: b - a^2 of the first steps' tiny EMAs loses float32's digits, so
 # the JAX reward legitimately differs from float64 by 1e-4 relative there.

@@ -209,7 +209,7 @@ def test_weights_to_action_round_trip():
 
 
 def test_weights_action_reaches_exact_targets(tiny_data):
-    off = dict(spread_bps=0.0, slippage_bps=0.0, impact_coef=0.0, sec_fee_rate=0.0, finra_taf_per_share=0.0)
+    off = dict(spread_bps=0.0, slippage_bps=0.0, impact_model="none", regulatory_fees="none")
     w = jnp.array([0.4, 0.0, 0.3, 0.1, 0.2])
     for costs_on in (False, True):
         env, params = envs.make("portfolio", tiny_data, dict(action_space="weights", window=W,

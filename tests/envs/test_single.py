@@ -11,7 +11,7 @@ from jaxtrade import envs
 
 W = 8
 SHORT, FLAT, LONG = 0, 1, 2
-COSTS_OFF = dict(spread_bps=0.0, slippage_bps=0.0, impact_coef=0.0, sec_fee_rate=0.0, finra_taf_per_share=0.0)
+COSTS_OFF = dict(spread_bps=0.0, slippage_bps=0.0, impact_model="none", regulatory_fees="none")
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +78,9 @@ def test_trade_pnl_with_costs_sums_to_value_change(one):
 
 
 def test_accounting_identity_real_index_data(real_index):
-    """Shorts and longs on the S&P 500 index with its real volume (volume impact model)."""
+    """Shorts and longs on the S&P 500 index with its real volume (the square-root law on ADV)."""
     env, params = envs.make("single", real_index, dict(episode_length=64))
-    assert params.costs.volume_impact
+    assert params.costs.impact_model == "sqrt_adv"
     states, rewards, dones, infos, _ = make_rollout(env, 32, 96)(params, jax.random.key(0))
     close = np.asarray(real_index.close[:, 0], np.float64)
     h = np.asarray(states.holdings[..., 0], np.float64)

@@ -29,4 +29,6 @@ def envdata_from_close(close, *, start: int, turbulence=None, threshold=np.inf) 
     return EnvData(close=close, open=close, high=close, low=close, volume=zeros,
                    features=jnp.zeros((t, n, 1), jnp.float32), market=jnp.zeros((t, 1), jnp.float32),
                    turbulence=turb, momentum=zeros, volatility=zeros, sharpe=zeros, size=zeros,
-                   turbulence_threshold=jnp.asarray(threshold, jnp.float32), start=start)
+                   turbulence_threshold=jnp.asarray(threshold, jnp.float32),
+                   fees=jnp.tile(jnp.asarray([27.8e-6, 0.000166, 8.30, 0.00279], jnp.float32), (t, 1)),
+                   start=start)

@@ -106,7 +106,7 @@ def test_portfolio_learns_beyond_random_policy():
     data = pytest.importorskip("jaxtrade.data")
     if not hasattr(envs, "make") or not hasattr(data, "load_dataset"):
         pytest.skip("portfolio env or bundled data not available yet")
-    split = data.split(data.load_dataset("sp500-20"), train=("1995-01-01", "2014-12-31"), lookback=30)
+    split = data.split(data.load_dataset("sp500-20"), train=("1997-01-01", "2014-12-31"), lookback=30)
     env_data = split.train.to_device()
     length = 32
     env, env_params = envs.make("portfolio", env_data, {"episode_length": length})
