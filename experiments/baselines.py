@@ -8,6 +8,8 @@ report.csv and the PNGs into the workdir, prints the markdown table; the last li
 
 from absl import app, flags
 
+from experiments import common
+
 _WORKDIR = flags.DEFINE_string("workdir", "runs/baselines", "Where report.md, report.csv and PNGs go.")
 _DATASET = flags.DEFINE_string("dataset", "sp500-20", "A bundled dataset (jaxtrade.data.list_datasets()).")
 _TRAIN = flags.DEFINE_list("train", ["2009-01-01", "2014-12-31"], "Training period start,end.")
@@ -18,11 +20,15 @@ _ACTION_SPACE = flags.DEFINE_enum("action_space", "regimes", ["regimes", "weight
 _SEEDS = flags.DEFINE_integer("random_seeds", 5, "Seeds of the random policy.")
 _COV_WINDOW = flags.DEFINE_integer("cov_window", 252, "Rows of daily returns in the min-variance covariance.")
 _GATE = flags.DEFINE_bool("gate", False, "Keep the turbulence gate on for the baselines.")
+common.accept_verbosity_words()
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    common.setup_logging(common.verbosity_word())
+    from jaxtrade.data import dataset_caveats
+    from jaxtrade.envs import costs
     from jaxtrade.eval import baselines, report
     from jaxtrade.train.config import base_config
     from jaxtrade.train.evaluation import baseline_history
@@ -41,18 +47,17 @@ def main(argv):
                         gate=_GATE.value, cov_window=_COV_WINDOW.value)
     c = params.costs
     notes = (f"Environment: portfolio ({_ACTION_SPACE.value}), initial cash "
-             f"{float(params.initial_cash):,.0f}, default costs: spread {float(c.spread_bps):g} bps, "
-             f"slippage U[0, {float(c.slippage_bps):g}] bps, "
-             f"impact {float(c.impact_coef):g} * sqrt(trade / value), commission {float(c.commission_bps):g} "
-             f"bps, SEC/FINRA fees on sells. Turbulence gate {'on' if _GATE.value else 'off'} for the "
+             f"{float(params.initial_cash):,.0f}, costs: {costs.describe(c)}. "
+             f"Turbulence gate {'on' if _GATE.value else 'off'} for the "
              f"baselines. Min variance: monthly, Ledoit-Wolf covariance of the {_COV_WINDOW.value} daily "
              "returns before each rebalance day. Random: uniform actions every day, mean of "
              f"{_SEEDS.value} seeds (a run that falls below the ruin floor stops there).")
-    out = report(results, _WORKDIR.value, notes=notes, title=f"Baselines: {_DATASET.value}, test split "
+    out = report(results, _WORKDIR.value, notes=notes, table_note=dataset_caveats(_DATASET.value),
+                 title=f"Baselines: {_DATASET.value}, test split "
                  f"{test.dates[test.start]:%Y-%m-%d} .. {test.dates[-1]:%Y-%m-%d}")
     print(open(out.md_path).read())
     print(out.md_path)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(common.user_errors_exit_2(main))

@@ -14,7 +14,14 @@ Validation rules and the fill policy: `jaxtrade.data.validate`. Features: `jaxtr
 What is fitted on the training split, and `fingerprint(md)`: `jaxtrade.data.preprocess`.
 """
 
-from jaxtrade.data.datasets import DatasetInfo, dataset_info, list_datasets, load_dataset, risk_free_daily
+from jaxtrade.data.datasets import (
+    DatasetInfo,
+    dataset_caveats,
+    dataset_info,
+    list_datasets,
+    load_dataset,
+    risk_free_daily,
+)
 from jaxtrade.data.envdata import EnvData
 from jaxtrade.data.errors import DataError
 from jaxtrade.data.features import FEATURE_NAMES, Features, NormStats, apply_norm, fit_norm, size_proxy
@@ -25,6 +32,7 @@ from jaxtrade.data.splits import Split, Splits
 
 __all__ = [
     "DataError", "DatasetInfo", "EnvData", "FEATURE_NAMES", "Features", "MarketData", "NormStats",
-    "Preprocessor", "Split", "Splits", "apply_norm", "dataset_info", "fingerprint", "fit_norm",
+    "Preprocessor", "Split", "Splits", "apply_norm", "dataset_caveats", "dataset_info", "fingerprint",
+    "fit_norm",
     "list_datasets", "load_csv", "load_dataset", "risk_free_daily", "size_proxy", "split",
 ]

@@ -2,7 +2,9 @@
 Fama-French risk-free rate as a per-period series, `risk_free_daily(dates)`.
 
 - "sp500-20": daily adjusted closes of 20 large US stocks, 1990-01-02 .. 2022-12-28 (8,313 rows),
-  close-only, with the S&P 500 index close as `benchmark` ("SP500"). Source: skfolio 1.12.2 datasets
+  close-only, with the S&P 500 index close as `benchmark` (`benchmark_name` "S&P 500 (price index)",
+  the label of the report's index row; `dataset_caveats("sp500-20")` is the note under its tables).
+  Source: skfolio 1.12.2 datasets
   (BSD-3-Clause). Two biases to state wherever results are compared against it:
   * survivorship: the 20 stocks are ones that survived (and stayed large) to 2022, chosen with
     hindsight; no delisted or shrunken company is in the set, so any strategy holding them looks
@@ -72,6 +74,23 @@ class DatasetInfo:
     source: str
     license: str
     load: Callable[..., MarketData] = dataclasses.field(repr=False)
+    # A note for every report table that uses the dataset (biases a reader must know); "" if none.
+    caveats: str = ""
+
+
+_SP500_20_CAVEATS = (
+    "Data caveats (sp500-20): survivorship bias: the 20 stocks are ones that survived and stayed large "
+    "to 2022, chosen with hindsight (equal-weight buy-and-hold made +279% in 2016-2022 against +88% for "
+    "the S&P 500), so any strategy holding them looks better than it could have in real time; the "
+    "\"S&P 500 (price index)\" row is the price index without dividends, while the stocks' closes are "
+    "dividend-adjusted.")
+SP500_LABEL = "S&P 500 (price index)"
+
+
+def dataset_caveats(name: str | None) -> str:
+    """The caveat note of bundled dataset `name` ("" for other names, e.g. a CSV path)."""
+    info = _DATASETS.get(name or "")
+    return info.caveats if info is not None else ""
 
 
 def _load_sp500_20(max_gap: int = 5) -> MarketData:
@@ -83,7 +102,7 @@ def _load_sp500_20(max_gap: int = 5) -> MarketData:
     # The index goes on the stocks' calendar; rows it lacks go through the fill policy in `build`.
     bench = pd.Series(index.close[:, 0], index=index.dates).reindex(stocks.dates).to_numpy()
     panel = Panel(stocks.dates, stocks.symbols, {"close": stocks.close.copy()}, None)
-    return build(panel, benchmark=bench, benchmark_name="SP500", source="sp500-20", max_gap=max_gap,
+    return build(panel, benchmark=bench, benchmark_name=SP500_LABEL, source="sp500-20", max_gap=max_gap,
                  leading="reject")
 
 
@@ -110,7 +129,7 @@ _DATASETS = {
                     "dividends, while the stocks are dividend-adjusted); the 20 stocks survived to 2022 "
                     "(chosen with hindsight)",
                     ("sp500_20_stocks_adjclose.csv.gz", "sp500_index_close.csv.gz"), _SKFOLIO,
-                    "BSD-3-Clause", _load_sp500_20),
+                    "BSD-3-Clause", _load_sp500_20, caveats=_SP500_20_CAVEATS),
         DatasetInfo("sp500-ohlcv", "S&P 500 index daily open/high/low/close/volume, 1999-01-04 .. "
                     "2018-12-31, 5,031 rows, symbol SP500",
                     ("sp500_index_ohlcv.csv.gz",), _ARCH, "NCSA",

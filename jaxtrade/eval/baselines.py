@@ -17,6 +17,7 @@ from jax.tree_util import Partial
 
 from jaxtrade.envs import market
 from jaxtrade.envs.base import ContinuousSpec, Policy
+from jaxtrade.envs.single import SingleEnv
 from jaxtrade.eval.backtest import backtest, core_env, episode_rows, eval_params
 from jaxtrade.eval.minvar import min_variance_schedule, month_starts
 
@@ -81,6 +82,20 @@ def random_policy(env) -> Policy:
     return Policy(init=_stateless_init, act=Partial(_random_act, env.action_dim, env.discrete))
 
 
+def _constant_act(action, key, carry, obs):
+    del key, obs
+    return action, carry
+
+
+def constant_policy(action) -> Policy:
+    """The same discrete action every step (`single`: hold one target position)."""
+    return Policy(init=_stateless_init, act=Partial(_constant_act, jnp.asarray(action, jnp.int32)))
+
+
+# The single-instrument baselines: name -> the signed position they hold from the first step on.
+SINGLE_POSITIONS = {"long_buy_hold": 1.0, "flat": 0.0, "short": -1.0}
+
+
 def _split_info(split, params):
     n_rows = params.data.n_rows
     dates = getattr(split, "dates", None)
@@ -119,6 +134,11 @@ def baselines(env, params, split=None, *, history=None, n_random_seeds: int = 5,
     gate: False (default) switches the turbulence gate off (threshold +inf) for every baseline: a
         gated buy-and-hold would not be buy-and-hold. Costs and everything else are `params`'.
     include: names to run (default all).
+
+    A single-instrument env (`single`) gets its own baselines instead of the equal-weight and
+    minimum-variance ones, which would all be the same long position: long_buy_hold (+1 from the
+    first step, never traded again), flat (0: cash), short (-1 held; only where env.positions has
+    -1), index, random.
     """
     params = eval_params(params)
     if not gate:
@@ -126,6 +146,15 @@ def baselines(env, params, split=None, *, history=None, n_random_seeds: int = 5,
     dates, symbols = _split_info(split, params)
     include = set(include) if include is not None else None
     want = lambda name: include is None or name in include
+    out = {}
+    if isinstance(core_env(env), SingleEnv):
+        positions = [float(p) for p in np.asarray(params.positions)]
+        for name, pos in SINGLE_POSITIONS.items():
+            if want(name) and pos in positions:
+                out[name] = [backtest(constant_policy(positions.index(pos)), env, params, dates=dates,
+                                      symbols=symbols, key=key)]
+        _index_and_random(out, want, env, params, split, dates, symbols, n_random_seeds, key)
+        return out
     start, end = episode_rows(params)
     n = params.data.n_assets
     n_steps = end - start
@@ -137,21 +166,12 @@ def baselines(env, params, split=None, *, history=None, n_random_seeds: int = 5,
     rows = rows[rows < end]                       # the last row has no trade
     monthly = np.zeros(n_steps, bool)
     monthly[rows - start] = True
-    out = {}
     if want("equal_weight_buy_hold"):
         first = np.zeros(n_steps, bool)
         first[0] = True
         out["equal_weight_buy_hold"] = [run(schedule_policy(np.tile(equal, (n_steps, 1)), ~first))]
     if want("equal_weight_monthly"):
         out["equal_weight_monthly"] = [run(schedule_policy(np.tile(equal, (n_steps, 1)), ~monthly))]
-    bench = getattr(split, "benchmark", None)
-    if want("index") and bench is not None:
-        b = np.asarray(bench, np.float64)[start:end + 1]
-        v0 = float(params.initial_cash)
-        index = pd.Index(list(dates)[start:end + 1], name="date")
-        frame = pd.DataFrame({"value": v0 * b / b[0]}, index=index)
-        frame.attrs.update(periods_per_year=float(params.data.periods_per_year), initial_value=v0)
-        out["index"] = [frame]
     if want("min_variance"):
         close = np.asarray(getattr(split, "close", None) if split is not None else params.data.close,
                            np.float64)
@@ -167,8 +187,23 @@ def baselines(env, params, split=None, *, history=None, n_random_seeds: int = 5,
         targets[:, :n] = weights[np.maximum(idx, 0)]
         targets[:, n] = 0.0
         out["min_variance"] = [run(schedule_policy(targets, ~monthly))]
+    _index_and_random(out, want, env, params, split, dates, symbols, n_random_seeds, key)
+    return out
+
+
+def _index_and_random(out, want, env, params, split, dates, symbols, n_random_seeds, key):
+    """Adds the "index" (where the split has a benchmark) and "random" baselines to `out`."""
+    start, end = episode_rows(params)
+    bench = getattr(split, "benchmark", None)
+    if want("index") and bench is not None:
+        b = np.asarray(bench, np.float64)[start:end + 1]
+        v0 = float(params.initial_cash)
+        index = pd.Index(list(dates)[start:end + 1], name="date")
+        frame = pd.DataFrame({"value": v0 * b / b[0]}, index=index)
+        frame.attrs.update(periods_per_year=float(params.data.periods_per_year), initial_value=v0,
+                           label=getattr(split, "benchmark_name", None) or "index")
+        out["index"] = [frame]
     if want("random"):
         pol = random_policy(env)
         out["random"] = [backtest(pol, env, params, dates=dates, symbols=symbols,
                                   key=jax.random.key(1000 + s)) for s in range(n_random_seeds)]
-    return out

@@ -18,7 +18,11 @@ from jaxtrade.eval.bootstrap import sharpe_diff_ci
 from jaxtrade.eval.stats import drawdown, returns_of, stats
 
 # Baseline names as `baselines` produces them; every other name in `results` is a learned agent.
-BASELINE_NAMES = ("equal_weight_buy_hold", "equal_weight_monthly", "index", "min_variance", "random")
+BASELINE_NAMES = ("equal_weight_buy_hold", "equal_weight_monthly", "index", "min_variance", "random",
+                  "long_buy_hold", "flat", "short")
+# The Sharpe-difference reference of `report`'s reference="auto": the first of these in the results
+# (a portfolio's equal-weight buy-and-hold, a single instrument's long buy-and-hold).
+AUTO_REFERENCES = ("equal_weight_buy_hold", "long_buy_hold")
 
 # Numeric statistics shown in the table, in order (see `stats` for their definitions).
 TABLE_STATS = ("cumulative_return", "annual_return", "annual_volatility", "sharpe", "sortino", "calmar",
@@ -63,7 +67,8 @@ def summarize(results, *, periods_per_year: float | None = None, risk_free: floa
     rows = {}
     for name, frames in results.items():
         per_seed = [stats(f, periods_per_year=ppy, risk_free=risk_free) for f in frames]
-        row = {"kind": "baseline" if name in BASELINE_NAMES else "agent", "n_seeds": len(frames)}
+        row = {"kind": "baseline" if name in BASELINE_NAMES else "agent", "n_seeds": len(frames),
+               "label": str(frames[0].attrs.get("label") or name)}
         for key in TABLE_STATS:
             vals = np.array([s[key] for s in per_seed], np.float64)
             row[key] = float(np.mean(vals))
@@ -84,27 +89,31 @@ def summarize(results, *, periods_per_year: float | None = None, risk_free: floa
 def verdict(table: pd.DataFrame, reference: str | None = "equal_weight_buy_hold") -> str:
     """A sentence or three saying who won: the best Sharpe overall, the best learned agent against the
     best baseline, and whether the agent's Sharpe edge over `reference` is outside its bootstrap CI."""
+    def lab(key):
+        label = table.loc[key, "label"] if "label" in table.columns else key
+        return label if isinstance(label, str) and label else key
+
     best = table["sharpe"].idxmax()
     row = table.loc[best]
-    lines = [f"**Winner by Sharpe: `{best}`** (Sharpe {row['sharpe']:.3f}, cumulative return "
+    lines = [f"**Winner by Sharpe: `{lab(best)}`** (Sharpe {row['sharpe']:.3f}, cumulative return "
              f"{row['cumulative_return']:+.1%}, max drawdown {row['max_drawdown']:.1%})."]
     by_return = table["cumulative_return"].idxmax()
     if by_return != best:
-        lines.append(f"Highest cumulative return: `{by_return}` "
+        lines.append(f"Highest cumulative return: `{lab(by_return)}` "
                      f"({table.loc[by_return, 'cumulative_return']:+.1%}).")
     agents = table[table["kind"] == "agent"]
     bases = table[table["kind"] == "baseline"]
     if len(agents) and len(bases):
         a, b = agents["sharpe"].idxmax(), bases["sharpe"].idxmax()
         beat = "beats" if table.loc[a, "sharpe"] > table.loc[b, "sharpe"] else "does not beat"
-        lines.append(f"Best learned agent `{a}` (Sharpe {table.loc[a, 'sharpe']:.3f}) {beat} the best "
-                     f"baseline `{b}` (Sharpe {table.loc[b, 'sharpe']:.3f}).")
+        lines.append(f"Best learned agent `{lab(a)}` (Sharpe {table.loc[a, 'sharpe']:.3f}) {beat} the best "
+                     f"baseline `{lab(b)}` (Sharpe {table.loc[b, 'sharpe']:.3f}).")
         if reference in table.index and not math.isnan(table.loc[a, "sharpe_diff"]):
             lo, hi = table.loc[a, "sharpe_diff_low"], table.loc[a, "sharpe_diff_high"]
             sig = ("significant at 95%" if lo > 0 or hi < 0
                    else "not significant at 95%: the interval contains 0")
-            lines.append(f"Sharpe difference `{a}` - `{reference}`: {table.loc[a, 'sharpe_diff']:+.3f} "
-                         f"(95% CI [{lo:+.3f}, {hi:+.3f}], {sig}).")
+            lines.append(f"Sharpe difference `{lab(a)}` - `{lab(reference)}`: "
+                         f"{table.loc[a, 'sharpe_diff']:+.3f} (95% CI [{lo:+.3f}, {hi:+.3f}], {sig}).")
     elif not len(agents):
         lines.append("No learned agent in this report: baselines only.")
     return " ".join(lines)
@@ -136,7 +145,8 @@ def to_markdown(table: pd.DataFrame) -> str:
             cells.append(f"{row['sharpe_diff']:+.3f} [{row['sharpe_diff_low']:+.3f}, "
                          f"{row['sharpe_diff_high']:+.3f}]")
         cells.append(f"{_date(row['max_drawdown_peak'])} .. {_date(row['max_drawdown_trough'])}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        label = row.get("label", name)
+        lines.append(f"| {label if isinstance(label, str) and label else name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -145,12 +155,15 @@ def _date(x):
 
 
 def report(results, workdir: str, *, periods_per_year: float | None = None, risk_free: float = 0.0,
-           reference: str | None = "equal_weight_buy_hold", title: str = "Out-of-sample evaluation",
-           n_boot: int = 2000, seed: int = 0, notes: str = "") -> Report:
+           reference: str | None = "auto", title: str = "Out-of-sample evaluation",
+           n_boot: int = 2000, seed: int = 0, notes: str = "", table_note: str = "") -> Report:
     """Write report.md, report.csv and PNGs (1000x700 px) into `workdir`; return their paths and the table.
 
     results: {name: backtest frame or [frames per seed]} (`evaluate_policies`, `baselines`).
     notes: a paragraph placed under the period line (e.g. the cost settings, the checkpoint).
+    table_note: a note right under the table (e.g. the dataset's caveats, `jaxtrade.data.dataset_caveats`).
+    reference: the Sharpe-difference reference; "auto": the first of `AUTO_REFERENCES` in `results`.
+    A frame's `attrs["label"]` (e.g. the index's "S&P 500 (price index)") names its row in report.md.
     PNGs: equity.png (equity curves normalized to 1, mean over seeds with a min-max band, and their
     drawdowns), allocation_<agent>.png (each learned agent's weights over time, first seed) and
     gate_<agent>.png (turbulence against its gate threshold, days the gate acted shaded).
@@ -158,6 +171,8 @@ def report(results, workdir: str, *, periods_per_year: float | None = None, risk
     results = as_results(results)
     os.makedirs(workdir, exist_ok=True)
     ppy = _ppy(results, periods_per_year)
+    if reference == "auto":
+        reference = next((r for r in AUTO_REFERENCES if r in results), None)
     ref = reference if reference in results else None
     table = summarize(results, periods_per_year=ppy, risk_free=risk_free, reference=ref,
                       n_boot=n_boot, seed=seed)
@@ -176,6 +191,7 @@ def report(results, workdir: str, *, periods_per_year: float | None = None, risk
     period = f"{_date(first.index[0])} .. {_date(first.index[-1])}, {len(first)} rows" if len(first) else ""
     md = [f"# {title}", "", f"Period: {period}; {ppy:g} periods per year; risk-free rate {risk_free:.2%} "
           "per year.", "", *([notes, ""] if notes else []), verdict(table, ref), "", to_markdown(table), "",
+          *([table_note, ""] if table_note else []),
           "Percent statistics are fractions of the starting value; turnover is per year (1.0 = the whole "
           "book once). Multi-seed rows read mean ± std over seeds. Sharpe differences are against "
           f"`{ref}`, with a 95% stationary-bootstrap interval of daily returns "

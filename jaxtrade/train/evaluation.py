@@ -99,10 +99,29 @@ def evaluate_artifact(policies, spec, split, *, market, history_rows: int = 252,
     against the baselines, through the env of `spec.env`; writes report.md/.csv/PNGs into out_dir.
 
     Returns the `Report`."""
+    from jaxtrade.data import dataset_caveats
+    from jaxtrade.envs import costs
     from jaxtrade.train.setup import make_split_env
 
     env, params = make_split_env(spec.env, split)
     agent = evaluate.evaluate_policies({name: policies}, env, params, split)
     base = evaluate.baselines(env, params, split, history=baseline_history(market, split, history_rows))
     kw = {} if title is None else {"title": title}
-    return evaluate.report({**agent, **base}, out_dir, n_boot=n_boot, seed=seed, notes=notes, **kw)
+    notes = " ".join(x for x in (notes, period_note(spec.data.get(split.name), split),
+                                 f"Costs: {costs.describe(params.costs)}.") if x)
+    caveats = "" if spec.data.get("csv_path") else dataset_caveats(spec.data.get("dataset"))
+    return evaluate.report({**agent, **base}, out_dir, n_boot=n_boot, seed=seed, notes=notes,
+                           table_note=caveats, **kw)
+
+
+def period_note(requested, split) -> str:
+    """"" when `split` covers its requested (start, end) dates; otherwise a sentence saying what was
+    asked for and the period actually traded (a split running past the data's end is cut there)."""
+    if not requested or requested[1] is None:
+        return ""
+    first, last = split.traded_dates[0], split.traded_dates[-1]
+    asked_end = pd.Timestamp(requested[1])
+    if asked_end.normalize() <= last.normalize():
+        return ""
+    return (f"The {split.name} split asked for {requested[0]} .. {requested[1]}, but the data end on "
+            f"{last:%Y-%m-%d}: it covers {first:%Y-%m-%d} .. {last:%Y-%m-%d} only.")

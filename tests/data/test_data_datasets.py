@@ -20,7 +20,7 @@ def test_sp500_20(sp500_20):
     assert md.dates[0] == pd.Timestamp("1990-01-02") and md.dates[-1] == pd.Timestamp("2022-12-28")
     assert md.symbols[:3] == ("AAPL", "AMD", "BAC") and md.symbols[-1] == "XOM"
     assert md.close.dtype == np.float64 and md.open is None and md.volume is None
-    assert md.benchmark.shape == (8313,) and md.benchmark_name == "SP500"
+    assert md.benchmark.shape == (8313,) and md.benchmark_name == "S&P 500 (price index)"
     assert md.benchmark[0] == 359.69 and md.benchmark[-1] == 3783.22
     assert md.close[0, 0] == 0.264 and md.close[-1, -1] == 106.627       # AAPL first, XOM last
     assert md.periods_per_year == 252.0 and md.source == "sp500-20"

@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import envdata_from_close
 
 import jaxtrade.envs as envs
 from jaxtrade.envs.base import Policy
@@ -13,9 +12,9 @@ from jaxtrade.eval.backtest import _run, backtest
 from jaxtrade.eval.baselines import _stateless_init, baselines, evaluate_policies, random_policy
 from jaxtrade.eval.report import report
 from jaxtrade.eval.stats import stats
+from tests.eval.conftest import envdata_from_close
 
-COSTS_OFF = dict(spread_bps=0.0, slippage_bps=0.0, impact_coef=0.0, sec_fee_rate=0.0,
-                 finra_taf_per_share=0.0)
+COSTS_OFF = dict(spread_bps=0.0, slippage_bps=0.0, impact_model="none", regulatory_fees="none")
 W = 5
 
 
@@ -170,7 +169,9 @@ def test_backtest_reads_info_only(prices):
     px = prices[["AAPL", "KO", "XOM"]].loc["2016-01-01":"2016-02-29"]
     turb = np.random.default_rng(0).random(len(px)) * 10
     data = envdata_from_close(px.to_numpy(), start=W, turbulence=turb, threshold=8.0)
-    for config in (dict(window=W, random_start=False), dict(window=W, random_start=False, ruin_floor=0.97)):
+    # The seed impact model (random daily trading pays ~0.2% a day) reaches the ruin floor in time.
+    for config in (dict(window=W, random_start=False),
+                   dict(window=W, random_start=False, ruin_floor=0.97, costs=dict(impact_model="seed"))):
         env, params = envs.make("portfolio", data, config)
         policy = random_policy(env)
         want = backtest(policy, env, params, key=jax.random.key(3))
@@ -197,3 +198,46 @@ def test_target_env_specs(prices):
     info = target.step(jax.random.key(1), state, jnp.array([0.5, 0.5, 0.0, 0.0]), params)[4]
     assert set(envs.INFO_KEYS) <= set(info)
     np.testing.assert_allclose(np.asarray(info["weights"]), [0.5, 0.5, 0.0], atol=2e-3)
+
+
+def test_single_instrument_baselines_are_long_flat_and_short(prices, tmp_path):
+    """One instrument: long buy-and-hold follows the price, flat keeps the cash, short mirrors the long
+    (costs off); the report's Sharpe reference is the long buy-and-hold, not an equal-weight row."""
+    px = prices["KO"].loc["2016-01-01":"2016-06-30"].to_numpy()
+    env, params = envs.make("single", envdata_from_close(px[:, None], start=W),
+                            dict(window=W, random_start=False, costs=COSTS_OFF))
+    out = baselines(env, params, n_random_seeds=2)
+    assert list(out) == ["long_buy_hold", "flat", "short", "random"]
+    path = px[W:] / px[W]
+    v = {k: out[k][0]["value"].to_numpy() / out[k][0]["value"].iloc[0]
+         for k in ("long_buy_hold", "flat", "short")}
+    np.testing.assert_allclose(v["long_buy_hold"], path, rtol=1e-5)
+    np.testing.assert_allclose(v["flat"], 1.0, rtol=1e-7)
+    np.testing.assert_allclose(v["short"], 2.0 - path, rtol=1e-5)      # short 1x held: 1 - (p/p0 - 1)
+    assert (out["long_buy_hold"][0]["turnover"].iloc[1:] == 0).all()
+    rep = report(out, str(tmp_path), n_boot=50)
+    assert rep.table.attrs["reference"] == "long_buy_hold"
+    assert rep.table.loc["short", "sharpe_diff"] == pytest.approx(
+        rep.table.loc["short", "sharpe"] - rep.table.loc["long_buy_hold", "sharpe"], abs=1e-9)
+    # Without -1 among the positions there is no short baseline.
+    env, params = envs.make("single", envdata_from_close(px[:, None], start=W),
+                            dict(window=W, random_start=False, costs=COSTS_OFF, positions=(0.0, 1.0)))
+    names = list(baselines(env, params, include=["long_buy_hold", "flat", "short"]))
+    assert names == ["long_buy_hold", "flat"]
+
+
+def test_index_row_is_labelled_and_the_caveat_sits_under_the_table(tmp_path):
+    from jaxtrade.data import dataset_caveats, load_dataset, split
+    from jaxtrade.train.evaluation import baseline_history
+
+    md = load_dataset("sp500-20")
+    test = split(md, train=("2014-01-01", "2014-12-31"), test=("2016-01-01", "2016-03-31"), lookback=W).test
+    env, params = envs.make("portfolio", test.to_device(), dict(window=W, random_start=False))
+    out = baselines(env, params, test, history=baseline_history(md, test, 252), n_random_seeds=1)
+    rep = report(out, str(tmp_path), n_boot=50, table_note=dataset_caveats("sp500-20"))
+    md_text = open(rep.md_path).read()
+    assert "| S&P 500 (price index) |" in md_text and "| index |" not in md_text
+    table_end = md_text.index("| S&P 500 (price index) |")
+    note = md_text.index("survivorship")
+    assert note > table_end and "price index without dividends" in md_text
+    assert rep.table.loc["index", "label"] == "S&P 500 (price index)"

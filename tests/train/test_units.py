@@ -124,3 +124,18 @@ def test_progress_bar_shows_whole_names_and_the_last_known_value(tmp_path):
     for name in ("episode_return", "win_rate", "explained_variance", "steps_per_second"):
         assert f"{name}=" in first and f"{name}=" in second
     assert "episode_return=0.123" in first and "episode_return=0.123" in second and "n/a" not in second
+
+
+def test_period_note_states_the_period_actually_traded_when_a_split_is_cut():
+    import types
+
+    import pandas as pd
+
+    from jaxtrade.train.evaluation import period_note
+
+    split = types.SimpleNamespace(name="test", traded_dates=pd.bdate_range("2022-01-03", "2022-12-28"))
+    note = period_note(("2022-01-01", "2023-06-30"), split)
+    assert "asked for 2022-01-01 .. 2023-06-30" in note and "data end on 2022-12-28" in note
+    assert "covers 2022-01-03 .. 2022-12-28 only" in note
+    assert period_note(("2022-01-01", "2022-12-28"), split) == ""
+    assert period_note(("2022-01-01", "2022-12-31"), split) != ""       # asked past the last row
