@@ -80,6 +80,41 @@ def test_normalization_uses_train_only(sp500_20, splits):
     assert not np.allclose(splits.test.features[30:], other.test.features[30:])
 
 
+def test_normalization_ignores_validation_rows(sp500_20):
+    """Rewriting every row after the training split's last day up to validation's end (val's own
+    history rows -- a gap of two months leaves them outside train -- and its traded rows; closes and
+    the benchmark) leaves the fitted statistics, the threshold and the training features bit for bit;
+    rewriting training rows changes them (so the check can fail)."""
+    bounds = dict(train=("2005-01-01", "2012-12-31"), val=("2013-03-01", "2015-12-31"))
+    base = split(sp500_20, **bounds, lookback=30)
+    dates = sp500_20.dates
+    train_end, val_end = dates.get_loc(base.train.dates[-1]), dates.get_loc(base.val.dates[-1])
+    assert dates.get_loc(base.val.dates[0]) > train_end                # val's history is after train
+
+    def rewritten(lo, hi, seed):
+        close, bench = sp500_20.close.copy(), sp500_20.benchmark.copy()
+        rng = np.random.default_rng(seed)
+        close[lo:hi] *= np.exp(rng.normal(0, 0.03, close[lo:hi].shape).cumsum(axis=0))
+        bench[lo:hi] *= np.exp(rng.normal(0, 0.03, hi - lo).cumsum())
+        md = MarketData.from_arrays(dates, sp500_20.symbols, close, benchmark=bench, benchmark_name="SP500",
+                                    source="rewritten")
+        return split(md, **bounds, lookback=30)
+
+    other = rewritten(train_end + 1, val_end + 1, seed=0)
+    for s in (other.train, other.val):
+        for x, y in zip(base.train.stats, s.stats, strict=True):
+            np.testing.assert_array_equal(x, y)
+        assert s.turbulence_threshold == base.train.turbulence_threshold
+    for name in ("features", "market", "turbulence"):
+        np.testing.assert_array_equal(getattr(other.train, name), getattr(base.train, name))
+    assert not np.allclose(other.val.features, base.val.features)           # val itself did change
+    assert not np.allclose(other.val.market, base.val.market)
+
+    inside = rewritten(dates.get_loc(base.train.traded_dates[0]) + 500, train_end + 1, seed=1)
+    for x, y in zip(base.train.stats, inside.train.stats, strict=True):
+        assert not np.allclose(x, y, rtol=1e-3)
+
+
 def test_stats_fit_on_train_and_applied_unchanged(sp500_20, splits):
     raw = sp500_20.features()
     tr = splits.train

@@ -108,3 +108,33 @@ def perturb_rows(data, cut, *, prices=True, seed=1):
     if prices:
         fields += ["close", "open", "high", "low", "volume"]
     return data.replace(**{f: bump(f) for f in fields})
+
+
+# Spread and commission only (bps of |traded value|), every other cost model off, all given
+# explicitly (robust to changing defaults); `fill_ledger` charges their sum, LEDGER_BPS.
+LEDGER_COSTS = dict(commission_bps=7.0, commission_per_share=0.0, spread_bps=18.0, spread_abs=0.0,
+                    slippage_bps=0.0, impact_coef=0.0, impact_k=0.0, sec_fee_rate=0.0,
+                    finra_taf_per_share=0.0, volume_impact=False)
+LEDGER_BPS = LEDGER_COSTS["commission_bps"] + LEDGER_COSTS["spread_bps"]
+
+
+def fill_ledger(close, start: int, targets, *, cash: float, cost_bps: float):
+    """A plain-Python ledger, independent of the env: the trade of step k fills at close[start + k] to
+    target fractions targets[k] [N] of the value before it (None: no trade) and pays cost_bps of
+    |traded value| from cash; the book is then marked at close[start + k + 1].
+    -> per step dicts of value_before, costs, turnover, weights (after the trade, cash last), value."""
+    close = np.asarray(close, np.float64)
+    holdings = np.zeros(close.shape[1])
+    out = []
+    for k, target in enumerate(targets):
+        price, price_next = close[start + k], close[start + k + 1]
+        value0 = cash + holdings @ price
+        shares = np.zeros_like(holdings) if target is None else np.asarray(target) * value0 / price - holdings
+        traded = shares * price
+        cost = cost_bps * 1e-4 * np.abs(traded).sum()
+        cash -= traded.sum() + cost
+        holdings = holdings + shares
+        post = np.append(holdings * price, cash)
+        out.append(dict(value_before=value0, costs=cost, turnover=np.abs(traded).sum() / value0,
+                        weights=post / post.sum(), value=cash + holdings @ price_next))
+    return out

@@ -6,7 +6,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from envs_testlib import envdata_from_close, make_rollout, perturb_rows, run_actions, synthetic_close
+from envs_testlib import (
+    LEDGER_BPS,
+    LEDGER_COSTS,
+    envdata_from_close,
+    fill_ledger,
+    make_rollout,
+    perturb_rows,
+    run_actions,
+    synthetic_close,
+)
 
 from jaxtrade import envs
 from jaxtrade.envs import market
@@ -196,6 +205,27 @@ def test_info_weights_before_and_after_the_mark(tiny):
     assert not np.allclose(info["weights"], info["weights_marked"])      # prices moved
     assert float(info["value_before"]) == float(info1["value"]) == float(s1.value)
     assert float(out[1][4]["value_before"]) == float(params.initial_cash)
+
+
+def test_value_path_matches_an_independent_ledger(tiny_data):
+    """The env's info (value before and after, costs, turnover, weights) against `fill_ledger`: fills
+    at close[t], spread + commission (bps of |traded value|) out of cash, the mark at close[t+1].
+    Targets keep >= 10% cash, so the cash floor never scales a buy."""
+    env, params = envs.make("portfolio", tiny_data, dict(action_space="weights", window=W, random_start=False,
+                                                         initial_cash=1e6, costs=LEDGER_COSTS))
+    core = env.unwrapped
+    targets = np.array([[0.4, 0.1, 0.2, 0.2, 0.1], [0.1, 0.4, 0.2, 0.1, 0.2], [0.1, 0.4, 0.2, 0.1, 0.2],
+                        [0.0, 0.0, 0.5, 0.3, 0.2], [0.3, 0.3, 0.0, 0.0, 0.4], [0.0, 0.0, 0.0, 0.0, 1.0]])
+    actions = [weights_to_action(w) for w in targets]
+    out = run_actions(jax.jit(core.reset), jax.jit(core.step), params, actions)
+    want = fill_ledger(tiny_data.close, tiny_data.start, targets[:, :-1], cash=1e6, cost_bps=LEDGER_BPS)
+    for (_, _, _, _, info), ref in zip(out[1:], want, strict=True):
+        np.testing.assert_allclose(float(info["value_before"]), ref["value_before"], rtol=2e-6)
+        np.testing.assert_allclose(float(info["value"]), ref["value"], rtol=2e-6)
+        np.testing.assert_allclose(float(info["costs"]), ref["costs"], rtol=1e-4)
+        np.testing.assert_allclose(float(info["turnover"]), ref["turnover"], rtol=1e-4)
+        np.testing.assert_allclose(np.asarray(info["weights"]), ref["weights"], atol=2e-6)
+    assert all(ref["costs"] > 10.0 for ref in want)             # every step trades (drift is rebalanced)
 
 
 # ---------------------------------------------------------------------------------- weights actions

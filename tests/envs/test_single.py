@@ -5,7 +5,15 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-from envs_testlib import envdata_from_close, make_rollout, run_actions, synthetic_close
+from envs_testlib import (
+    LEDGER_BPS,
+    LEDGER_COSTS,
+    envdata_from_close,
+    fill_ledger,
+    make_rollout,
+    run_actions,
+    synthetic_close,
+)
 
 from jaxtrade import envs
 
@@ -75,6 +83,29 @@ def test_trade_pnl_with_costs_sums_to_value_change(one):
     assert all(float(o[4]["costs"]) > 0 for i, o in enumerate(out[1:]) if i != 5)
     assert float(out[6][4]["costs"]) == 0.0
     assert float(out[-1][1].holdings[0]) == 0.0
+
+
+def test_value_path_matches_an_independent_ledger(tiny_data):
+    """Half-equity longs and shorts against `fill_ledger` (fills at close[t], spread + commission out
+    of cash, the mark at close[t+1]); repeating the position held (FLAT from reset too) trades nothing."""
+    config = dict(asset=1, positions=(-0.5, 0.0, 0.5), window=W, random_start=False, initial_cash=1e6,
+                  costs=LEDGER_COSTS)
+    env, params = envs.make("single", tiny_data, config)
+    core = env.unwrapped
+    actions = [FLAT, LONG, LONG, SHORT, SHORT, FLAT, LONG]
+    out = run_actions(jax.jit(core.reset), jax.jit(core.step), params, actions)
+    position = {SHORT: -0.5, FLAT: 0.0, LONG: 0.5}
+    held = [0.0] + [position[a] for a in actions]
+    targets = [None if p == q else [p] for p, q in zip(held[1:], held[:-1], strict=True)]
+    close = np.asarray(tiny_data.close)[:, 1:2]
+    want = fill_ledger(close, tiny_data.start, targets, cash=1e6, cost_bps=LEDGER_BPS)
+    for (_, _, _, _, info), ref in zip(out[1:], want, strict=True):
+        np.testing.assert_allclose(float(info["value_before"]), ref["value_before"], rtol=2e-6)
+        np.testing.assert_allclose(float(info["value"]), ref["value"], rtol=2e-6)
+        np.testing.assert_allclose(float(info["costs"]), ref["costs"], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(info["weights"]), ref["weights"], atol=2e-6)
+    assert [ref["costs"] > 0 for ref in want] == [t is not None for t in targets] == [
+        False, True, False, True, False, True, True]
 
 
 def test_accounting_identity_real_index_data(real_index):

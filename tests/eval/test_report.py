@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.image import imread
 
-from jaxtrade.eval.report import DPI, FIGSIZE, report
+from jaxtrade.eval.report import DPI, FIGSIZE, report, summarize, verdict
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "jaxtrade", "datasets",
                     "sp500_20_stocks_adjclose.csv.gz")
@@ -60,3 +60,49 @@ def test_report_table_is_reproducible(tmp_path):
     a = report(_frames(), str(tmp_path / "a"), n_boot=100, seed=3).table
     b = report(_frames(), str(tmp_path / "b"), n_boot=100, seed=3).table
     pd.testing.assert_frame_equal(a, b)
+
+
+def _path(mu, sigma, n=250, seed=0):
+    """A value frame whose daily returns have exactly mean mu and std sigma (standardized noise)."""
+    z = np.random.default_rng(seed).normal(size=n - 1)
+    r = mu + sigma * (z - z.mean()) / z.std()
+    dates = pd.bdate_range("2021-01-04", periods=n)
+    return pd.DataFrame({"value": 1e6 * np.concatenate([[1.0], np.cumprod(1 + r)])}, index=dates)
+
+
+def _verdict(**paths):
+    table = summarize(paths, n_boot=200)
+    return table, verdict(table)
+
+
+def test_verdict_names_the_winner_when_the_agent_wins():
+    # Sharpe (annualized): ppo 0.001/0.004 -> ~4.0; index ~0.9 but the highest return; buy-and-hold < 0.
+    table, text = _verdict(equal_weight_buy_hold=_path(-0.0005, 0.01, seed=1),
+                           index=_path(0.002, 0.035, seed=2), ppo=_path(0.001, 0.004, seed=3))
+    sharpe = table["sharpe"]
+    assert sharpe["ppo"] > sharpe["index"] > sharpe["equal_weight_buy_hold"]
+    assert table.loc["index", "cumulative_return"] > table.loc["ppo", "cumulative_return"]
+    assert "**Winner by Sharpe: `ppo`**" in text
+    assert "Highest cumulative return: `index`" in text
+    assert "Best learned agent `ppo`" in text
+    assert "beats the best baseline `index`" in text
+    assert "does not beat" not in text
+    assert "Sharpe difference `ppo` - `equal_weight_buy_hold`: +" in text
+    assert "(95% CI [+" in text and "significant at 95%)" in text and "not significant" not in text
+
+
+def test_verdict_names_the_winner_when_the_agent_loses():
+    # The agent's winning path is now buy-and-hold's; the agent loses money; min_variance is second.
+    table, text = _verdict(equal_weight_buy_hold=_path(0.001, 0.004, seed=3),
+                           index=_path(-0.0005, 0.01, seed=1), min_variance=_path(0.0004, 0.01, seed=4),
+                           ppo=_path(-0.001, 0.01, seed=2))
+    assert table.loc["ppo", "sharpe"] < 0 < table.loc["min_variance", "sharpe"]
+    assert table["sharpe"].idxmax() == table["cumulative_return"].idxmax() == "equal_weight_buy_hold"
+    assert "**Winner by Sharpe: `equal_weight_buy_hold`**" in text
+    assert "Highest cumulative return" not in text              # the Sharpe winner has it too
+    assert "Best learned agent `ppo`" in text
+    assert "does not beat the best baseline `equal_weight_buy_hold`" in text
+    assert "Sharpe difference `ppo` - `equal_weight_buy_hold`: -" in text
+    assert "significant at 95%)" in text and "not significant" not in text
+    hi = table.loc["ppo", "sharpe_diff_high"]
+    assert hi < 0 and f"{hi:+.3f}]" in text
