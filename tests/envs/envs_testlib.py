@@ -113,8 +113,7 @@ def perturb_rows(data, cut, *, prices=True, seed=1):
 # Spread and commission only (bps of |traded value|), every other cost model off, all given
 # explicitly (robust to changing defaults); `fill_ledger` charges their sum, LEDGER_BPS.
 LEDGER_COSTS = dict(commission_bps=7.0, commission_per_share=0.0, spread_bps=18.0, spread_abs=0.0,
-                    slippage_bps=0.0, impact_coef=0.0, impact_k=0.0, sec_fee_rate=0.0,
-                    finra_taf_per_share=0.0, volume_impact=False)
+                    slippage_bps=0.0, impact_model="none", regulatory_fees="none")
 LEDGER_BPS = LEDGER_COSTS["commission_bps"] + LEDGER_COSTS["spread_bps"]
 
 

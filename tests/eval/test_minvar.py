@@ -6,12 +6,12 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import envdata_from_close
 from scipy.optimize import minimize
 
 import jaxtrade.envs as envs
 from jaxtrade.eval.baselines import baselines
 from jaxtrade.eval.minvar import ledoit_wolf, min_variance_schedule, min_variance_weights, month_starts
+from tests.eval.conftest import envdata_from_close
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "jaxtrade", "datasets",
                     "sp500_20_stocks_adjclose.csv.gz")
