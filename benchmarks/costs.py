@@ -25,6 +25,9 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/cost_sensitivity", "One sub-dire
 _MULTIPLIERS = flags.DEFINE_list("multipliers", ["0.5", "1", "3"], "Multiples of the default costs.")
 _ITERATIONS = flags.DEFINE_integer("iterations", None, "Override config.train.iterations (default: "
                                    "the config's).")
+_EXISTING = flags.DEFINE_list("existing", [], "m=workdir pairs: read multiplier m's report.csv from a run "
+                              "already made with the same config and seed (e.g. 1=runs/portfolio_gru "
+                              "after `make train`) instead of training it again.")
 
 # The proportional cost coefficients a multiplier scales (CostParams fields).
 SCALED = ("spread_bps", "spread_abs", "slippage_bps", "commission_bps", "commission_per_share",
@@ -71,7 +74,14 @@ def main(argv):
     if _ITERATIONS.value is not None:
         config.train.iterations = _ITERATIONS.value
     reports, seconds = {}, {}
-    for m in (float(x) for x in _MULTIPLIERS.value):
+    for pair in _EXISTING.value:
+        m, _, workdir = pair.partition("=")
+        if not workdir:
+            raise app.UsageError(f"--existing wants m=workdir pairs, got {pair!r}")
+        reports[float(m)] = pd.read_csv(os.path.join(workdir, "report.csv"), index_col="policy")
+        seconds[float(m)] = float("nan")
+        print(f"x{float(m):g}: read {os.path.join(workdir, 'report.csv')}", flush=True)
+    for m in (float(x) for x in _MULTIPLIERS.value if float(x) not in reports):
         workdir = os.path.join(_WORKDIR.value, f"costs_x{m:g}")
         t0 = time.perf_counter()
         result = train(scaled_config(config, m), workdir, fresh_start=True, verbosity="quiet")
@@ -81,7 +91,8 @@ def main(argv):
         print(f"x{m:g}: trained and reported in {seconds[m]:.0f} s ({result.report_path})", flush=True)
     md = (f"Cost sensitivity: {machine_line()}; config {config.data.dataset}, seed {config.seed}, "
           f"{config.train.iterations} iterations per run; test split; run times "
-          + ", ".join(f"x{m:g} {s:.0f} s" for m, s in seconds.items()) + ".\n\n" + table(reports))
+          + ", ".join(f"x{m:g} " + ("(existing run)" if s != s else f"{s:.0f} s") for m, s in seconds.items())
+          + ".\n\n" + table(reports))
     path = os.path.join(_WORKDIR.value, "cost_sensitivity.md")
     with open(path, "w") as f:
         f.write(md)
