@@ -26,6 +26,8 @@
    Member i equals a single run from `agent.init(keys[i], env_params, devices, hparams=member i)`
    (to float tolerance: vmap may reorder summations). Devices still average gradients inside each
    member, so a population on 4 devices is 4 x n_envs envs per member.
+   `agent.init_seeds(seeds, env_params, devices)` is the population of one member per seed with the
+   config's settings (what `train.seeds` trains: many seeds as one run).
 """
 
 from __future__ import annotations

@@ -9,6 +9,14 @@
 - `memory`: a cue in {0..n_cues-1} is shown only at the first step; at the last of `episode_length`
   steps, the action equal to the cue pays 1, anything else 0; terminated. Optimal return 1; a
   memoryless policy gets 1 / n_cues in expectation.
+- `drift`: one asset whose log return each step is `drift + noise * eps` (eps ~ N(0, 1)); action
+  0 = short, 1 = flat, 2 = long (position -1, 0, 1); changing the position pays `cost` per unit
+  changed (log-return units); the episode starts flat and terminates after `episode_length` steps.
+  Reward = position * return - cost * |change|.
+  With episode_length * drift > cost the optimal policy under costs is known in closed form: go
+  long at the first step and hold, expected return `drift_optimal_value(params)` =
+  episode_length * drift - cost (every step of delay loses `drift`, every extra round trip 2 cost).
+  The state shows (t / episode_length, position); the noise is never observed.
 
 `make_probe(name, **kwargs) -> (env, params)` returns the auto-reset environment and its params.
 Observations: {"window": float32 [window, 1] (zeros or noise), "state": float32 [S]}. Each probe
@@ -38,12 +46,15 @@ from jaxtrade.envs.base import (
 class ProbeParams:
     arm_rewards: jax.Array                      # bandit only; float32 [n_arms]
     episode_length: int = struct.field(pytree_node=False, default=8)
+    drift: jax.Array = 0.01                     # drift only: mean log return per step
+    noise: jax.Array = 0.02                     # drift only: std of the per-step return
+    cost: jax.Array = 0.02                      # drift only: cost of one change of position
 
 
 @struct.dataclass
 class ProbeState:
     t: jax.Array                                # int32 steps taken in this episode
-    cue: jax.Array                              # int32 (memory)
+    cue: jax.Array                              # int32 (memory); the position 0 / 1 (drift)
     episode_return: jax.Array                   # float32
 
 
@@ -136,9 +147,36 @@ class Target(_Probe):
         return reward, jnp.ones((), bool), jnp.zeros((), bool)
 
 
+class DriftHold(_Probe):
+    """The `drift` probe (module docstring): the held position (-1, 0, 1) lives in `ProbeState.cue`."""
+
+    action_spec = DiscreteSpec(3)
+
+    def _state_obs(self, state, params):
+        return jnp.stack([state.t / params.episode_length, state.cue]).astype(jnp.float32)
+
+    def step(self, key, state, action, params):
+        position = (jnp.clip(action, 0, 2) - 1).astype(jnp.int32)
+        ret = params.drift + params.noise * jax.random.normal(key, (), jnp.float32)
+        change = jnp.abs(position - state.cue).astype(jnp.float32)
+        reward = (position * ret - params.cost * change).astype(jnp.float32)
+        t = state.t + 1
+        terminated = t >= params.episode_length
+        episode_return = state.episode_return + reward
+        next_state = ProbeState(t, position, episode_return)
+        info = _info(jnp.zeros((), bool), terminated, state.episode_return, episode_return, t)
+        return self._obs(next_state, params), next_state, reward, terminated, info
+
+
+def drift_optimal_value(params: ProbeParams) -> float:
+    """The `drift` probe's optimal expected episode return under costs: long from the first step and
+    held, episode_length * drift - cost (or 0, staying flat, if that is negative)."""
+    return max(params.episode_length * float(params.drift) - float(params.cost), 0.0)
+
+
 def make_probe(name: str, *, episode_length: int = 8, n_arms: int = 2, arm_rewards=None, n_cues: int = 2,
-               action_dim: int = 3):
-    """-> (AutoReset env, ProbeParams). name: constant | bandit | target | memory."""
+               action_dim: int = 3, drift: float = 0.01, noise: float = 0.02, cost: float = 0.02):
+    """-> (AutoReset env, ProbeParams). name: constant | bandit | target | memory | drift."""
     if name == "constant":
         env = ConstantReward()
     elif name == "bandit":
@@ -147,8 +185,12 @@ def make_probe(name: str, *, episode_length: int = 8, n_arms: int = 2, arm_rewar
         env, episode_length = Target(action_dim), 1
     elif name == "memory":
         env = Memory(n_cues)
+    elif name == "drift":
+        env = DriftHold()
     else:
-        raise ValueError(f"unknown probe {name!r}; expected constant, bandit, target or memory")
+        raise ValueError(f"unknown probe {name!r}; expected constant, bandit, target, memory or drift")
     if arm_rewards is None:
         arm_rewards = jnp.linspace(0.0, 1.0, n_arms)
-    return EpisodeStats(AutoReset(env)), ProbeParams(jnp.asarray(arm_rewards, jnp.float32), episode_length)
+    f32 = lambda x: jnp.asarray(x, jnp.float32)
+    return EpisodeStats(AutoReset(env)), ProbeParams(f32(arm_rewards), episode_length, f32(drift), f32(noise),
+                                                     f32(cost))

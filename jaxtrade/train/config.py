@@ -55,6 +55,7 @@ def base_config() -> ml_collections.ConfigDict:
         total_timesteps=config_dict.placeholder(int),  # first of these three that is set wins
         episodes=config_dict.placeholder(int),          # x env.episode_length env steps
         iterations=config_dict.placeholder(int),        # x n_envs x n_steps x devices env steps
+        seeds=1,                                        # K > 1: seeds seed .. seed+K-1 as one population
         n_devices=config_dict.placeholder(int),         # default: every local device
         max_device_memory_gb=config_dict.placeholder(float),
         eval_every=5,

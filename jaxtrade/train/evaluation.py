@@ -67,8 +67,12 @@ class Evaluator:
         self.weights = dict(weights or {})
 
     def validate(self, state) -> dict:
+        return self.validate_params(self.agent.params(state))
+
+    def validate_params(self, params) -> dict:
+        """The validation metrics of the deterministic policy with network `params` (one member's)."""
         s = self.s
-        policy = self.agent.policy(self.agent.params(state))
+        policy = self.agent.policy(params)
         frame = evaluate.backtest(policy, s.eval_env, s.val_params, dates=s.splits.val.dates,
                                   symbols=s.splits.val.symbols)
         return validation_metrics(frame, self.weights)

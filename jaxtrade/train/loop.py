@@ -14,6 +14,12 @@ One run, in this order:
    backtested on the test split against the baselines (`report.md`), through the same path a fresh
    process given only that artifact takes (`evaluation.evaluate_artifact`).
 
+Many seeds (`train.seeds = K > 1`): seeds `seed .. seed + K - 1` train as one population
+(`agent.init_seeds`, one compile; the budget is per seed). Each validation backtests every member;
+the logged and early-stopping metrics are their means; every member keeps its own best artifacts in
+`checkpoints/seed_<s>/best_<metric>`; the report's agent row is the mean, std and bootstrap interval
+over the members' best-composite models. Resuming restores `latest` (the whole population).
+
 `run` is re-entrant: walk-forward and search call it many times in one process with one agent, and
 the agent's compiled iteration is reused while shapes stay the same. It configures no logging
 (beyond the run's own `train.log` file in the workdir) and installs no signal handler: mains do
@@ -117,8 +123,8 @@ def _nonfinite(raw: dict) -> str | None:
     return None
 
 
-def model_spec(setup, agent, metrics: dict | None = None, *, code_version: str | None = None
-               ) -> artifact_lib.ModelSpec:
+def model_spec(setup, agent, metrics: dict | None = None, *, code_version: str | None = None,
+               seed: int | None = None) -> artifact_lib.ModelSpec:
     """The `ModelSpec` of `agent`'s model trained in `setup` (metrics: what to record with it)."""
     c = setup.config
     return artifact_lib.ModelSpec(
@@ -128,7 +134,53 @@ def model_spec(setup, agent, metrics: dict | None = None, *, code_version: str |
         data_fingerprint=fingerprint(setup.market),
         code_version=artifact_lib.code_version() if code_version is None else code_version,
         versions=artifact_lib.library_versions(), machine=artifact_lib.machine_info(),
-        metrics=dict(metrics or {}), seed=int(c.seed))
+        metrics=dict(metrics or {}), seed=int(c.seed if seed is None else seed))
+
+
+def seeds_of(config) -> list[int]:
+    """The seeds one run trains: [seed] or, with train.seeds = K > 1, seed .. seed + K - 1."""
+    k = int(config.train.get("seeds", 1) or 1)
+    if k < 1:
+        raise ValueError(f"train.seeds must be >= 1, got {k}")
+    return [int(config.seed) + i for i in range(k)]
+
+
+def best_directory(ckpts: Checkpoints, metric: str, seeds: list[int], member: int) -> str:
+    """Where member `member`'s best-`metric` artifact lives: checkpoints/best_<metric> for one seed,
+    checkpoints/seed_<s>/best_<metric> for many."""
+    if len(seeds) == 1:
+        return ckpts.directory(metric)
+    return os.path.join(ckpts.root, f"seed_{seeds[member]}", f"best_{metric}")
+
+
+def best_key(metric: str, seeds: list[int], member: int) -> str:
+    """RunState.best's key of member `member`'s best `metric`."""
+    return metric if len(seeds) == 1 else f"{metric}/seed_{seeds[member]}"
+
+
+def _member(tree, k: int):
+    return jax.tree.map(lambda x: x[k], tree)
+
+
+def _member_raws(raw: dict, n: int) -> list[dict]:
+    """Per-member host metrics of one call: a population's leaves [K, ...] split into K dicts."""
+    if n == 1:
+        return [raw]
+    return [{key: np.asarray(v)[k] for key, v in raw.items()} for k in range(n)]
+
+
+def _mean_row(rows: list[dict]) -> dict:
+    """One row for K members' rows: env steps summed, every other number averaged."""
+    if len(rows) == 1:
+        return rows[0]
+    out = {}
+    for key, v in rows[0].items():
+        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+            vals = [float(r[key]) for r in rows]
+            out[key] = (int(sum(vals)) if key == "env_steps" else float(np.mean(vals)))
+        else:
+            out[key] = v
+    return out
 
 
 def _to_target(target, restored):
@@ -183,28 +235,41 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
         log.info("jaxtrade: %s on %s, %d device(s) (%s), %d envs per device", config.env.name, source,
                  s.n_devices, jax.devices()[0].platform, config.ppo.n_envs)
         log.info("budget: %s", s.budget.describe())
-        state = agent.init(jax.random.key(config.seed), s.train_params, s.devices)
-        iterate = agent.make_iteration()
+        seeds = seeds_of(config)
+        if len(seeds) == 1:
+            state = agent.init(jax.random.key(config.seed), s.train_params, s.devices)
+            iterate = agent.make_iteration()
+        else:
+            log.info("training %d seeds (%s) as one population", len(seeds), ", ".join(map(str, seeds)))
+            state = agent.init_seeds(seeds, s.train_params, s.devices)
+            iterate = agent.make_population_iteration()
         ckpts = Checkpoints(workdir)
         run_state = RunState.fresh(config)
         resumed = False
         if not fresh_start:
             name = resume_from or ("latest" if ckpts.steps("latest") else None)
             if name is not None:
+                if len(seeds) > 1 and name != "latest" and not os.path.basename(
+                        os.path.dirname(os.path.abspath(name))) == "latest":
+                    raise ValueError(f"--resume_from={name} with train.seeds={len(seeds)}: a many-seed run "
+                                     "resumes from latest only (a single model's params would make the "
+                                     "seeds identical)")
                 state, meta = _restore(agent, state, ckpts, name, explicit=resume_from is not None)
                 if meta is not None and meta.get("kind") == "latest":
                     run_state = RunState.from_meta(meta, config)
                 resumed = True
         if init_params is not None and not resumed:
             state = agent.with_params(state, init_params)
-        result = _loop(s, agent, state, iterate, ckpts, run_state, workdir, hooks, verbosity, config_meta)
+        result = _loop(s, agent, state, iterate, ckpts, run_state, workdir, hooks, verbosity, config_meta,
+                       seeds)
         compiles = getattr(agent, "compiles", None)
         if compiles is not None:
             log.info("the training iteration compiled %d time(s) in this process", compiles)
         return dataclasses.replace(result, compiles=compiles)
 
 
-def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, config_meta) -> TrainResult:
+def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, config_meta,
+          seeds) -> TrainResult:
     config = s.config
     reporter = Reporter(workdir, total=s.budget.iterations, initial=run.iteration, verbosity=verbosity,
                         log_every=config.train.log_every, tensorboard=config.train.tensorboard)
@@ -217,20 +282,25 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
             t0 = time.perf_counter()
             state, metrics = iterate(state, s.train_params)
             raw = {k: np.asarray(v)[0] for k, v in jax.device_get(metrics).items()}  # same on all devices
-            k_inner = 1 if all(np.ndim(v) == 0 for v in raw.values()) else len(next(iter(raw.values())))
+            members = _member_raws(raw, len(seeds))
+            k_inner = (1 if all(np.ndim(v) == 0 for v in members[0].values())
+                       else len(next(iter(members[0].values()))))
             seconds = (time.perf_counter() - t0) / k_inner
             before = run.iteration
             for j in range(k_inner):  # ppo.iterations_per_call = k iterations ran in this one call
-                raw_j = raw if k_inner == 1 else {k: v[j] for k, v in raw.items()}
+                raws_j = [m if k_inner == 1 else {k: v[j] for k, v in m.items()} for m in members]
                 run.iteration += 1
-                bad = _nonfinite(raw_j)
-                if bad is not None:
-                    raise TrainingDiverged(
-                        f"iteration {run.iteration}: metric '{bad}' is not finite; training stopped. "
-                        f"The last good state is in {ckpts.directory('latest')} "
-                        f"(iteration {run.last_saved}).")
-                row = iteration_row(raw_j, iteration=run.iteration,
-                                    periods_per_year=s.splits.train.periods_per_year)
+                for m, raw_j in enumerate(raws_j):
+                    bad = _nonfinite(raw_j)
+                    if bad is not None:
+                        who = "" if len(seeds) == 1 else f" (seed {seeds[m]})"
+                        raise TrainingDiverged(
+                            f"iteration {run.iteration}{who}: metric '{bad}' is not finite; training "
+                            f"stopped. The last good state is in {ckpts.directory('latest')} "
+                            f"(iteration {run.last_saved}).")
+                row = _mean_row([iteration_row(raw_j, iteration=run.iteration,
+                                               periods_per_year=s.splits.train.periods_per_year)
+                                 for raw_j in raws_j])
                 run.total_env_steps += int(row["env_steps"])
                 row["total_env_steps"] = run.total_env_steps
                 row["iteration_seconds"] = seconds
@@ -247,20 +317,27 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
 
             last = run.iteration >= s.budget.iterations
             if evaluator is not None and (crossed(config.train.eval_every) or last):
-                val = evaluator.validate(state)
+                params = agent.params(state)
+                member_params = [params] if len(seeds) == 1 else [_member(params, k)
+                                                                   for k in range(len(seeds))]
+                vals = [evaluator.validate_params(p) for p in member_params]
+                val = _mean_row(vals)
+                if len(seeds) > 1:
+                    val = dict(val, **{f"composite/seed_{sd}": v["composite"] for sd, v in zip(seeds, vals,
+                                                                                            strict=True)})
                 run.val_history.append(dict(val, iteration=run.iteration))
                 reporter.evaluation(run.iteration, val)
                 if hooks.on_validation is not None:
                     hooks.on_validation(run.iteration, val)
-                improved = [m for m in BEST_METRICS if math.isfinite(val.get(m, math.nan))
-                            and val[m] > run.best.get(m, -math.inf)]
-                if improved:
-                    params = agent.params(state)
+                for m, (p_m, val_m) in enumerate(zip(member_params, vals, strict=True)):
+                    improved = [k for k in BEST_METRICS if math.isfinite(val_m.get(k, math.nan))
+                                and val_m[k] > run.best.get(best_key(k, seeds, m), -math.inf)]
                     for metric in improved:
-                        run.best[metric] = val[metric]
-                        spec = model_spec(s, agent, dict(_json_floats(val), iteration=run.iteration,
-                                                         selected_by=metric, split="val"), code_version=sha)
-                        artifact_lib.save_model(ckpts.directory(metric), params, spec)
+                        run.best[best_key(metric, seeds, m)] = val_m[metric]
+                        spec = model_spec(s, agent, dict(_json_floats(val_m), iteration=run.iteration,
+                                                         selected_by=metric, split="val"),
+                                          code_version=sha, seed=seeds[m])
+                        artifact_lib.save_model(best_directory(ckpts, metric, seeds, m), p_m, spec)
                 if run.early.update(val.get("composite", math.nan)):
                     stopped = "early_stopping"
                     reporter.info(f"early stopping at iteration {run.iteration}: no validation "
@@ -282,29 +359,40 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                     ckpts.directory("latest"))
         return result
     if s.test_params is not None and config.train.final_report:
-        result.report_path = final_report(s, agent, state, ckpts, workdir, code_version=sha)
+        result.report_path = final_report(s, agent, state, ckpts, workdir, code_version=sha, seeds=seeds)
     return result
 
 
-def final_report(s, agent, state, ckpts: Checkpoints, workdir: str, *, code_version: str) -> str:
-    """Backtests the best-composite artifact (the final model when no validation ran) on the test
-    split against the baselines, writes report.md into workdir and returns its path."""
+def final_report(s, agent, state, ckpts: Checkpoints, workdir: str, *, code_version: str,
+                 seeds: list[int] | None = None) -> str:
+    """Backtests the best-composite artifact of every seed (the final model where no validation ran)
+    on the test split against the baselines, writes report.md into workdir and returns its path."""
     config = s.config
-    directory = ckpts.directory("composite")
-    if artifact_lib.is_artifact(directory):
-        policy, spec = artifact_lib.load_model(directory)
-        which = f"best validation composite (iteration {spec.metrics.get('iteration')}, {directory})"
-    else:
-        spec = model_spec(s, agent, {"iteration": None}, code_version=code_version)
-        policy, which = agent.policy(agent.params(state)), "final model (no validation ran)"
+    seeds = seeds or [int(config.seed)]
+    params = agent.params(state)
+    policies, specs, which = [], [], []
+    for m, seed in enumerate(seeds):
+        directory = best_directory(ckpts, "composite", seeds, m)
+        if artifact_lib.is_artifact(directory):
+            policy, spec = artifact_lib.load_model(directory)
+            which.append(f"seed {seed}: best validation composite (iteration "
+                         f"{spec.metrics.get('iteration')}, {directory})")
+        else:
+            spec = model_spec(s, agent, {"iteration": None}, code_version=code_version, seed=seed)
+            policy = agent.policy(params if len(seeds) == 1 else _member(params, m))
+            which.append(f"seed {seed}: final model (no validation ran)")
+        policies.append(policy)
+        specs.append(spec)
     split = s.splits.test
-    notes = (f"Agent: {which}, trained with seed {config.seed} on {s.splits.train.traded_dates[0]:%Y-%m-%d}"
+    notes = (f"Agent: {'; '.join(which)}; trained on {s.splits.train.traded_dates[0]:%Y-%m-%d}"
              f"..{s.splits.train.traded_dates[-1]:%Y-%m-%d}; test split "
              f"{split.traded_dates[0]:%Y-%m-%d}..{split.traded_dates[-1]:%Y-%m-%d}. Same environment and "
-             f"costs for every row.")
-    rep = evaluation.evaluate_artifact(policy, spec, split, market=s.market,
-                                       n_boot=config.train.bootstrap_samples, seed=config.seed,
-                                       out_dir=workdir, notes=notes)
+             f"costs for every row." + (f" The agent row is the mean ± std over {len(seeds)} seeds, its "
+                                        "Sharpe interval a bootstrap of the seeds' mean daily returns."
+                                        if len(seeds) > 1 else ""))
+    rep = evaluation.evaluate_artifact(policies if len(seeds) > 1 else policies[0], specs[0], split,
+                                       market=s.market, n_boot=config.train.bootstrap_samples,
+                                       seed=config.seed, out_dir=workdir, notes=notes)
     from jaxtrade import eval as evaluate
 
     log.info("test-split report:\n%s", evaluate.to_markdown(rep.table))

@@ -32,6 +32,7 @@ def _probe_envs():
         ("bandit", make_probe("bandit", n_arms=3), DiscreteSpec(3), 1),
         ("memory", make_probe("memory", n_cues=4), DiscreteSpec(4), 1),
         ("target", make_probe("target", action_dim=5), ContinuousSpec((5,)), 1),
+        ("drift", make_probe("drift"), DiscreteSpec(3), 1),
     ]
 
 
@@ -72,8 +73,34 @@ def test_market_env_specs_and_info(tiny_data):
         assert float(info["value_before"]) == float(params.initial_cash)
 
 
-@pytest.mark.parametrize("i", range(4))
+@pytest.mark.parametrize("i", range(5))
 def test_probe_specs_and_info(i):
     name, (env, params), spec, n = _probe_envs()[i]
     info = _check(env, params, spec, n)
     assert not bool(info["trade_closed"].any()) and float(info["costs"]) == 0.0, name
+
+
+def test_drift_probe_rewards_and_closed_form_optimum():
+    """Long from the first step and held earns length * drift - cost (noise off); each change of
+    position pays cost per unit, so flat -> long -> short -> long costs 1 + 2 + 2 units."""
+    from jaxtrade.envs.probes import drift_optimal_value
+
+    env, params = make_probe("drift", episode_length=4, drift=0.01, noise=0.0, cost=0.02)
+    core = env.unwrapped
+    assert drift_optimal_value(params) == pytest.approx(4 * 0.01 - 0.02)
+
+    def play(actions):
+        obs, s = core.reset(jax.random.key(0), params)
+        rewards, dones = [], []
+        for t, a in enumerate(actions):
+            obs, s, r, d, _ = core.step(jax.random.key(t), s, jnp.int32(a), params)
+            rewards.append(float(r))
+            dones.append(bool(d))
+        return np.array(rewards), dones, np.asarray(obs["state"])
+
+    r, dones, state = play([2, 2, 2, 2])
+    assert r.sum() == pytest.approx(drift_optimal_value(params), abs=1e-7) and dones == [False] * 3 + [True]
+    assert state.tolist() == [1.0, 1.0]                                  # t / length, position long
+    r, _, _ = play([2, 0, 2, 1])
+    np.testing.assert_allclose(r, [0.01 - 0.02, -0.01 - 0.04, 0.01 - 0.04, 0.0 - 0.02], atol=1e-7)
+    assert play([1, 1, 1, 1])[0].sum() == 0.0                             # flat: nothing

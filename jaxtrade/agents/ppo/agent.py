@@ -113,6 +113,14 @@ class PPOAgent:
         first = devices_lib.global_env_offset(self.hp.n_envs, devices)
         return devices_lib.put_sharded(build(keys, env_params, hparams, len(devices), first), devices)
 
+    def init_seeds(self, seeds, env_params, devices=None):
+        """A population of one member per seed in `seeds`, every member with the config's traced
+        hyperparameters: member k is the run `init(seeds[k], ...)` would start (same keys), trained
+        side by side by `make_population_iteration` in one compile. Leaves [n_devices, K, ...]."""
+        keys = jnp.stack([jax.random.key(int(s)) for s in seeds])
+        hparams = TracedHParams.stack([self.hparams] * len(keys))
+        return self.init_population(keys, env_params, hparams, devices)
+
     def _use(self, devices):
         devices = devices_lib.select_devices(None, devices)
         if self.devices is not None and list(self.devices) != list(devices):
@@ -122,8 +130,11 @@ class PPOAgent:
 
     def with_params(self, state, params):
         """`state` with its network params replaced by `params` (unreplicated; a warm start or a best
-        model), on every device; optimizer, env and recurrent states as they were."""
-        params = jax.tree.map(lambda t, p: jnp.asarray(p, t.dtype), self.params(state), params)
+        model), on every device (and every member of a population); optimizer, env and recurrent
+        states as they were."""
+        # A population's leaves are [K, ...]: the same params go to every member.
+        params = jax.tree.map(lambda t, p: jnp.broadcast_to(jnp.asarray(p, t.dtype), t.shape),
+                              self.params(state), params)
         placed = devices_lib.put_replicated(params, self.devices)
         return state._replace(train_state=state.train_state._replace(params=placed))
 

@@ -136,10 +136,10 @@ def test_portfolio_learns_beyond_random_policy():
     cfg = tiny_config(n_envs=32, n_steps=32, n_minibatches=4, update_epochs=4, critic_epochs=2,
                       actor_lr=1e-2, critic_lr=3e-2, ent_coef=0.0, iterations_per_call=10)
     cfg.model.update(hidden_dim=32, dropout=0.0)
-    _, history = _train(cfg, env, env_params, 3)
-    last = history[-1]
-    n = last["episodes"][0, -5:].sum()
-    s, sq = last["episode_return_sum"][0, -5:].sum(), last["episode_return_sq_sum"][0, -5:].sum()
+    _, history = _train(cfg, env, env_params, 4)
+    last = history[-1]                  # the last 10 iterations (with the default costs, random daily
+    n = last["episodes"][0].sum()       # trading is not much worse than holding: a fair comparison)
+    s, sq = last["episode_return_sum"][0].sum(), last["episode_return_sq_sum"][0].sum()
     mean = s / n
     se = np.sqrt(max(sq / n - mean ** 2, 0.0) / (n - 1))
     gap = mean - random_mean
@@ -162,3 +162,44 @@ def test_continuous_gaussian_policy_moves_to_the_target():
     returns = history[-1]["episode_return_sum"][0] / history[-1]["episodes"][0]
     assert returns[-1] > returns[0]                                      # less exploration noise is paid
     assert 0.0 < float(np.exp(params["policy"]["log_std"]).mean()) < np.exp(-0.5)
+
+
+def test_drift_probe_reaches_95_percent_of_the_closed_form_optimum_for_5_seeds():
+    """`drift` (envs.probes): the optimal policy under costs is long from the first step, held, worth
+    episode_length * drift - cost. The default PPO settings (ppo.default_config: learning rates, clip,
+    entropy, gamma, lambda, epochs; a 32-unit network, 32 envs x 16 steps) reach >= 95% of it within
+    60 iterations (30,720 env steps per seed) for each of 5 seeds, trained as one population; the
+    untrained policies are far from it (short or flat)."""
+    from jaxtrade.envs.probes import drift_optimal_value
+
+    length = 16
+    env, env_params = make_probe("drift", episode_length=length, drift=0.01, noise=0.02, cost=0.02)
+    optimum = drift_optimal_value(env_params)                                  # 0.14
+    cfg = ppo.default_config()
+    cfg.model.update(hidden_dim=32, n_layers=1, encoder_layers=1, dropout=0.0)
+    cfg.ppo.update(n_envs=32, n_steps=length, n_minibatches=2, iterations_per_call=30)
+    agent = ppo.make(cfg, env)
+    devices = jax.devices()[:1]
+    state = agent.init_seeds(range(5), env_params, devices)
+    iterate = agent.make_population_iteration(devices)
+    exact = env_params.replace(noise=jnp.float32(0.0))                        # expected returns
+
+    @jax.jit
+    def values(params):                      # deterministic policy of each member, one episode
+        def one(p):
+            policy = agent.policy(p)
+            obs, s = env.reset(jax.random.key(0), exact)
+            carry, total = policy.init(), 0.0
+            for t in range(length):
+                action, carry = policy.act(jax.random.key(t), carry, obs)
+                obs, s, reward, _, _ = env.step(jax.random.key(100 + t), s, action, exact)
+                total = total + reward
+            return total
+        return jax.vmap(one)(params)
+
+    before = np.asarray(values(agent.params(state))) / optimum
+    for _ in range(2):
+        state, _ = iterate(state, env_params)
+    after = np.asarray(values(agent.params(state))) / optimum
+    assert before.mean() < 0.5, before
+    assert (after >= 0.95).all(), after
