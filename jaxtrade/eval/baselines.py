@@ -92,6 +92,49 @@ def constant_policy(action) -> Policy:
     return Policy(init=_stateless_init, act=Partial(_constant_act, jnp.asarray(action, jnp.int32)))
 
 
+def _first_then_act(first, then, key, i, obs):
+    del key, obs
+    return jnp.where(i == 0, first, then), i + 1
+
+
+def first_then_policy(first, then) -> Policy:
+    """Action `first` at the first step, `then` at every later one (carry: the step count)."""
+    return Policy(init=_schedule_init, act=Partial(_first_then_act, jnp.asarray(first), jnp.asarray(then)))
+
+
+def constant_policies(env, params) -> dict[str, Policy]:
+    """The constant policies of `env`'s own action space, the bar an agent must clear in sample:
+
+    - `portfolio` regimes: for each regime k but HOLD, "choose k on the first day and hold"
+      (`regime_<NAME>`: action k at the first step, HOLD after);
+    - `portfolio` weights: a coarse grid of fixed weight vectors, rebalanced every step: all in one
+      asset (`asset_<i>`), equal weight over the assets (`equal_weight`), all cash (`cash`);
+    - `single`: each position held from the first step (`position_<p>`).
+    """
+    from jaxtrade.envs.portfolio import REGIMES, PortfolioEnv, Regime
+
+    core = core_env(env)
+    if isinstance(core, SingleEnv):
+        positions = np.asarray(params.positions)
+        return {f"position_{float(p):+g}": constant_policy(k) for k, p in enumerate(positions)}
+    if not isinstance(core, PortfolioEnv):
+        raise ValueError(f"constant_policies: no constant policy set for {type(core).__name__}")
+    if core.action_space == "regimes":
+        return {f"regime_{name}": first_then_policy(jnp.int32(k), jnp.int32(Regime.HOLD))
+                for k, name in enumerate(REGIMES) if k != Regime.HOLD}
+    n = params.data.n_assets
+    big = 30.0                                   # softmax of +-30 logits: weights 1 and ~1e-26
+
+    def fixed(weights):
+        logits = jnp.where(jnp.asarray(weights) > 0, big, -big).astype(jnp.float32)
+        return Policy(init=_stateless_init, act=Partial(_constant_act, logits))
+
+    out = {f"asset_{i}": fixed(np.eye(n + 1)[i]) for i in range(n)}
+    out["equal_weight"] = fixed(np.r_[np.ones(n), 0.0])
+    out["cash"] = fixed(np.eye(n + 1)[n])
+    return out
+
+
 # The single-instrument baselines: name -> the signed position they hold from the first step on.
 SINGLE_POSITIONS = {"long_buy_hold": 1.0, "flat": 0.0, "short": -1.0}
 

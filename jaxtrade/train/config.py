@@ -66,6 +66,7 @@ def base_config() -> ml_collections.ConfigDict:
         composite=dict(DEFAULT_COMPOSITE_WEIGHTS),
         tensorboard=True,
         final_report=True,
+        in_sample_report=True,                          # report.md: agent vs best constant policy, train/val
         bootstrap_samples=1000,
     ))
     return cfg

@@ -129,3 +129,50 @@ def period_note(requested, split) -> str:
         return ""
     return (f"The {split.name} split asked for {requested[0]} .. {requested[1]}, but the data end on "
             f"{last:%Y-%m-%d}: it covers {first:%Y-%m-%d} .. {last:%Y-%m-%d} only.")
+
+
+def in_sample_comparison(setup, policies, *, splits=("train", "val")) -> pd.DataFrame:
+    """The agent's deterministic backtest Sharpe on the training (and validation) split against the
+    best constant policy of its own action space (`eval.constant_policies`): a learned agent should
+    at least match the best simple rule on the data it was trained on.
+
+    policies: one Policy or one per seed. Returns one row per split: agent_median / agent_min /
+    agent_max (Sharpe over seeds), best_constant (its name), best_constant_sharpe, and beats
+    (agent_median >= best_constant_sharpe)."""
+    from jaxtrade.eval.baselines import constant_policies
+
+    policies = list(policies) if isinstance(policies, (list, tuple)) else [policies]
+    rows = {}
+    for name in splits:
+        split = getattr(setup.splits, name)
+        params = {"train": setup.train_params, "val": setup.val_params, "test": setup.test_params}[name]
+        if split is None or params is None:
+            continue
+        run = lambda pol, split=split, params=params: evaluate.stats(evaluate.backtest(
+            pol, setup.eval_env, params, dates=split.dates, symbols=split.symbols))["sharpe"]
+        agent = np.array([run(p) for p in policies], np.float64)
+        constants = {k: float(run(p)) for k, p in constant_policies(setup.eval_env, params).items()}
+        best = max(constants, key=lambda k: -math.inf if math.isnan(constants[k]) else constants[k])
+        rows[name] = dict(period=f"{split.traded_dates[0]:%Y-%m-%d} .. {split.traded_dates[-1]:%Y-%m-%d}",
+                          n_seeds=len(agent), agent_median=float(np.median(agent)),
+                          agent_min=float(agent.min()), agent_max=float(agent.max()), best_constant=best,
+                          best_constant_sharpe=constants[best],
+                          beats=bool(np.median(agent) >= constants[best]))
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "split"
+    return table
+
+
+def in_sample_markdown(table: pd.DataFrame) -> str:
+    """`in_sample_comparison`'s table as a report section."""
+    lines = ["## In sample: the agent against the best constant policy", "",
+             "Deterministic backtests of the whole split; Sharpe of the agent (median and range over seeds) "
+             "against the best constant policy of its own action space (for regimes: one regime chosen "
+             "on the first day and held). Training and validation data only.", "",
+             "| split | period | seeds | agent Sharpe median [min, max] | best constant policy | its Sharpe "
+             "| agent >= best constant |", "|" + " --- |" * 7]
+    for name, r in table.iterrows():
+        lines.append(f"| {name} | {r['period']} | {int(r['n_seeds'])} | {r['agent_median']:.3f} "
+                     f"[{r['agent_min']:.3f}, {r['agent_max']:.3f}] | {r['best_constant']} | "
+                     f"{r['best_constant_sharpe']:.3f} | {'yes' if r['beats'] else 'no'} |")
+    return "\n".join(lines) + "\n"

@@ -396,6 +396,13 @@ def final_report(s, agent, state, ckpts: Checkpoints, workdir: str, *, code_vers
     from jaxtrade import eval as evaluate
 
     log.info("test-split report:\n%s", evaluate.to_markdown(rep.table))
+    if config.train.get("in_sample_report", True):
+        table = evaluation.in_sample_comparison(s, policies)
+        table.to_csv(os.path.join(workdir, "in_sample.csv"))
+        section = evaluation.in_sample_markdown(table)
+        with open(rep.md_path, "a", encoding="utf-8") as f:
+            f.write("\n" + section)
+        log.info("%s", section)
     return rep.md_path
 
 

@@ -241,3 +241,30 @@ def test_index_row_is_labelled_and_the_caveat_sits_under_the_table(tmp_path):
     note = md_text.index("survivorship")
     assert note > table_end and "price index without dividends" in md_text
     assert rep.table.loc["index", "label"] == "S&P 500 (price index)"
+
+
+def test_constant_policies_choose_once_and_hold_or_fix_the_weights(prices):
+    from jaxtrade.envs.portfolio import REGIMES
+    from jaxtrade.eval.baselines import constant_policies
+
+    px = prices[["AAPL", "KO", "XOM"]].loc["2016-01-01":"2016-03-31"].to_numpy()
+    data = envdata_from_close(px, start=W)
+    env, params = envs.make("portfolio", data, dict(window=W, random_start=False, costs=COSTS_OFF))
+    pols = constant_policies(env, params)
+    assert list(pols) == [f"regime_{r}" for r in REGIMES[1:]]
+    # "choose EQUAL_WEIGHT on the first day and hold" is the equal-weight buy-and-hold baseline.
+    got = backtest(pols["regime_EQUAL_WEIGHT"], env, params)
+    want = baselines(env, params, include=["equal_weight_buy_hold"])["equal_weight_buy_hold"][0]
+    np.testing.assert_allclose(got["value"], want["value"], rtol=1e-6)
+    assert (got["turnover"].iloc[1:] == 0).all() and got["turnover"].iloc[0] > 0
+    cash = backtest(pols["regime_FULL_CASH"], env, params)
+    np.testing.assert_allclose(cash["value"], float(params.initial_cash), rtol=1e-7)
+
+    env, params = envs.make("portfolio", data, dict(window=W, random_start=False, costs=COSTS_OFF,
+                                                    action_space="weights"))
+    pols = constant_policies(env, params)
+    assert sorted(pols) == ["asset_0", "asset_1", "asset_2", "cash", "equal_weight"]
+    frame = backtest(pols["asset_1"], env, params)
+    np.testing.assert_allclose(frame["value"] / frame["value"].iloc[0], px[W:, 1] / px[W, 1], rtol=1e-5)
+    ew = backtest(pols["equal_weight"], env, params)
+    np.testing.assert_allclose(ew[["w_0", "w_1", "w_2"]].iloc[0], 1 / 3, atol=1e-6)

@@ -14,7 +14,8 @@ from jaxtrade.train.loop import seeds_of
 
 def _config(**train):
     cfg = smoke.get_config()
-    cfg.train.update(iterations=2, eval_every=1, checkpoint_every=2, n_devices=1, tensorboard=False, **train)
+    cfg.train.update(iterations=2, eval_every=1, checkpoint_every=2, n_devices=1, tensorboard=False,
+                     in_sample_report=True, **train)
     return cfg
 
 
@@ -33,7 +34,15 @@ def test_two_seeds_train_as_one_population_with_per_seed_artifacts_and_report(tm
         assert result.best[f"composite/seed_{seed}"] == specs[seed].metrics["composite"]
     table = pd.read_csv(tmp_path / "pop" / "report.csv", index_col="policy")
     assert table.loc["ppo_agent", "n_seeds"] == 2
-    assert "mean ± std over 2 seeds" in (tmp_path / "pop" / "report.md").read_text()
+    report_md = (tmp_path / "pop" / "report.md").read_text()
+    assert "mean ± std over 2 seeds" in report_md
+    # The in-sample section: both seeds' best models against the best constant policy, train and val.
+    assert "## In sample: the agent against the best constant policy" in report_md
+    in_sample = pd.read_csv(tmp_path / "pop" / "in_sample.csv", index_col="split")
+    assert list(in_sample.index) == ["train", "val"] and (in_sample["n_seeds"] == 2).all()
+    assert in_sample.loc["train", "best_constant"].startswith("regime_")
+    assert (in_sample["agent_min"] <= in_sample["agent_median"]).all()
+    assert (in_sample["beats"] == (in_sample["agent_median"] >= in_sample["best_constant_sharpe"])).all()
     val = [json.loads(line) for line in (tmp_path / "pop" / "metrics.jsonl").read_text().splitlines()
            if json.loads(line)["kind"] == "val"]
     assert len(val) == 2 and {"composite/seed_3", "composite/seed_4"} <= set(val[-1])
