@@ -16,4 +16,5 @@ def get_config():
     cfg.model.n_layers = 1
     cfg.model.n_heads = 8
     cfg.env.window = 30
+    cfg.train.seeds = 1
     return cfg

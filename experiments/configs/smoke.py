@@ -21,4 +21,5 @@ def get_config():
     cfg.train.log_every = 1
     cfg.train.bootstrap_samples = 50
     cfg.train.in_sample_report = False       # the tests that need it switch it on
+    cfg.train.seeds = 1
     return cfg

@@ -138,7 +138,10 @@ def in_sample_comparison(setup, policies, *, splits=("train", "val")) -> pd.Data
 
     policies: one Policy or one per seed. Returns one row per split: agent_median / agent_min /
     agent_max (Sharpe over seeds), best_constant (its name), best_constant_sharpe, and beats
-    (agent_median >= best_constant_sharpe)."""
+    (agent_median >= best_constant_sharpe). The constant policies run with the turbulence gate off
+    (like the baselines); the agent in its env as trained."""
+    import jax.numpy as jnp
+
     from jaxtrade.eval.baselines import constant_policies
 
     policies = list(policies) if isinstance(policies, (list, tuple)) else [policies]
@@ -151,7 +154,11 @@ def in_sample_comparison(setup, policies, *, splits=("train", "val")) -> pd.Data
         run = lambda pol, split=split, params=params: evaluate.stats(evaluate.backtest(
             pol, setup.eval_env, params, dates=split.dates, symbols=split.symbols))["sharpe"]
         agent = np.array([run(p) for p in policies], np.float64)
-        constants = {k: float(run(p)) for k, p in constant_policies(setup.eval_env, params).items()}
+        # The constant rules run with the turbulence gate off, as the baselines do: a gated "choose
+        # and hold" would sit in cash for good after the first gated day.
+        ungated = params.replace(turbulence_threshold=jnp.asarray(jnp.inf, jnp.float32))
+        constants = {k: float(run(p, params=ungated))
+                     for k, p in constant_policies(setup.eval_env, params).items()}
         best = max(constants, key=lambda k: -math.inf if math.isnan(constants[k]) else constants[k])
         rows[name] = dict(period=f"{split.traded_dates[0]:%Y-%m-%d} .. {split.traded_dates[-1]:%Y-%m-%d}",
                           n_seeds=len(agent), agent_median=float(np.median(agent)),

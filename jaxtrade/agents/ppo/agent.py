@@ -108,10 +108,16 @@ class PPOAgent:
         if bad:
             raise ValueError(f"init_population: hparams {bad} must have shape [K={k}] like keys "
                              "(use TracedHParams.stack)")
-        build = jax.jit(jax.vmap(self._build, in_axes=(0, None, 0, None, None), out_axes=1),
-                        static_argnums=(3, 4))
+        # Member by member, then stacked, rather than vmap(_build): a vmapped orthogonal initializer
+        # is a batched QR, whose jaxlib CPU kernel (lapack geqrf through ParallelBatchMap) can
+        # deadlock on a 2-thread host pool (seen on the 2-core CPU: the first iteration never
+        # returned). One compile either way; the values are the same.
+        build = jax.jit(self._build, static_argnums=(3, 4))
         first = devices_lib.global_env_offset(self.hp.n_envs, devices)
-        return devices_lib.put_sharded(build(keys, env_params, hparams, len(devices), first), devices)
+        members = [build(keys[i], env_params, jax.tree.map(lambda x, i=i: x[i], hparams), len(devices), first)
+                   for i in range(k)]
+        carry = jax.tree.map(lambda *xs: jnp.stack(xs, axis=1), *members)
+        return devices_lib.put_sharded(carry, devices)
 
     def init_seeds(self, seeds, env_params, devices=None):
         """A population of one member per seed in `seeds`, every member with the config's traced
