@@ -1,8 +1,10 @@
 """One FX pair, intraday: hourly EUR/USD ask bars of 2017, short / flat / long.
 
-Train 5 January-August, validate September-October, test November-December. No SEC/FINRA fees (not
-a US equity); the spread and slippage defaults stand in for the dealer's spread; the data's volume
-is a tick count, so the square-root impact on it is a rough liquidity proxy only."""
+Train 5 January-August, validate September-October, test November-December. FX costs, not the
+US-equity defaults: no SEC/FINRA fees; 0.5 bps per side for the spread and commission (an ECN
+EUR/USD spread of about 0.2 pip is 0.09 bps per side at 1.15, plus a typical $3.50 per $100k
+commission, 0.35 bps) and slippage uniform in [0, 0.5] bps; no market impact (the data's volume is
+a tick count, not units traded, so the square-root law has nothing to read)."""
 
 from experiments.configs import portfolio_gru
 from jaxtrade.train.config import env_config
@@ -16,4 +18,7 @@ def get_config():
     cfg.data.test = ("2017-11-01", "2017-12-29")
     cfg.env = env_config("single", positions=(-1.0, 0.0, 1.0), episode_length=240, window=30)
     cfg.env.costs.regulatory_fees = "none"
+    cfg.env.costs.spread_bps = 0.5
+    cfg.env.costs.slippage_bps = 0.5
+    cfg.env.costs.impact_model = "none"
     return cfg

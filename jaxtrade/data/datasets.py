@@ -22,6 +22,10 @@ Fama-French risk-free rate as a per-period series, `risk_free_daily(dates)`.
   "NASDAQ". Source: arch 8.0.0 `arch/data/nasdaq` (NCSA).
 - "vix": CBOE VIX daily close, 2014-01-03 .. 2019-01-03, symbol "VIX": the file's 1,305 rows less 46
   market holidays marked "." = 1,259 rows. Source: arch 8.0.0 `arch/data/vix` (NCSA).
+- "sp500-vix": "sp500-ohlcv" on the dates it shares with "vix" (2014-01-03 .. 2018-12-31, 1,257
+  rows, symbol "SP500"), with the VIX close / 100 as `aux["iv"]`: the options env's implied
+  volatility (a 30-day at-the-money-ish index level used for every strike and expiry, plus the
+  env's optional skew). The VIX's 2019-01-02/03 rows have no index bar and are dropped.
 - "factor-etfs": factor ETFs MTUM, QUAL, SIZE, USMV, VLUE, daily adjusted closes, 2014-01-02 ..
   2022-12-28 (2,264 rows), close-only. Source: skfolio 1.12.2 datasets (BSD-3-Clause).
 - "eurusd-1h": EUR/USD hourly ask OHLCV, 2017-01-01 22:00 .. 2017-12-29 21:00 (6,225 rows), symbol
@@ -106,6 +110,18 @@ def _load_sp500_20(max_gap: int = 5) -> MarketData:
                  leading="reject")
 
 
+def _load_sp500_vix(max_gap: int = 5) -> MarketData:
+    index = _ohlcv("sp500_index_ohlcv.csv.gz", "SP500", "sp500-vix")(max_gap)
+    vix = _wide("vix_close.csv.gz", "vix", {"vix": "VIX"})(max_gap)
+    dates = index.dates.intersection(vix.dates)
+    rows = index.dates.get_indexer(dates)
+    iv = pd.Series(vix.close[:, 0], index=vix.dates).reindex(dates).to_numpy() / 100.0
+    pick = lambda x: None if x is None else x[rows]
+    return MarketData(dates, index.symbols, pick(index.close), pick(index.open), pick(index.high),
+                      pick(index.low), pick(index.volume), source="sp500-vix",
+                      periods_per_year=index.periods_per_year, aux={"iv": iv})
+
+
 def _ohlcv(filename: str, symbol: str, name: str, date_format: str | None = None):
     def load(max_gap: int = 5) -> MarketData:
         md = load_csv(_files.path(filename), format="ohlcv", symbol=symbol, max_gap=max_gap,
@@ -141,6 +157,10 @@ _DATASETS = {
         DatasetInfo("vix", "CBOE VIX daily close, 2014-01-03 .. 2019-01-03, 1,259 trading days "
                     "(46 holiday rows marked '.' dropped), symbol VIX",
                     ("vix_close.csv.gz",), _ARCH, "NCSA", _wide("vix_close.csv.gz", "vix", {"vix": "VIX"})),
+        DatasetInfo("sp500-vix", "S&P 500 index daily OHLCV on the VIX's dates, 2014-01-03 .. 2018-12-31, "
+                    "1,257 rows, symbol SP500, with aux['iv'] = VIX close / 100 (implied volatility for "
+                    "the options env)", ("sp500_index_ohlcv.csv.gz", "vix_close.csv.gz"), _ARCH, "NCSA",
+                    _load_sp500_vix),
         DatasetInfo("factor-etfs", "factor ETFs MTUM, QUAL, SIZE, USMV, VLUE: daily adjusted closes, "
                     "2014-01-02 .. 2022-12-28, close-only",
                     ("factor_etfs_adjclose.csv.gz",), _SKFOLIO, "BSD-3-Clause",
@@ -174,7 +194,8 @@ def load_dataset(name: str, *, max_gap: int = 5) -> MarketData:
     """Load a bundled real dataset as validated MarketData (see this module's table for sources).
 
     Args:
-      name: one of `list_datasets()`: "sp500-20", "sp500-ohlcv", "nasdaq-ohlcv", "vix", "factor-etfs",
+      name: one of `list_datasets()`: "sp500-20", "sp500-ohlcv", "nasdaq-ohlcv", "vix", "sp500-vix",
+        "factor-etfs",
         "eurusd-1h", "googl-ohlcv".
       max_gap: fill policy, as in `load_csv`.
     """

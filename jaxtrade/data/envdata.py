@@ -34,6 +34,9 @@ class EnvData:
         None for hand-built data (then `env.costs.regulatory_fees` must be "flat" or "none").
     fee_gap: static, the first traded date ('YYYY-MM-DD', rows >= start) the fee schedule does not
         cover, or None; envs charging the schedule refuse such data when made.
+    day: [T] int32 calendar day of each row (days since 1970-01-01, the date's midnight): option
+        expiries and day counts. None for hand-built data.
+    aux: {name: [T] float32} the split's `aux` series (e.g. "iv"), raw; empty where there are none.
     start: static int, the number of history rows before the first row that may be traded (a
         split's lookback). Rows < start belong to the data before this split: environments check
         `window <= start` and never trade them.
@@ -54,6 +57,8 @@ class EnvData:
     turbulence_threshold: jax.Array
     fees: jax.Array | None = None
     fee_gap: str | None = struct.field(pytree_node=False, default=None)
+    day: jax.Array | None = None
+    aux: dict = struct.field(default_factory=dict)
     start: int = struct.field(pytree_node=False, default=0)
     has_volume: bool = struct.field(pytree_node=False, default=False)
     has_size: bool = struct.field(pytree_node=False, default=False)

@@ -39,6 +39,9 @@ class MarketData:
     source: the file or dataset name the data came from.
     periods_per_year: bars per year (252 for daily; inferred from spacing, see
         `jaxtrade.data.dates.infer_periods_per_year`).
+    aux: named aligned series {name: [T] float64} that are not prices of a traded symbol (e.g. "iv",
+        an implied volatility index as a fraction: VIX / 100), NaN where unknown; empty by default.
+        Environments that need one (the options env's implied volatility) read it from here.
     """
 
     dates: pd.DatetimeIndex
@@ -52,6 +55,7 @@ class MarketData:
     benchmark_name: str | None = None
     source: str = "?"
     periods_per_year: float = 252.0
+    aux: dict = dataclasses.field(default_factory=dict)
     _cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
@@ -67,6 +71,11 @@ class MarketData:
                 raise ValueError(f"{k} has shape {x.shape}, expected {(T, N)}")
         if self.benchmark is not None and self.benchmark.shape != (T,):
             raise ValueError(f"benchmark has shape {self.benchmark.shape}, expected {(T,)}")
+        aux = {str(k): _readonly(np.asarray(v, dtype=np.float64)) for k, v in (self.aux or {}).items()}
+        for k, v in aux.items():
+            if v.shape != (T,):
+                raise ValueError(f"aux[{k!r}] has shape {v.shape}, expected {(T,)}")
+        set_("aux", aux)
         if (self.open is None) != (self.high is None) or (self.high is None) != (self.low is None):
             raise ValueError("open, high and low come together or not at all")
 

@@ -66,6 +66,8 @@ def fingerprint(md: MarketData) -> str:
             put(f"{name}:absent", b"")
         else:
             put(f"{name}:{x.shape}", np.ascontiguousarray(x, dtype="<f8").tobytes())
+    for name in sorted(md.aux):       # no aux: the hash of data from before aux existed
+        put(f"aux:{name}", np.ascontiguousarray(md.aux[name], dtype="<f8").tobytes())
     return h.hexdigest()
 
 
@@ -211,7 +213,8 @@ class Preprocessor:
                      rows(md.high), rows(md.low), rows(md.volume), rows(md.benchmark), md.benchmark_name,
                      per_symbol, market, f.feature_names, f.market_names, f.turbulence[a:b],
                      f.momentum[a:b], f.volatility[a:b], f.sharpe[a:b], f.size[a:b],
-                     self.turbulence_threshold, md.periods_per_year, md.source, self.stats)
+                     self.turbulence_threshold, md.periods_per_year, md.source, self.stats,
+                     aux={k: v[a:b] for k, v in md.aux.items()})
 
     # Saving and loading.
 

@@ -33,6 +33,7 @@ class Split:
     turbulence_threshold: float, the `turbulence_quantile` of the training split's turbulence
         (+inf with fewer than two symbols).
     periods_per_year, source: as in MarketData. stats: the NormStats applied.
+    aux: MarketData.aux cut to the split's rows (raw, not normalized).
     """
 
     name: str
@@ -59,6 +60,7 @@ class Split:
     periods_per_year: float
     source: str
     stats: feats.NormStats
+    aux: dict = dataclasses.field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -97,6 +99,8 @@ class Split:
             turbulence_threshold=f32(self.turbulence_threshold),
             fees=f32(fees),
             fee_gap=fee_gap,
+            day=jnp.asarray((self.dates.normalize().asi8 // 86_400_000_000_000).astype(np.int32)),
+            aux={k: f32(v) for k, v in self.aux.items()},
             start=int(self.start),
             has_volume=self.volume is not None,
             has_size=bool(np.isfinite(self.size).all()),

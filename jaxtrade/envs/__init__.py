@@ -28,12 +28,14 @@ from jaxtrade.envs.base import (
 )
 from jaxtrade.envs.costs import CostParams
 from jaxtrade.envs.market import MarketState
+from jaxtrade.envs.options import env as options_env
 from jaxtrade.envs.portfolio import REGIMES, PortfolioParams, Regime, weights_to_action
 from jaxtrade.envs.registry import PARAM_GROUPS, check_config, default_config, make, register, registered
 from jaxtrade.envs.rewards import RewardParams
 
 for _name, _module in (("portfolio", portfolio), ("single", single)):
     register(_name, _module.make, param_groups=("costs", "reward"), defaults=_module.CONFIG_DEFAULTS)
+register("options", options_env.make, param_groups=("reward",), defaults=options_env.CONFIG_DEFAULTS)
 
 __all__ = ["INFO_KEYS", "PARAM_GROUPS", "REGIMES", "ArraySpec", "AutoReset", "ContinuousSpec",
            "CostParams", "DiscreteSpec", "Env", "EpisodeStats", "MarketState", "ObsSpec", "Policy",

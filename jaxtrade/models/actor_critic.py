@@ -4,6 +4,11 @@ Parameter tree (top level): `encoder`, `core`, `policy`, `value`; optimizers and
 parts by these names. Time-major: obs leaves `[T, *batch, ...]`, done `[T, *batch]`; the carry has
 leaves `[*batch, H]`. `reset[t]` (the `done` flag of the step that produced obs[t]) zeroes the core
 state before obs[t] is processed, so a new episode always starts from `initialize_carry`.
+
+Masked discrete actions: where the observation has an "action_mask" (bool [..., A], the env's
+actions allowed now), the logits of disallowed actions are set to `MASKED_LOGIT`, so sampling,
+the mode, log-probabilities and the entropy are those of the distribution over allowed actions only
+(a finite constant, not -inf, keeps the entropy's 0 * log 0 terms at 0 and every gradient finite).
 """
 
 from __future__ import annotations
@@ -18,6 +23,17 @@ from jaxtrade.models.encoders import CLSTMEncoder, MLPEncoder
 from jaxtrade.models.heads import PolicyHead, ValueHead
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+MASKED_LOGIT = -1e9
+
+
+def mask_logits(dist, obs):
+    """`dist` with the logits of actions outside obs["action_mask"] at MASKED_LOGIT (discrete only;
+    unchanged where the observation has no mask)."""
+    mask = obs.get("action_mask") if isinstance(obs, dict) else None
+    if mask is None or not hasattr(dist, "logits"):
+        return dist
+    logits = jnp.where(mask.astype(bool), dist.logits, jnp.asarray(MASKED_LOGIT, dist.logits.dtype))
+    return dist.replace(logits=logits)
 
 
 class ActorCritic(nn.Module):
@@ -67,4 +83,4 @@ class ActorCritic(nn.Module):
         """-> (carry, distribution over actions [T, *batch], value [T, *batch])."""
         carry, feats = self.features(carry, obs, reset, train=train)
         dist, value = self.heads(feats)
-        return carry, dist, value
+        return carry, mask_logits(dist, obs), value

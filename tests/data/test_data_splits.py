@@ -159,7 +159,11 @@ def test_to_device(splits, sp500_ohlcv):
     assert d.fee_gap == f"{splits.train.traded_dates[0]:%Y-%m-%d}" == "1995-01-03"
     np.testing.assert_allclose(np.asarray(d.fees)[-1], [22.10e-6, 0.000119, 5.95, 0.002], rtol=1e-6)
     static = {"has_volume", "has_size", "periods_per_year", "start", "fee_gap"}
-    assert set(shapes) | static == {f.name for f in dataclasses.fields(EnvData)}
+    assert set(shapes) | static | {"day", "aux"} == {f.name for f in dataclasses.fields(EnvData)}
+    # day: calendar days since 1970 of each row's date; aux: none on sp500-20.
+    assert d.day.dtype == jnp.int32 and d.day.shape == (T,) and d.aux == {}
+    np.testing.assert_array_equal(np.asarray(d.day).astype("datetime64[D]"),
+                                  splits.train.dates.values.astype("datetime64[D]"))
     assert d.start == splits.train.start == 30
     assert not d.has_volume and d.periods_per_year == 252.0 and d.n_rows == T and d.n_assets == N
     np.testing.assert_array_equal(d.open, d.close)                          # close-only data repeat close
@@ -185,3 +189,19 @@ def test_split_past_the_data_end_warns(sp500_20):
     with warnings.catch_warnings():                                    # ending on the last day: silent
         warnings.simplefilter("error")
         split(sp500_20, train=("2015-01-01", "2018-12-31"), test=("2019-01-01", "2022-12-28"), lookback=30)
+
+
+def test_aux_series_travel_with_their_rows_into_env_data():
+    """sp500-vix: the VIX / 100 rides along as aux["iv"], cut with the split's rows (history rows
+    included) and on the device unchanged; it is part of the data fingerprint."""
+    from jaxtrade.data import load_dataset
+    from jaxtrade.data.preprocess import fingerprint
+
+    md = load_dataset("sp500-vix")
+    assert md.symbols == ("SP500",) and md.n_rows == 1257 and md.aux["iv"][0] == pytest.approx(0.1376)
+    s = split(md, train=("2015-01-01", "2016-12-31"), lookback=30).train
+    rows = md.dates.get_indexer(s.dates)
+    np.testing.assert_array_equal(s.aux["iv"], md.aux["iv"][rows])
+    np.testing.assert_allclose(np.asarray(s.to_device().aux["iv"]), md.aux["iv"][rows], rtol=1e-7)
+    bumped = dataclasses.replace(md, aux={"iv": md.aux["iv"] * 1.01}, _cache={})
+    assert fingerprint(bumped) != fingerprint(md)
