@@ -3,6 +3,7 @@
     python -m benchmarks.env                      # CPU: W = 30 and 1; 1, 64, 1024, 16384 envs
     python -m benchmarks.env --n_envs=65536       # on a GPU
     python -m benchmarks.env --windows=1 --n_envs=1024 --repeats=9
+    python -m benchmarks.env --env=options        # the options env: 1, 64, 1024, 16384 envs
 
 JAX: random regime actions, `lax.scan` of `n_steps` steps of `vmap(env.step)` (auto-reset
 included) inside one `jit`, keys split per env and step as a rollout does. The observation window,
@@ -47,6 +48,10 @@ _CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "XLA host devices on the C
 _NUMPY_STEPS = flags.DEFINE_integer("numpy_steps", 2000, "Steps per numpy timing run.")
 _EPISODE = flags.DEFINE_integer("episode_length", 256, "Episode length.")
 _DATASET = flags.DEFINE_string("dataset", "sp500-20", "Bundled dataset (jaxtrade.data.load_dataset).")
+_ENV = flags.DEFINE_enum("env", "portfolio", ["portfolio", "options"],
+                         "portfolio (against the numpy oracle) or options (S&P 500 + VIX, 91 actions, "
+                         "random allowed actions; no numpy twin: the issue's figures for the original "
+                         "environments are quoted instead).")
 
 TARGET_ENVS, TARGET_RATE, TARGET_RATIO = 1024, 400_000, 100
 
@@ -74,9 +79,10 @@ def over_devices(run, devices):
     return lambda params, key: jnp.sum(pmapped(params, jax.random.split(key, len(devices))))
 
 
-def make_scan(env, n_envs: int, n_steps: int, devices=None):
+def make_scan(env, n_envs: int, n_steps: int, devices=None, *, masked: bool = False):
     """fn(params, key) -> scalar checksum of `n_steps` batched steps of random actions, the
-    `n_envs` environments split evenly over `devices` (default: the first device)."""
+    `n_envs` environments split evenly over `devices` (default: the first device). masked: the
+    actions are uniform over those the observation's "action_mask" allows (the options env)."""
     import jax
     import jax.numpy as jnp
 
@@ -87,19 +93,25 @@ def make_scan(env, n_envs: int, n_steps: int, devices=None):
 
     def run(params, key):
         reset_key, key = jax.random.split(key)
-        _, state = reset(jax.random.split(reset_key, n_envs), params)
+        obs, state = reset(jax.random.split(reset_key, n_envs), params)
 
         def body(carry, _):
-            state, key, acc = carry
+            state, obs, key, acc = carry
             key, act_key, step_key = jax.random.split(key, 3)
-            action = jax.random.randint(act_key, (n_envs,), 0, env.action_dim)
+            if masked:      # the k-th allowed action, k uniform: one draw per env, not one per action
+                allowed = obs["action_mask"]
+                n_ok = jnp.sum(allowed, -1)
+                k = jnp.floor(jax.random.uniform(act_key, (n_envs,)) * n_ok).astype(jnp.int32)
+                action = jnp.argmax(jnp.cumsum(allowed, -1) > k[:, None], -1).astype(jnp.int32)
+            else:
+                action = jax.random.randint(act_key, (n_envs,), 0, env.action_dim)
             obs, state, reward, done, info = step(jax.random.split(step_key, n_envs), state, action, params)
             # Reduce everything a learner would read, so nothing is dead code.
-            acc = (acc + jnp.sum(obs["window"]) + jnp.sum(obs["state"]) + jnp.sum(reward)
+            acc = (acc + sum(jnp.sum(x.astype(jnp.float32)) for x in obs.values()) + jnp.sum(reward)
                    + jnp.sum(done) + jnp.sum(info["costs"]))
-            return (state, key, acc), None
+            return (state, obs, key, acc), None
 
-        (_, _, acc), _ = jax.lax.scan(body, (state, key, jnp.float32(0)), None, length=n_steps)
+        (*_, acc), _ = jax.lax.scan(body, (state, obs, key, jnp.float32(0)), None, length=n_steps)
         return acc
 
     return over_devices(run, devices)
@@ -189,12 +201,37 @@ def bench_window(data, window: int, n_envs_list: list[int]) -> list[dict]:
     return rows
 
 
+def bench_options(n_envs_list: list[int]) -> None:
+    """The options env on S&P 500 + VIX (2014-2016 train split), random allowed actions."""
+    from jaxtrade import envs
+    from jaxtrade.data import load_dataset, split
+
+    md = load_dataset("sp500-vix")
+    data = split(md, train=("2014-05-01", "2016-12-31"), lookback=30).train.to_device()
+    env, params = envs.make("options", data, {"fee_mode": "flat", "episode_length": _EPISODE.value})
+    print(f"{common.machine_line()}; options env: {data.n_rows} rows, {env.action_dim} actions, obs "
+          f"{dict((k, v.shape) for k, v in env.obs_spec.entries)}; {_N_STEPS.value} steps per scan, medians "
+          f"of {_REPEATS.value}, load average at start {common.load():.1f}")
+    print("| envs | devices | env steps/s (median) | min | max | compile + first run (s) | load |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for n_envs in n_envs_list:
+        devices = devices_for(n_envs)
+        run = make_scan(env, n_envs, _N_STEPS.value, devices, masked=True)
+        timing, loads = _time_jax(run, params, _REPEATS.value)
+        rate, lo, hi = timing.rates(n_envs * _N_STEPS.value)
+        print(f"| {n_envs:,} | {len(devices)} | {rate:,.0f} | {lo:,.0f} | {hi:,.0f} | {timing.first_s:.1f} | "
+              f"{statistics.median(loads):.1f} |", flush=True)
+
+
 def main(_):
     n_cpu = common.n_cpu_devices(_CPU_DEVICES.value)
     common.use_cpu_cores(n_cpu)
     import jax
 
     common.check_cpu_devices(n_cpu)
+    if _ENV.value == "options":
+        bench_options([int(n) for n in _N_ENVS.value])
+        return
     windows = [int(w) for w in _WINDOWS.value]
     data = common.load_env_data(_DATASET.value, lookback=max(windows))
     d = data.features.shape[1] * data.features.shape[2] + data.market.shape[1]

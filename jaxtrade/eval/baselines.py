@@ -17,6 +17,8 @@ from jax.tree_util import Partial
 
 from jaxtrade.envs import market
 from jaxtrade.envs.base import ContinuousSpec, Policy
+from jaxtrade.envs.options import env as options_env
+from jaxtrade.envs.options import strategies
 from jaxtrade.envs.single import SingleEnv
 from jaxtrade.eval.backtest import backtest, core_env, episode_rows, eval_params
 from jaxtrade.eval.minvar import min_variance_schedule, month_starts
@@ -66,7 +68,9 @@ def schedule_policy(targets, keep) -> Policy:
 
 
 def _random_act(action_dim, discrete, key, carry, obs):
-    del obs
+    if discrete and isinstance(obs, dict) and "action_mask" in obs:    # uniform over the allowed ones
+        logits = jnp.where(obs["action_mask"], 0.0, -jnp.inf)
+        return jax.random.categorical(key, logits).astype(jnp.int32), carry
     if discrete:
         return jax.random.randint(key, (), 0, action_dim, jnp.int32), carry
     return jax.random.normal(key, (action_dim,), jnp.float32), carry
@@ -77,7 +81,8 @@ def _stateless_init():
 
 
 def random_policy(env) -> Policy:
-    """Uniform random actions of `env`'s action space: a regime index each day, or N(0, 1) logits."""
+    """Uniform random actions of `env`'s action space: a regime index each day (uniform over the
+    allowed actions where the observation has an "action_mask"), or N(0, 1) logits."""
     env = core_env(env)
     return Policy(init=_stateless_init, act=Partial(_random_act, env.action_dim, env.discrete))
 
@@ -102,6 +107,37 @@ def first_then_policy(first, then) -> Policy:
     return Policy(init=_schedule_init, act=Partial(_first_then_act, jnp.asarray(first), jnp.asarray(then)))
 
 
+def _when_allowed_act(action, only_when_flat, key, carry, obs):
+    del key
+    ok = obs["action_mask"][action]
+    if only_when_flat:
+        ok = ok & (obs["state"][options_env.STATE_N_OPEN] == 0)
+    return jnp.where(ok, action, 0).astype(jnp.int32), carry
+
+
+def when_allowed_policy(action: int, *, only_when_flat: bool = False) -> Policy:
+    """Options env: `action` whenever the mask allows it (and, only_when_flat, no slot is open), else
+    hold."""
+    return Policy(init=_stateless_init, act=Partial(_when_allowed_act, jnp.int32(action), only_when_flat))
+
+
+# The options baselines: name -> (action or None for hold, only when flat, param changes).
+def options_baseline_specs() -> dict:
+    """The options env's baselines (CBOE methodology, through the env's chain, fills and fees):
+    cash (no shares, hold), underlying_buy_hold (all in the underlying, hold), bxm (all in the
+    underlying, an at-the-money 28-day call sold against it whenever it is uncovered: BXM's
+    covered call, rolled when the env force-closes it at <= force_close_dte days instead of at the
+    monthly expiry), put (no shares, an at-the-money 28-day cash-secured put sold whenever no
+    position is open, sized to the whole NAV as collateral: CBOE PUT; the collateral earns no
+    interest here, unlike PUT's T-bills)."""
+    t = strategies.numpy_table("full")
+    atm = lambda fam: int(np.flatnonzero((t.family == fam) & (t.strike_offset[:, 0] == 0))[0])
+    return {"cash": (None, False, dict(stock_weight=0.0)),
+            "underlying_buy_hold": (None, False, dict(stock_weight=1.0)),
+            "bxm": (atm(strategies.COVERED_CALL), False, dict(stock_weight=1.0)),
+            "put": (atm(strategies.CASH_SECURED_PUT), True, dict(stock_weight=0.0, collateral_fraction=1.0))}
+
+
 def constant_policies(env, params) -> dict[str, Policy]:
     """The constant policies of `env`'s own action space, the bar an agent must clear in sample:
 
@@ -109,11 +145,22 @@ def constant_policies(env, params) -> dict[str, Policy]:
       (`regime_<NAME>`: action k at the first step, HOLD after);
     - `portfolio` weights: a coarse grid of fixed weight vectors, rebalanced every step: all in one
       asset (`asset_<i>`), equal weight over the assets (`equal_weight`), all cash (`cash`);
-    - `single`: each position held from the first step (`position_<p>`).
+    - `single`: each position held from the first step (`position_<p>`);
+    - `options` (full layout): hold, and each family's at-the-money 28-day single-leg action taken
+      whenever allowed (`always_<family>`).
     """
     from jaxtrade.envs.portfolio import REGIMES, PortfolioEnv, Regime
 
     core = core_env(env)
+    if isinstance(core, options_env.OptionsEnv):
+        out = {"hold": constant_policy(0)}
+        if params.table.layout == "full":
+            t = strategies.numpy_table("full")
+            for fam in (strategies.BUY_CALL, strategies.BUY_PUT, strategies.COVERED_CALL,
+                        strategies.CASH_SECURED_PUT):
+                a = int(np.flatnonzero((t.family == fam) & (t.strike_offset[:, 0] == 0))[0])
+                out[f"always_{strategies.FAMILIES[fam]}"] = when_allowed_policy(a)
+        return out
     if isinstance(core, SingleEnv):
         positions = np.asarray(params.positions)
         return {f"position_{float(p):+g}": constant_policy(k) for k, p in enumerate(positions)}
@@ -190,6 +237,15 @@ def baselines(env, params, split=None, *, history=None, n_random_seeds: int = 5,
     include = set(include) if include is not None else None
     want = lambda name: include is None or name in include
     out = {}
+    if isinstance(core_env(env), options_env.OptionsEnv):
+        for name, (action, flat, changes) in options_baseline_specs().items():
+            if want(name):
+                pol = (constant_policy(0) if action is None
+                       else when_allowed_policy(action, only_when_flat=flat))
+                p = params.replace(**{k: jnp.asarray(v, jnp.float32) for k, v in changes.items()})
+                out[name] = [backtest(pol, env, p, dates=dates, symbols=symbols, key=key)]
+        _index_and_random(out, want, env, params, split, dates, symbols, n_random_seeds, key)
+        return out
     if isinstance(core_env(env), SingleEnv):
         positions = [float(p) for p in np.asarray(params.positions)]
         for name, pos in SINGLE_POSITIONS.items():

@@ -19,10 +19,10 @@ from jaxtrade.eval.stats import drawdown, returns_of, stats
 
 # Baseline names as `baselines` produces them; every other name in `results` is a learned agent.
 BASELINE_NAMES = ("equal_weight_buy_hold", "equal_weight_monthly", "index", "min_variance", "random",
-                  "long_buy_hold", "flat", "short")
+                  "long_buy_hold", "flat", "short", "cash", "underlying_buy_hold", "bxm", "put")
 # The Sharpe-difference reference of `report`'s reference="auto": the first of these in the results
 # (a portfolio's equal-weight buy-and-hold, a single instrument's long buy-and-hold).
-AUTO_REFERENCES = ("equal_weight_buy_hold", "long_buy_hold")
+AUTO_REFERENCES = ("equal_weight_buy_hold", "long_buy_hold", "underlying_buy_hold")
 
 # Numeric statistics shown in the table, in order (see `stats` for their definitions).
 TABLE_STATS = ("cumulative_return", "annual_return", "annual_volatility", "sharpe", "sortino", "calmar",

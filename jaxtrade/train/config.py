@@ -14,7 +14,7 @@ from jaxtrade.agents import ppo
 from jaxtrade.train.metrics import DEFAULT_COMPOSITE_WEIGHTS
 
 # Env keys whose default None means "decided from the data": their types, for CLI overrides.
-_DATA_DECIDED = {"turbulence_threshold": float, "impact_model": str}
+_DATA_DECIDED = {"turbulence_threshold": float, "impact_model": str, "strike_increment": float}
 
 
 def env_config(name: str, **overrides) -> ml_collections.ConfigDict:

@@ -111,8 +111,10 @@ def evaluate_artifact(policies, spec, split, *, market, history_rows: int = 252,
     agent = evaluate.evaluate_policies({name: policies}, env, params, split)
     base = evaluate.baselines(env, params, split, history=baseline_history(market, split, history_rows))
     kw = {} if title is None else {"title": title}
+    cost_note = (costs.describe(params.costs) if hasattr(params, "costs")
+                 else params.describe_costs() if hasattr(params, "describe_costs") else "")
     notes = " ".join(x for x in (notes, period_note(spec.data.get(split.name), split),
-                                 f"Costs: {costs.describe(params.costs)}.") if x)
+                                 f"Costs: {cost_note}." if cost_note else "") if x)
     caveats = "" if spec.data.get("csv_path") else dataset_caveats(spec.data.get("dataset"))
     return evaluate.report({**agent, **base}, out_dir, n_boot=n_boot, seed=seed, notes=notes,
                            table_note=caveats, **kw)

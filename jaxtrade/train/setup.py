@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from typing import Any
@@ -100,6 +101,12 @@ def build(config) -> Setup:
                    turbulence_quantile=d.turbulence_quantile)
     cfg = env_dict(config.env)
     env, train_params = envs.make(cfg["name"], splits.train.to_device(), cfg)
+    if cfg["name"] == "options" and cfg.get("turbulence_threshold") is None:
+        # The options gate's threshold is fitted by make on the data it gets: the training split's,
+        # then fixed for validation, test and the saved model's spec (never refitted on later data).
+        cfg["turbulence_threshold"] = float(train_params.turbulence_threshold)
+        with config.unlocked() if hasattr(config, "unlocked") else contextlib.nullcontext():
+            config.env.turbulence_threshold = cfg["turbulence_threshold"]
     eval_env, val_params, test_params = None, None, None
     if splits.val is not None:
         eval_env, val_params = make_split_env(cfg, splits.val)

@@ -3,6 +3,7 @@
 import importlib
 import os
 
+import jax
 import pytest
 
 from jaxtrade.train.setup import build
@@ -30,3 +31,16 @@ def test_eurusd_config_trades_hourly_fx_without_us_fees():
     assert s.train_params.costs.regulatory_fees == "none"
     assert s.splits.train.periods_per_year == pytest.approx(252 * 24)
     assert s.splits.test.traded_dates[-1].month == 12
+
+
+def test_options_gate_threshold_is_fitted_on_the_training_split_and_kept_for_the_others():
+    """The options env fits its gate threshold on the data make is given: setup fits it on the
+    training split and passes it to validation, test and the saved config (never refitted)."""
+    cfg = importlib.import_module("experiments.configs.options_quick").get_config()
+    cfg.train.iterations = 1
+    s = build(cfg)
+    want = float(s.train_params.turbulence_threshold)
+    train_turb = s.train_params.data.turbulence[s.train_params.data.start:]
+    assert want == pytest.approx(float(jax.numpy.quantile(train_turb, 0.9)), rel=1e-5)
+    assert float(s.val_params.turbulence_threshold) == float(s.test_params.turbulence_threshold) == want
+    assert cfg.env.turbulence_threshold == want

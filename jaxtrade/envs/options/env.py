@@ -34,7 +34,8 @@ The book starts as `stock_weight` of `initial_cash` in shares of the underlying 
 without cost: the covered calls' cover) and the rest in cash. Slots: `max_positions` strategy slots
 of up to 4 legs; a slot frees when its legs settle or close.
 
-info (beyond `jaxtrade.envs.base.INFO_KEYS`; weights are [stock, options, cash] of NAV): "nav", "cash",
+info (beyond `jaxtrade.envs.base.INFO_KEYS`, whose weights [2] are [underlying: shares and options marked,
+cash] of NAV): "book" [3] (shares, options, cash of NAV after the trade), "nav", "cash",
 "action" (executed), "executed" (an order was filled), "action_mask" [A], "fees" [6] by kind
 (`costs.FEE_KINDS`), "spread_paid", "units", "slot_open" [P], "slot_value" [P], "leg_strike" /
 "leg_expiry" / "leg_qty" [P, 4], "greeks" [3] (delta, gamma, theta exposures after the trade),
@@ -45,6 +46,7 @@ strategy ended: its net PnL over its life, fees included).
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +55,7 @@ from flax import struct
 from jax import lax
 
 from jaxtrade.data.envdata import EnvData
+from jaxtrade.data.features import TURBULENCE_WINDOW
 from jaxtrade.envs import market
 from jaxtrade.envs import rewards as rewards_lib
 from jaxtrade.envs.base import ArraySpec, DiscreteSpec, EpisodeStats, ObsSpec, SpecProperties, select_tree
@@ -103,6 +106,14 @@ class OptionsParams:
     on_breach: str = struct.field(pytree_node=False, default="close_all")
     round_fees_up: bool = struct.field(pytree_node=False, default=False)
     chain_config: chain_lib.ChainConfig = struct.field(pytree_node=False, default=chain_lib.ChainConfig())
+    fee_note: str = struct.field(pytree_node=False, default="")
+
+    def describe_costs(self) -> str:
+        """One sentence on how this env charges trading (for report notes)."""
+        return ("options fill at the synthetic chain's ask (buys) / bid (sells), spread clip(3% + 5% x "
+                "|1 - K/S| + liquidity and IV terms, 2%, 10%) of the mid, plus order-size slippage tiers "
+                f"against the volume proxy; per-contract fees: {self.fee_note}; expiries settle in cash at "
+                "intrinsic value without fees; the shares carry no costs")
 
 
 @struct.dataclass
@@ -147,6 +158,12 @@ def _row_quotes(params, t, S, strike, expiry, kind):
 def _marked(state: OptionsState, mid) -> jax.Array:
     """[P] marked value of each slot's legs, $."""
     return jnp.sum(jnp.where(state.leg_active, state.leg_side * state.leg_qty * MULTIPLIER * mid, 0.0), -1)
+
+
+class Greeks3(NamedTuple):
+    delta: jax.Array
+    gamma: jax.Array
+    theta: jax.Array
 
 
 def _exposures(side_qty, S, g, value):
@@ -242,7 +259,7 @@ def reset_state(u, params: OptionsParams) -> OptionsState:
         mask=jnp.zeros((params.table.n_actions,), bool), reward_state=rewards_lib.init_reward_state(cash0),
         episode_return=jnp.zeros((), jnp.float32), episode_length=jnp.zeros((), jnp.int32))
     # What the first observation shows: the book as it is, marked at row start - 1, and the mask.
-    return _finish(state, params, start - 1, S_obs=params.data.close[start - 1, 0])
+    return _finish(state, params, start - 1, S_obs=params.data.close[start - 1, 0])   # empty book
 
 
 def observe(state: OptionsState, params: OptionsParams) -> dict:
@@ -267,10 +284,14 @@ def _free(state: OptionsState):
     return cash_free, shares_free
 
 
-def _finish(state: OptionsState, params: OptionsParams, row, *, S_obs):
-    """state with obs_state (the book marked at `row`) and mask (the actions allowed at row + 1)."""
+def _finish(state: OptionsState, params: OptionsParams, row, *, S_obs, mid=None, g=None):
+    """state with obs_state (the book marked at `row`) and mask (the actions allowed at row + 1).
+
+    mid [P, 4] and g (delta, gamma, theta [P, 4]): the book's quotes at `row` (None: an empty book)."""
     P = params.max_positions
-    mid, _, _, g, _ = _row_quotes(params, row, S_obs, state.leg_strike, state.leg_expiry, state.leg_kind)
+    if mid is None:
+        zero = jnp.zeros(state.leg_strike.shape, jnp.float32)
+        mid, g = zero, Greeks3(zero, zero, zero)
     slot_value = _marked(state, mid)
     stock = state.shares * S_obs
     nav = state.cash + stock + jnp.sum(slot_value)
@@ -339,7 +360,7 @@ def transition(state: OptionsState, action, params: OptionsParams):
     gate_close = state.slot_open & ~expired & gate & (params.on_breach == "close_all")
     chosen = state.slot_open & ~expired & (jnp.arange(P) == tab.close_slot[act])
     closing = forced | gate_close | chosen
-    mid, bid, ask, _, vol = _row_quotes(params, t, S, state.leg_strike, state.leg_expiry, state.leg_kind)
+    mid, bid, ask, g_book, vol = _row_quotes(params, t, S, state.leg_strike, state.leg_expiry, state.leg_kind)
     close_leg = closing[:, None] & state.leg_active
     slip = costs_lib.slippage_fraction(state.leg_qty, vol)
     long_leg = state.leg_side > 0
@@ -366,6 +387,9 @@ def transition(state: OptionsState, action, params: OptionsParams):
     q_bid = c.bid[t, legs.expiry_index, kidx, legs.kind]
     q_mid = c.mid[t, legs.expiry_index, kidx, legs.kind]
     q_vol = c.volume[t, legs.expiry_index, kidx, legs.kind]
+
+    def c_field(name):
+        return getattr(c, name)[t, legs.expiry_index, kidx, legs.kind]
     side = legs.side.astype(jnp.float32)
     ratio = legs.ratio.astype(jnp.float32)
     is_open = tab.is_open[act] & jnp.isfinite(c.atm_iv[t])
@@ -378,11 +402,12 @@ def transition(state: OptionsState, action, params: OptionsParams):
     units = jnp.where(tab.needs_shares[act], shares_free / jnp.maximum(tab.shares_needed[act], 1), units)
     # Cash: a debit is paid from free cash (fees estimated at the quotes); a credit pledges its risk.
     fee_unit = jnp.sum(_fees(ratio, q_mid, side < 0, rates, params)[0] * legs.active)
-    per_unit_cash = jnp.where(credit, risk_u, jnp.maximum(debit_u, 0.0) + fee_unit)
-    units = jnp.minimum(units, jnp.floor(jnp.maximum(cash_free, 0.0) / jnp.maximum(per_unit_cash, 1e-6)))
+    # (a covered call's premium pays its own fees: it needs no free cash unless the fees exceed it)
+    per_unit_cash = jnp.where(credit, risk_u, jnp.maximum(debit_u + fee_unit, 0.0))
+    affordable = jnp.floor(jnp.maximum(cash_free, 0.0) / jnp.maximum(per_unit_cash, 1e-6))
+    units = jnp.where(per_unit_cash > 0, jnp.minimum(units, affordable), units)
     # Greeks limits on the book after the trade (existing legs marked at row t).
     nav_t = cash + state.shares * S + jnp.sum(_marked(state, mid))
-    _, _, _, g_book, _ = _row_quotes(params, t, S, state.leg_strike, state.leg_expiry, state.leg_kind)
     book_exp = _exposures(jnp.where(state.leg_active, state.leg_side * state.leg_qty, 0.0), S, g_book, value0)
     unit_exp = greeks_u * jnp.array([1.0, 1.0, THETA_NAV_UNIT]) / value0
     after = book_exp + jnp.floor(jnp.maximum(units, 0.0)) * unit_exp
@@ -435,21 +460,27 @@ def transition(state: OptionsState, action, params: OptionsParams):
     state = state.replace(t=t1, value=value1, reward_state=reward_state, episode_return=episode_return,
                           episode_length=episode_length)
     # Weights after the trade at row t (marks at row t), as the other envs report them.
-    slot_value_t = _marked(state, _row_quotes(params, t, S, state.leg_strike, state.leg_expiry,
-                                              state.leg_kind)[0])
+    # The book at row t's quotes: the legs held before (quoted above) and the new slot's (the chain's).
+    new = onehot[:, None]
+    mid_t = jnp.where(new, q_mid[None], mid)
+    g_t = Greeks3(*(jnp.where(new, c_field(f)[None], getattr(g_book, f))
+                    for f in ("delta", "gamma", "theta")))
+    slot_value_t = _marked(state, mid_t)
     post = state.cash + state.shares * S + jnp.sum(slot_value_t)
     post_safe = jnp.where(post > 0, post, 1.0)
     v1_safe = jnp.where(value1 > 0, value1, 1.0)
-    weights = jnp.stack([state.shares * S, jnp.sum(slot_value_t), state.cash]) / post_safe
-    weights_marked = jnp.stack([state.shares * S1, jnp.sum(slot_value1), state.cash]) / v1_safe
-    state_fin = _finish(state, params, t, S_obs=S)
+    book = jnp.stack([state.shares * S, jnp.sum(slot_value_t), state.cash]) / post_safe
+    # weights [N + 1] as every env reports them: the underlying (shares and the options on it), cash.
+    weights = jnp.stack([book[0] + book[1], book[2]])
+    weights_marked = jnp.stack([state.shares * S1 + jnp.sum(slot_value1), state.cash]) / v1_safe
+    state_fin = _finish(state, params, t, S_obs=S, mid=mid_t, g=g_t)
     traded = jnp.sum(jnp.abs(proceeds)) + jnp.sum(jnp.abs(side * qty * MULTIPLIER * fill_o))
     info = {
         "truncated": truncated, "terminated": terminated, "episode_return": episode_return,
         "episode_length": episode_length,
         "episode_growth": rewards_lib.log_return(state.initial_value, value1),
         "value_before": value0, "value": value1, "nav": value1, "cash": state.cash,
-        "weights": weights, "weights_marked": weights_marked,
+        "weights": weights, "weights_marked": weights_marked, "book": book,
         "turnover": traded / value0, "costs": fees_total + spread_paid, "fees": fee_kinds,
         "spread_paid": spread_paid, "gate": gate, "turbulence": data.turbulence[t - 1],
         "turbulence_next": data.turbulence[t], "trade_closed": ended, "trade_pnl": pnl,
@@ -493,9 +524,21 @@ CONFIG_DEFAULTS = {
                     "chain_config")},
     "layout": "full", "fee_mode": "schedule", "fee_profile": "retail",
     **{f.name: f.default for f in dataclasses.fields(chain_lib.ChainConfig)},
-    "rate_after_last": "raise",
+    "rate_after_last": "raise", "gate_quantile": 0.90,
 }
 _CHAIN_KEYS = tuple(f.name for f in dataclasses.fields(chain_lib.ChainConfig))
+
+
+def univariate_turbulence(close, window: int) -> np.ndarray:
+    """[T] squared z-score of each row's log return against the `window` returns before it (rows
+    without a full window: 0, never gated). Causal: row t uses closes <= t."""
+    r = np.diff(np.log(np.asarray(close, np.float64)), prepend=np.nan)
+    out = np.zeros_like(r)
+    for t in range(window + 1, len(r)):
+        hist = r[t - window:t]
+        sd = hist.std(ddof=1)
+        out[t] = ((r[t] - hist.mean()) / sd) ** 2 if sd > 0 else 0.0
+    return out
 
 
 def _dates(data: EnvData):
@@ -509,6 +552,10 @@ def _dates(data: EnvData):
 
 def make(data: EnvData, config: dict | None = None):
     """(EpisodeStats(OptionsAutoReset(OptionsEnv)), OptionsParams) on the underlying `data` (N = 1).
+
+    The turbulence gate reads `univariate_turbulence` of the underlying; `turbulence_threshold` None
+    takes its `gate_quantile` over this data's traded rows: make the env on the TRAINING split first
+    and pass its threshold to the others (`train.setup.build` does), never refit it on later data.
 
     config: the checked nested env config: `CONFIG_DEFAULTS` (the fields of OptionsParams, the
     ChainConfig fields, `layout` "full" | "legacy", `fee_mode` "schedule" | "flat" | "none",
@@ -524,6 +571,9 @@ def make(data: EnvData, config: dict | None = None):
     fee_mode = config.pop("fee_mode", "schedule")
     fee_profile = config.pop("fee_profile", "retail")
     after_last = config.pop("rate_after_last", "raise")
+    gate_quantile = float(config.pop("gate_quantile", 0.90))
+    if not 0.0 < gate_quantile <= 1.0:
+        raise ValueError(f"env.gate_quantile={gate_quantile} must be in (0, 1]")
     chain_kw = {k: config.pop(k) for k in _CHAIN_KEYS if k in config}
     on_breach = config.get("on_breach", "close_all")
     if on_breach not in ON_BREACH:
@@ -542,11 +592,23 @@ def make(data: EnvData, config: dict | None = None):
         raise ValueError(f"{e} (set env.fee_mode='flat' for the published 2024 rates on every date, or "
                          "'none')") from e
     head = costs_lib.option_fee_rates(dates[:1], fee_profile, "flat")     # history rows never trade
+    fee_note = {"schedule": f"the dated schedule ({fee_profile} profile) on each trade date",
+                "flat": f"the published 2024 rate set on every date ({fee_profile} profile; an assumption "
+                        "outside 2024-05-22 .. 2025-05-13)",
+                "none": "none"}[fee_mode]
     fee_rates = np.concatenate([np.repeat(head, data.start, 0), fee_rates])
+    # The gate's series: one underlying has no cross-section, so its turbulence is the 1-D
+    # Mahalanobis distance, the squared z-score of row t's log return against the trailing window.
+    # The window is the split's history (start - 2 returns): the first gate, at row start, reads row
+    # start - 1, which then has a full window; TURBULENCE_WINDOW (252) would leave a year ungated.
+    turb = univariate_turbulence(close, max(2, min(TURBULENCE_WINDOW, data.start - 2)))
+    data = data.replace(turbulence=jnp.asarray(turb, jnp.float32))
+    if config.get("turbulence_threshold") is None:
+        config["turbulence_threshold"] = float(np.nanquantile(turb[data.start:], gate_quantile))
     debit, risk, greeks = _unit_tables(chain, table)
     tables = dict(chain=chain, chain_obs=chain_features(chain), unit_debit=debit, unit_risk=risk,
                   unit_greeks=greeks, fee_rates=jnp.asarray(fee_rates, jnp.float32), table=table)
-    params = _build(data, config, tables, cfg)
+    params = _build(data, config, tables, cfg).replace(fee_note=fee_note)
     env = OptionsEnv(table.n_actions, obs_spec=obs_spec(params))
     return EpisodeStats(OptionsAutoReset(env)), params
 
@@ -557,7 +619,8 @@ def _build(data, config, tables, cfg):
     statics = {n for n, f in names.items() if not f.metadata.get("pytree_node", True)}
     top = {n: f.default for n, f in names.items() if f.default is not dataclasses.MISSING}
     top.pop("chain_config")
-    unknown = sorted(set(config) - set(top))
+    derived = {"data", "obs_table", "reward", "chain_config", *tables}
+    unknown = sorted(set(config) - (set(names) - derived))
     if unknown:
         raise ValueError(f"unknown env config keys {['env.' + k for k in unknown]} for the options env")
     top.update(config)
