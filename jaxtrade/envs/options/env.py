@@ -11,7 +11,8 @@ One step, for one unbatched environment at row t = state.t (trade at close[t], m
    close at the chain's bid (longs) / ask (shorts) less slippage, paying fees; so do all slots when
    the turbulence gate (turbulence[t-1] > threshold) breaches with `on_breach="close_all"`, and the
    slot a legacy "close slot i" action names.
-3. The action: a masked action never executes (it becomes hold). An open fills its legs from chain
+3. The action: a masked action never executes (it becomes hold); the mask already bars opens on a
+   gated step (the gate reads turbulence[t-1], known when the mask is made). An open fills its legs from chain
    row t: buys at ask x (1 + slippage), sells at bid x (1 - slippage) (`costs.slippage_fraction` of the
    leg's contracts against the volume proxy), paying `costs.contract_fees` per leg. Its size, in
    units of the strategy (each leg `ratio` contracts per unit), is the risk budget over the
@@ -325,7 +326,9 @@ def _finish(state: OptionsState, params: OptionsParams, row, *, S_obs, mid=None,
     afford = ~params.table.is_open | params.table.needs_shares | params.table.cash_secured | \
         params.table.is_credit | (debit <= cash_free + free_collateral)
     tradable = jnp.isfinite(params.chain.atm_iv[row])
-    mask = mask & (afford & tradable | ~params.table.is_open)
+    # The next step's gate reads turbulence[row], known now: a gated step opens nothing.
+    gated = params.data.turbulence[row] > params.turbulence_threshold
+    mask = mask & (afford & tradable & ~gated | ~params.table.is_open)
     mask = mask.at[0].set(True)
     return state.replace(obs_state=obs_state, mask=mask)
 
