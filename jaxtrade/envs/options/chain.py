@@ -76,7 +76,7 @@ import pandas as pd
 from flax import struct
 
 from jaxtrade.data.datasets import risk_free_daily
-from jaxtrade.envs.options.pricing import DAYS_PER_YEAR, Greeks, bs_greeks, intrinsic
+from jaxtrade.envs.options.pricing import DAYS_PER_YEAR, Greeks, bs_greeks, bs_price, intrinsic
 
 MIN_PRICE = 0.01        # $ per share: the mid's floor (one tick)
 MIN_IV = 0.01           # floor of the skewed implied vol
@@ -296,6 +296,16 @@ def leg_quote(S, K, expiry_day, day, rate, atm_iv, kind, cfg: ChainConfig
     S = jnp.asarray(S)
     mid, bid, ask, g, _, _ = _quote(S, K, dte.astype(S.dtype), rate, atm_iv, kind, *_numeric(cfg))
     return mid, bid, ask, g
+
+
+def leg_mid(S, K, expiry_day, day, rate, atm_iv, kind, cfg: ChainConfig) -> jax.Array:
+    """The mid per share of any leg(s), as `leg_quote` gives it, without the Greeks, spread and
+    volume (about a third of its work: what marking a book needs)."""
+    dte = jnp.asarray(expiry_day - day)
+    S = jnp.asarray(S)
+    iv = skewed_iv(S, K, atm_iv, cfg.skew)
+    price = bs_price(S, K, dte.astype(S.dtype) / DAYS_PER_YEAR, rate, cfg.dividend_yield, iv, kind)
+    return jnp.where(dte > 0, jnp.maximum(price, MIN_PRICE), intrinsic(S, K, kind))
 
 
 @struct.dataclass

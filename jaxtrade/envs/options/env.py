@@ -446,7 +446,8 @@ def transition(state: OptionsState, action, params: OptionsParams):
         leg_qty=put(state.leg_qty, qty))
 
     # 4. mark at row t + 1.
-    mid1, _, _, _, _ = _row_quotes(params, t + 1, S1, state.leg_strike, state.leg_expiry, state.leg_kind)
+    mid1 = chain_lib.leg_mid(S1, state.leg_strike, state.leg_expiry, c.day[t + 1], c.rate[t + 1],
+                             c.atm_iv[t + 1], state.leg_kind, params.chain_config)
     slot_value1 = _marked(state, mid1)
     value1 = state.cash + state.shares * S1 + jnp.sum(slot_value1)
     fees_total = jnp.sum(fee_c) + jnp.sum(fee_o)

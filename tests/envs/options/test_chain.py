@@ -286,3 +286,20 @@ def test_real_sp500_vix_chain():
     assert ((delta[..., CALL] >= 0) & (delta[..., CALL] <= 1)).all()
     assert ((delta[..., PUT] <= 0) & (delta[..., PUT] >= -1)).all()
     assert (np.asarray(ch.theta)[..., CALL] < 0).all()
+
+
+def test_leg_mid_is_leg_quotes_mid():
+    """The env marks its book with `leg_mid` (no Greeks or spread): the same mid as `leg_quote`,
+    live, deep out of the money (tick floor) and expired (intrinsic)."""
+    from jaxtrade.envs.options.chain import ChainConfig, leg_mid, leg_quote
+
+    cfg = ChainConfig(skew=-0.5)
+    S = jnp.float32(2000.0)
+    K = jnp.array([1800.0, 2000.0, 2300.0, 1800.0, 1900.0], jnp.float32)
+    expiry = jnp.array([17_000, 17_010, 17_003, 16_990, 17_000], jnp.int32)
+    kind = jnp.array([0, 1, 0, 0, 1], jnp.int32)
+    day, rate, iv = jnp.int32(17_000), jnp.float32(0.02), jnp.float32(0.15)
+    want = leg_quote(S, K, expiry, day, rate, iv, kind, cfg)[0]
+    got = leg_mid(S, K, expiry, day, rate, iv, kind, cfg)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6)
+    assert float(got[3]) == 200.0 and got[2] == jnp.float32(0.01)    # expired ITM call; floored far OTM call
