@@ -76,7 +76,11 @@ OBS_CHAIN_FIELDS = ("mid_over_spot_x10", "delta")
 @market.keeps_derived_tables(obs_table=market.obs_table)
 @struct.dataclass
 class OptionsParams:
-    """Everything that shapes an options environment (a pytree; numbers are float32 arrays)."""
+    """Everything that shapes an options environment (a pytree; numbers are float32 arrays).
+
+    The chain, its observation table, the unit tables and the fee rates are built by `make` from the
+    data: `params.replace(data=...)` rebuilds only `obs_table`, so new prices need a new `make`
+    (replacing the data's turbulence, or any scalar field, is fine)."""
 
     data: EnvData                 # N = 1: the underlying
     obs_table: jax.Array          # [T, F + M] market.obs_table(data)
