@@ -167,6 +167,19 @@ def impact_inputs(data, t, price, costs: costs_lib.CostParams):
     return sigma, adv, fee_rates
 
 
+def episode_step(value0, value1, cost, state, params):
+    """The bookkeeping every env's step ends with: (reward, reward_state, t + 1, terminated,
+    truncated, done, episode_return, episode_length) from the value before the step, the value
+    after it and the costs paid; `state` needs t, end, initial_value, reward_state, episode_return
+    and episode_length. Ruin (value < ruin_floor x initial value) terminates; reaching `end` truncates."""
+    reward, reward_state = rewards_lib.reward(value0, value1, cost, state.reward_state, params.reward)
+    t1 = state.t + 1
+    terminated = value1 < params.ruin_floor * state.initial_value
+    truncated = (t1 >= state.end) & ~terminated
+    return (reward, reward_state, t1, terminated, truncated, terminated | truncated,
+            state.episode_return + reward, state.episode_length + 1)
+
+
 def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Array, params, *,
                cash_floor: bool):
     """Trade to `target` fractions of value [N] at close[state.t], mark at close[state.t + 1].
@@ -220,14 +233,8 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
     value1 = cash + jnp.sum(holdings * price_next)    # at close[t+1]
     weights = _weights(holdings, cash, price, value_post)
 
-    reward, reward_state = rewards_lib.reward(value0, value1, total_cost, state.reward_state,
-                                              params.reward)
-    t1 = t + 1
-    terminated = value1 < params.ruin_floor * state.initial_value
-    truncated = (t1 >= state.end) & ~terminated
-    done = terminated | truncated
-    episode_return = state.episode_return + reward
-    episode_length = state.episode_length + 1
+    reward, reward_state, t1, terminated, truncated, done, episode_return, episode_length = \
+        episode_step(value0, value1, total_cost, state, params)
     new_state = MarketState(
         t=t1, end=state.end, holdings=holdings, cash=cash, value=value1, weights=weights,
         position_cash=position_cash, target=jnp.where(keep & ~gate, state.target, target),

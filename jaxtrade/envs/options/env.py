@@ -457,14 +457,8 @@ def transition(state: OptionsState, action, params: OptionsParams):
     fees_total = jnp.sum(fee_c) + jnp.sum(fee_o)
     fee_kinds = jnp.sum(fee_kinds_c, (0, 1)) + jnp.sum(fee_kinds_o, 0)
     spread_paid = spread_c + spread_o
-    reward, reward_state = rewards_lib.reward(value0, value1, fees_total + spread_paid, state.reward_state,
-                                              params.reward)
-    t1 = t + 1
-    terminated = value1 < params.ruin_floor * state.initial_value
-    truncated = (t1 >= state.end) & ~terminated
-    done = terminated | truncated
-    episode_return = state.episode_return + reward
-    episode_length = state.episode_length + 1
+    reward, reward_state, t1, terminated, truncated, done, episode_return, episode_length = \
+        market.episode_step(value0, value1, fees_total + spread_paid, state, params)
     state = state.replace(t=t1, value=value1, reward_state=reward_state, episode_return=episode_return,
                           episode_length=episode_length)
     # Weights after the trade at row t (marks at row t), as the other envs report them.
