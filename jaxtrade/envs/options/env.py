@@ -414,7 +414,6 @@ def transition(state: OptionsState, action, params: OptionsParams):
     affordable = jnp.floor(jnp.maximum(cash_free, 0.0) / jnp.maximum(per_unit_cash, 1e-6))
     units = jnp.where(per_unit_cash > 0, jnp.minimum(units, affordable), units)
     # Greeks limits on the book after the trade (existing legs marked at row t).
-    nav_t = cash + state.shares * S + jnp.sum(_marked(state, mid))
     book_exp = _exposures(jnp.where(state.leg_active, state.leg_side * state.leg_qty, 0.0), S, g_book, value0)
     unit_exp = greeks_u * jnp.array([1.0, 1.0, THETA_NAV_UNIT]) / value0
     after = book_exp + jnp.floor(jnp.maximum(units, 0.0)) * unit_exp
@@ -490,7 +489,7 @@ def transition(state: OptionsState, action, params: OptionsParams):
         "slot_open": state.slot_open, "slot_value": slot_value1, "leg_strike": state.leg_strike,
         "leg_expiry": state.leg_expiry, "leg_qty": jnp.where(state.leg_active, state.leg_qty, 0.0),
         "greeks": state_fin.obs_state[4:7] * jnp.array([1.0, 1.0, 100.0]), "settled": jnp.sum(settle),
-        "forced_close": jnp.any(forced), "nav_t": nav_t,
+        "forced_close": jnp.any(forced),
     }
     return state_fin, reward, done, info
 
