@@ -40,6 +40,10 @@ class EnvData:
     start: static int, the number of history rows before the first row that may be traded (a
         split's lookback). Rows < start belong to the data before this split: environments check
         `window <= start` and never trade them.
+    valid_rows: None, or an int32 scalar (traced) when the arrays were padded to a longer T by
+        `pad_rows`: rows >= valid_rows are padding (copies of the last row) that random-start
+        episodes never reach. Walk-forward pads its growing training windows to one shape so that
+        every fold reuses one compiled iteration.
     """
 
     close: jax.Array
@@ -63,11 +67,42 @@ class EnvData:
     has_volume: bool = struct.field(pytree_node=False, default=False)
     has_size: bool = struct.field(pytree_node=False, default=False)
     periods_per_year: float = struct.field(pytree_node=False, default=252.0)
+    valid_rows: jax.Array | None = None
 
     @property
     def n_rows(self) -> int:
         return self.close.shape[0]
 
     @property
+    def n_valid_rows(self) -> int:
+        """Host int: the rows that are data (n_rows unless padded by `pad_rows`)."""
+        return self.n_rows if self.valid_rows is None else int(self.valid_rows)
+
+    @property
     def n_assets(self) -> int:
         return self.close.shape[1]
+
+
+_ROW_FIELDS = ("close", "open", "high", "low", "volume", "features", "market", "turbulence", "momentum",
+               "volatility", "sharpe", "size", "fees", "day")
+
+
+def pad_rows(data: EnvData, n_rows: int) -> EnvData:
+    """`data` with every [T, ...] array padded to `n_rows` by repeating its last row, and `valid_rows`
+    = T: the same shapes for windows of different lengths (one compile), the same episodes (random
+    starts stay in rows < valid_rows). n_rows < T raises ValueError; n_rows == T pads nothing."""
+    import jax.numpy as jnp
+
+    t = data.n_valid_rows
+    if n_rows < data.n_rows:
+        raise ValueError(f"pad_rows: n_rows={n_rows} is less than the data's {data.n_rows} rows")
+
+    def pad(x):
+        if x is None:
+            return None
+        x = x[:t]
+        return jnp.concatenate([x, jnp.repeat(x[-1:], n_rows - t, axis=0)], axis=0)
+
+    changes = {k: pad(getattr(data, k)) for k in _ROW_FIELDS}
+    return data.replace(aux={k: pad(v) for k, v in data.aux.items()},
+                        valid_rows=jnp.asarray(t, jnp.int32), **changes)

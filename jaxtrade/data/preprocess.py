@@ -95,16 +95,24 @@ def _past_end(dates: pd.DatetimeIndex, end) -> bool:
 
 def _rows(dates: pd.DatetimeIndex, rng, default_start: int, *, name: str, source: str) -> tuple[int, int]:
     """(first, last) traded row indices (inclusive) of a (start, end) date range; None bounds default
-    to `default_start` and the last row."""
+    to `default_start` and the last row; an int bound is a row index of the data (walk-forward
+    folds, exact where a date-only bound of intraday data would mean a whole day)."""
     if not isinstance(rng, (tuple, list)) or len(rng) != 2:
         raise ValueError(f"{name} must be a (start, end) pair of dates, got {rng!r}")
-    lo = default_start if rng[0] is None else int(dates.searchsorted(_bound(rng[0]), "left"))
-    hi = len(dates) - 1 if rng[1] is None else _last_row(dates, rng[1])
+    is_row = [isinstance(b, (int, np.integer)) and not isinstance(b, bool) for b in rng]
+    for b, row in zip(rng, is_row, strict=True):
+        if row and not 0 <= b < len(dates):
+            raise DataError("split-rows", source=source, row=str(b),
+                            detail=f"the {name} split's row index {b} is outside the data's rows "
+                                   f"0 .. {len(dates) - 1}")
+    lo = (default_start if rng[0] is None else int(rng[0]) if is_row[0]
+          else int(dates.searchsorted(_bound(rng[0]), "left")))
+    hi = (len(dates) - 1 if rng[1] is None else int(rng[1]) if is_row[1] else _last_row(dates, rng[1]))
     if hi - lo + 1 < 2:
         raise DataError("split-empty", source=source, row=f"{rng[0]} .. {rng[1]}",
                         detail=f"the {name} split holds {max(hi - lo + 1, 0)} rows of the data "
                                f"({format_date(dates[0])} .. {format_date(dates[-1])}); it needs at least 2")
-    if rng[1] is not None and _past_end(dates, rng[1]):
+    if rng[1] is not None and not is_row[1] and _past_end(dates, rng[1]):
         warnings.warn(f"{source}: the {name} split asks for data to {rng[1]}, but the data end on "
                       f"{format_date(dates[-1])}; the {name} split is cut there and covers "
                       f"{format_date(dates[lo])} .. {format_date(dates[hi])}", UserWarning, stacklevel=3)

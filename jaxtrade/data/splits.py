@@ -99,7 +99,7 @@ class Split:
             turbulence_threshold=f32(self.turbulence_threshold),
             fees=f32(fees),
             fee_gap=fee_gap,
-            day=jnp.asarray((self.dates.normalize().asi8 // 86_400_000_000_000).astype(np.int32)),
+            day=jnp.asarray(np.asarray(self.dates.values, "datetime64[D]").astype(np.int32)),   # any unit
             aux={k: f32(v) for k, v in self.aux.items()},
             start=int(self.start),
             has_volume=self.volume is not None,

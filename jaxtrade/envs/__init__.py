@@ -33,8 +33,8 @@ from jaxtrade.envs.portfolio import REGIMES, PortfolioParams, Regime, weights_to
 from jaxtrade.envs.registry import PARAM_GROUPS, check_config, default_config, make, register, registered
 from jaxtrade.envs.rewards import RewardParams
 
-for _name, _module in (("portfolio", portfolio), ("single", single)):
-    register(_name, _module.make, param_groups=("costs", "reward"), defaults=_module.CONFIG_DEFAULTS)
+register("portfolio", portfolio.make, param_groups=("costs", "reward"), defaults=portfolio.CONFIG_DEFAULTS)
+register("single", single.make, param_groups=("costs", "reward", "lots"), defaults=single.CONFIG_DEFAULTS)
 register("options", options_env.make, param_groups=("reward",), defaults=options_env.CONFIG_DEFAULTS)
 
 __all__ = ["INFO_KEYS", "PARAM_GROUPS", "REGIMES", "ArraySpec", "AutoReset", "ContinuousSpec",

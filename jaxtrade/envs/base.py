@@ -228,7 +228,17 @@ class Wrapper:
         self._env = env
 
     def __getattr__(self, name):
+        if name == "_env":            # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self._env, name)
+
+    # Equal by type and wrapped env, so that jit (env objects are static arguments) reuses one
+    # compile for the same env made again, e.g. for every walk-forward fold.
+    def __eq__(self, other):
+        return type(other) is type(self) and other._env == self._env
+
+    def __hash__(self):
+        return hash((type(self), self._env))
 
     @property
     def unwrapped(self):

@@ -31,6 +31,7 @@ from flax import struct
 from jax import lax
 
 from jaxtrade.envs import costs as costs_lib
+from jaxtrade.envs import lots as lots_lib
 from jaxtrade.envs import rewards as rewards_lib
 from jaxtrade.envs.base import ArraySpec, AutoReset, ObsSpec, SpecProperties, select_tree
 
@@ -61,10 +62,13 @@ def episode_bounds(u: jax.Array, params) -> tuple[jax.Array, jax.Array]:
     """(start, end) rows of a new episode, int32 scalars, from `u` ~ uniform[0, 1).
 
     S = data.start, the first tradable row. random_start: start ~ uniform{S, ..., T-1-L},
-    end = start + L (so close[end] exists). Otherwise one episode over the whole split: start = S
-    (the split's first trading day), end = T - 1 (the last row).
+    end = start + L (so close[end] exists), with T = data.valid_rows where the data were padded
+    (`jaxtrade.data.envdata.pad_rows`: padding is never reached). Otherwise one episode over the
+    whole split: start = S (the split's first trading day), end = T - 1 (the last row).
     """
-    n_rows, first, length = params.data.n_rows, params.data.start, params.episode_length
+    data = params.data
+    n_rows = data.n_rows if data.valid_rows is None else data.valid_rows
+    first, length = data.start, params.episode_length
     if params.random_start:
         n_starts = n_rows - length - first
         start = first + jnp.minimum((u * n_starts).astype(jnp.int32), n_starts - 1)
@@ -149,7 +153,11 @@ def _weights(holdings: jax.Array, cash: jax.Array, price: jax.Array, value: jax.
 
 
 def _costs(u, shares, price, value, sigma, adv, fee_rates, params):
-    return costs_lib.total_cost(u, shares, price, value, params.costs, sigma, adv, fee_rates)
+    cost = costs_lib.total_cost(u, shares, price, value, params.costs, sigma, adv, fee_rates)
+    lots = getattr(params, "lots", None)
+    if lots is not None and lots.enabled:
+        cost = cost + lots_lib.trade_cost(shares, lots)
+    return cost
 
 
 def impact_inputs(data, t, price, costs: costs_lib.CostParams):
@@ -197,8 +205,13 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
 
     gate = data.turbulence[t - 1] > params.turbulence_threshold
     target = jnp.where(gate, 0.0, target)
+    lots = getattr(params, "lots", None)
+    lots = lots if lots is not None and lots.enabled else None       # static: sized in FX lots
+    desired = target * value0 / price
+    if lots is not None:
+        desired = lots_lib.quantize(desired, lots)
     # Exact zeros matter: HOLD and all-cash-from-cash must trade (and so pay) exactly nothing.
-    shares = jnp.where(keep & ~gate, 0.0, target * value0 / price - state.holdings)
+    shares = jnp.where(keep & ~gate, 0.0, desired - state.holdings)
 
     sigma, adv, fee_rates = impact_inputs(data, t, price, params.costs)
     cost = _costs(u, shares, price, value0, sigma, adv, fee_rates, params)
@@ -212,10 +225,16 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
         short = buys > avail
         alpha = jnp.clip(avail / jnp.where(short, buys, 1.0), 0.0, 1.0) * (1.0 - _CASH_MARGIN)
         shares = jnp.where(buy & short, shares * alpha, shares)
+        if lots is not None:   # the scaled position, rounded down to whole lot steps
+            shares = jnp.where(buy & short, lots_lib.floor_position(state.holdings + shares, lots)
+                               - state.holdings, shares)
         cost = jnp.where(buy & short, _costs(u, shares, price, value0, sigma, adv, fee_rates, params), cost)
 
     flow = shares * price
     holdings = state.holdings + shares
+    # Financing over the bar (FX swap), credited at close[t+1]; zero unless sized in lots.
+    swap = (jnp.sum(lots_lib.swap(holdings, (data.day[t + 1] - data.day[t]).astype(jnp.float32), lots))
+            if lots is not None and data.day is not None else jnp.zeros((), jnp.float32))
     cash = state.cash - jnp.sum(flow) - jnp.sum(cost)
     total_cost = jnp.sum(cost)
 
@@ -230,6 +249,7 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
 
     held = holdings * price
     value_post = cash + jnp.sum(held)                 # at close[t], after costs
+    cash = cash + swap
     value1 = cash + jnp.sum(holdings * price_next)    # at close[t+1]
     weights = _weights(holdings, cash, price, value_post)
 
@@ -244,7 +264,7 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
         "truncated": truncated, "terminated": terminated,
         "episode_return": episode_return, "episode_length": episode_length,
         "episode_growth": rewards_lib.log_return(state.initial_value, value1),
-        "trade_closed": closed, "trade_pnl": pnl, "costs": total_cost,
+        "trade_closed": closed, "trade_pnl": pnl, "costs": total_cost, "swap": swap,
         "turnover": jnp.sum(jnp.abs(flow)) / value0, "value_before": value0, "value": value1,
         "weights": weights, "weights_marked": _weights(holdings, cash, price_next, value1),
         "gate": gate, "turbulence": data.turbulence[t - 1], "turbulence_next": data.turbulence[t],
@@ -252,7 +272,7 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
     return new_state, reward, done, info
 
 
-_GROUPS = {"costs": costs_lib.CostParams, "reward": rewards_lib.RewardParams}
+_GROUPS = {"costs": costs_lib.CostParams, "reward": rewards_lib.RewardParams, "lots": lots_lib.LotParams}
 
 
 def param_keys(cls) -> tuple[str, ...]:
@@ -324,8 +344,18 @@ def build_params(cls, data, config: dict):
 
     derived = getattr(cls, "derived_tables", {"obs_table": obs_table})
     tables = {name: build(data) for name, build in derived.items()}
+    groups = {}
+    if "lots" in {f.name for f in dataclasses.fields(cls)}:
+        lots = lots_lib.LotParams(**sub["lots"])
+        lots_lib.check(lots)
+        if lots.enabled and data.day is None and any(float(getattr(lots, k)) for k in
+                                                     ("swap_long_pips", "swap_short_pips")):
+            raise ValueError("env.lots swap needs EnvData.day (the bars' dates, filled by Split.to_device)")
+        groups["lots"] = f32(lots)
+    elif sub["lots"]:
+        raise ValueError(f"env.lots is not a param group of {cls.__name__}")
     params = cls(data=data, costs=f32(_GROUPS["costs"](**costs)),
-                 reward=f32(_GROUPS["reward"](**sub["reward"])), **tables, **top)
+                 reward=f32(_GROUPS["reward"](**sub["reward"])), **groups, **tables, **top)
     check_rows(params)
     return params
 
@@ -333,7 +363,10 @@ def build_params(cls, data, config: dict):
 def check_rows(params) -> None:
     """ValueError unless `params.data` carries the history and the rows its episodes need."""
     data = params.data
-    n_rows, first, w, length = data.n_rows, data.start, params.window, params.episode_length
+    n_rows, first, w, length = data.n_valid_rows, data.start, params.window, params.episode_length
+    if data.valid_rows is not None and not params.random_start:
+        raise ValueError("padded data (EnvData.valid_rows set by pad_rows) are for random-start training "
+                         "only: a whole-split episode would trade the padding rows")
     if w < 1 or length < 1:
         raise ValueError(f"env.window ({w}) and env.episode_length ({length}) must be >= 1")
     if w > first:
@@ -402,6 +435,17 @@ class MarketEnv(SpecProperties):
     action_spec: Any
     obs_spec: ObsSpec | None = None
     cash_floor: bool = True
+
+    # Env objects hold no arrays, only hashable settings (specs, flags): equal by type and those, so
+    # that jit, which takes them as static arguments, compiles once for the same env made twice.
+    def _settings(self):
+        return (type(self), tuple(sorted(vars(self).items())))
+
+    def __eq__(self, other):
+        return isinstance(other, MarketEnv) and other._settings() == self._settings()
+
+    def __hash__(self):
+        return hash(self._settings())
 
     def target(self, action, state: MarketState, params):
         raise NotImplementedError

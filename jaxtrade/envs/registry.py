@@ -22,10 +22,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jaxtrade.envs.costs import CostParams
+from jaxtrade.envs.lots import LotParams
 from jaxtrade.envs.rewards import RewardParams
 
 # Param groups an env may name: config key -> the params class whose fields are its keys.
-PARAM_GROUPS: dict[str, type] = {"costs": CostParams, "reward": RewardParams}
+PARAM_GROUPS: dict[str, type] = {"costs": CostParams, "reward": RewardParams, "lots": LotParams}
 
 
 @dataclasses.dataclass(frozen=True)

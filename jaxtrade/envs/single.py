@@ -8,6 +8,8 @@ the position returns to flat or flips sign; `info["trade_pnl"]` is then
 its net PnL (every cash flow since it opened, its liquidation value and its share of the costs).
 Unless some |position| exceeds 1 (leverage, decided at `make`), buys are scaled so that cash stays
 >= 0 after costs. The turbulence gate, if its threshold is finite, moves the position to flat.
+With `env.lots.enabled`, positions are sized in FX lots, pay per-lot commission and a spread in
+pips, and earn or pay the overnight swap (`jaxtrade.envs.lots`).
 
 The observation is the market core's (`jaxtrade.envs.market`): {"window": [W, F + M],
 "state": [2] = (signed position weight, cash share)}.
@@ -23,6 +25,7 @@ from jaxtrade.data.envdata import EnvData
 from jaxtrade.envs import market
 from jaxtrade.envs.base import DiscreteSpec, EpisodeStats, ObsSpec
 from jaxtrade.envs.costs import CostParams
+from jaxtrade.envs.lots import LotParams
 from jaxtrade.envs.rewards import RewardParams
 
 DEFAULT_POSITIONS = (-1.0, 0.0, 1.0)
@@ -37,6 +40,7 @@ class SingleParams:
     obs_table: jax.Array                     # [T, F + M] = market.obs_table(data), built by make
     costs: CostParams
     reward: RewardParams
+    lots: LotParams                          # FX sizing in lots (off unless lots.enabled)
     turbulence_threshold: jax.Array          # gate when turbulence[t-1] > this; inf = gate off
     positions: jax.Array = DEFAULT_POSITIONS  # [K] target positions, fractions of equity (signed)
     initial_cash: jax.Array = 1_000_000.0    # quote currency

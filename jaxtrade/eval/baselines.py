@@ -36,13 +36,6 @@ class TargetEnv(market.MarketEnv):
         self.action_spec = ContinuousSpec((n_assets + 2,), 0.0, 1.0)
         self.obs_spec = obs_spec
 
-    def __eq__(self, other):          # equal by shape, so jit reuses one compile across instances
-        return (type(other) is TargetEnv and other.n_assets == self.n_assets
-                and other.obs_spec == self.obs_spec)
-
-    def __hash__(self):
-        return hash((TargetEnv, self.n_assets, self.obs_spec))
-
     def target(self, action, state, params):
         return action[:self.n_assets], action[-1] > 0.5
 

@@ -104,27 +104,45 @@ def evaluate_artifact(policies, spec, split, *, market, history_rows: int = 252,
 
     Returns the `Report`."""
     from jaxtrade.data import dataset_caveats
-    from jaxtrade.envs import costs
-    from jaxtrade.train.setup import make_split_env
 
-    env, params = make_split_env(spec.env, split)
-    agent = evaluate.evaluate_policies({name: policies}, env, params, split)
-    base = evaluate.baselines(env, params, split, history=baseline_history(market, split, history_rows))
+    results, params = split_results(policies, spec.env, split, market=market, history_rows=history_rows,
+                                    name=name)
     kw = {} if title is None else {"title": title}
-    cost_note = (costs.describe(params.costs) if hasattr(params, "costs")
-                 else params.describe_costs() if hasattr(params, "describe_costs") else "")
+    cost_note = cost_description(params)
     notes = " ".join(x for x in (notes, period_note(spec.data.get(split.name), split),
                                  f"Costs: {cost_note}." if cost_note else "") if x)
     caveats = "" if spec.data.get("csv_path") else dataset_caveats(spec.data.get("dataset"))
-    return evaluate.report({**agent, **base}, out_dir, n_boot=n_boot, seed=seed, notes=notes,
+    return evaluate.report(results, out_dir, n_boot=n_boot, seed=seed, notes=notes,
                            table_note=caveats, **kw)
+
+
+def split_results(policies, env_config: dict, split, *, market, history_rows: int = 252,
+                  name: str = "ppo_agent"):
+    """({name: [frames], <baseline>: [frames], ...}, env params): `policies` (one Policy or one per
+    seed) and the baselines backtested over the whole of `split` in the env of `env_config`."""
+    from jaxtrade.train.setup import make_split_env
+
+    env, params = make_split_env(env_config, split)
+    agent = evaluate.evaluate_policies({name: policies}, env, params, split)
+    base = evaluate.baselines(env, params, split, history=baseline_history(market, split, history_rows))
+    return {**agent, **base}, params
+
+
+def cost_description(params) -> str:
+    """The cost line of a report's notes for env `params` ("" where the env has no description)."""
+    from jaxtrade.envs import costs, lots
+
+    if hasattr(params, "costs"):
+        lot = lots.describe(params.lots) if hasattr(params, "lots") else ""
+        return costs.describe(params.costs) + (f"; {lot}" if lot else "")
+    return params.describe_costs() if hasattr(params, "describe_costs") else ""
 
 
 def period_note(requested, split) -> str:
     """"" when `split` covers its requested (start, end) dates; otherwise a sentence saying what was
     asked for and the period actually traded (a split running past the data's end is cut there)."""
-    if not requested or requested[1] is None:
-        return ""
+    if not requested or requested[1] is None or isinstance(requested[1], (int, np.integer)):
+        return ""   # no end, or a row index (walk-forward folds): the split is what was asked for
     first, last = split.traded_dates[0], split.traded_dates[-1]
     asked_end = pd.Timestamp(requested[1])
     if asked_end.normalize() <= last.normalize():

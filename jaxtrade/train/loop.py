@@ -183,7 +183,7 @@ def _mean_row(rows: list[dict]) -> dict:
     return out
 
 
-def _to_target(target, restored):
+def to_target(target, restored):
     """Restored numpy leaves cast to the target's dtypes (typed PRNG keys re-wrapped)."""
     def leaf(t, r):
         if jax.dtypes.issubdtype(t.dtype, jax.dtypes.prng_key):
@@ -210,17 +210,19 @@ def _restore(agent, state, ckpts: Checkpoints, name: str, explicit: bool):
             raise FileNotFoundError(f"--resume_from={name}: no readable checkpoint under {ckpts.root}")
         return state, None
     log.info("resumed from %s (iteration %d)", restored.path, restored.meta["iteration"])
-    return _to_target(state, restored.state), restored.meta
+    return to_target(state, restored.state), restored.meta
 
 
 def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: str | None = None,
-        fresh_start: bool = False, verbosity: str = "normal", init_params=None) -> TrainResult:
+        fresh_start: bool = False, verbosity: str = "normal", init_params=None,
+        init_opt_state=None) -> TrainResult:
     """Trains `agent` in `setup` into `workdir` (see the module docstring). Returns a TrainResult.
 
     resume_from: None resumes `latest` if the workdir has one; "latest", a best metric name
     ("composite", "win_rate", "profit_rate", "sharpe"), a checkpoint path or an artifact path.
     fresh_start: ignore what the workdir holds (the caller moved it aside). init_params: network
-    params to start from (a warm start), used when nothing is resumed.
+    params to start from (a warm start), used when nothing is resumed; init_opt_state: with them, the
+    optimizer state to keep (a warm start without `reset_optimizer`), else the optimizer starts fresh.
     """
     hooks = hooks or Hooks()
     config, s = setup.config, setup
@@ -259,7 +261,7 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
                     run_state = RunState.from_meta(meta, config)
                 resumed = True
         if init_params is not None and not resumed:
-            state = agent.with_params(state, init_params)
+            state = agent.with_params(state, init_params, opt_state=init_opt_state)
         result = _loop(s, agent, state, iterate, ckpts, run_state, workdir, hooks, verbosity, config_meta,
                        seeds)
         compiles = getattr(agent, "compiles", None)
@@ -334,7 +336,7 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                                 and val_m[k] > run.best.get(best_key(k, seeds, m), -math.inf)]
                     for metric in improved:
                         run.best[best_key(metric, seeds, m)] = val_m[metric]
-                        spec = model_spec(s, agent, dict(_json_floats(val_m), iteration=run.iteration,
+                        spec = model_spec(s, agent, dict(json_floats(val_m), iteration=run.iteration,
                                                          selected_by=metric, split="val"),
                                           code_version=sha, seed=seeds[m])
                         artifact_lib.save_model(best_directory(ckpts, metric, seeds, m), p_m, spec)
@@ -426,7 +428,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str |
                fresh_start=fresh_start, verbosity=verbosity)
 
 
-def _json_floats(d: dict) -> dict:
+def json_floats(d: dict) -> dict:
     return {k: (float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None)
             for k, v in d.items() if isinstance(v, (int, float))}
 
@@ -449,8 +451,8 @@ class RunState:
 
     def to_meta(self, config_meta: dict) -> dict:
         return dict(kind="latest", iteration=self.iteration, total_env_steps=self.total_env_steps,
-                    history=[_json_floats(r) for r in self.history],
-                    val_history=[_json_floats(r) for r in self.val_history],
+                    history=[json_floats(r) for r in self.history],
+                    val_history=[json_floats(r) for r in self.val_history],
                     best=self.best, early_stopping=self.early.to_json(), config=config_meta)
 
     @classmethod

@@ -25,6 +25,7 @@ import ml_collections
 from jaxtrade import envs
 from jaxtrade.agents.devices import pmap_devices, select_devices
 from jaxtrade.data import Preprocessor, load_csv, load_dataset, split
+from jaxtrade.data.envdata import pad_rows
 from jaxtrade.train import budget as budget_lib
 
 log = logging.getLogger("jaxtrade")
@@ -86,13 +87,16 @@ def split_ranges(data_cfg) -> dict:
     return {"train": rng("train"), "val": rng("val"), "test": rng("test")}
 
 
-def build(config) -> Setup:
+def build(config, *, market=None, train_rows: int | None = None) -> Setup:
     """Data, Preprocessor, splits, environments and budget of one run (see the module docstring).
 
     `config` is not modified, except `ppo.n_envs` when `train.max_device_memory_gb` cuts it.
+    market: the MarketData to use instead of loading `config.data` (walk-forward loads it once).
+    train_rows: pad the training split's device arrays to this many rows (`pad_rows`), so training
+    windows of different lengths share one compiled iteration (walk-forward's expanding folds).
     """
     d = config.data
-    md = load_market_data(d)
+    md = load_market_data(d) if market is None else market
     window = int(config.env.window)
     ranges = split_ranges(d)
     pre = Preprocessor.fit(md, train=ranges["train"], window=window,
@@ -100,7 +104,10 @@ def build(config) -> Setup:
     splits = split(md, train=ranges["train"], val=ranges["val"], test=ranges["test"], lookback=window,
                    turbulence_quantile=d.turbulence_quantile)
     cfg = env_dict(config.env)
-    env, train_params = envs.make(cfg["name"], splits.train.to_device(), cfg)
+    train_data = splits.train.to_device()
+    if train_rows is not None:
+        train_data = pad_rows(train_data, int(train_rows))
+    env, train_params = envs.make(cfg["name"], train_data, cfg)
     if cfg["name"] == "options" and cfg.get("turbulence_threshold") is None:
         # The options gate's threshold is fitted by make on the data it gets: the training split's,
         # then fixed for validation, test and the saved model's spec (never refitted on later data).

@@ -49,6 +49,8 @@ class PPOAgent:
         self.devices = None                   # this process's devices, set by init / init_population
         self.compiles = 0                     # traces (= compiles) of the training iteration so far
         self._iterations: dict = {}
+        # One compile of the state builder per agent, reused by every init (walk-forward folds).
+        self._build_jit = jax.jit(self._build, static_argnums=(3, 4))
 
     # STATE
     def init_params(self, key, env_params):
@@ -93,7 +95,7 @@ class PPOAgent:
         devices = self._use(devices)
         hparams = self.hparams if hparams is None else hparams
         self._fill_obs_spec(env_params)
-        build = jax.jit(self._build, static_argnums=(3, 4))   # one compile instead of dozens of eager ones
+        build = self._build_jit               # one compile instead of dozens of eager ones
         first = devices_lib.global_env_offset(self.hp.n_envs, devices)
         return devices_lib.put_sharded(build(_key(key), env_params, hparams, len(devices), first), devices)
 
@@ -112,7 +114,7 @@ class PPOAgent:
         # is a batched QR, whose jaxlib CPU kernel (lapack geqrf through ParallelBatchMap) can
         # deadlock on a 2-thread host pool (seen on the 2-core CPU: the first iteration never
         # returned). One compile either way; the values are the same.
-        build = jax.jit(self._build, static_argnums=(3, 4))
+        build = self._build_jit
         first = devices_lib.global_env_offset(self.hp.n_envs, devices)
         members = [build(keys[i], env_params, jax.tree.map(lambda x, i=i: x[i], hparams), len(devices), first)
                    for i in range(k)]
@@ -134,15 +136,21 @@ class PPOAgent:
         self.devices = list(devices)
         return self.devices
 
-    def with_params(self, state, params):
+    def with_params(self, state, params, opt_state=None):
         """`state` with its network params replaced by `params` (unreplicated; a warm start or a best
-        model), on every device (and every member of a population); optimizer, env and recurrent
-        states as they were."""
+        model), on every device (and every member of a population); env and recurrent states as they
+        were, the optimizer's too unless `opt_state` (unreplicated, of the same optimizer: a warm
+        start that keeps Adam's moments) replaces it."""
         # A population's leaves are [K, ...]: the same params go to every member.
-        params = jax.tree.map(lambda t, p: jnp.broadcast_to(jnp.asarray(p, t.dtype), t.shape),
-                              self.params(state), params)
-        placed = devices_lib.put_replicated(params, self.devices)
-        return state._replace(train_state=state.train_state._replace(params=placed))
+        def fit(t, p):
+            return jnp.broadcast_to(jnp.asarray(p, t.dtype), t.shape)
+
+        params = jax.tree.map(fit, self.params(state), params)
+        changes = {"params": devices_lib.put_replicated(params, self.devices)}
+        if opt_state is not None:
+            opt_state = jax.tree.map(fit, devices_lib.first_device(state.train_state.opt_state), opt_state)
+            changes["opt_state"] = devices_lib.put_replicated(opt_state, self.devices)
+        return state._replace(train_state=state.train_state._replace(**changes))
 
     # ITERATIONS
     def _step(self):

@@ -1,0 +1,855 @@
+"""Walk-forward training: a model rolled forward through time, fold by fold, on the re-entrant
+`jaxtrade.train.loop.run` and model artifacts.
+
+    result = walk_forward.run(config, workdir)       # config: an experiment config + `walk_forward`
+
+1. Folds (`FoldSpec`, `make_folds`), in bars of the data: fold i trains on `initial_window` rows
+   ending `i * step` rows after the first fold's (mode "sliding": the window moves; "expanding":
+   it grows from the first training row), validates on the next `val_size` rows and tests on the
+   `test_size` = `step` rows after those, so that max(train) < min(val) <= max(val) < min(test)
+   and the test windows tile the out-of-sample period without overlap. Every split keeps
+   `env.window` history rows before it, and the first training row leaves the features' warm-up.
+2. Each fold is one `run` in `<workdir>/fold_<i>`: the Preprocessor is refitted on the fold's
+   training window only; the model starts from the previous fold's chosen artifact (a warm start,
+   optimizer reset unless `reset_optimizer=False`) or, with `warm_start=False`, from scratch.
+3. Budget: T_i = max(T_min, round(T_0 * decay^i)) env steps, in whole iterations (`budget_schedule`);
+   early stopping inside a fold on that fold's validation window (`train.patience`,
+   `train.min_delta`). Across folds (`fold_patience` > 0, off by default): after that many folds in
+   a row where new training did not beat the carried model on validation, later folds train no
+   more but are still tested with the carried model and say so (`trained: false`).
+4. Phases by the fraction of folds done (`phases`: aggressive < 0.3, balanced < 0.7, fine-tune):
+   learning rate, entropy and clip are traced hyperparameters, so they change without a compile;
+   epochs are static, so each distinct epochs value compiles the iteration once (one agent per
+   set of static hyperparameters, reused by every fold: expanding windows are padded to one shape
+   with `jaxtrade.data.envdata.pad_rows`).
+5. Selection without leakage: the fold's newly trained best-by-validation model and the carried
+   model are both backtested on fold i's validation window; the better composite is fold i's
+   chosen model (`fold_<i>/model`), traded on fold i's test window and carried into fold i+1.
+   Nothing after fold i's validation window is read by any decision for fold i.
+6. Output: `walk_forward.json` (per fold: rows and dates, phase, timesteps, iterations, wall time,
+   early stop, validation scores, chosen model, test statistics; totals), `report.md` with the
+   stitched out-of-sample equity curve against the baselines on the same windows (`oos/`) and a
+   per-fold plot. The JSON is rewritten after every fold: a killed walk-forward continues from the
+   last finished fold (and a fold killed mid-way resumes from its own `latest`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+
+import jax
+import ml_collections
+import numpy as np
+import pandas as pd
+
+from jaxtrade import eval as evaluate
+from jaxtrade.agents import ppo
+from jaxtrade.agents.ppo.config import PPOHParams, TracedHParams
+from jaxtrade.data.dates import format_date
+from jaxtrade.train import artifact as artifact_lib
+from jaxtrade.train import evaluation, loop
+from jaxtrade.train import setup as setup_lib
+from jaxtrade.train.checkpoints import Checkpoints
+
+log = logging.getLogger("jaxtrade")
+
+MODES = ("sliding", "expanding")
+JSON_NAME = "walk_forward.json"
+FORMAT = "jaxtrade-walk-forward/1"
+
+
+# FOLDS
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldSpec:
+    """Fold sizes in bars (rows of the data). start: the first training row's date (None: the
+    earliest row with the features' warm-up and `env.window` history rows before it). first_test:
+    a date; when set, initial_window is derived so the first test window starts there.
+    max_folds: 0 = as many full folds as the data hold."""
+
+    initial_window: int
+    step: int
+    val_size: int
+    test_size: int
+    mode: str = "sliding"
+    start: str | None = None
+    first_test: str | None = None
+    max_folds: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Fold:
+    """Inclusive row ranges (first, last) of the data for one fold."""
+
+    index: int
+    train: tuple[int, int]
+    val: tuple[int, int]
+    test: tuple[int, int]
+
+    def to_json(self, dates: pd.DatetimeIndex | None = None) -> dict:
+        out = {
+            "index": self.index,
+            "train_rows": list(self.train),
+            "val_rows": list(self.val),
+            "test_rows": list(self.test),
+        }
+        if dates is not None:
+            for k in ("train", "val", "test"):
+                lo, hi = getattr(self, k)
+                out[f"{k}_dates"] = [format_date(dates[lo]), format_date(dates[hi])]
+        return out
+
+
+def _int(key: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"walk_forward.{key} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def make_folds(
+    spec: FoldSpec, dates: pd.DatetimeIndex, *, first_row: int, min_train_rows: int = 2
+) -> list[Fold]:
+    """The folds of `spec` over rows `first_row` .. len(dates) - 1 (first_row: the earliest row a
+    training split may start on: feature warm-up + window). ValueError naming the key and the
+    constraint when the spec is inconsistent or the data hold no full fold."""
+    if spec.mode not in MODES:
+        raise ValueError(f"walk_forward.mode must be one of {list(MODES)}, got {spec.mode!r}")
+    step = _int("step", spec.step, 1)
+    val_size = _int("val_size", spec.val_size, 2)
+    test_size = _int("test_size", spec.test_size, 2)
+    if test_size != step:
+        raise ValueError(
+            f"walk_forward.test_size ({test_size}) must equal walk_forward.step ({step}): the "
+            "folds' test windows tile the out-of-sample period, without gaps or overlap"
+        )
+    max_folds = _int("max_folds", spec.max_folds, 0)
+    n = len(dates)
+    origin = first_row
+    if spec.start is not None:
+        origin = int(dates.searchsorted(pd.Timestamp(spec.start), "left"))
+        if origin < first_row:
+            raise ValueError(
+                f"walk_forward.start={spec.start} leaves too little history: the first training "
+                f"row must be >= row {first_row} ({format_date(dates[min(first_row, n - 1)])}), "
+                "after the features' warm-up and env.window history rows"
+            )
+    if spec.first_test is not None:
+        first_test = int(dates.searchsorted(pd.Timestamp(spec.first_test), "left"))
+        initial = first_test - val_size - origin
+        if initial < 1:
+            raise ValueError(
+                f"walk_forward.first_test={spec.first_test} leaves {initial} training rows after "
+                f"walk_forward.start and the {val_size}-row validation window"
+            )
+    else:
+        initial = _int("initial_window", spec.initial_window, 1)
+    if initial < 3 * step:
+        raise ValueError(
+            f"walk_forward.initial_window ({initial} rows) must be >= 3 * walk_forward.step "
+            f"({3 * step}): a fold must train on several steps' worth of data"
+        )
+    if initial < min_train_rows:
+        raise ValueError(
+            f"walk_forward.initial_window ({initial} rows) is shorter than the training split "
+            f"needs ({min_train_rows} rows: env.episode_length + 1 for random-start episodes)"
+        )
+    need = origin + initial + val_size + test_size
+    if need > n:
+        raise ValueError(
+            f"the data hold {n} rows ({format_date(dates[0])} .. {format_date(dates[-1])}): one fold "
+            f"needs {initial} training + {val_size} validation + {test_size} test rows from row "
+            f"{origin} ({format_date(dates[min(origin, n - 1)])}), {need - n} more than there are; "
+            "lower walk_forward.initial_window, val_size or step"
+        )
+    count = (n - need) // step + 1
+    if max_folds:
+        count = min(count, max_folds)
+    folds = []
+    for i in range(count):
+        end = origin + initial + i * step  # first row after the training window
+        lo = origin if spec.mode == "expanding" else origin + i * step
+        folds.append(
+            Fold(
+                i, (lo, end - 1), (end, end + val_size - 1), (end + val_size, end + val_size + test_size - 1)
+            )
+        )
+    return folds
+
+
+def check_folds(folds: list[Fold]) -> None:
+    """AssertionError unless every fold is ordered train < val < test and the test windows tile."""
+    for f in folds:
+        assert f.train[0] <= f.train[1] < f.val[0] <= f.val[1] < f.test[0] <= f.test[1], f
+    for a, b in zip(folds, folds[1:], strict=False):
+        assert b.test[0] == a.test[1] + 1, (a, b)
+
+
+# BUDGET AND PHASES
+
+
+def budget_schedule(n_folds: int, *, timesteps: int, decay: float, min_timesteps: int) -> list[int]:
+    """T_i = max(T_min, round(T_0 * decay^i)) env steps for folds i = 0 .. n_folds - 1."""
+    if timesteps < 1 or min_timesteps < 0 or not 0 < decay <= 1:
+        raise ValueError(
+            f"walk_forward budget needs timesteps >= 1, min_timesteps >= 0 and 0 < decay <= 1; got "
+            f"timesteps={timesteps}, min_timesteps={min_timesteps}, decay={decay}"
+        )
+    return [max(int(min_timesteps), int(round(timesteps * decay**i))) for i in range(n_folds)]
+
+
+def iterations_for(timesteps: int, steps_per_iteration: int) -> int:
+    """Whole iterations for a budget of `timesteps` env steps (at least one)."""
+    return max(1, math.ceil(timesteps / steps_per_iteration))
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One phase's hyperparameters; a fold i of n is in the first phase with i / n < until."""
+
+    name: str
+    until: float
+    lr: float
+    update_epochs: int
+    ent_coef: float
+    clip_eps: float
+
+
+PRESET_PHASES = {
+    "aggressive": dict(until=0.3, lr=2e-3, update_epochs=4, ent_coef=0.05, clip_eps=0.2),
+    "balanced": dict(until=0.7, lr=1e-3, update_epochs=6, ent_coef=0.02, clip_eps=0.15),
+    "fine_tune": dict(until=1.0, lr=5e-4, update_epochs=8, ent_coef=0.01, clip_eps=0.1),
+}
+
+
+def phases_of(cfg) -> list[Phase]:
+    """The config's phases (`walk_forward.phases`: name -> until, lr, update_epochs, ent_coef,
+    clip_eps), sorted by `until`; empty when `walk_forward.use_phases` is False."""
+    if not cfg.get("use_phases", True):
+        return []
+    out = []
+    for name, p in dict(cfg.phases).items():
+        p = dict(p)
+        unknown = sorted(set(p) - {"until", "lr", "update_epochs", "ent_coef", "clip_eps"})
+        if unknown:
+            raise ValueError(
+                f"walk_forward.phases.{name}: unknown keys {unknown}; known: until, lr, "
+                "update_epochs, ent_coef, clip_eps"
+            )
+        out.append(
+            Phase(
+                name,
+                float(p["until"]),
+                float(p["lr"]),
+                int(p["update_epochs"]),
+                float(p["ent_coef"]),
+                float(p["clip_eps"]),
+            )
+        )
+    out.sort(key=lambda q: q.until)
+    if out and out[-1].until < 1.0:
+        raise ValueError(
+            f"walk_forward.phases: the last phase ({out[-1].name}) must run until 1.0, got {out[-1].until}"
+        )
+    return out
+
+
+def phase_for(i: int, n_folds: int, phases: list[Phase]) -> Phase | None:
+    """The phase of fold i of n_folds (by the fraction of folds done, i / n_folds)."""
+    frac = i / max(n_folds, 1)
+    return next((p for p in phases if frac < p.until), phases[-1] if phases else None)
+
+
+def apply_phase(config, phase: Phase | None) -> None:
+    """Writes `phase` into config.ppo: actor_lr = lr, critic_lr = lr x the config's critic/actor
+    ratio, update_epochs, ent_coef, clip_eps (config unlocked)."""
+    if phase is None:
+        return
+    ratio = float(config.ppo.critic_lr) / float(config.ppo.actor_lr)
+    config.ppo.actor_lr = phase.lr
+    config.ppo.critic_lr = phase.lr * ratio
+    config.ppo.update_epochs = phase.update_epochs
+    config.ppo.ent_coef = phase.ent_coef
+    config.ppo.clip_eps = phase.clip_eps
+
+
+# THE RUN
+
+
+@dataclasses.dataclass
+class WalkForwardHooks:
+    """should_stop(): polled between folds and inside them (a stop finishes the iteration, saves and
+    returns; the next call continues). on_fold_start(fold, init_params or None): before each fold's
+    training. market: not a hook, see `run`."""
+
+    should_stop: Callable[[], bool] | None = None
+    on_fold_start: Callable[[Fold, object], None] | None = None
+
+
+@dataclasses.dataclass
+class WalkForwardResult:
+    workdir: str
+    summary: dict  # walk_forward.json's content
+    complete: bool  # every fold done (False: stopped by request)
+    report_path: str | None
+
+
+def _fold_config(config, fold: Fold, iterations: int, phase: Phase | None):
+    c = ml_collections.ConfigDict(config.to_dict())
+    c.data.train, c.data.val, c.data.test = fold.train, fold.val, fold.test
+    c.train.iterations = int(iterations)
+    c.train.total_timesteps = None
+    c.train.episodes = None
+    c.train.final_report = False
+    c.train.in_sample_report = False
+    apply_phase(c, phase)
+    return c
+
+
+def _archive(workdir: str) -> None:
+    old = [
+        p
+        for p in os.listdir(workdir)
+        if p.startswith("fold_") or p in (JSON_NAME, "report.md", "oos", "folds.png", "walk_forward.log")
+    ]
+    if not old:
+        return
+    dest = os.path.join(workdir, f"previous-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.makedirs(dest)
+    for p in old:
+        shutil.move(os.path.join(workdir, p), os.path.join(dest, p))
+    log.info("fresh start: moved the earlier walk-forward's %d entries into %s", len(old), dest)
+
+
+def _write_json(path: str, payload: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2, sort_keys=False, default=_json_default)
+    os.replace(tmp, path)
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, pd.Timestamp):
+        return x.isoformat()
+    raise TypeError(f"not JSON-serializable: {type(x).__name__}")
+
+
+def _finite(x):
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _spec_of(cfg) -> FoldSpec:
+    return FoldSpec(
+        initial_window=int(cfg.get("initial_window", 0) or 0),
+        step=cfg.step,
+        val_size=cfg.val_size,
+        test_size=cfg.get("test_size") or cfg.step,
+        mode=cfg.mode,
+        start=cfg.get("start"),
+        first_test=cfg.get("first_test"),
+        max_folds=int(cfg.get("max_folds", 0) or 0),
+    )
+
+
+def plan(config, market) -> tuple[list[Fold], list[int]]:
+    """(folds, budget in env steps per fold) of `config` on `market` (checked; nothing trained)."""
+    wf = config.walk_forward
+    window = int(config.env.window)
+    first_row = market.features().first_valid + window
+    folds = make_folds(
+        _spec_of(wf), market.dates, first_row=first_row, min_train_rows=int(config.env.episode_length) + 2
+    )
+    check_folds(folds)
+    budgets = budget_schedule(
+        len(folds), timesteps=int(wf.timesteps), decay=float(wf.decay), min_timesteps=int(wf.min_timesteps)
+    )
+    return folds, budgets
+
+
+def _check_config(config) -> None:
+    if int(config.train.get("seeds", 1) or 1) != 1:
+        raise ValueError(
+            f"walk-forward trains one seed per run (train.seeds={config.train.seeds}); run one "
+            "walk-forward per seed with --config.seed=S"
+        )
+    if "walk_forward" not in config:
+        raise ValueError("the config has no walk_forward section (see experiments/configs/walk_forward_*.py)")
+
+
+def run(
+    config,
+    workdir: str,
+    *,
+    market=None,
+    hooks: WalkForwardHooks | None = None,
+    fresh_start: bool = False,
+    verbosity: str = "normal",
+) -> WalkForwardResult:
+    """Walks `config` forward into `workdir` (see the module docstring).
+
+    market: the MarketData to use instead of loading `config.data` (tests perturb it).
+    fresh_start: move what the workdir holds aside and start over; otherwise finished folds recorded
+    in walk_forward.json are kept (the fold plan must be the same) and the run continues.
+    """
+    hooks = hooks or WalkForwardHooks()
+    config = ml_collections.ConfigDict(config.to_dict())
+    _check_config(config)
+    wf = config.walk_forward
+    md = setup_lib.load_market_data(config.data) if market is None else market
+    folds, budgets = plan(config, md)
+    phases = phases_of(wf)
+    os.makedirs(workdir, exist_ok=True)
+    if fresh_start:
+        _archive(workdir)
+    json_path = os.path.join(workdir, JSON_NAME)
+    plan_json = [f.to_json(md.dates) for f in folds]
+    records: list[dict] = []
+    if os.path.exists(json_path):
+        with open(json_path, encoding="utf-8") as f:
+            previous = json.load(f)
+        if previous.get("plan") != plan_json:
+            raise ValueError(
+                f"{json_path} holds a walk-forward over other folds than this config's; pass "
+                "--fresh_start to move it aside, or another --workdir"
+            )
+        records = list(previous.get("folds", []))
+        if records:
+            log.info(
+                "continuing the walk-forward in %s after fold %d of %d", workdir, len(records), len(folds)
+            )
+    pad = (
+        max(f.train[1] - f.train[0] + 1 for f in folds) + int(config.env.window)
+        if wf.mode == "expanding"
+        else None
+    )
+    log.info(
+        "walk-forward: %d folds (%s, %d-row step), budgets %s env steps, phases %s",
+        len(folds),
+        wf.mode,
+        folds[0].test[1] - folds[0].test[0] + 1,
+        ", ".join(f"{b:,}" for b in budgets),
+        ", ".join(p.name for p in phases) or "none (config.ppo throughout)",
+    )
+
+    agents: dict = {}
+    t_start = time.perf_counter()
+    wall_before = sum(r.get("wall_seconds", 0.0) for r in records)
+    stalled = 0
+    for r in records:  # folds in a row where new training lost to the carried model
+        stalled = stalled + 1 if r.get("chosen") == "previous" else 0
+    complete = True
+    for fold in folds[len(records) :]:
+        if hooks.should_stop is not None and hooks.should_stop():
+            complete = False
+            break
+        record = _run_fold(
+            config, md, fold, folds, budgets, phases, agents, workdir, pad, hooks, verbosity, stalled
+        )
+        if record is None:  # stopped by request inside the fold
+            complete = False
+            break
+        stalled = stalled + 1 if record["chosen"] == "previous" else 0
+        records.append(record)
+        _write_json(
+            json_path,
+            _summary(
+                config,
+                folds,
+                plan_json,
+                budgets,
+                records,
+                agents,
+                wall_before + time.perf_counter() - t_start,
+                complete=False,
+            ),
+        )
+    summary = _summary(
+        config,
+        folds,
+        plan_json,
+        budgets,
+        records,
+        agents,
+        wall_before + time.perf_counter() - t_start,
+        complete=complete and len(records) == len(folds),
+    )
+    report_path = None
+    if summary["complete"]:
+        summary["out_of_sample"], report_path = _final_report(config, md, folds, records, workdir, summary)
+    _write_json(json_path, summary)
+    return WalkForwardResult(workdir, summary, summary["complete"], report_path)
+
+
+def _agent_for(agents: dict, fold_cfg, env):
+    """The agent of the fold's static hyperparameters (one compiled iteration each), its traced
+    ones set to the fold's (phase) values."""
+    hp = PPOHParams.from_config(fold_cfg)
+    if hp not in agents:
+        agents[hp] = ppo.make(fold_cfg, env)
+    agent = agents[hp]
+    agent.hparams = TracedHParams.from_config(fold_cfg)
+    return agent
+
+
+def _fold_dir(workdir: str, i: int) -> str:
+    return os.path.join(workdir, f"fold_{i:03d}")
+
+
+def _previous_opt_state(agent, setup, prev_dir: str):
+    """The optimizer state at the end of the previous fold's training (its `latest`)."""
+    target = agent.init(jax.random.key(0), setup.train_params, setup.devices)
+    restored = Checkpoints(prev_dir).restore("latest", target)
+    if restored is None:
+        raise FileNotFoundError(
+            f"walk_forward.reset_optimizer=False needs the previous fold's latest checkpoint "
+            f"in {prev_dir}/checkpoints/latest"
+        )
+    state = loop.to_target(target, restored.state)
+    return jax.device_get(jax.tree.map(lambda x: x[0], state.train_state.opt_state))
+
+
+def _run_fold(
+    config, md, fold: Fold, folds, budgets, phases, agents, workdir, pad, hooks, verbosity, stalled: int
+) -> dict | None:
+    """Trains, selects and tests one fold; its walk_forward.json record (None: stopped by request)."""
+    wf = config.walk_forward
+    i, n = fold.index, len(folds)
+    phase = phase_for(i, n, phases)
+    t0 = time.perf_counter()
+    fold_dir = _fold_dir(workdir, i)
+    fold_cfg = _fold_config(config, fold, 1, phase)
+    setup = setup_lib.build(fold_cfg, market=md, train_rows=pad)
+    fold_patience = int(wf.get("fold_patience", 0) or 0)
+    frozen = fold_patience > 0 and stalled >= fold_patience
+    iterations = 0 if frozen else iterations_for(budgets[i], setup.budget.steps_per_iteration)
+    fold_cfg.train.iterations = max(iterations, 1)
+    setup.budget = dataclasses.replace(setup.budget, iterations=max(iterations, 1))
+    agent = _agent_for(agents, fold_cfg, setup.env)
+    prev_model = os.path.join(_fold_dir(workdir, i - 1), "model") if i > 0 else None
+    warm = bool(wf.warm_start) and prev_model is not None
+    init_params = artifact_lib.load_params(prev_model) if (warm or frozen) and prev_model else None
+    init_opt = (
+        _previous_opt_state(agent, setup, _fold_dir(workdir, i - 1))
+        if warm and not bool(wf.reset_optimizer) and not frozen
+        else None
+    )
+    dates = md.dates
+    log.info(
+        "fold %d/%d: train %s .. %s, val %s .. %s, test %s .. %s; %s; %s",
+        i + 1,
+        n,
+        format_date(dates[fold.train[0]]),
+        format_date(dates[fold.train[1]]),
+        format_date(dates[fold.val[0]]),
+        format_date(dates[fold.val[1]]),
+        format_date(dates[fold.test[0]]),
+        format_date(dates[fold.test[1]]),
+        f"{iterations} iterations ({iterations * setup.budget.steps_per_iteration:,} env steps)"
+        if not frozen
+        else "no training (fold_patience reached: the carried model is tested)",
+        f"phase {phase.name}" if phase else "config.ppo",
+    )
+    if hooks.on_fold_start is not None:
+        hooks.on_fold_start(fold, init_params)
+    evaluator = evaluation.Evaluator(setup, agent, dict(fold_cfg.train.composite))
+    result = None
+    if not frozen:
+        result = loop.run(
+            setup,
+            agent,
+            fold_dir,
+            hooks=loop.Hooks(should_stop=hooks.should_stop),
+            init_params=init_params,
+            init_opt_state=init_opt,
+            verbosity=verbosity,
+        )
+        if result.stopped == "signal":
+            return None
+    # Selection on this fold's validation window only: the new best model against the carried one.
+    candidates = {}
+    best_dir = os.path.join(fold_dir, "checkpoints", "best_composite")
+    if result is not None and artifact_lib.is_artifact(best_dir):
+        candidates["new"] = artifact_lib.load_params(best_dir)
+    if init_params is not None:
+        candidates["previous"] = init_params
+    if not candidates:
+        raise RuntimeError(f"fold {i}: no model to choose (no validation ran and nothing was carried)")
+    scores = {k: evaluator.validate_params(p) for k, p in candidates.items()}
+    composite = {k: v["composite"] for k, v in scores.items()}
+    chosen = max(
+        candidates,
+        key=lambda k: (_finite(composite[k]) if _finite(composite[k]) is not None else -math.inf, k == "new"),
+    )
+    params = candidates[chosen]
+    spec = loop.model_spec(
+        setup,
+        agent,
+        dict(loop.json_floats(scores[chosen]), fold=i, chosen=chosen, selected_by="composite", split="val"),
+    )
+    model_dir = os.path.join(fold_dir, "model")
+    artifact_lib.save_model(model_dir, params, spec)
+    # The chosen model on the fold's test window, with the baselines on the same window.
+    test_results, env_params = evaluation.split_results(
+        agent.policy(params), setup_lib.env_dict(fold_cfg.env), setup.splits.test, market=md
+    )
+    test_dir = os.path.join(fold_dir, "test")
+    os.makedirs(test_dir, exist_ok=True)
+    for name, frames in test_results.items():
+        frames[0].to_csv(os.path.join(test_dir, f"{name}.csv"))
+    test_stats = {
+        name: {
+            k: _finite(v)
+            for k, v in evaluate.stats(frames[0]).items()
+            if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+        }
+        for name, frames in test_results.items()
+    }
+    trained_its = 0 if result is None else result.iterations
+    spi = setup.budget.steps_per_iteration
+    record = {
+        **fold.to_json(dates),
+        "phase": phase.name if phase else None,
+        "hparams": {k: float(v) for k, v in dataclasses.asdict(agent.hparams).items()},
+        "update_epochs": agent.hp.update_epochs,
+        "trained": not frozen,
+        "budget_timesteps": budgets[i],
+        "budget_iterations": iterations,
+        "iterations": trained_its,
+        "timesteps": trained_its * spi,
+        "steps_per_iteration": spi,
+        "early_stopped": bool(result is not None and result.stopped == "early_stopping"),
+        "warm_start": prev_model if init_params is not None else None,
+        "reset_optimizer": init_opt is None,
+        "val_scores": {k: {m: _finite(x) for m, x in v.items()} for k, v in scores.items()},
+        "val_composite": _finite(composite[chosen]),
+        "chosen": chosen,
+        "model": model_dir,
+        "test": test_stats,
+        "wall_seconds": time.perf_counter() - t0,
+    }
+    log.info(
+        "fold %d/%d: chose the %s model (validation composite %s); test Sharpe %.3f; %.1f s",
+        i + 1,
+        n,
+        chosen,
+        ", ".join(f"{k} {v:.4f}" for k, v in composite.items()),
+        test_stats["ppo_agent"]["sharpe"] or float("nan"),
+        record["wall_seconds"],
+    )
+    return record
+
+
+def _summary(config, folds, plan_json, budgets, records, agents, wall, *, complete: bool) -> dict:
+    wf = config.walk_forward
+    t0 = int(wf.timesteps)
+    spis = [r["steps_per_iteration"] for r in records]
+    full = sum(iterations_for(t0, s) * s for s in spis)
+    budgeted = sum(r["budget_iterations"] * r["steps_per_iteration"] for r in records)
+    trained = sum(r["timesteps"] for r in records)
+    return {
+        "format": FORMAT,
+        "complete": complete,
+        "config": json.loads(config.to_json_best_effort()),
+        "plan": plan_json,
+        "folds": records,
+        "totals": {
+            "folds": len(folds),
+            "folds_done": len(records),
+            "timesteps": trained,
+            "timesteps_budgeted": budgeted,
+            "timesteps_without_decay": full,
+            "timesteps_saved_by_adaptive_budget": full - budgeted,
+            "timesteps_saved_by_early_stopping": budgeted - trained,
+            "compiles": sum(a.compiles for a in agents.values()) if agents else 0,
+            "compiles_by_epochs": {str(hp.update_epochs): a.compiles for hp, a in agents.items()},
+            "wall_seconds": wall,
+            "early_stopped_folds": sum(r["early_stopped"] for r in records),
+            "chosen_previous": sum(r["chosen"] == "previous" for r in records),
+        },
+        "budgets": budgets,
+    }
+
+
+# THE OUT-OF-SAMPLE REPORT
+
+
+def stitch(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """One backtest frame of consecutive test windows: each window's values rescaled to start where
+    the previous one ended (its costs and trade PnL likewise), so the curve compounds across folds.
+    Each window starts flat, so the bar between two windows earns nothing."""
+    out, scale = [], 1.0
+    for k, f in enumerate(frames):
+        f = f.copy()
+        if k:
+            scale = out[-1]["value"].iloc[-1] / f["value"].iloc[0]
+            for col in ("value", "costs", "trade_pnl"):
+                if col in f:
+                    f[col] = f[col] * scale
+        out.append(f)
+    stitched = pd.concat(out)
+    stitched.attrs.update(frames[0].attrs)
+    return stitched
+
+
+def _load_test_frames(records) -> dict[str, list[pd.DataFrame]]:
+    names = None
+    per_name: dict[str, list[pd.DataFrame]] = {}
+    for r in records:
+        test_dir = os.path.join(os.path.dirname(r["model"]), "test")
+        files = sorted(p[:-4] for p in os.listdir(test_dir) if p.endswith(".csv"))
+        names = files if names is None else [x for x in names if x in files]
+        for name in files:
+            f = pd.read_csv(os.path.join(test_dir, f"{name}.csv"), index_col=0, parse_dates=True)
+            per_name.setdefault(name, []).append(f)
+    return {k: per_name[k] for k in (names or [])}
+
+
+def _final_report(config, md, folds, records, workdir, summary) -> tuple[dict, str]:
+    frames = _load_test_frames(records)
+    ppy = float(md.periods_per_year)
+    stitched = {}
+    for name, fs in frames.items():
+        s = stitch(fs)
+        s.attrs["periods_per_year"] = ppy
+        stitched[name] = [s]
+    oos_dir = os.path.join(workdir, "oos")
+    first, last = md.dates[folds[0].test[0]], md.dates[folds[-1].test[1]]
+    rep = evaluate.report(
+        stitched,
+        oos_dir,
+        title="Walk-forward: the stitched out-of-sample period",
+        n_boot=int(config.train.bootstrap_samples),
+        seed=int(config.seed),
+        notes=f"{len(folds)} folds' test windows, {format_date(first)} .. {format_date(last)}, "
+        "each traded by that fold's chosen model; baselines on the same windows.",
+    )
+    table = rep.table
+    oos = {
+        name: {
+            k: _finite(table.loc[name, k])
+            for k in ("sharpe", "annual_return", "cumulative_return", "max_drawdown", "annual_volatility")
+        }
+        for name in table.index
+    }
+    png = _plot_folds(records, os.path.join(workdir, "folds.png"))
+    t = summary["totals"]
+    lines = [
+        "# Walk-forward",
+        "",
+        f"{len(folds)} folds ({config.walk_forward.mode} training window, "
+        f"{folds[0].test[1] - folds[0].test[0] + 1}-row step) on "
+        f"{config.data.get('csv_path') or config.data.dataset}; out of sample {format_date(first)} .. "
+        f"{format_date(last)}. Each fold chooses between its newly trained model and the carried one on "
+        "its own validation window only.",
+        "",
+        f"Timesteps trained {t['timesteps']:,} (budgeted {t['timesteps_budgeted']:,}; the adaptive budget "
+        f"saved {t['timesteps_saved_by_adaptive_budget']:,} and early stopping "
+        f"{t['timesteps_saved_by_early_stopping']:,}); {t['compiles']} compile(s) of the training iteration; "
+        f"wall time {t['wall_seconds']:.1f} s.",
+        "",
+        "## Folds",
+        "",
+        fold_table(records),
+        "",
+        "## Stitched out-of-sample",
+        "",
+        evaluate.to_markdown(table),
+        "",
+        f"![equity](oos/{os.path.basename(rep.png_paths[0])})",
+        "",
+        f"![folds]({os.path.basename(png)})",
+        "",
+    ]
+    path = os.path.join(workdir, "report.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    return oos, path
+
+
+def fold_table(records) -> str:
+    """A markdown table: one row per fold."""
+    head = (
+        "| fold | train | val | test | phase | iterations | timesteps | early stop | chosen | val composite "
+        "| test Sharpe | test return | seconds |"
+    )
+    rows = [head, "|" + "---|" * 13]
+    for r in records:
+        t = r["test"]["ppo_agent"]
+        num = lambda x, f: "n/a" if x is None else format(x, f)
+        rows.append(
+            f"| {r['index']} | {r['train_dates'][0]} .. {r['train_dates'][1]} | "
+            f"{r['val_dates'][0]} .. {r['val_dates'][1]} | "
+            f"{r['test_dates'][0]} .. {r['test_dates'][1]} | {r['phase'] or '-'} | "
+            f"{r['iterations']} | {r['timesteps']:,} | {'yes' if r['early_stopped'] else 'no'} | "
+            f"{r['chosen']} | {num(r['val_composite'], '.4f')} | {num(t.get('sharpe'), '.3f')} | "
+            f"{num(t.get('cumulative_return'), '.2%')} | {r['wall_seconds']:.1f} |"
+        )
+    return "\n".join(rows)
+
+
+def _plot_folds(records, path: str) -> str:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10.0, 7.0), dpi=100)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    idx = [r["index"] for r in records]
+    nan = lambda x: np.nan if x is None else x
+    ax1.plot(idx, [nan(r["val_composite"]) for r in records], "o-", label="validation composite (chosen)")
+    ax1.plot(idx, [nan(r["test"]["ppo_agent"].get("sharpe")) for r in records], "s-", label="test Sharpe")
+    ax1.axhline(0.0, color="grey", lw=0.8)
+    ax1.legend(loc="upper left", fontsize=8)
+    ax1.grid(alpha=0.3)
+    ax1.set_title("Per fold")
+    ax2.bar(idx, [r["timesteps"] for r in records], color="tab:blue", label="timesteps trained")
+    ax2.plot(idx, [r["budget_timesteps"] for r in records], "k.--", label="budget")
+    ax2.set_xlabel("fold")
+    ax2.legend(loc="upper right", fontsize=8)
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def default_config(**changes) -> ml_collections.ConfigDict:
+    """The `walk_forward` config section with its defaults (every key overridable from the command
+    line, e.g. --config.walk_forward.decay=0.9), updated with `changes`.
+
+    initial_window / step / val_size / test_size (None = step) / mode / start / first_test /
+    max_folds: the `FoldSpec`. timesteps, decay, min_timesteps: the budget. warm_start,
+    reset_optimizer. fold_patience: early stopping across folds (0 = off). use_phases, phases: the
+    phase presets (name -> until, lr, update_epochs, ent_coef, clip_eps)."""
+    cfg = ml_collections.ConfigDict(
+        dict(
+            initial_window=0,
+            step=0,
+            val_size=0,
+            test_size=None,
+            mode="sliding",
+            start=None,
+            first_test=None,
+            max_folds=0,
+            timesteps=50_000,
+            decay=0.95,
+            min_timesteps=15_000,
+            warm_start=True,
+            reset_optimizer=True,
+            fold_patience=0,
+            use_phases=True,
+            phases={k: dict(v) for k, v in PRESET_PHASES.items()},
+        )
+    )
+    for k, v in changes.items():
+        if k not in cfg:
+            raise ValueError(f"unknown walk_forward key {k!r}; known: {sorted(cfg)}")
+        cfg[k] = v
+    return cfg

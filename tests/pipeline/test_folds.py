@@ -1,0 +1,119 @@
+"""Walk-forward's fold arithmetic, its errors, the budget schedule and the phases: pure functions."""
+
+import pandas as pd
+import pytest
+
+from jaxtrade.pipeline import walk_forward as wf
+
+DATES = pd.bdate_range("2010-01-01", periods=1000)
+
+
+def spec(**kw):
+    base = dict(initial_window=300, step=50, val_size=40, test_size=50, mode="sliding")
+    base.update(kw)
+    return wf.FoldSpec(**base)
+
+
+@pytest.mark.parametrize("mode", wf.MODES)
+def test_folds_are_ordered_and_tile_the_test_period(mode):
+    folds = wf.make_folds(spec(mode=mode), DATES, first_row=60)
+    # (1000 - 60 - 300 - 40 - 50) // 50 + 1 full folds
+    assert len(folds) == 12
+    wf.check_folds(folds)
+    for f in folds:
+        assert f.train[1] < f.val[0] and f.val[1] < f.test[0]
+        assert f.val[1] - f.val[0] + 1 == 40 and f.test[1] - f.test[0] + 1 == 50
+        if mode == "sliding":
+            assert f.train[1] - f.train[0] + 1 == 300 and f.train[0] == 60 + 50 * f.index
+        else:
+            assert f.train[0] == 60 and f.train[1] - f.train[0] + 1 == 300 + 50 * f.index
+    # consecutive test windows: no gap, no overlap, and the last one inside the data
+    assert [f.test[0] for f in folds] == [folds[0].test[0] + 50 * i for i in range(12)]
+    assert folds[-1].test[1] <= len(DATES) - 1
+    # train of fold i+1 ends where fold i's training ended plus one step: the next window
+    assert folds[1].train[1] == folds[0].train[1] + 50
+
+
+def test_first_test_date_derives_the_initial_window_and_max_folds_caps():
+    folds = wf.make_folds(
+        spec(initial_window=0, start="2010-03-01", first_test="2011-06-01", mode="expanding", max_folds=3),
+        DATES,
+        first_row=10,
+    )
+    assert len(folds) == 3
+    assert DATES[folds[0].test[0]] == pd.Timestamp("2011-06-01")
+    assert DATES[folds[0].train[0]] == pd.Timestamp("2010-03-01")
+    assert folds[0].val[1] + 1 == folds[0].test[0]
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        (dict(initial_window=120), r"initial_window \(120 rows\) must be >= 3 \* walk_forward.step \(150\)"),
+        (dict(test_size=40), r"test_size \(40\) must equal walk_forward.step \(50\)"),
+        (dict(mode="rolling"), r"walk_forward.mode must be one of \['sliding', 'expanding'\]"),
+        (dict(step=0), r"walk_forward.step must be an integer >= 1"),
+        (dict(val_size=1), r"walk_forward.val_size must be an integer >= 2"),
+        (
+            dict(initial_window=900),
+            r"the data hold 1000 rows .* one fold needs 900 training \+ 40 validation \+ 50 "
+            r"test rows from row 60",
+        ),
+        (dict(start="2010-01-05"), r"walk_forward.start=2010-01-05 leaves too little history"),
+        (dict(initial_window=0, first_test="2010-05-03", start="2010-04-01"), r"leaves -?\d+ training rows"),
+    ],
+)
+def test_bad_specs_name_the_key_and_the_constraint(changes, match):
+    with pytest.raises(ValueError, match=match):
+        wf.make_folds(spec(**changes), DATES, first_row=60)
+
+
+def test_training_window_must_hold_an_episode():
+    with pytest.raises(ValueError, match=r"shorter than the training split needs \(302 rows"):
+        wf.make_folds(spec(), DATES, first_row=60, min_train_rows=302)
+
+
+def test_budget_schedule():
+    assert wf.budget_schedule(4, timesteps=50_000, decay=0.95, min_timesteps=15_000) == [
+        50_000,
+        47_500,
+        45_125,
+        42_869,
+    ]
+    b = wf.budget_schedule(40, timesteps=50_000, decay=0.95, min_timesteps=15_000)
+    assert min(b) == 15_000 and b[24] == 15_000 and b[23] == round(50_000 * 0.95**23) > 15_000
+    assert wf.iterations_for(50_000, 2048) == 25 and wf.iterations_for(1, 2048) == 1
+    with pytest.raises(ValueError, match="0 < decay <= 1"):
+        wf.budget_schedule(3, timesteps=50_000, decay=1.5, min_timesteps=15_000)
+
+
+def test_phases_by_fraction_of_folds_done():
+    phases = wf.phases_of(wf.default_config())
+    names = [wf.phase_for(i, 10, phases).name for i in range(10)]
+    assert names == ["aggressive"] * 3 + ["balanced"] * 4 + ["fine_tune"] * 3
+    agg = wf.phase_for(0, 10, phases)
+    assert (agg.lr, agg.update_epochs, agg.ent_coef, agg.clip_eps) == (2e-3, 4, 0.05, 0.2)
+    fine = wf.phase_for(9, 10, phases)
+    assert (fine.lr, fine.update_epochs, fine.ent_coef, fine.clip_eps) == (5e-4, 8, 0.01, 0.1)
+    assert wf.phases_of(wf.default_config(use_phases=False)) == []
+    bad = wf.default_config()
+    bad.phases.fine_tune.until = 0.9
+    with pytest.raises(ValueError, match="must run until 1.0"):
+        wf.phases_of(bad)
+    with pytest.raises(ValueError, match="unknown walk_forward key 'decay_rate'"):
+        wf.default_config(decay_rate=0.9)
+
+
+def test_stitch_compounds_across_windows():
+    a = pd.DataFrame(
+        {"value": [100.0, 110.0], "costs": [0.0, 1.0], "trade_pnl": [0.0, 0.0]},
+        index=pd.to_datetime(["2020-01-01", "2020-01-02"]),
+    )
+    b = pd.DataFrame(
+        {"value": [100.0, 90.0], "costs": [0.0, 2.0], "trade_pnl": [0.0, -10.0]},
+        index=pd.to_datetime(["2020-01-03", "2020-01-06"]),
+    )
+    s = wf.stitch([a, b])
+    assert list(s["value"]) == pytest.approx([100.0, 110.0, 110.0, 99.0])
+    assert list(s["costs"]) == pytest.approx([0.0, 1.0, 0.0, 2.2])
+    assert s["trade_pnl"].iloc[-1] == pytest.approx(-11.0)

@@ -1,0 +1,170 @@
+"""Walk-forward end to end on a tiny config (hourly EUR/USD, 3 expanding folds of a few iterations):
+the summary JSON, warm starts, phases and compiles, selection without leakage, resume between folds,
+and the main's user errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from jaxtrade.pipeline import walk_forward as wf
+from jaxtrade.train import artifact
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def tiny_config():
+    from experiments.configs import walk_forward_eurusd
+
+    cfg = walk_forward_eurusd.get_config()
+    cfg.model.hidden_dim = 8
+    cfg.ppo.n_envs, cfg.ppo.n_steps, cfg.ppo.n_minibatches, cfg.ppo.critic_epochs = 4, 8, 2, 1
+    cfg.env.episode_length = 32
+    cfg.train.eval_every = cfg.train.checkpoint_every = 1
+    cfg.train.bootstrap_samples = 20
+    cfg.train.n_devices = 1          # one device (the suite forces four CPU devices): 32 steps per iteration
+    w = cfg.walk_forward
+    w.initial_window, w.step, w.val_size, w.mode, w.max_folds = 300, 60, 60, "expanding", 3
+    w.timesteps, w.min_timesteps = 96, 64
+    # Fold 0 aggressive (1 epoch), fold 1 balanced and fold 2 fine-tune (2 epochs each): two compiles,
+    # and balanced -> fine-tune changes only traced hyperparameters.
+    w.phases.aggressive.update_epochs = 1
+    w.phases.balanced.update_epochs = w.phases.fine_tune.update_epochs = 2
+    w.phases.balanced.until = 0.6
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    starts = {}
+    hooks = wf.WalkForwardHooks(on_fold_start=lambda fold, p: starts.__setitem__(fold.index, p))
+    workdir = str(tmp_path_factory.mktemp("wf") / "reference")
+    result = wf.run(tiny_config(), workdir, hooks=hooks)
+    return result, starts
+
+
+DECISIONS = ("train_rows", "val_rows", "test_rows", "phase", "hparams", "update_epochs", "budget_timesteps",
+             "budget_iterations", "iterations", "timesteps", "early_stopped", "val_scores", "val_composite",
+             "chosen", "test")
+
+
+def test_summary_json_has_every_field(reference):
+    result, _ = reference
+    with open(os.path.join(result.workdir, wf.JSON_NAME)) as f:
+        summary = json.load(f)
+    assert summary == json.loads(json.dumps(result.summary)) and summary["complete"] and result.complete
+    assert len(summary["folds"]) == 3
+    for i, r in enumerate(summary["folds"]):
+        assert r["index"] == i and r["trained"] and r["iterations"] == r["budget_iterations"] == 3
+        assert r["timesteps"] == 3 * 32 and r["wall_seconds"] > 0
+        assert set(r["val_scores"]) == ({"new"} if i == 0 else {"new", "previous"})
+        assert r["val_composite"] == r["val_scores"][r["chosen"]]["composite"]
+        assert {"ppo_agent", "long_buy_hold", "flat", "short"} <= set(r["test"])
+        assert {"sharpe", "cumulative_return", "max_drawdown"} <= set(r["test"]["ppo_agent"])
+        assert r["train_dates"][0] == summary["plan"][0]["train_dates"][0]    # expanding: one first row
+        assert artifact.is_artifact(r["model"])
+    t = summary["totals"]
+    assert t["folds"] == t["folds_done"] == 3 and t["timesteps"] == 288
+    assert summary["budgets"] == [96, 91, 87]
+    assert t["timesteps_saved_by_adaptive_budget"] == 0        # 96, 91, 87 all round up to 3 iterations
+    assert t["timesteps_saved_by_early_stopping"] == 0
+    assert set(summary["out_of_sample"]) >= {"ppo_agent", "long_buy_hold"}
+    report = open(result.report_path).read()
+    assert "## Folds" in report and "## Stitched out-of-sample" in report and "folds.png" in report
+    assert os.path.exists(os.path.join(result.workdir, "oos", "equity.png"))
+
+
+def test_warm_start_takes_the_previous_chosen_model(reference):
+    result, starts = reference
+    assert starts[0] is None
+    for i in (1, 2):
+        chosen = artifact.load_params(result.summary["folds"][i - 1]["model"])
+        jax.tree.map(np.testing.assert_array_equal, starts[i], chosen)
+        assert result.summary["folds"][i]["warm_start"] == result.summary["folds"][i - 1]["model"]
+    # and fold 1's model moved away from its start (the new model trained, or the carried one kept)
+    r1 = result.summary["folds"][1]
+    new = artifact.load_params(os.path.join(os.path.dirname(r1["model"]), "checkpoints", "best_composite"))
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(starts[1]),
+                                                        strict=True))
+
+
+def test_phases_change_traced_hyperparameters_and_compile_once_per_epochs(reference):
+    result, _ = reference
+    folds, t = result.summary["folds"], result.summary["totals"]
+    assert [r["phase"] for r in folds] == ["aggressive", "balanced", "fine_tune"]
+    ratio = 3.0   # the config's critic_lr / actor_lr
+    for r, (lr, ent, clip, epochs) in zip(folds, [(2e-3, 0.05, 0.2, 1), (1e-3, 0.02, 0.15, 2),
+                                                  (5e-4, 0.01, 0.1, 2)], strict=True):
+        h = r["hparams"]
+        assert h["actor_lr"] == pytest.approx(lr) and h["critic_lr"] == pytest.approx(lr * ratio)
+        assert h["ent_coef"] == pytest.approx(ent) and h["clip_eps"] == pytest.approx(clip)
+        assert r["update_epochs"] == epochs
+    # balanced and fine-tune (and the growing, padded training windows) share one compile
+    assert t["compiles"] == 2 and t["compiles_by_epochs"] == {"1": 1, "2": 1}
+
+
+def test_perturbing_the_future_changes_no_decision_of_the_fold(reference, tmp_path):
+    from jaxtrade.data import load_dataset
+
+    result, _ = reference
+    ref0 = result.summary["folds"][0]
+    cut = ref0["val_rows"][1] + 1
+    md = load_dataset("eurusd-1h")
+    rng = np.random.default_rng(0)
+
+    def bump(x):
+        if x is None:
+            return None
+        x = np.array(x, np.float64)
+        x[cut:] = x[cut:] * np.exp(rng.normal(0.0, 0.01, size=x[cut:].shape)).cumprod(axis=0)
+        return x
+
+    perturbed = dataclasses.replace(md, **{k: bump(getattr(md, k)) for k in ("close", "open", "high", "low")})
+    assert not np.allclose(perturbed.close[cut:], md.close[cut:])
+    workdir = str(tmp_path / "perturbed")
+    json_path = os.path.join(workdir, wf.JSON_NAME)
+    stop = wf.WalkForwardHooks(should_stop=lambda: os.path.exists(json_path))     # after fold 0
+    got = wf.run(tiny_config(), workdir, market=perturbed, hooks=stop).summary["folds"][0]
+    for k in DECISIONS:
+        if k != "test":
+            assert got[k] == ref0[k], k
+    jax.tree.map(np.testing.assert_array_equal, artifact.load_params(got["model"]),
+                 artifact.load_params(ref0["model"]))
+    # the perturbation reached the test window (after the decision), so the test statistics differ
+    assert got["test"]["long_buy_hold"]["cumulative_return"] != ref0["test"]["long_buy_hold"]["cumulative_return"]
+
+
+def test_a_walk_forward_stopped_between_folds_continues_to_the_same_result(reference, tmp_path):
+    result, _ = reference
+    workdir = str(tmp_path / "resumed")
+    json_path = os.path.join(workdir, wf.JSON_NAME)
+    first = wf.run(tiny_config(), workdir,
+                   hooks=wf.WalkForwardHooks(should_stop=lambda: os.path.exists(json_path)))
+    assert not first.complete and first.report_path is None and first.summary["totals"]["folds_done"] == 1
+    done0 = first.summary["folds"][0]
+    second = wf.run(tiny_config(), workdir)
+    assert second.complete and second.summary["folds"][0] == done0      # fold 0 was not trained again
+    for got, want in zip(second.summary["folds"], result.summary["folds"], strict=True):
+        for k in DECISIONS:
+            assert got[k] == want[k], (got["index"], k)
+    other = tiny_config()
+    other.walk_forward.step = 50
+    with pytest.raises(ValueError, match="holds a walk-forward over other folds"):
+        wf.run(other, workdir)
+
+
+def test_main_prints_a_bad_fold_spec_as_one_line_and_exits_2(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.walk_forward", "--config=experiments/configs/walk_forward_eurusd.py",
+         f"--workdir={tmp_path}", "--config.walk_forward.initial_window=1000"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert ("error: walk_forward.initial_window (1000 rows) must be >= 3 * walk_forward.step (1440)"
+            in proc.stderr)
