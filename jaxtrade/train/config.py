@@ -44,7 +44,11 @@ def base_config() -> ml_collections.ConfigDict:
     cfg.data = ml_collections.ConfigDict(dict(
         dataset="sp500-20",                    # a bundled dataset (jaxtrade.data.list_datasets())
         csv_path=config_dict.placeholder(str),  # or a CSV file of your own (wins over dataset)
-        csv_options={},                         # keyword arguments for jaxtrade.data.load_csv
+        # keyword arguments for jaxtrade.data.load_csv (unset ones take load_csv's defaults), e.g.
+        # --config.data.csv_options.tz=EET for a MetaTrader 5 export in broker time
+        csv_options=ml_collections.ConfigDict(dict(
+            format="auto", tz=config_dict.placeholder(str), symbol=config_dict.placeholder(str),
+            sep=config_dict.placeholder(str), periods_per_year=config_dict.placeholder(float))),
         train=("2009-01-01", "2014-12-31"),
         val=("2015-01-01", "2015-12-31"),
         test=("2016-01-01", "2022-12-28"),

@@ -64,7 +64,8 @@ def load_market_data(data_cfg):
 
     data_cfg: the `data` section, a ConfigDict or a plain dict (a model artifact's `spec.data`)."""
     if data_cfg.get("csv_path"):
-        return load_csv(data_cfg["csv_path"], **dict(data_cfg.get("csv_options") or {}))
+        options = {k: v for k, v in dict(data_cfg.get("csv_options") or {}).items() if v is not None}
+        return load_csv(data_cfg["csv_path"], **options)
     return load_dataset(data_cfg["dataset"])
 
 

@@ -1,5 +1,6 @@
 """Walk-forward's fold arithmetic, its errors, the budget schedule and the phases: pure functions."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -117,3 +118,38 @@ def test_stitch_compounds_across_windows():
     assert list(s["value"]) == pytest.approx([100.0, 110.0, 110.0, 99.0])
     assert list(s["costs"]) == pytest.approx([0.0, 1.0, 0.0, 2.2])
     assert s["trade_pnl"].iloc[-1] == pytest.approx(-11.0)
+
+
+def write_mt5_m15(path, n_days=30, seed=0):
+    """A MetaTrader 5 "Export Bars" file of 15-minute bars, weekdays only (weekend gaps), broker time:
+    a synthetic random walk from 1.05 (the file's layout is the point, not its prices)."""
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range("2017-01-02", periods=n_days)
+    stamps = [d + pd.Timedelta(minutes=15 * k) for d in days for k in range(96)]
+    close = 1.05 * np.exp(np.cumsum(rng.normal(0, 3e-4, len(stamps))))
+    lines = ["<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>"]
+    prev = close[0]
+    for ts, c in zip(stamps, close, strict=True):
+        hi, lo = max(prev, c) + 1e-5, min(prev, c) - 1e-5
+        lines.append(f"{ts:%Y.%m.%d}\t{ts:%H:%M:%S}\t{prev:.5f}\t{hi:.5f}\t{lo:.5f}\t{c:.5f}\t100\t0\t7")
+        prev = c
+    path.write_text("\r\n".join(lines) + "\r\n")
+    return path
+
+
+def test_a_users_15_minute_mt5_csv_plans_folds(tmp_path):
+    from experiments.configs import walk_forward_eurusd
+    from jaxtrade.train.setup import load_market_data
+
+    cfg = walk_forward_eurusd.get_config()
+    cfg.data.csv_path = str(write_mt5_m15(tmp_path / "EURUSD_M15.csv"))
+    cfg.data.csv_options.tz = "EET"
+    cfg.walk_forward.initial_window, cfg.walk_forward.step, cfg.walk_forward.val_size = 960, 288, 288
+    md = load_market_data(cfg.data)
+    assert md.n_rows == 30 * 96 and md.periods_per_year == 252 * 96     # annualized from the bar spacing
+    assert md.dates[0] == pd.Timestamp("2017-01-01 22:00")             # EET -> UTC
+    folds, budgets = wf.plan(cfg, md)
+    wf.check_folds(folds)
+    first = md.features().first_valid + cfg.env.window
+    assert folds[0].train[0] == first and len(folds) == (md.n_rows - first - 960 - 288 - 288) // 288 + 1
+    assert budgets[:2] == [50_000, 47_500]

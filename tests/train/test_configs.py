@@ -18,6 +18,14 @@ def test_config_builds(name):
     cfg.train.total_timesteps = cfg.train.episodes = None   # the first set wins: make it iterations
     cfg.train.iterations = 1
     cfg.train.max_device_memory_gb = None                # sizing compiles; not what is checked here
+    if "walk_forward" in cfg:                            # walk-forward configs: the plan, then its last fold
+        from jaxtrade.pipeline import walk_forward
+        from jaxtrade.train.setup import load_market_data
+
+        folds, budgets = walk_forward.plan(cfg, load_market_data(cfg.data))
+        assert len(folds) == {"walk_forward_eurusd": 6, "walk_forward_sp500": 27}[name]
+        assert budgets[0] == 50_000 and min(budgets) >= 15_000
+        cfg.data.train, cfg.data.val, cfg.data.test = folds[-1].train, folds[-1].val, folds[-1].test
     s = build(cfg)
     assert s.splits.train is not None and s.splits.val is not None and s.splits.test is not None
     assert s.budget.iterations == 1

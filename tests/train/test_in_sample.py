@@ -3,9 +3,12 @@ population beat the best constant policy of their own action space (choose a reg
 day and hold it) on the data they were trained on, median over the seeds.
 
 Reduced from the default experiment so it fits CI: two training years (2013-2014) instead of six, a
-64-unit network, 16 envs x 64 steps x 30 iterations per seed (30,720 env steps), learning rates
-1e-3 / 3e-3, five seeds (three, as one population, fall short: median 1.666; the test can fail).
-The full figure (six years, default budget, 5 seeds) is in BUILD_NOTES."""
+64-unit network, 16 envs x 64 steps x 40 iterations per seed (40,960 env steps), learning rates
+1e-3 / 3e-3, five seeds. Measured under the suite's XLA flags (tests/conftest.py): median 2.117
+[1.891, 2.703], every seed above the best constant's 1.753; at 30 iterations the median was 1.536
+(and 2.241 at the default LLVM optimization: at 30 iterations the verdict hung on the seeds' luck,
+so the budget was raised). The test can fail. The full figure (six years, default budget, 5 seeds)
+is in BUILD_NOTES."""
 
 import pytest
 
@@ -21,7 +24,7 @@ def test_seeds_beat_the_best_constant_policy_in_sample(tmp_path):
     cfg.env.episode_length = 128
     cfg.ppo.update(n_envs=16, n_steps=64, n_minibatches=4, update_epochs=4, critic_epochs=2,
                    actor_lr=1e-3, critic_lr=3e-3)
-    cfg.train.update(iterations=30, eval_every=30, checkpoint_every=30, n_devices=1, tensorboard=False,
+    cfg.train.update(iterations=40, eval_every=40, checkpoint_every=40, n_devices=1, tensorboard=False,
                      final_report=False, seeds=5)
     result = train(cfg, str(tmp_path), verbosity="quiet")
     assert result.compiles == 1
@@ -33,6 +36,6 @@ def test_seeds_beat_the_best_constant_policy_in_sample(tmp_path):
     # The best "choose and hold" regime on 2013-2014 with the gate off (measured: EQUAL_WEIGHT, 1.753).
     assert row["best_constant"] == "regime_EQUAL_WEIGHT"
     assert abs(row["best_constant_sharpe"] - 1.753) < 5e-3
-    # Measured at this budget: 5 seeds 2.241 [2.048, 2.420]; 20 iterations gave 1.632 (not enough).
+    # Measured at this budget: 5 seeds 2.117 [1.891, 2.703]; 30 iterations gave 1.536 (not enough).
     assert row["agent_median"] >= row["best_constant_sharpe"], row.to_dict()
     assert bool(row["beats"])
