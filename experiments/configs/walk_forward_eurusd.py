@@ -19,6 +19,24 @@ from experiments.configs import single_eurusd
 from jaxtrade.pipeline.walk_forward import default_config
 
 
+def fold_training(cfg, *, hidden_dim: int):
+    """The small network and per-fold training both walk-forward configs use: a one-layer GRU of
+    `hidden_dim` units, 32 envs x 64 steps (2,048 env steps an iteration), validation and a
+    checkpoint every 5 iterations, early stopping after 3 validations without a 0.001 gain."""
+    cfg.model.hidden_dim = hidden_dim
+    cfg.model.encoder_layers = 1
+    cfg.model.n_layers = 1
+    cfg.ppo.n_envs = 32
+    cfg.ppo.n_steps = 64
+    cfg.ppo.n_minibatches = 4
+    cfg.ppo.critic_epochs = 2
+    cfg.train.eval_every = 5
+    cfg.train.checkpoint_every = 5
+    cfg.train.patience = 3
+    cfg.train.min_delta = 0.001
+    cfg.train.seeds = 1
+
+
 def get_config():
     cfg = single_eurusd.get_config()
     cfg.data.train = cfg.data.val = cfg.data.test = None     # set per fold
@@ -31,17 +49,6 @@ def get_config():
     cfg.env.lots.max_lots = 50.0
     cfg.env.lots.swap_long_pips = -0.6
     cfg.env.lots.swap_short_pips = 0.25
-    cfg.model.hidden_dim = 32
-    cfg.model.encoder_layers = 1
-    cfg.model.n_layers = 1
-    cfg.ppo.n_envs = 32
-    cfg.ppo.n_steps = 64
-    cfg.ppo.n_minibatches = 4
-    cfg.ppo.critic_epochs = 2
-    cfg.train.eval_every = 5
-    cfg.train.checkpoint_every = 5
-    cfg.train.patience = 3
-    cfg.train.min_delta = 0.001
-    cfg.train.seeds = 1
+    fold_training(cfg, hidden_dim=32)
     cfg.walk_forward = default_config(initial_window=2400, step=480, val_size=480, mode="sliding")
     return cfg

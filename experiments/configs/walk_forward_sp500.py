@@ -8,23 +8,14 @@ on a CPU: BUILD_NOTES). Training windows grow by 63 rows per fold; they are padd
 fold's length, so every fold reuses one compiled iteration per phase.
 """
 
-from experiments.configs import portfolio_gru
+from experiments.configs import portfolio_gru, walk_forward_eurusd
 from jaxtrade.pipeline.walk_forward import default_config
 
 
 def get_config():
     cfg = portfolio_gru.get_config()
     cfg.data.train = cfg.data.val = cfg.data.test = None     # set per fold
-    cfg.model.hidden_dim = 64
-    cfg.ppo.n_envs = 32
-    cfg.ppo.n_steps = 64
-    cfg.ppo.n_minibatches = 4
-    cfg.ppo.critic_epochs = 2
-    cfg.train.eval_every = 5
-    cfg.train.checkpoint_every = 5
-    cfg.train.patience = 3
-    cfg.train.min_delta = 0.001
-    cfg.train.seeds = 1
+    walk_forward_eurusd.fold_training(cfg, hidden_dim=64)
     cfg.walk_forward = default_config(step=63, val_size=63, mode="expanding", start="2009-01-01",
                                       first_test="2016-01-01")
     return cfg

@@ -40,7 +40,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 
@@ -314,18 +313,8 @@ def _fold_config(config, fold: Fold, iterations: int, phase: Phase | None):
 
 
 def _archive(workdir: str) -> None:
-    old = [
-        p
-        for p in os.listdir(workdir)
-        if p.startswith("fold_") or p in (JSON_NAME, "report.md", "oos", "folds.png", "walk_forward.log")
-    ]
-    if not old:
-        return
-    dest = os.path.join(workdir, f"previous-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.makedirs(dest)
-    for p in old:
-        shutil.move(os.path.join(workdir, p), os.path.join(dest, p))
-    log.info("fresh start: moved the earlier walk-forward's %d entries into %s", len(old), dest)
+    ours = (JSON_NAME, "report.md", "oos", "folds.png")
+    loop.archive_previous(workdir, lambda p: p.startswith("fold_") or p in ours)
 
 
 def _write_json(path: str, payload: dict) -> None:
@@ -444,6 +433,11 @@ def run(
     agents: dict = {}
     t_start = time.perf_counter()
     wall_before = sum(r.get("wall_seconds", 0.0) for r in records)
+
+    def summarize(*, complete: bool) -> dict:
+        wall = wall_before + time.perf_counter() - t_start
+        return _summary(config, folds, plan_json, budgets, records, agents, wall, complete=complete)
+
     stalled = 0
     for r in records:  # folds in a row where new training lost to the carried model
         stalled = stalled + 1 if r.get("chosen") == "previous" else 0
@@ -460,34 +454,20 @@ def run(
             break
         stalled = stalled + 1 if record["chosen"] == "previous" else 0
         records.append(record)
-        _write_json(
-            json_path,
-            _summary(
-                config,
-                folds,
-                plan_json,
-                budgets,
-                records,
-                agents,
-                wall_before + time.perf_counter() - t_start,
-                complete=False,
-            ),
-        )
-    summary = _summary(
-        config,
-        folds,
-        plan_json,
-        budgets,
-        records,
-        agents,
-        wall_before + time.perf_counter() - t_start,
-        complete=complete and len(records) == len(folds),
-    )
+        _write_json(json_path, summarize(complete=False))
+    summary = summarize(complete=complete and len(records) == len(folds))
     report_path = None
     if summary["complete"]:
         summary["out_of_sample"], report_path = _final_report(config, md, folds, records, workdir, summary)
     _write_json(json_path, summary)
     return WalkForwardResult(workdir, summary, summary["complete"], report_path)
+
+
+def choose(composite: dict) -> str:
+    """The candidate ("new" or "previous") with the higher validation composite; a tie or two NaNs go
+    to the new model, a NaN loses to a number."""
+    return max(composite, key=lambda k: (_finite(composite[k]) if _finite(composite[k]) is not None
+                                         else -math.inf, k == "new"))
 
 
 def _agent_for(agents: dict, fold_cfg, env):
@@ -586,10 +566,7 @@ def _run_fold(
         raise RuntimeError(f"fold {i}: no model to choose (no validation ran and nothing was carried)")
     scores = {k: evaluator.validate_params(p) for k, p in candidates.items()}
     composite = {k: v["composite"] for k, v in scores.items()}
-    chosen = max(
-        candidates,
-        key=lambda k: (_finite(composite[k]) if _finite(composite[k]) is not None else -math.inf, k == "new"),
-    )
+    chosen = choose(composite)
     params = candidates[chosen]
     spec = loop.model_spec(
         setup,

@@ -92,10 +92,14 @@ def device_memory_gib() -> float | None:
     return stats["bytes_in_use"] / 2**30
 
 
-def archive_previous(workdir: str) -> None:
-    """--fresh_start: move earlier checkpoints and metrics aside (nothing is deleted)."""
-    old = [p for p in ("checkpoints", "metrics.jsonl", "tensorboard", "report.md", "report.csv")
-           if os.path.exists(os.path.join(workdir, p))]
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "tensorboard", "report.md", "report.csv")
+
+
+def archive_previous(workdir: str, names=RUN_OUTPUTS) -> None:
+    """--fresh_start: move the workdir's earlier outputs (`names`, a tuple of entries or a predicate
+    on an entry's name) into `previous-<time>/` (nothing is deleted)."""
+    keep = names if callable(names) else (lambda p: p in names)
+    old = sorted(p for p in os.listdir(workdir) if keep(p)) if os.path.isdir(workdir) else []
     if not old:
         return
     dest = os.path.join(workdir, f"previous-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -170,3 +170,24 @@ def test_main_prints_a_bad_fold_spec_as_one_line_and_exits_2(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert ("error: walk_forward.initial_window (1000 rows) must be >= 3 * walk_forward.step (1440)"
             in proc.stderr)
+
+
+def test_choose_prefers_the_higher_composite_and_the_new_model_on_ties():
+    assert wf.choose({"new": 0.1, "previous": 0.2}) == "previous"
+    assert wf.choose({"new": 0.2, "previous": 0.2}) == "new"
+    assert wf.choose({"new": float("nan"), "previous": -5.0}) == "previous"
+    assert wf.choose({"new": 0.0}) == "new"
+
+
+def test_fold_patience_stops_training_but_tests_every_fold(tmp_path, monkeypatch):
+    """Across-fold early stopping: after `fold_patience` folds where the carried model won, later folds
+    train nothing, are still tested with the carried model, and say so."""
+    monkeypatch.setattr(wf, "choose", lambda composite: "previous" if "previous" in composite else "new")
+    cfg = tiny_config()
+    cfg.walk_forward.fold_patience = 1
+    folds = wf.run(cfg, str(tmp_path / "patience")).summary["folds"]
+    assert [r["trained"] for r in folds] == [True, True, False]
+    assert folds[2]["iterations"] == folds[2]["timesteps"] == 0 and folds[2]["chosen"] == "previous"
+    assert folds[2]["test"]["ppo_agent"]["sharpe"] is not None          # tested, not skipped
+    jax.tree.map(np.testing.assert_array_equal, artifact.load_params(folds[2]["model"]),
+                 artifact.load_params(folds[0]["model"]))               # the model carried from fold 0
