@@ -7,8 +7,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -142,16 +144,38 @@ def test_perturbing_the_future_changes_no_decision_of_the_fold(reference, tmp_pa
     assert long_return(got) != long_return(ref0)
 
 
-def test_a_walk_forward_stopped_between_folds_continues_to_the_same_result(reference, tmp_path):
+_KILLED_RUN = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from test_walk_forward import tiny_config
+from jaxtrade.pipeline import walk_forward
+walk_forward.run(tiny_config(), sys.argv[2])
+"""
+
+
+def test_a_walk_forward_killed_after_a_fold_continues_to_the_same_result(reference, tmp_path):
+    """SIGKILL once fold 0 is recorded (fold 1 is then training): started again, the walk-forward keeps
+    fold 0 as it was and ends where the uninterrupted run did."""
     result, _ = reference
-    workdir = str(tmp_path / "resumed")
+    workdir = str(tmp_path / "killed")
     json_path = os.path.join(workdir, wf.JSON_NAME)
-    first = wf.run(tiny_config(), workdir,
-                   hooks=wf.WalkForwardHooks(should_stop=lambda: os.path.exists(json_path)))
-    assert not first.complete and first.report_path is None and first.summary["totals"]["folds_done"] == 1
-    done0 = first.summary["folds"][0]
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, os.path.dirname(__file__), workdir], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not os.path.exists(json_path) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.kill()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    with open(json_path) as f:
+        killed = json.load(f)
+    assert not killed["complete"] and len(killed["folds"]) == 1
     second = wf.run(tiny_config(), workdir)
-    assert second.complete and second.summary["folds"][0] == done0      # fold 0 was not trained again
+    assert second.complete and second.summary["folds"][0] == killed["folds"][0]   # fold 0 not trained again
     for got, want in zip(second.summary["folds"], result.summary["folds"], strict=True):
         for k in DECISIONS:
             assert got[k] == want[k], (got["index"], k)
@@ -159,6 +183,13 @@ def test_a_walk_forward_stopped_between_folds_continues_to_the_same_result(refer
     other.walk_forward.step = 50
     with pytest.raises(ValueError, match="holds a walk-forward over other folds"):
         wf.run(other, workdir)
+
+
+def test_a_stop_request_between_folds_returns_and_the_run_continues(tmp_path):
+    workdir = str(tmp_path / "stopped")
+    json_path = os.path.join(workdir, wf.JSON_NAME)
+    first = wf.run(tiny_config(), workdir, hooks=wf.WalkForwardHooks(should_stop=lambda: os.path.exists(json_path)))
+    assert not first.complete and first.report_path is None and first.summary["totals"]["folds_done"] == 1
 
 
 def test_main_prints_a_bad_fold_spec_as_one_line_and_exits_2(tmp_path):
