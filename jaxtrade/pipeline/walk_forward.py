@@ -286,7 +286,7 @@ def apply_phase(config, phase: Phase | None) -> None:
 class WalkForwardHooks:
     """should_stop(): polled between folds and inside them (a stop finishes the iteration, saves and
     returns; the next call continues). on_fold_start(fold, init_params or None): before each fold's
-    training. market: not a hook, see `run`."""
+    training (tests capture the warm start with it)."""
 
     should_stop: Callable[[], bool] | None = None
     on_fold_start: Callable[[Fold, object], None] | None = None
