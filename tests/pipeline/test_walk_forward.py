@@ -188,7 +188,8 @@ def test_a_walk_forward_killed_after_a_fold_continues_to_the_same_result(referen
 def test_a_stop_request_between_folds_returns_and_the_run_continues(tmp_path):
     workdir = str(tmp_path / "stopped")
     json_path = os.path.join(workdir, wf.JSON_NAME)
-    first = wf.run(tiny_config(), workdir, hooks=wf.WalkForwardHooks(should_stop=lambda: os.path.exists(json_path)))
+    stop = wf.WalkForwardHooks(should_stop=lambda: os.path.exists(json_path))
+    first = wf.run(tiny_config(), workdir, hooks=stop)
     assert not first.complete and first.report_path is None and first.summary["totals"]["folds_done"] == 1
 
 
