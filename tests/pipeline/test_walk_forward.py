@@ -223,3 +223,37 @@ def test_fold_patience_stops_training_but_tests_every_fold(tmp_path, monkeypatch
     assert folds[2]["test"]["ppo_agent"]["sharpe"] is not None          # tested, not skipped
     jax.tree.map(np.testing.assert_array_equal, artifact.load_params(folds[2]["model"]),
                  artifact.load_params(folds[0]["model"]))               # the model carried from fold 0
+
+
+def _adam_counts(fold_dir: str) -> list[int]:
+    """The optimizer's step counters in a fold's `latest` checkpoint (read without a target)."""
+    from jaxtrade.train.checkpoints import Checkpoints
+
+    state = Checkpoints(fold_dir).restore("latest", None).state
+    leaves = jax.tree_util.tree_leaves_with_path(state["train_state"])
+    counts = [int(np.asarray(x).ravel()[0]) for p, x in leaves if "count" in jax.tree_util.keystr(p)]
+    assert counts, "no optimizer step counter found"
+    return counts
+
+
+def test_reset_optimizer_false_carries_the_optimizer_state(reference, tmp_path):
+    result, _ = reference
+    cfg = tiny_config()
+    cfg.walk_forward.reset_optimizer = False
+    cfg.walk_forward.max_folds = 3
+    workdir = str(tmp_path / "keep_adam")
+    json_path = os.path.join(workdir, wf.JSON_NAME)
+
+    def two_done():
+        if not os.path.exists(json_path):
+            return False
+        with open(json_path) as f:
+            return len(json.load(f)["folds"]) >= 2
+
+    folds = wf.run(cfg, workdir, hooks=wf.WalkForwardHooks(should_stop=two_done)).summary["folds"]
+    assert [r["reset_optimizer"] for r in folds] == [True, False]
+    ref = [os.path.dirname(r["model"]) for r in result.summary["folds"][:2]]
+    kept = os.path.dirname(folds[1]["model"])
+    # fold 1 continued fold 0's Adam counters; with the reset it started them from zero
+    carried = [a + b for a, b in zip(_adam_counts(ref[0]), _adam_counts(ref[1]), strict=True)]
+    assert _adam_counts(kept) == carried
