@@ -152,10 +152,15 @@ def _weights(holdings: jax.Array, cash: jax.Array, price: jax.Array, value: jax.
     return jnp.concatenate([holdings * price, cash[None]]) / denom
 
 
+def _lots(params):
+    """The params' `LotParams` where positions are sized in FX lots (static), else None."""
+    lots = getattr(params, "lots", None)
+    return lots if lots is not None and lots.enabled else None
+
+
 def _costs(u, shares, price, value, sigma, adv, fee_rates, params):
     cost = costs_lib.total_cost(u, shares, price, value, params.costs, sigma, adv, fee_rates)
-    lots = getattr(params, "lots", None)
-    if lots is not None and lots.enabled:
+    if (lots := _lots(params)) is not None:
         cost = cost + lots_lib.trade_cost(shares, lots)
     return cost
 
@@ -205,8 +210,7 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
 
     gate = data.turbulence[t - 1] > params.turbulence_threshold
     target = jnp.where(gate, 0.0, target)
-    lots = getattr(params, "lots", None)
-    lots = lots if lots is not None and lots.enabled else None       # static: sized in FX lots
+    lots = _lots(params)
     desired = target * value0 / price
     if lots is not None:
         desired = lots_lib.quantize(desired, lots)

@@ -576,7 +576,7 @@ def _run_fold(
     model_dir = os.path.join(fold_dir, "model")
     artifact_lib.save_model(model_dir, params, spec)
     # The chosen model on the fold's test window, with the baselines on the same window.
-    test_results, env_params = evaluation.split_results(
+    test_results, _ = evaluation.split_results(
         agent.policy(params), setup_lib.env_dict(fold_cfg.env), setup.splits.test, market=md
     )
     test_dir = os.path.join(fold_dir, "test")
