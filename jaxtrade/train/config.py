@@ -69,6 +69,8 @@ def base_config() -> ml_collections.ConfigDict:
         min_delta=0.0,
         composite=dict(DEFAULT_COMPOSITE_WEIGHTS),
         tensorboard=True,
+        mlflow_uri=config_dict.placeholder(str),        # e.g. file:./mlruns (the mlflow extra); unset: off
+        mlflow_experiment="jaxtrade",
         final_report=True,
         in_sample_report=True,                          # report.md: agent vs best constant policy, train/val
         bootstrap_samples=1000,

@@ -19,6 +19,8 @@ Many seeds (`train.seeds = K > 1`): seeds `seed .. seed + K - 1` train as one po
 the logged and early-stopping metrics are their means; every member keeps its own best artifacts in
 `checkpoints/seed_<s>/best_<metric>`; the report's agent row is the mean, std and bootstrap interval
 over the members' best-composite models. Resuming restores `latest` (the whole population).
+A `Population` generalizes this: K members with their own seeds, traced hyperparameters and labels
+(hyperparameter search trains a batch of trials so, `checkpoints/<label>/best_<metric>`).
 
 `run` is re-entrant: walk-forward and search call it many times in one process with one agent, and
 the agent's compiled iteration is reused while shapes stay the same. It configures no logging
@@ -48,7 +50,7 @@ from jaxtrade.train import evaluation
 from jaxtrade.train import setup as setup_lib
 from jaxtrade.train.checkpoints import BEST_METRICS, Checkpoints
 from jaxtrade.train.metrics import TIMING_KEYS, EarlyStopping, iteration_row
-from jaxtrade.train.reporting import Reporter, run_log_file
+from jaxtrade.train.reporting import MlflowSink, Reporter, run_log_file
 
 log = logging.getLogger("jaxtrade")
 
@@ -82,6 +84,27 @@ class Hooks:
     on_iteration: Callable[[dict], None] | None = None
     on_validation: Callable[[int, dict], None] | None = None
     should_stop: Callable[[], bool] | None = None
+    on_member_validation: Callable[[int, list[dict]], None] | None = None   # per-member metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class Population:
+    """K members trained side by side in one compile: member k starts from `jax.random.key(seeds[k])`
+    with traced hyperparameters `hparams[k]` (a `ppo.TracedHParams`; None: the config's) and keeps its
+    best artifacts in `checkpoints/<labels[k]>/best_<metric>` (one member: `checkpoints/best_<metric>`)."""
+
+    labels: tuple[str, ...]
+    seeds: tuple[int, ...]
+    hparams: tuple | None = None
+
+    def __post_init__(self):
+        if len(self.labels) != len(self.seeds) or len(set(self.labels)) != len(self.labels) \
+                or (self.hparams is not None and len(self.hparams) != len(self.seeds)):
+            raise ValueError(f"a Population needs one unique label, one seed (and one hparams) per "
+                             f"member; got labels {self.labels}, seeds {self.seeds}")
+
+    def __len__(self) -> int:
+        return len(self.seeds)
 
 
 def device_memory_gib() -> float | None:
@@ -149,17 +172,23 @@ def seeds_of(config) -> list[int]:
     return [int(config.seed) + i for i in range(k)]
 
 
-def best_directory(ckpts: Checkpoints, metric: str, seeds: list[int], member: int) -> str:
-    """Where member `member`'s best-`metric` artifact lives: checkpoints/best_<metric> for one seed,
-    checkpoints/seed_<s>/best_<metric> for many."""
-    if len(seeds) == 1:
+def population_of(config) -> Population:
+    """The population of `train.seeds`: seeds `seeds_of(config)` labelled seed_<s>, the config's hparams."""
+    seeds = seeds_of(config)
+    return Population(tuple(f"seed_{s}" for s in seeds), tuple(seeds))
+
+
+def best_directory(ckpts: Checkpoints, metric: str, labels, member: int) -> str:
+    """Where member `member`'s best-`metric` artifact lives: checkpoints/best_<metric> for one member,
+    checkpoints/<label>/best_<metric> (seed_<s>, trial_<n>) for many."""
+    if len(labels) == 1:
         return ckpts.directory(metric)
-    return os.path.join(ckpts.root, f"seed_{seeds[member]}", f"best_{metric}")
+    return os.path.join(ckpts.root, labels[member], f"best_{metric}")
 
 
-def best_key(metric: str, seeds: list[int], member: int) -> str:
+def best_key(metric: str, labels, member: int) -> str:
     """RunState.best's key of member `member`'s best `metric`."""
-    return metric if len(seeds) == 1 else f"{metric}/seed_{seeds[member]}"
+    return metric if len(labels) == 1 else f"{metric}/{labels[member]}"
 
 
 def _member(tree, k: int):
@@ -219,7 +248,7 @@ def _restore(agent, state, ckpts: Checkpoints, name: str, explicit: bool):
 
 def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: str | None = None,
         fresh_start: bool = False, verbosity: str = "normal", init_params=None,
-        init_opt_state=None) -> TrainResult:
+        init_opt_state=None, population: Population | None = None) -> TrainResult:
     """Trains `agent` in `setup` into `workdir` (see the module docstring). Returns a TrainResult.
 
     resume_from: None resumes `latest` if the workdir has one; "latest", a best metric name
@@ -227,6 +256,7 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
     fresh_start: ignore what the workdir holds (the caller moved it aside). init_params: network
     params to start from (a warm start), used when nothing is resumed; init_opt_state: with them, the
     optimizer state to keep (a warm start without `reset_optimizer`), else the optimizer starts fresh.
+    population: the members to train (default: `population_of(config)`, the seeds of train.seeds).
     """
     hooks = hooks or Hooks()
     config, s = setup.config, setup
@@ -241,13 +271,17 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
         log.info("jaxtrade: %s on %s, %d device(s) (%s), %d envs per device", config.env.name, source,
                  s.n_devices, jax.devices()[0].platform, config.ppo.n_envs)
         log.info("budget: %s", s.budget.describe())
-        seeds = seeds_of(config)
-        if len(seeds) == 1:
-            state = agent.init(jax.random.key(config.seed), s.train_params, s.devices)
+        pop = population_of(config) if population is None else population
+        seeds = list(pop.seeds)
+        if len(pop) == 1:
+            state = agent.init(jax.random.key(seeds[0]), s.train_params, s.devices,
+                               hparams=pop.hparams[0] if pop.hparams else None)
             iterate = agent.make_iteration()
         else:
-            log.info("training %d seeds (%s) as one population", len(seeds), ", ".join(map(str, seeds)))
-            state = agent.init_seeds(seeds, s.train_params, s.devices)
+            log.info("training %d members (%s) as one population", len(pop), ", ".join(pop.labels))
+            hparams = pop.hparams or (agent.hparams,) * len(pop)
+            state = agent.init_population(jax.numpy.stack([jax.random.key(sd) for sd in seeds]),
+                                          s.train_params, ppo.TracedHParams.stack(hparams), s.devices)
             iterate = agent.make_population_iteration()
         ckpts = Checkpoints(workdir)
         run_state = RunState.fresh(config)
@@ -267,7 +301,7 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
         if init_params is not None and not resumed:
             state = agent.with_params(state, init_params, opt_state=init_opt_state)
         result = _loop(s, agent, state, iterate, ckpts, run_state, workdir, hooks, verbosity, config_meta,
-                       seeds)
+                       pop)
         compiles = getattr(agent, "compiles", None)
         if compiles is not None:
             log.info("the training iteration compiled %d time(s) in this process", compiles)
@@ -275,10 +309,16 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
 
 
 def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, config_meta,
-          seeds) -> TrainResult:
+          pop: Population) -> TrainResult:
     config = s.config
+    seeds, labels = list(pop.seeds), list(pop.labels)
+    uri = config.train.get("mlflow_uri")
+    sink = (MlflowSink(uri, experiment=config.train.get("mlflow_experiment") or "jaxtrade",
+                       run_name=os.path.basename(os.path.abspath(workdir)), config=config_meta)
+            if uri else None)
     reporter = Reporter(workdir, total=s.budget.iterations, initial=run.iteration, verbosity=verbosity,
-                        log_every=config.train.log_every, tensorboard=config.train.tensorboard)
+                        log_every=config.train.log_every, tensorboard=config.train.tensorboard, mlflow=sink)
+    failed = True
     evaluator = (evaluation.Evaluator(s, agent, dict(config.train.composite))
                  if s.val_params is not None else None)
     sha = artifact_lib.code_version()
@@ -299,7 +339,7 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                 for m, raw_j in enumerate(raws_j):
                     bad = _nonfinite(raw_j)
                     if bad is not None:
-                        who = "" if len(seeds) == 1 else f" (seed {seeds[m]})"
+                        who = "" if len(seeds) == 1 else f" ({labels[m]}, seed {seeds[m]})"
                         raise TrainingDiverged(
                             f"iteration {run.iteration}{who}: metric '{bad}' is not finite; training "
                             f"stopped. The last good state is in {ckpts.directory('latest')} "
@@ -329,21 +369,26 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                 vals = [evaluator.validate_params(p) for p in member_params]
                 val = _mean_row(vals)
                 if len(seeds) > 1:
-                    val = dict(val, **{f"composite/seed_{sd}": v["composite"] for sd, v in zip(seeds, vals,
-                                                                                            strict=True)})
+                    val = dict(val, **{f"composite/{lb}": v["composite"] for lb, v in zip(labels, vals,
+                                                                                           strict=True)})
                 run.val_history.append(dict(val, iteration=run.iteration))
                 reporter.evaluation(run.iteration, val)
                 if hooks.on_validation is not None:
                     hooks.on_validation(run.iteration, val)
+                if hooks.on_member_validation is not None:
+                    hooks.on_member_validation(run.iteration, vals)
                 for m, (p_m, val_m) in enumerate(zip(member_params, vals, strict=True)):
                     improved = [k for k in BEST_METRICS if math.isfinite(val_m.get(k, math.nan))
-                                and val_m[k] > run.best.get(best_key(k, seeds, m), -math.inf)]
+                                and val_m[k] > run.best.get(best_key(k, labels, m), -math.inf)]
                     for metric in improved:
-                        run.best[best_key(metric, seeds, m)] = val_m[metric]
-                        spec = model_spec(s, agent, dict(json_floats(val_m), iteration=run.iteration,
-                                                         selected_by=metric, split="val"),
-                                          code_version=sha, seed=seeds[m])
-                        artifact_lib.save_model(best_directory(ckpts, metric, seeds, m), p_m, spec)
+                        run.best[best_key(metric, labels, m)] = val_m[metric]
+                        recorded = dict(json_floats(val_m), iteration=run.iteration, selected_by=metric,
+                                        split="val")
+                        if pop.hparams is not None:
+                            recorded["hparams"] = json_floats(
+                                {k: float(v) for k, v in dataclasses.asdict(pop.hparams[m]).items()})
+                        spec = model_spec(s, agent, recorded, code_version=sha, seed=seeds[m])
+                        artifact_lib.save_model(best_directory(ckpts, metric, labels, m), p_m, spec)
                 if run.early.update(val.get("composite", math.nan)):
                     stopped = "early_stopping"
                     reporter.info(f"early stopping at iteration {run.iteration}: no validation "
@@ -356,8 +401,13 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                 run.last_saved = run.iteration
             if stopped != "budget":
                 break
+        if sink is not None:
+            sink.log_artifacts({os.path.relpath(d, ckpts.root): d for d in
+                                (best_directory(ckpts, m, labels, k) for m in BEST_METRICS
+                                 for k in range(len(labels))) if artifact_lib.is_artifact(d)})
+        failed = False
     finally:
-        reporter.close()
+        reporter.close(failed=failed)
     result = TrainResult(workdir, run.iteration, stopped, None, dict(run.best), run.history,
                          run.val_history)
     if stopped == "signal":
@@ -365,20 +415,21 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                     ckpts.directory("latest"))
         return result
     if s.test_params is not None and config.train.final_report:
-        result.report_path = final_report(s, agent, state, ckpts, workdir, code_version=sha, seeds=seeds)
+        result.report_path = final_report(s, agent, state, ckpts, workdir, code_version=sha, population=pop)
     return result
 
 
 def final_report(s, agent, state, ckpts: Checkpoints, workdir: str, *, code_version: str,
-                 seeds: list[int] | None = None) -> str:
+                 population: Population | None = None) -> str:
     """Backtests the best-composite artifact of every seed (the final model where no validation ran)
     on the test split against the baselines, writes report.md into workdir and returns its path."""
     config = s.config
-    seeds = seeds or [int(config.seed)]
+    pop = population or Population(("seed_" + str(config.seed),), (int(config.seed),))
+    seeds, labels = list(pop.seeds), list(pop.labels)
     params = agent.params(state)
     policies, specs, which = [], [], []
     for m, seed in enumerate(seeds):
-        directory = best_directory(ckpts, "composite", seeds, m)
+        directory = best_directory(ckpts, "composite", labels, m)
         if artifact_lib.is_artifact(directory):
             policy, spec = artifact_lib.load_model(directory)
             which.append(f"seed {seed}: best validation composite (iteration "

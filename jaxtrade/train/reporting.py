@@ -1,4 +1,5 @@
-"""What a training run shows and writes: progress bar, summary lines, metrics.jsonl, TensorBoard, log file.
+"""What a training run shows and writes: progress bar, summary lines, metrics.jsonl, TensorBoard, log file,
+and, with `train.mlflow_uri` set (the `mlflow` extra), an MLflow run (`MlflowSink`).
 
 verbosity: "quiet" (warnings, the final report path), "normal" (progress bar and a summary line
 every `log_every` iterations), "verbose" (also every evaluation and checkpoint, debug logs). The
@@ -64,8 +65,9 @@ class Reporter:
     """Sinks for one run's metrics; `close()` flushes them."""
 
     def __init__(self, workdir: str, *, total: int, initial: int, verbosity: str, log_every: int,
-                 tensorboard: bool = True):
+                 tensorboard: bool = True, mlflow: MlflowSink | None = None):
         self.verbosity, self.log_every = verbosity, max(1, log_every)
+        self.mlflow = mlflow
         self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
         self._tb = None
         if tensorboard:
@@ -110,11 +112,13 @@ class Reporter:
     def write_row(self, kind: str, row: dict) -> None:
         self._jsonl.write(json.dumps(dict(json_safe(row), kind=kind)) + "\n")
         self._jsonl.flush()
+        scalars = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and k != "iteration"
+                   and math.isfinite(v)}
         if self._tb is not None:
-            step = int(row["iteration"])
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k != "iteration" and math.isfinite(v):
-                    self._tb.add_scalar(f"{kind}/{k}", v, step)
+            for k, v in scalars.items():
+                self._tb.add_scalar(f"{kind}/{k}", v, int(row["iteration"]))
+        if self.mlflow is not None:
+            self.mlflow.log_metrics(kind, scalars, int(row["iteration"]))
 
     def info(self, msg: str) -> None:
         """A log line that does not tear the progress bar."""
@@ -124,8 +128,61 @@ class Reporter:
         if not self._bar.disable:
             self._bar.refresh()
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         self._bar.close()
         self._jsonl.close()
         if self._tb is not None:
             self._tb.close()
+        if self.mlflow is not None:
+            self.mlflow.close(failed=failed)
+
+
+def _flat_params(tree: dict, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat_params(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v, default=str)[:6000]
+    return out
+
+
+class MlflowSink:
+    """One training run as an MLflow run (through `mlflow.MlflowClient`, so runs in one process never
+    share fluent global state): params = the resolved config, flattened (`ppo.actor_lr`); metrics
+    `train/<name>` per iteration and `val/<name>` per validation, stepped by iteration; artifacts =
+    the run's best model artifacts (`log_artifacts`). A `file:` URI is MLflow's file store, which
+    MLflow 3 serves only with MLFLOW_ALLOW_FILE_STORE=true: that opt-out is set for file URIs."""
+
+    def __init__(self, uri: str, *, experiment: str, run_name: str, config: dict):
+        try:
+            import mlflow
+        except ImportError as e:
+            raise ValueError(f"train.mlflow_uri={uri!r} is set but mlflow is not installed; install the "
+                             "extra: pip install 'jaxtrade[mlflow]'") from e
+        if uri.startswith("file:") and "MLFLOW_ALLOW_FILE_STORE" not in os.environ:
+            os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+        self._mlflow = mlflow
+        self.client = mlflow.MlflowClient(tracking_uri=uri)
+        found = self.client.get_experiment_by_name(experiment)
+        exp_id = found.experiment_id if found is not None else self.client.create_experiment(experiment)
+        self.run_id = self.client.create_run(exp_id, run_name=run_name).info.run_id
+        params = [mlflow.entities.Param(k, v) for k, v in _flat_params(config).items()]
+        for i in range(0, len(params), 100):      # MLflow takes at most 100 params per batch
+            self.client.log_batch(self.run_id, params=params[i:i + 100])
+        log.info("MLflow: run %s in experiment %r at %s", self.run_id, experiment, uri)
+
+    def log_metrics(self, kind: str, scalars: dict, step: int) -> None:
+        import time
+
+        now = int(time.time() * 1000)
+        metrics = [self._mlflow.entities.Metric(f"{kind}/{k}", v, now, step) for k, v in scalars.items()]
+        for i in range(0, len(metrics), 1000):
+            self.client.log_batch(self.run_id, metrics=metrics[i:i + 1000])
+
+    def log_artifacts(self, directories: dict[str, str]) -> None:
+        for name, path in directories.items():
+            self.client.log_artifacts(self.run_id, path, artifact_path=name)
+
+    def close(self, failed: bool = False) -> None:
+        self.client.set_terminated(self.run_id, "FAILED" if failed else "FINISHED")
