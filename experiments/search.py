@@ -1,0 +1,44 @@
+r"""Search hyperparameters: python -m experiments.search --config=experiments/configs/search_sp500.py \
+    --workdir=runs/search_sp500 [--config.search.n_trials=64] [--config.search.batch_size=16] \
+    [--config.search.registry=registry]
+
+Batches of trials train as one vmapped population; the study is kept in the workdir and a killed or
+interrupted search continues where it stopped when started again with the same --workdir (the first
+SIGINT/SIGTERM ends the current batch, whose trials run again next time). The last line printed is
+the path of search.md. `jaxtrade.pipeline.search` has the details.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from experiments import common
+
+_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/search_sp500.py",
+                                          "Search config file (an experiment config with a search "
+                                          "section).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "The study, one directory per batch, trials.csv, search.md.",
+                               required=True)
+common.accept_verbosity_words()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    word = common.verbosity_word()
+    common.setup_logging(word)
+    from experiments.signals import StopRequest
+    from jaxtrade.pipeline import search  # after flag parsing: jax reads XLA_FLAGS at import
+
+    with StopRequest() as stop:
+        result = search.run(_CONFIG.value, _WORKDIR.value, verbosity=word, should_stop=lambda: stop.requested)
+    counts = ", ".join(f"{n} {k.lower()}" for k, n in result.counts.items() if n)
+    if result.report_path:
+        print(f"{counts}; best trial {result.best_trial}: {result.best_value:.4f} {result.best_params}"
+              + (f" -> {result.registered}" if result.registered else ""), flush=True)
+        print(result.report_path, flush=True)
+    else:
+        print(f"stopped ({counts}); run the same command to continue", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(common.user_errors_exit_2(main))

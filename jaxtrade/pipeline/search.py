@@ -1,0 +1,348 @@
+"""Hyperparameter search: optuna's TPE sampler outside, one vmapped population per batch of trials inside.
+
+    result = search.run(config, workdir)     # config: an experiment config with a `search` section
+
+1. The study lives in the workdir: `study.journal` (optuna's JournalFileBackend), or the RDB URL in
+   `search.storage` (e.g. sqlite:///study.db, which needs SQLAlchemy). It is created or loaded by
+   `search.study_name`, so a killed search resumes: the trials a dead process left RUNNING are marked
+   FAIL and their parameters (and seeds) enqueued again, so they are the first to run on restart.
+   One process drives a study at a time.
+2. Trials are asked in batches of `search.batch_size` = K through ask/tell (TPE with
+   `constant_liar`, so the K trials of a batch differ). Every dimension of `search.space` is a traced
+   PPO hyperparameter (`ppo.TracedHParams`: learning rates, clip, coefficients, gamma, lambda), so all
+   batches share one compiled population iteration: one compile per static signature (a smaller last
+   batch is a second one).
+3. A batch trains as one `loop.run` with a `loop.Population` (labels trial_<n>, seed = config seed +
+   trial number) in `workdir/batch_<first trial>/`. Each validation reports every member's
+   `search.objective` (a validation metric) to its trial; the median pruner marks members pruned; once
+   every member of a batch is pruned the batch stops. A pruned member rides along in the vmapped
+   computation until then: it costs compute, not results.
+4. A trial's value is the best validation objective its member reached, whose model is
+   `checkpoints/trial_<n>/best_<objective>`. Validation metrics only: the test split is never read
+   (`train.final_report` is switched off).
+5. At the end: `trials.csv`, `search.md` (trials by value, best parameters) and `search.png`; the best
+   trial's artifact is registered (`search.registry`, as `search.name`) with its parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+
+import jax.numpy as jnp
+import ml_collections
+from ml_collections import config_dict
+
+from jaxtrade.agents import ppo
+from jaxtrade.train import loop as loop_lib
+from jaxtrade.train import setup as setup_lib
+from jaxtrade.train.checkpoints import BEST_METRICS
+
+log = logging.getLogger("jaxtrade")
+
+KINDS = ("float", "log")
+_JOURNAL = "study.journal"
+
+
+def default_config(**changes) -> ml_collections.ConfigDict:
+    """The `search` section: what to search, how many trials, in batches of how many."""
+    cfg = ml_collections.ConfigDict(dict(
+        n_trials=32,
+        batch_size=8,                  # K trials trained as one population (one compile)
+        objective="composite",         # a validation metric: composite | sharpe | win_rate | profit_rate
+        sampler_seed=0,
+        n_startup_trials=8,            # random trials before TPE models the space
+        pruner="median",               # median | none
+        pruner_startup_trials=4,       # completed trials before the median pruner prunes
+        pruner_warmup_steps=0,         # iterations before a trial can be pruned
+        study_name="search",
+        storage=config_dict.placeholder(str),   # an optuna RDB URL; default: workdir/study.journal
+        registry=config_dict.placeholder(str),  # registry root for the best trial's model; unset: none
+        name="search_best",                     # its registry name
+        # name -> "float:low:high" or "log:low:high", over ppo.TracedHParams fields only
+        space=ml_collections.ConfigDict(dict(actor_lr="log:3e-5:3e-3", critic_lr="log:1e-4:1e-2",
+                                             ent_coef="log:1e-4:5e-2", clip_eps="float:0.1:0.3")),
+    ))
+    cfg.update(changes)
+    return cfg
+
+
+@dataclasses.dataclass(frozen=True)
+class Dimension:
+    name: str
+    kind: str
+    low: float
+    high: float
+
+
+def parse_space(space) -> list[Dimension]:
+    """`search.space` -> dimensions; a key outside the traced hyperparameters or a bad spec raises
+    ValueError naming `search.space.<key>` and the rule."""
+    traced = ppo.TracedHParams.names()
+    dims = []
+    for name, spec in dict(space).items():
+        key = f"search.space.{name}"
+        if name not in traced:
+            raise ValueError(f"{key}: only traced PPO hyperparameters can be searched inside one compile "
+                             f"({', '.join(traced)}); static ones (sizes, epochs) change the compiled shapes")
+        parts = str(spec).split(":")
+        try:
+            kind, low, high = parts[0], float(parts[1]), float(parts[2])
+        except (IndexError, ValueError):
+            raise ValueError(f"{key}={spec!r}: expected 'float:LOW:HIGH' or 'log:LOW:HIGH'") from None
+        if len(parts) != 3 or kind not in KINDS or not low < high or (kind == "log" and low <= 0):
+            raise ValueError(f"{key}={spec!r}: expected kind in {KINDS}, LOW < HIGH (and LOW > 0 for log)")
+        dims.append(Dimension(name, kind, low, high))
+    if not dims:
+        raise ValueError("search.space is empty: name at least one traced hyperparameter to search")
+    return dims
+
+
+def _check(s) -> None:
+    if s.objective not in BEST_METRICS:
+        raise ValueError(f"search.objective={s.objective!r}: must be one of {BEST_METRICS} (validation "
+                         "metrics with a best-model artifact)")
+    for key in ("n_trials", "batch_size"):
+        if int(s[key]) < 1:
+            raise ValueError(f"search.{key}={s[key]} must be >= 1")
+    if s.pruner not in ("median", "none"):
+        raise ValueError(f"search.pruner={s.pruner!r}: must be median or none")
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError as e:
+        raise ValueError("the search needs optuna, the `search` extra: pip install 'jaxtrade[search]'") from e
+    return optuna
+
+
+def open_study(s, workdir: str):
+    """The study of search section `s` in `workdir` (created or loaded), with stale trials requeued."""
+    optuna = _optuna()
+    if s.get("storage"):
+        storage = s.storage
+    else:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = JournalStorage(JournalFileBackend(os.path.join(workdir, _JOURNAL)))
+    sampler = optuna.samplers.TPESampler(seed=int(s.sampler_seed), n_startup_trials=int(s.n_startup_trials),
+                                         constant_liar=True)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=int(s.pruner_startup_trials),
+                                          n_warmup_steps=int(s.pruner_warmup_steps))
+              if s.pruner == "median" else optuna.pruners.NopPruner())
+    study = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner, study_name=s.study_name,
+                                direction="maximize", load_if_exists=True)
+    stale = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
+    for t in stale:
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(t.params, user_attrs={"seed": t.user_attrs.get("seed"), "retry_of": t.number})
+    if stale:
+        log.info("resuming study %r: %d trial(s) a stopped process left running are queued again (%s)",
+                 s.study_name, len(stale), ", ".join(str(t.number) for t in stale))
+    return study
+
+
+def _finished(study) -> int:
+    optuna = _optuna()
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return sum(t.state in done for t in study.get_trials(deepcopy=False))
+
+
+def _suggest(trial, dims: list[Dimension]) -> dict:
+    return {d.name: trial.suggest_float(d.name, d.low, d.high, log=d.kind == "log") for d in dims}
+
+
+@dataclasses.dataclass
+class SearchResult:
+    workdir: str
+    best_trial: int | None
+    best_value: float | None
+    best_params: dict
+    best_artifact: str | None
+    registered: str | None
+    counts: dict                       # trials by state
+    batches: int                       # batches run by this call
+    compiles: int
+    seconds: float
+    stopped: str                       # done | signal
+    report_path: str | None
+
+
+def run(config, workdir: str, *, market=None, should_stop: Callable[[], bool] | None = None,
+        verbosity: str = "normal", setup=None, agent=None) -> SearchResult:
+    """Runs (or resumes) the search of `config.search` into `workdir` (module docstring).
+
+    market: the MarketData (default: loaded from config.data). setup, agent: reuse a built setup and
+    agent (benchmarks compare batch sizes with one compile each). should_stop: polled after every
+    training call; True ends the current batch (its trials are requeued on the next start)."""
+    t0 = time.perf_counter()
+    config = ml_collections.ConfigDict(config.to_dict())      # a private copy
+    s = config.search
+    _check(s)
+    dims = parse_space(s.space)
+    config.train.final_report = False                          # validation only: test is never read
+    config.train.seeds = 1
+    os.makedirs(workdir, exist_ok=True)
+    setup = setup_lib.build(config, market=market) if setup is None else setup
+    if setup.val_params is None:
+        raise ValueError("the search scores trials on the validation split: set data.val")
+    agent = ppo.make(config, setup.env) if agent is None else agent
+    study = open_study(s, workdir)
+    optuna = _optuna()
+    compiles0, batches, stopped = agent.compiles, 0, "done"
+    while (left := int(s.n_trials) - _finished(study)) > 0:
+        trials = [study.ask() for _ in range(min(int(s.batch_size), left))]
+        params = [_suggest(t, dims) for t in trials]
+        seeds = []
+        for t in trials:
+            seed = t.user_attrs.get("seed")
+            seed = int(config.seed) + t.number if seed is None else int(seed)
+            t.set_user_attr("seed", seed)
+            seeds.append(seed)
+        labels = tuple(f"trial_{t.number}" for t in trials)
+        batch_dir = os.path.join(workdir, f"batch_{trials[0].number:04d}")
+        for t in trials:
+            t.set_user_attr("batch_dir", os.path.relpath(batch_dir, workdir))
+        pop = loop_lib.Population(labels, tuple(seeds), tuple(
+            agent.hparams.replace(**{k: jnp.float32(v) for k, v in p.items()}) for p in params))
+        pruned: set[int] = set()
+        external = [False]
+
+        def report(iteration, vals, trials=trials, pruned=pruned):
+            for m, (t, v) in enumerate(zip(trials, vals, strict=True)):
+                value = v.get(s.objective, math.nan)
+                if m in pruned or not math.isfinite(value):
+                    continue
+                t.report(value, step=iteration)
+                if t.should_prune():
+                    pruned.add(m)
+                    log.info("trial %d pruned at iteration %d (%s %.4g)", t.number, iteration, s.objective,
+                             value)
+
+        def stop(trials=trials, pruned=pruned, external=external):
+            external[0] = external[0] or bool(should_stop and should_stop())
+            return external[0] or len(pruned) == len(trials)
+
+        log.info("batch %d: trials %s (%d finished of %d)", batches + 1,
+                 ", ".join(str(t.number) for t in trials), int(s.n_trials) - left, int(s.n_trials))
+        result = loop_lib.run(setup, agent, batch_dir, fresh_start=True, verbosity=verbosity, population=pop,
+                              hooks=loop_lib.Hooks(on_member_validation=report, should_stop=stop))
+        batches += 1
+        if external[0]:
+            stopped = "signal"
+            log.warning("search stopped by request; trials %s are queued again on the next start",
+                        ", ".join(str(t.number) for t in trials))
+            break
+        for m, t in enumerate(trials):
+            best = result.best.get(loop_lib.best_key(s.objective, labels, m))
+            artifact = loop_lib.best_directory(_ckpts(batch_dir), s.objective, labels, m)
+            t.set_user_attr("artifact", os.path.relpath(artifact, workdir))
+            if m in pruned:
+                study.tell(t, state=optuna.trial.TrialState.PRUNED)
+            elif best is None or not math.isfinite(best):
+                study.tell(t, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(t, float(best))
+    return _finish(config, study, workdir, batches=batches, compiles=agent.compiles - compiles0,
+                   seconds=time.perf_counter() - t0, stopped=stopped)
+
+
+def _ckpts(batch_dir: str):
+    from jaxtrade.train.checkpoints import Checkpoints
+
+    return Checkpoints(batch_dir)
+
+
+def trials_frame(study):
+    """One row per trial: number, state, value, each parameter, seed, batch and artifact."""
+    import pandas as pd
+
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        rows.append({"trial": t.number, "state": t.state.name, "value": t.value, **t.params,
+                     "seed": t.user_attrs.get("seed"), "retry_of": t.user_attrs.get("retry_of"),
+                     "batch": t.user_attrs.get("batch_dir"), "artifact": t.user_attrs.get("artifact")})
+    return pd.DataFrame(rows)
+
+
+def _finish(config, study, workdir, *, batches, compiles, seconds, stopped) -> SearchResult:
+    optuna = _optuna()
+    s = config.search
+    frame = trials_frame(study)
+    frame.to_csv(os.path.join(workdir, "trials.csv"), index=False)
+    counts = {state.name: int((frame["state"] == state.name).sum()) if len(frame) else 0
+              for state in optuna.trial.TrialState}
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value) if complete else None
+    artifact = os.path.join(workdir, best.user_attrs["artifact"]) if best is not None else None
+    registered = None
+    if best is not None and stopped == "done" and s.get("registry"):
+        from jaxtrade.pipeline.registry import Registry
+        from jaxtrade.train import artifact as artifact_lib
+
+        recorded = artifact_lib.load_spec(artifact).metrics
+        entry = Registry(s.registry).register(
+            s.name, artifact, stage="rl", tags=(f"search:{s.study_name}", f"trial_{best.number}"),
+            # numbers and undefined ones (None: graded as 0, never dropped), not the labels or hparams
+            metrics={k: v for k, v in recorded.items() if (v is None or isinstance(v, (int, float)))
+                     and k != "iteration"},
+            metrics_split="val",
+            description=json.dumps({"search": s.study_name, "trial": best.number, "objective": s.objective,
+                                    "value": best.value, "params": best.params, "seed":
+                                        best.user_attrs.get("seed")}, sort_keys=True))
+        registered = entry.ref
+        log.info("registered the best trial (%d, %s %.4g) as %s", best.number, s.objective, best.value,
+                 registered)
+    report = _write_report(frame, workdir, s, best, registered) if stopped == "done" else None
+    return SearchResult(workdir, None if best is None else best.number, None if best is None else best.value,
+                        {} if best is None else dict(best.params), artifact, registered, counts, batches,
+                        compiles, seconds, stopped, report)
+
+
+def _write_report(frame, workdir: str, s, best, registered) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = frame[frame["state"] == "COMPLETE"].sort_values("value", ascending=False)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    if len(done):
+        ax.scatter(done["trial"], done["value"], s=14, label="complete")
+        ax.plot(done.sort_values("trial")["trial"], done.sort_values("trial")["value"].cummax(),
+                drawstyle="steps-post", label="best so far")
+    pruned = frame[frame["state"] == "PRUNED"]
+    if len(pruned):
+        ax.scatter(pruned["trial"], [done["value"].min() if len(done) else 0.0] * len(pruned), marker="x",
+                   s=14, label="pruned")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"validation {s.objective}")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(workdir, "search.png"), dpi=110)
+    plt.close(fig)
+    cols = ["trial", "value", *[c for c in frame.columns if c not in ("trial", "state", "value", "seed",
+                                                                       "retry_of", "batch", "artifact")]]
+    lines = [f"# Search {s.study_name}: validation {s.objective}", "",
+             f"{len(frame)} trials: " + ", ".join(f"{n} {st.lower()}" for st, n in
+                                                  frame["state"].value_counts().items()) + ".", ""]
+    if best is not None:
+        lines += [f"Best: trial {best.number}, {s.objective} {best.value:.4f}, "
+                  + ", ".join(f"{k}={v:.4g}" for k, v in best.params.items())
+                  + (f"; registered as {registered}" if registered else "") + ".", ""]
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in done.iterrows():
+        lines.append("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols)
+                     + " |")
+    lines += ["", "![search](search.png)", ""]
+    path = os.path.join(workdir, "search.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    return path
