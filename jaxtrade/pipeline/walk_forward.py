@@ -31,6 +31,10 @@
    stitched out-of-sample equity curve against the baselines on the same windows (`oos/`) and a
    per-fold plot. The JSON is rewritten after every fold: a killed walk-forward continues from the
    last finished fold (and a fold killed mid-way resumes from its own `latest`).
+7. Registry (`registry` set): every fold's chosen model is registered as the next version of
+   `registry_name` (stage rl, graded on that fold's validation window, tags fold_<i> and the
+   walk-forward's id), with the previous fold's version as its parent when it was warm-started from
+   it. A resumed run finds a fold already registered by those tags and does not register it twice.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import jax
 import ml_collections
 import numpy as np
 import pandas as pd
+from ml_collections import config_dict
 
 from jaxtrade import eval as evaluate
 from jaxtrade.agents import ppo
@@ -453,6 +458,8 @@ def run(
             complete = False
             break
         stalled = stalled + 1 if record["chosen"] == "previous" else 0
+        if wf.get("registry"):
+            record["registered"] = _register_fold(wf, workdir, record, records)
         records.append(record)
         _write_json(json_path, summarize(complete=False))
     summary = summarize(complete=complete and len(records) == len(folds))
@@ -466,8 +473,10 @@ def run(
 def choose(composite: dict) -> str:
     """The candidate ("new" or "previous") with the higher validation composite; a tie or two NaNs go
     to the new model, a NaN loses to a number."""
-    return max(composite, key=lambda k: (_finite(composite[k]) if _finite(composite[k]) is not None
-                                         else -math.inf, k == "new"))
+    return max(
+        composite,
+        key=lambda k: (_finite(composite[k]) if _finite(composite[k]) is not None else -math.inf, k == "new"),
+    )
 
 
 def _agent_for(agents: dict, fold_cfg, env):
@@ -624,6 +633,34 @@ def _run_fold(
         record["wall_seconds"],
     )
     return record
+
+
+def _register_fold(wf, workdir: str, record: dict, records: list[dict]) -> str:
+    """Registers fold `record`'s chosen model (once: a resumed run finds it by its tags); its ref."""
+    import hashlib
+
+    from jaxtrade.pipeline.registry import Registry
+
+    reg = Registry(wf.registry)
+    run_tag = "walk_forward:" + hashlib.sha256(os.path.abspath(workdir).encode()).hexdigest()[:12]
+    fold_tag = f"fold_{record['index']}"
+    for e in reg.list(name=wf.registry_name):
+        if run_tag in e.tags and fold_tag in e.tags:
+            return e.ref
+    parents = ()
+    if record.get("warm_start") and records and records[-1].get("registered"):
+        parents = (records[-1]["registered"],)
+    entry = reg.register(
+        wf.registry_name,
+        record["model"],
+        stage="rl",
+        parents=parents,
+        metrics_split="val",
+        metrics=dict(record["val_scores"][record["chosen"]]),  # None (undefined) grades as 0, never dropped
+        tags=(run_tag, fold_tag),
+        description=f"walk-forward {workdir}, fold {record['index']}",
+    )
+    return entry.ref
 
 
 def _summary(config, folds, plan_json, budgets, records, agents, wall, *, complete: bool) -> dict:
@@ -823,6 +860,8 @@ def default_config(**changes) -> ml_collections.ConfigDict:
             fold_patience=0,
             use_phases=True,
             phases={k: dict(v) for k, v in PRESET_PHASES.items()},
+            registry=config_dict.placeholder(str),  # a registry root: every fold's model is registered
+            registry_name="walk_forward",
         )
     )
     for k, v in changes.items():

@@ -48,8 +48,35 @@ def reference(tmp_path_factory):
     starts = {}
     hooks = wf.WalkForwardHooks(on_fold_start=lambda fold, p: starts.__setitem__(fold.index, p))
     workdir = str(tmp_path_factory.mktemp("wf") / "reference")
-    result = wf.run(tiny_config(), workdir, hooks=hooks)
+    cfg = tiny_config()
+    cfg.walk_forward.registry = os.path.join(os.path.dirname(workdir), "registry")
+    result = wf.run(cfg, workdir, hooks=hooks)
     return result, starts
+
+
+def test_every_fold_model_is_registered_once_with_its_warm_start_parent(reference):
+    from jaxtrade.pipeline.registry import Registry
+
+    result, _ = reference
+    folds = result.summary["folds"]
+    reg = Registry(os.path.join(os.path.dirname(result.workdir), "registry"))
+    entries = reg.list(name="walk_forward")
+    refs = [f"walk_forward/v{i}" for i in (1, 2, 3)]
+    assert [e.ref for e in entries] == [f["registered"] for f in folds] == refs
+    for i, (e, f) in enumerate(zip(entries, folds, strict=True)):
+        assert f"fold_{i}" in e.tags and e.stage == "rl" and e.metrics_split == "val"
+        assert e.metrics["composite"] == pytest.approx(f["val_composite"], rel=1e-12)
+        assert e.parents == ((folds[i - 1]["registered"],) if i and f["warm_start"] else ())
+        assert e.files == reg.check(e).files          # the stored copy verifies
+    # A resumed run meeting an already registered fold finds it instead of registering it again.
+    again = wf._register_fold(_with_registry(reg.root), result.workdir, folds[1], folds[:1])
+    assert again == folds[1]["registered"] and len(reg.list(name="walk_forward")) == 3
+
+
+def _with_registry(root):
+    w = tiny_config().walk_forward
+    w.registry = root
+    return w
 
 
 DECISIONS = ("train_rows", "val_rows", "test_rows", "phase", "hparams", "update_epochs", "budget_timesteps",
