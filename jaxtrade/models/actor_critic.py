@@ -19,11 +19,26 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxtrade.models.cores import ScannedCore, initialize_core_carry
-from jaxtrade.models.encoders import CLSTMEncoder, MLPEncoder
+from jaxtrade.models.encoders import CLSTMEncoder, CNNLSTMEncoder, MLPEncoder
 from jaxtrade.models.heads import PolicyHead, ValueHead
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 MASKED_LOGIT = -1e9
+ENCODERS = ("mlp", "clstm", "cnn_lstm")
+
+
+def encoder_of(net: ActorCritic):
+    """The encoder module `net` builds (called in `ActorCritic.setup`, and by supervised pretraining,
+    which trains this very module under the name "encoder", so its parameter tree is the network's)."""
+    dtype = _DTYPES.get(net.compute_dtype, net.compute_dtype)
+    if net.encoder_type == "mlp":
+        return MLPEncoder(net.hidden_dim, net.encoder_layers, net.dropout, dtype)
+    if net.encoder_type == "clstm":
+        return CLSTMEncoder(net.hidden_dim, net.n_heads, net.dropout, dtype)
+    if net.encoder_type == "cnn_lstm":
+        return CNNLSTMEncoder(net.hidden_dim, net.n_heads, tuple(net.conv_filters), net.conv_kernel,
+                              net.dropout, dtype)
+    raise ValueError(f"unknown encoder {net.encoder_type!r}; expected one of {ENCODERS}")
 
 
 def mask_logits(dist, obs):
@@ -39,25 +54,22 @@ def mask_logits(dist, obs):
 class ActorCritic(nn.Module):
     action_dim: int
     discrete: bool = True
-    encoder_type: str = "mlp"          # mlp | clstm
+    encoder_type: str = "mlp"          # mlp | clstm | cnn_lstm
     core_type: str = "gru"             # gru | lstm | mlp (memoryless control)
     hidden_dim: int = 256
     n_layers: int = 2                  # core layers
     encoder_layers: int = 2            # MLP encoder layers
     head_layers: int = 1
     dropout: float = 0.1               # encoder dropout, active only with train=True
-    n_heads: int = 8                   # clstm attention heads
+    n_heads: int = 8                   # clstm / cnn_lstm attention heads
+    conv_filters: tuple = (32, 64)     # cnn_lstm: filters of each 1-D convolution over the window
+    conv_kernel: int = 3               # cnn_lstm: their kernel size (rows)
     init_log_std: float = -0.5         # continuous policies
     compute_dtype: Any = jnp.float32   # parameters stay float32
 
     def setup(self):
         dtype = _DTYPES.get(self.compute_dtype, self.compute_dtype)
-        if self.encoder_type == "mlp":
-            self.encoder = MLPEncoder(self.hidden_dim, self.encoder_layers, self.dropout, dtype)
-        elif self.encoder_type == "clstm":
-            self.encoder = CLSTMEncoder(self.hidden_dim, self.n_heads, self.dropout, dtype)
-        else:
-            raise ValueError(f"unknown encoder {self.encoder_type!r}; expected mlp or clstm")
+        self.encoder = encoder_of(self)
         self.core = ScannedCore(self.core_type, self.hidden_dim, self.n_layers, dtype)
         self.policy = PolicyHead(self.action_dim, self.discrete, self.hidden_dim, self.head_layers,
                                  self.init_log_std, dtype)

@@ -55,6 +55,37 @@ class MLPEncoder(nn.Module):
         return x
 
 
+def _lstm_attention_pool(rows, hidden_dim: int, n_heads: int, dtype):
+    """[N, W, D] -> [N, H]: an LSTM over the W rows, multi-head self-attention over its outputs (with a
+    residual and LayerNorm), mean-pooled over the window. Submodules "lstm", "attention", "attention_norm"
+    of the calling (compact) module."""
+    cell = nn.OptimizedLSTMCell(hidden_dim, dtype=dtype, param_dtype=jnp.float32)
+    seq = nn.RNN(cell, name="lstm")(rows)                                      # [N, W, H]
+    att = nn.MultiHeadDotProductAttention(num_heads=n_heads, dtype=dtype, param_dtype=jnp.float32,
+                                          deterministic=True, name="attention")(seq)
+    seq = LayerNorm(dtype=dtype, param_dtype=jnp.float32, name="attention_norm")(seq + att)
+    return seq.mean(axis=-2)
+
+
+def _joint(pooled, obs, hidden_dim: int, dropout: float, dtype, train: bool):
+    """The pooled window features [..., H] joined with every other obs entry (flattened, sorted by key)
+    through Dense -> ReLU -> LayerNorm -> Dropout ("joint", "joint_norm")."""
+    others = sorted(k for k in obs if k != "window")
+    x = pooled if not others else jnp.concatenate([pooled, flatten_obs(obs, others, dtype=dtype)], axis=-1)
+    x = nn.Dense(hidden_dim, dtype=dtype, param_dtype=jnp.float32, name="joint")(x)
+    x = LayerNorm(dtype=dtype, param_dtype=jnp.float32, name="joint_norm")(nn.relu(x))
+    return nn.Dropout(dropout, deterministic=not train)(x)
+
+
+def _window_rows(obs, encoder: str, dtype):
+    """(obs["window"] as [N, W, D] in `dtype`, its leading axes)."""
+    if "window" not in obs:
+        raise KeyError(f"the {encoder} encoder runs over obs['window'] [..., W, D]; the obs has "
+                       f"{sorted(obs)} (use model.encoder='mlp')")
+    window = obs["window"].astype(dtype)
+    return window.reshape((-1,) + window.shape[-2:]), window.shape[:-2]
+
+
 class CLSTMEncoder(nn.Module):
     """Cascaded LSTM: an LSTM over the W window rows, multi-head self-attention over its outputs,
     mean-pooled over the window, joined with every other obs entry (flattened, sorted by key) through
@@ -67,22 +98,32 @@ class CLSTMEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, obs, *, train: bool = False):
-        if "window" not in obs:
-            raise KeyError(f"the clstm encoder runs its LSTM over obs['window'] [..., W, D]; the obs has "
-                           f"{sorted(obs)} (use model.encoder='mlp')")
-        window = obs["window"].astype(self.dtype)
-        lead = window.shape[:-2]
-        rows = window.reshape((-1,) + window.shape[-2:])                       # [N, W, D]
-        cell = nn.OptimizedLSTMCell(self.hidden_dim, dtype=self.dtype, param_dtype=jnp.float32)
-        seq = nn.RNN(cell, name="lstm")(rows)                                  # [N, W, H]
-        att = nn.MultiHeadDotProductAttention(num_heads=self.n_heads, dtype=self.dtype,
-                                              param_dtype=jnp.float32, deterministic=True,
-                                              name="attention")(seq)
-        seq = LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name="attention_norm")(seq + att)
-        pooled = seq.mean(axis=-2).reshape(lead + (self.hidden_dim,))
-        others = sorted(k for k in obs if k != "window")
-        x = pooled if not others else jnp.concatenate(
-            [pooled, flatten_obs(obs, others, dtype=self.dtype)], axis=-1)
-        x = nn.Dense(self.hidden_dim, dtype=self.dtype, param_dtype=jnp.float32, name="joint")(x)
-        x = LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name="joint_norm")(nn.relu(x))
-        return nn.Dropout(self.dropout, deterministic=not train)(x)
+        rows, lead = _window_rows(obs, "clstm", self.dtype)                    # [N, W, D]
+        pooled = _lstm_attention_pool(rows, self.hidden_dim, self.n_heads, self.dtype)
+        return _joint(pooled.reshape(lead + (self.hidden_dim,)), obs, self.hidden_dim, self.dropout,
+                      self.dtype, train)
+
+
+class CNNLSTMEncoder(nn.Module):
+    """CNN-LSTM: 1-D convolutions along the window's time axis (`conv_filters` filters each, kernel
+    `conv_kernel`, "SAME" padding so the W rows stay W rows, each Conv -> ReLU), then the CLSTM's
+    LSTM + self-attention + mean pool and the same join with every other obs entry. The window holds
+    rows < t only, so a convolution across it reads nothing later."""
+
+    hidden_dim: int = 256
+    n_heads: int = 8
+    conv_filters: tuple[int, ...] = (32, 64)
+    conv_kernel: int = 3
+    dropout: float = 0.0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, obs, *, train: bool = False):
+        x, lead = _window_rows(obs, "cnn_lstm", self.dtype)                    # [N, W, D]
+        for i, filters in enumerate(self.conv_filters):
+            x = nn.Conv(int(filters), (int(self.conv_kernel),), padding="SAME", dtype=self.dtype,
+                        param_dtype=jnp.float32, name=f"conv_{i}")(x)
+            x = nn.relu(x)                                                      # [N, W, filters]
+        pooled = _lstm_attention_pool(x, self.hidden_dim, self.n_heads, self.dtype)
+        return _joint(pooled.reshape(lead + (self.hidden_dim,)), obs, self.hidden_dim, self.dropout,
+                      self.dtype, train)

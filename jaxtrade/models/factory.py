@@ -6,15 +6,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from jaxtrade.envs.base import ContinuousSpec, DiscreteSpec
-from jaxtrade.models.actor_critic import ActorCritic
+from jaxtrade.models.actor_critic import ActorCritic, encoder_of
 
 # model config keys -> ActorCritic fields (defaults where a key is absent); `continuous_dist` is read
-# by the agents (how a Gaussian sample becomes an env action), not by the network.
+# by the agents (how a Gaussian sample becomes an env action) and `encoder_init` (a pretrained
+# encoder artifact to start from) by the training loop, not by the network.
 _FIELDS = {"encoder": "encoder_type", "core": "core_type", "hidden_dim": "hidden_dim",
            "n_layers": "n_layers", "encoder_layers": "encoder_layers", "head_layers": "head_layers",
-           "dropout": "dropout", "n_heads": "n_heads", "init_log_std": "init_log_std",
-           "compute_dtype": "compute_dtype"}
-_AGENT_KEYS = ("continuous_dist",)
+           "dropout": "dropout", "n_heads": "n_heads", "conv_filters": "conv_filters",
+           "conv_kernel": "conv_kernel", "init_log_std": "init_log_std", "compute_dtype": "compute_dtype"}
+_AGENT_KEYS = ("continuous_dist", "encoder_init")
+# The ActorCritic fields that shape each encoder's parameter tree (what a transplant must match).
+_ENCODER_SHAPE = {"mlp": ("hidden_dim", "encoder_layers"), "clstm": ("hidden_dim", "n_heads"),
+                  "cnn_lstm": ("hidden_dim", "n_heads", "conv_filters", "conv_kernel")}
 
 
 def model_config_dict(model_config) -> dict:
@@ -45,4 +49,27 @@ def make_model(model_config: Mapping, action_spec) -> ActorCritic:
     kwargs = {field: d[key] for key, field in _FIELDS.items() if key in d}
     if "encoder_layers" not in d and "n_layers" in d:
         kwargs["encoder_layers"] = d["n_layers"]      # the first slice's default
+    if "conv_filters" in kwargs:                      # JSON and the command line give lists
+        kwargs["conv_filters"] = tuple(int(f) for f in kwargs["conv_filters"])
     return ActorCritic(action_dim=action_dim, discrete=discrete, **kwargs)
+
+
+def make_encoder(model_config: Mapping):
+    """The encoder module `make_model(model_config, ...)` builds (same class, same fields), alone:
+    what supervised pretraining trains, under the name "encoder"."""
+    return encoder_of(make_model(model_config, DiscreteSpec(2)))
+
+
+def encoder_config(model_config: Mapping) -> dict:
+    """{"encoder": type, and the resolved settings that shape that encoder's parameter tree} of a model
+    config (defaults filled in), e.g. {"encoder": "clstm", "hidden_dim": 128, "n_heads": 8}: two
+    configs whose encoder_config is equal build encoders with the same parameter tree."""
+    net = make_model(model_config, DiscreteSpec(2))
+    if net.encoder_type not in _ENCODER_SHAPE:
+        raise ValueError(f"unknown model.encoder {net.encoder_type!r}; expected one of "
+                         f"{sorted(_ENCODER_SHAPE)}")
+    out = {"encoder": net.encoder_type}
+    for field in _ENCODER_SHAPE[net.encoder_type]:
+        v = getattr(net, field)
+        out[field] = [int(x) for x in v] if isinstance(v, tuple) else v
+    return out

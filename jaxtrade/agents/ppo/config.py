@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 from flax import struct
+from ml_collections import config_dict
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -16,14 +17,17 @@ def default_config() -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
     cfg.seed = 0
     cfg.model = ml_collections.ConfigDict(dict(
-        encoder="mlp",               # mlp | clstm
+        encoder="mlp",               # mlp | clstm | cnn_lstm
         core="gru",                  # gru | lstm | mlp (memoryless control)
         hidden_dim=256,
         n_layers=2,                  # recurrent core layers
         encoder_layers=2,            # MLP encoder layers
         head_layers=1,               # hidden layers of each head
         dropout=0.1,                 # encoder dropout in update passes only (rollouts are deterministic)
-        n_heads=8,                   # clstm attention heads
+        n_heads=8,                   # clstm / cnn_lstm attention heads
+        conv_filters=(32, 64),       # cnn_lstm: filters of its 1-D convolutions, in order
+        conv_kernel=3,               # cnn_lstm: their kernel size (rows)
+        encoder_init=config_dict.placeholder(str),  # a pretrained encoder artifact to start from
         compute_dtype="float32",     # float32 | bfloat16; parameters stay float32
         init_log_std=-0.5,           # continuous actions: initial log std of the Gaussian
         continuous_dist="gaussian",  # gaussian | logistic_normal (env sees softmax of the Gaussian sample)
