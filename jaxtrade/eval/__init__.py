@@ -10,7 +10,7 @@
 Imports only jaxtrade.data and jaxtrade.envs (eval sits left of agents/train in the import order).
 """
 
-from jaxtrade.eval.backtest import backtest
+from jaxtrade.eval.backtest import backtest, backtest_many
 from jaxtrade.eval.baselines import TargetEnv, baselines, evaluate_policies, random_policy, schedule_policy
 from jaxtrade.eval.bootstrap import SharpeDiff, sharpe_diff_ci, stationary_bootstrap_indices
 from jaxtrade.eval.minvar import min_variance_schedule, min_variance_weights
@@ -19,7 +19,8 @@ from jaxtrade.eval.stats import STAT_NAMES, drawdown, returns_of, sharpe_ratio, 
 
 __all__ = [
     "BASELINE_NAMES", "Report", "STAT_NAMES", "SharpeDiff", "TABLE_STATS", "TargetEnv", "backtest",
-    "baselines", "drawdown", "evaluate_policies", "min_variance_schedule", "min_variance_weights",
-    "random_policy", "report", "returns_of", "schedule_policy", "sharpe_diff_ci", "sharpe_ratio",
-    "sortino_ratio", "stationary_bootstrap_indices", "stats", "summarize", "to_markdown", "verdict",
+    "backtest_many", "baselines", "drawdown", "evaluate_policies", "min_variance_schedule",
+    "min_variance_weights", "random_policy", "report", "returns_of", "schedule_policy", "sharpe_diff_ci",
+    "sharpe_ratio", "sortino_ratio", "stationary_bootstrap_indices", "stats", "summarize", "to_markdown",
+    "verdict",
 ]

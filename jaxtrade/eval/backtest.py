@@ -1,4 +1,5 @@
 """`backtest`: one policy, one environment, one whole split, one jitted `lax.scan`; a DataFrame back.
+`backtest_many`: the same for many policies, one `vmap`-ed scan per architecture.
 
 Every number in the frame comes from the step's `info` (`jaxtrade.envs.base.INFO_KEYS`), never
 from the environment's state, so any environment that emits those entries backtests.
@@ -151,12 +152,52 @@ def backtest(policy: Policy, env, params, *, dates=None, symbols=None, key=None)
         environment's randomness (slippage); default `jax.random.key(0)`. Same key, same frame.
     Returns the frame described in the module docstring, indexed by date (rows start .. T-1).
     """
-    env = core_env(env)
+    env, params, start, end, key = _episode(env, params, key)
+    arrays, static = _partition(policy)
+    out = jax.device_get(_run(env, end - start, static, arrays, params, key))
+    return _frame(out, env, params, start, end, dates, symbols)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _run_many(env, n_steps: int, policy_static: _PolicyStatic, stacked_arrays, params, key):
+    """`_run` vmapped over policy arrays stacked on a leading member axis [K, ...] (one architecture)."""
+    return jax.vmap(lambda arrays: _run(env, n_steps, policy_static, arrays, params, key))(stacked_arrays)
+
+
+def backtest_many(policies, env, params, *, dates=None, symbols=None, key=None) -> list[pd.DataFrame]:
+    """`backtest` of each of `policies` (a sequence of `Policy`), the frames in the same order.
+
+    Policies of one architecture (the same functions and array shapes, e.g. `policy_from_spec` of
+    one model config with different params) run as one `vmap`-ed scan over their stacked arrays,
+    one compile per architecture; policies whose architectures differ run in separate groups. Every
+    policy sees the same `key`, so each frame equals `backtest(policy, env, params, key=key)`.
+    """
+    env, params, start, end, key = _episode(env, params, key)
+    frames: list = [None] * len(policies)
+    groups: dict = {}
+    for i, policy in enumerate(policies):
+        arrays, static = _partition(policy)
+        shapes = tuple((tuple(a.shape), str(a.dtype)) for a in arrays)
+        groups.setdefault((static, shapes), []).append((i, arrays))
+    for (static, _), members in groups.items():
+        stacked = [jnp.stack(leaves) for leaves in zip(*(arrays for _, arrays in members), strict=True)]
+        out = jax.device_get(_run_many(env, end - start, static, stacked, params, key))
+        for k, (i, _) in enumerate(members):
+            frames[i] = _frame(jax.tree.map(lambda x, k=k: x[k], out), env, params, start, end, dates,
+                               symbols)
+    return frames
+
+
+def _episode(env, params, key):
+    """(core env, whole-split params, start row, end row, key) of a backtest."""
     params = eval_params(params)
     start, end = episode_rows(params)
-    key = jax.random.key(0) if key is None else key
-    arrays, static = _partition(policy)
-    v0, rows, drifted, turb_last = jax.device_get(_run(env, end - start, static, arrays, params, key))
+    return core_env(env), params, start, end, jax.random.key(0) if key is None else key
+
+
+def _frame(out, env, params, start: int, end: int, dates, symbols) -> pd.DataFrame:
+    """The backtest frame (module docstring) from `_run`'s host-side output of one policy."""
+    v0, rows, drifted, turb_last = out
     n = params.data.n_assets
     symbols = list(range(n)) if symbols is None else list(symbols)
     index = pd.RangeIndex(start, end + 1) if dates is None else pd.Index(list(dates)[start:end + 1])

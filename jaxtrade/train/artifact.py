@@ -10,6 +10,7 @@ Layout of an artifact directory:
                          metrics)
     params.npz           the network parameters, one array per '/'-joined parameter path
     preprocessor/        the fitted `jaxtrade.data.Preprocessor` (JSON + arrays)
+    members/<k>/         an ensemble's (agent "ensemble") member artifacts, complete copies
 
 No pickle anywhere: arrays are `.npz` read with `allow_pickle=False`, everything else is JSON.
 """
@@ -43,6 +44,7 @@ log = logging.getLogger("jaxtrade")
 
 FORMAT = "jaxtrade-model/1"
 _SPEC, _PARAMS, _PRE = "spec.json", "params.npz", "preprocessor"
+ENSEMBLE_MEMBERS = "members"     # an ensemble artifact's member artifacts: members/<k>/
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,23 +180,45 @@ def _unflatten(flat: dict[str, np.ndarray]) -> dict:
     return tree
 
 
-def save_model(directory: str, params, spec: ModelSpec) -> str:
+def save_model(directory: str, params, spec: ModelSpec, *, members=()) -> str:
     """Writes the artifact into `directory` atomically (a sibling temporary directory renamed into
-    place; an artifact already there is replaced only once the new one is complete). Returns the path."""
+    place; an artifact already there is replaced only once the new one is complete). Returns the path.
+
+    members: artifact directories copied into members/<k>/ (an ensemble's, `ENSEMBLE_MEMBERS`)."""
+    spec = spec.replace(created=spec.created or _now())
+
+    def write(tmp):
+        np.savez(os.path.join(tmp, _PARAMS), **_flatten(params))
+        spec.preprocessor.save(os.path.join(tmp, _PRE))
+        for k, member in enumerate(members):
+            shutil.copytree(member, os.path.join(tmp, ENSEMBLE_MEMBERS, str(k)))
+        _write_json(os.path.join(tmp, _SPEC), spec.to_json())
+
+    return _write_atomic(directory, write)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _write_json(path: str, d: dict) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(d, f, indent=2, sort_keys=True, allow_nan=False)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_atomic(directory: str, write) -> str:
+    """Calls write(tmp) on a fresh sibling temporary directory, then renames it into `directory` (an
+    artifact already there is replaced only once the new one is complete; a crash leaves it readable).
+    Returns the absolute path."""
     directory = os.path.abspath(directory)
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".{os.path.basename(directory)}.tmp-{uuid.uuid4().hex[:8]}")
     os.makedirs(tmp)
     try:
-        spec = spec.replace(created=spec.created or datetime.datetime.now(datetime.UTC).isoformat(
-            timespec="seconds"))
-        np.savez(os.path.join(tmp, _PARAMS), **_flatten(params))
-        spec.preprocessor.save(os.path.join(tmp, _PRE))
-        with open(os.path.join(tmp, _SPEC), "w", encoding="utf-8") as f:
-            json.dump(spec.to_json(), f, indent=2, sort_keys=True, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
         old = None
         if os.path.exists(directory):
             old = os.path.join(parent, f".{os.path.basename(directory)}.old-{uuid.uuid4().hex[:8]}")
@@ -219,6 +243,7 @@ def load_spec(directory: str) -> ModelSpec:
         raise FileNotFoundError(f"{directory} is not a model artifact: it has no {_SPEC}")
     with open(path, encoding="utf-8") as f:
         d = json.load(f)
+    _refuse_encoder(d, directory)
     return ModelSpec.from_json(d, Preprocessor.load(os.path.join(directory, _PRE)))
 
 
@@ -233,13 +258,50 @@ def policy_of(spec: ModelSpec, params, *, deterministic: bool = True) -> Policy:
         from jaxtrade.agents import ppo
 
         return ppo.policy_from_spec(spec.model, spec.action_spec, params, deterministic=deterministic)
-    raise ValueError(f"unknown agent {spec.agent!r} in the artifact; known: ppo")
+    if spec.agent == "ensemble":
+        raise ValueError("an ensemble's policy is made of its member artifacts: use load_model(directory)")
+    raise ValueError(f"unknown agent {spec.agent!r} in the artifact; known: ppo, ensemble")
 
 
 def load_model(directory: str, *, deterministic: bool = True) -> tuple[Policy, ModelSpec]:
-    """(Policy, ModelSpec) of the artifact in `directory`."""
+    """(Policy, ModelSpec) of the artifact in `directory`. An ensemble artifact (agent "ensemble",
+    `jaxtrade.pipeline.ensemble`) gives the ensemble Policy of its members, each loaded from
+    members/<k>/ the same way (an ensemble of ensembles is refused)."""
     spec = load_spec(directory)
+    if spec.agent == "ensemble":
+        members, specs = ensemble_members(directory, spec, deterministic=deterministic)
+        return ensemble_policy_of(spec, members, specs, deterministic=deterministic), spec
     return policy_of(spec, load_params(directory), deterministic=deterministic), spec
+
+
+def ensemble_members(directory: str, spec: ModelSpec, *, deterministic: bool = True
+                     ) -> tuple[list[Policy], list[ModelSpec]]:
+    """The member (Policy, ModelSpec)s of the ensemble artifact in `directory`, from members/0 ..
+    members/K-1 (K = len(spec.model["members"])); a member that is itself an ensemble is refused."""
+    policies, specs = [], []
+    for k in range(len(spec.model["members"])):
+        path = os.path.join(os.path.abspath(directory), ENSEMBLE_MEMBERS, str(k))
+        if not is_artifact(path):
+            raise FileNotFoundError(f"ensemble artifact {directory} lacks its member artifact {path}; "
+                                    "rebuild it with jaxtrade.pipeline.ensemble.build_ensemble")
+        m_spec = load_spec(path)
+        if m_spec.agent == "ensemble":
+            raise ValueError(f"ensemble artifact {directory}: member {path} is itself an ensemble, which "
+                             "is not supported; build one ensemble from the inner ensemble's members")
+        policies.append(policy_of(m_spec, load_params(path), deterministic=deterministic))
+        specs.append(m_spec)
+    return policies, specs
+
+
+def ensemble_policy_of(spec: ModelSpec, members, member_specs, *, deterministic: bool = True,
+                       schedule=None) -> Policy:
+    """The Policy of the ensemble `spec` (agent "ensemble") over member Policies and their ModelSpecs;
+    winner mode trades `schedule` (member index per step; default: the fixed winner spec.model["active"])."""
+    from jaxtrade.agents import ensemble
+
+    dist = ensemble.shared_continuous_dist([m.model for m in member_specs])
+    return ensemble.ensemble_from_spec(members, spec.model, action_spec=spec.action_spec, env_config=spec.env,
+                                       continuous_dist=dist, deterministic=deterministic, schedule=schedule)
 
 
 def as_plain(tree: Any):
@@ -247,3 +309,133 @@ def as_plain(tree: Any):
     if hasattr(tree, "to_dict"):
         tree = tree.to_dict()
     return json.loads(json.dumps(_json_safe(tree), default=str))
+
+
+# ENCODER ARTIFACTS: a supervised-pretrained encoder (jaxtrade.pipeline.pretrain), the same layout as a
+# model artifact (spec.json, params.npz holding the `encoder` subtree only, preprocessor/), its own
+# format; an RL run starts from one with `model.encoder_init=<directory>`.
+
+ENCODER_FORMAT = "jaxtrade-encoder/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderSpec:
+    """What a pretrained encoder is, what it reads, where it came from and how it did.
+
+    encoder: `jaxtrade.models.encoder_config` of the model config it was pretrained with (the type and
+    the settings that shape its parameter tree: what a transplant must match); model: that model
+    config. obs_spec: the env observation spec its inputs had; env: the env config. data, preprocessor,
+    data_fingerprint: as in ModelSpec (the preprocessor's `train` dates are the rows it learnt from).
+    targets: the supervised targets, in order. metrics: validation metrics (val_loss, val_r2,
+    directional_accuracy, ..., split="val").
+    """
+
+    encoder: dict
+    model: dict
+    obs_spec: ObsSpec
+    env: dict
+    data: dict
+    preprocessor: Preprocessor
+    data_fingerprint: str
+    targets: tuple[str, ...] = ()
+    code_version: str = "unknown"
+    versions: dict = dataclasses.field(default_factory=dict)
+    machine: dict = dataclasses.field(default_factory=dict)
+    metrics: dict = dataclasses.field(default_factory=dict)
+    created: str = ""
+    seed: int | None = None
+
+    def to_json(self) -> dict:
+        return {"format": ENCODER_FORMAT, "encoder": self.encoder, "model": self.model,
+                "obs_spec": self.obs_spec.to_json(), "env": self.env, "data": self.data,
+                "data_fingerprint": self.data_fingerprint, "targets": list(self.targets),
+                "code_version": self.code_version, "versions": self.versions, "machine": self.machine,
+                "metrics": _json_safe(self.metrics), "created": self.created, "seed": self.seed}
+
+    @classmethod
+    def from_json(cls, d: dict, preprocessor: Preprocessor) -> EncoderSpec:
+        if d.get("format") != ENCODER_FORMAT:
+            raise ValueError(f"not a {ENCODER_FORMAT} artifact (format {d.get('format')!r})")
+        return cls(encoder=d["encoder"], model=d["model"], obs_spec=obs_spec_from_json(d["obs_spec"]),
+                   env=d["env"], data=d["data"], preprocessor=preprocessor,
+                   data_fingerprint=d["data_fingerprint"], targets=tuple(d.get("targets", ())),
+                   code_version=d.get("code_version", "unknown"), versions=d.get("versions", {}),
+                   machine=d.get("machine", {}), metrics=d.get("metrics", {}), created=d.get("created", ""),
+                   seed=d.get("seed"))
+
+    def replace(self, **changes) -> EncoderSpec:
+        return dataclasses.replace(self, **changes)
+
+
+def _refuse_encoder(d: dict, directory: str) -> None:
+    """ValueError where the spec.json `d` of `directory` is a pretrained encoder's (load_spec's check)."""
+    if d.get("format") == ENCODER_FORMAT:
+        raise ValueError(f"{directory} is a pretrained encoder ({ENCODER_FORMAT}: an encoder without core or "
+                         "heads), not a model: it cannot act. Start an RL run from it with "
+                         f"--config.model.encoder_init={directory} (add ppo.frozen=('encoder',) to freeze "
+                         "it), or read it with jaxtrade.train.artifact.load_encoder")
+
+
+def save_encoder(directory: str, params, spec: EncoderSpec) -> str:
+    """Writes the encoder artifact (params: the `encoder` subtree) into `directory` atomically, as
+    `save_model` does. Returns the path."""
+    spec = spec.replace(created=spec.created or _now())
+
+    def write(tmp):
+        np.savez(os.path.join(tmp, _PARAMS), **_flatten(params))
+        spec.preprocessor.save(os.path.join(tmp, _PRE))
+        _write_json(os.path.join(tmp, _SPEC), spec.to_json())
+
+    return _write_atomic(directory, write)
+
+
+def load_encoder(directory: str) -> tuple[dict, EncoderSpec]:
+    """(encoder params, EncoderSpec) of the encoder artifact in `directory`."""
+    directory = os.path.abspath(directory)
+    path = os.path.join(directory, _SPEC)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{directory} is not an encoder artifact: it has no {_SPEC}")
+    with open(path, encoding="utf-8") as f:
+        d = json.load(f)
+    if d.get("format") != ENCODER_FORMAT:
+        raise ValueError(f"{directory} is not a pretrained encoder (its {_SPEC} has format "
+                         f"{d.get('format')!r}, expected {ENCODER_FORMAT!r}): make one with "
+                         "experiments/pretrain.py")
+    return load_params(directory), EncoderSpec.from_json(d, Preprocessor.load(os.path.join(directory, _PRE)))
+
+
+def describe_obs_spec(spec: ObsSpec) -> str:
+    """'{state: [21] float32, window: [30, 183] float32}'."""
+    return "{" + ", ".join(f"{k}: {list(v.shape)} {v.dtype}" for k, v in spec.entries) + "}"
+
+
+def encoder_init(directory: str, model_config, obs_spec: ObsSpec, *, train_end=None,
+                 key: str = "model.encoder_init") -> dict:
+    """The encoder params of the artifact in `directory`, checked for a network built from
+    `model_config` observing `obs_spec` (the `key` config value names it).
+
+    ValueError unless the encoder settings match (`jaxtrade.models.encoder_config`), the observation
+    specs are equal (both named), and, where `train_end` (the run's last training date) is given, the
+    encoder learnt from no row after it (else the run's validation and test rows would be in-sample for
+    the encoder).
+    """
+    from jaxtrade.models import encoder_config
+
+    params, spec = load_encoder(directory)
+    want = encoder_config(model_config)
+    if want != spec.encoder:
+        raise ValueError(f"{key}={directory}: the encoder was pretrained as {spec.encoder}, this run's "
+                         f"model config builds {want}: set the model section's encoder settings to the "
+                         "encoder's (or pretrain one with this run's model section)")
+    if spec.obs_spec != obs_spec:
+        raise ValueError(f"{key}={directory}: the encoder was pretrained on observations "
+                         f"{describe_obs_spec(spec.obs_spec)}, this run's env observes "
+                         f"{describe_obs_spec(obs_spec)}: pretrain it with this run's env and data "
+                         "(env.window, symbols, features) or drop model.encoder_init")
+    last = spec.preprocessor.train[1]
+    if train_end is not None and last > train_end:
+        raise ValueError(f"{key}={directory}: the encoder was pretrained on rows up to {last:%Y-%m-%d}, "
+                         f"after this run's training split ends ({train_end:%Y-%m-%d}), so this run's "
+                         "validation and test rows may be in the encoder's training data: pretrain on a "
+                         "training range that ends on or before the run's")
+    return params
