@@ -300,6 +300,14 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
                 resumed = True
         if init_params is not None and not resumed:
             state = agent.with_params(state, init_params, opt_state=init_opt_state)
+        elif not resumed and config.model.get("encoder_init"):   # a pretrained encoder, every member
+            encoder = artifact_lib.encoder_init(config.model.encoder_init, agent.model_config, agent.obs_spec,
+                                                train_end=s.preprocessor.train[1])
+            state = agent.with_encoder(state, encoder)
+            log.info("encoder from the pretrained encoder %s", config.model.encoder_init)
+        elif not resumed and "encoder" in agent.hp.frozen:
+            log.warning("ppo.frozen holds 'encoder' but model.encoder_init is unset: the encoder stays at "
+                        "its random initialization")
         result = _loop(s, agent, state, iterate, ckpts, run_state, workdir, hooks, verbosity, config_meta,
                        pop)
         compiles = getattr(agent, "compiles", None)

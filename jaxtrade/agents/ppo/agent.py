@@ -152,6 +152,21 @@ class PPOAgent:
             changes["opt_state"] = devices_lib.put_replicated(opt_state, self.devices)
         return state._replace(train_state=state.train_state._replace(**changes))
 
+    def with_encoder(self, state, encoder_params):
+        """`state` with only its params["encoder"] replaced by `encoder_params` (unreplicated, one
+        member's: a pretrained encoder), in every member and on every device; each member's core and
+        heads, the optimizer, env and recurrent states stay as they were. ValueError unless the tree
+        and the leaf shapes are exactly those of the network's encoder."""
+        params = self.params(state)
+        current = params["encoder"]
+        lead = jnp.ndim(state.train_state.step) - 1       # step: [n_dev] or, a population, [n_dev, K]
+        expected = jax.tree.map(lambda x: tuple(jnp.shape(x)[lead:]), current)
+        got = jax.tree.map(lambda x: tuple(jnp.shape(x)), encoder_params)
+        if jax.tree.structure(current) != jax.tree.structure(encoder_params) or expected != got:
+            raise ValueError(f"with_encoder: the encoder params do not fit this network's encoder "
+                             f"(expected shapes {expected}, got {got})")
+        return self.with_params(state, dict(params, encoder=encoder_params))
+
     # ITERATIONS
     def _step(self):
         step = functools.partial(iteration_lib.train_iteration, env=self.env, model=self.model, opt=self.opt,
