@@ -41,39 +41,6 @@ _METRICS_SPLIT = flags.DEFINE_enum("metrics_split", None, ["val", "test"], "regi
 _DESCRIPTION = flags.DEFINE_string("description", "", "register: a line about the model.")
 common.accept_verbosity_words()
 
-# (metric, column, as a percentage): the `list` table's key metrics (RL agents, then encoders)
-_KEY_METRICS = (("sharpe", "sharpe", False), ("max_drawdown", "max_dd", True),
-                ("annual_return", "ann_ret", True), ("val_r2", "val_r2", False),
-                ("directional_accuracy", "dir_acc", True))
-
-
-def table(rows: list[dict]) -> str:
-    """Rows of strings as an aligned text table (columns in the first row's order)."""
-    if not rows:
-        return ""
-    cols = list(rows[0])
-    width = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
-    line = lambda r: "  ".join(str(r[c]).ljust(width[c]) for c in cols).rstrip()
-    return "\n".join([line({c: c for c in cols}), *map(line, rows)])
-
-
-def _num(metrics: dict, key: str, pct: bool) -> str:
-    if key not in metrics:
-        return ""
-    v = metrics[key]
-    return "n/a" if v is None else (f"{100 * v:.1f}%" if pct else f"{v:.3f}")
-
-
-def list_rows(entries) -> list[dict]:
-    """The `list` table's rows; metric columns that no entry has are left out."""
-    rows = [dict(ref=e.ref, semver=e.semver, stage=e.stage, grade=e.grade, score=f"{e.score:.3f}",
-                 created=e.created[:16].replace("T", " "), split=e.metrics_split,
-                 **{label: _num(e.metrics, k, pct) for k, label, pct in _KEY_METRICS},
-                 aliases=",".join(e.aliases), parents=",".join(e.parents)) for e in entries]
-    empty = [label for _, label, _ in _KEY_METRICS if not any(r[label] for r in rows)]
-    return [{k: v for k, v in r.items() if k not in empty} for r in rows]
-
-
 def info_lines(reg, ref: str) -> list[str]:
     from jaxtrade.pipeline.registry import ChecksumError, describe_grade
 
@@ -96,9 +63,11 @@ def info_lines(reg, ref: str) -> list[str]:
 
 
 def benchmark_rows(rows: list[dict]) -> list[dict]:
-    return [dict(ref=r["ref"], grade=r["grade"], split_grade=r["split_grade"],
-                 sharpe=_num(r, "sharpe", False), annual_return=_num(r, "annual_return", True),
-                 max_drawdown=_num(r, "max_drawdown", True), turnover=_num(r, "turnover", False))
+    from jaxtrade.pipeline.registry import format_metric as fmt
+
+    return [dict(ref=r["ref"], grade=r["grade"], split_grade=r["split_grade"], sharpe=fmt(r, "sharpe", False),
+                 annual_return=fmt(r, "annual_return", True), max_drawdown=fmt(r, "max_drawdown", True),
+                 turnover=fmt(r, "turnover", False))
             for r in rows]
 
 
@@ -117,10 +86,10 @@ def main(argv):
                              f"argument(s), got {args}")
     if command == "list":
         entries = reg.list(name=_NAME.value, stage=_STAGE.value, grade=_GRADE.value, alias=_ALIAS.value)
-        rows = list_rows(entries)
+        rows = registry.list_rows(entries)
         empty = f"no entries match in {reg.index_path}" if os.path.exists(reg.index_path) else \
             f"nothing registered in {reg.root} yet (no {os.path.basename(reg.index_path)})"
-        print(table(rows) if rows else empty, flush=True)
+        print(registry.text_table(rows) if rows else empty, flush=True)
     elif command == "info":
         print("\n".join(info_lines(reg, args[0])), flush=True)
     elif command == "promote":
@@ -139,8 +108,8 @@ def main(argv):
         return 0 if report.ok else 1
     elif command == "benchmark":
         rows = registry.benchmark(reg, args, split=_SPLIT.value)
-        print(f"split: {_SPLIT.value}\n" + table(benchmark_rows(rows)) if rows else "no models to benchmark",
-              flush=True)
+        print(f"split: {_SPLIT.value}\n" + registry.text_table(benchmark_rows(rows)) if rows
+              else "no models to benchmark", flush=True)
     else:
         if not _STAGE.value:
             raise ValueError(f"register needs --stage (one of {registry.STAGES})")

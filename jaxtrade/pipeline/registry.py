@@ -519,6 +519,41 @@ class Registry:
 # BENCHMARK
 
 
+# (metric, column, as a percentage): the `list` table's key metrics (RL agents, then encoders)
+LIST_METRICS = (("sharpe", "sharpe", False), ("max_drawdown", "max_dd", True),
+                ("annual_return", "ann_ret", True), ("val_r2", "val_r2", False),
+                ("directional_accuracy", "dir_acc", True))
+
+
+def text_table(rows: list[dict]) -> str:
+    """Rows of strings as an aligned text table (columns in the first row's order)."""
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    line = lambda r: "  ".join(str(r[c]).ljust(width[c]) for c in cols).rstrip()
+    return "\n".join([line({c: c for c in cols}), *map(line, rows)])
+
+
+def format_metric(metrics: Mapping, key: str, pct: bool) -> str:
+    """One metric for a table: "" where absent, "n/a" where undefined, else 3 decimals or a percentage."""
+    if key not in metrics:
+        return ""
+    v = metrics[key]
+    return "n/a" if v is None else (f"{100 * v:.1f}%" if pct else f"{v:.3f}")
+
+
+def list_rows(entries) -> list[dict]:
+    """The `list` table's rows (id, version, grade, created, key metrics, lineage); metric columns that
+    no entry has are left out."""
+    rows = [dict(ref=e.ref, semver=e.semver, stage=e.stage, grade=e.grade, score=f"{e.score:.3f}",
+                 created=e.created[:16].replace("T", " "), split=e.metrics_split,
+                 **{label: format_metric(e.metrics, k, pct) for k, label, pct in LIST_METRICS},
+                 aliases=",".join(e.aliases), parents=",".join(e.parents)) for e in entries]
+    empty = [label for _, label, _ in LIST_METRICS if not any(r[label] for r in rows)]
+    return [{k: v for k, v in r.items() if k not in empty} for r in rows]
+
+
 def benchmark(registry: Registry, refs=(), *, split: str = "val") -> list[dict]:
     """Backtests models of the registry on one split of their own data (deterministic, whole split, the
     artifact's env and costs; `jaxtrade.train.evaluation.split_of`, `jaxtrade.eval.backtest`).

@@ -1,0 +1,150 @@
+"""The whole pipeline in one call: pretrain -> rl -> hybrid -> ensemble, every stage registered.
+
+    result = stages.run(config, workdir)      # config: an experiment config + `pretrain` + `pipeline`
+
+1. pretrain (`pipeline.pretrain`): the encoder of `config.model` on windows of the training split ->
+   `workdir/pretrain/encoder`, registered as `<prefix>_encoder` (stage pretrain, graded on its
+   validation R^2 and directional accuracy).
+2. rl: PPO with `model.encoder_init` = that encoder, frozen (`ppo.frozen=("encoder",)`), into
+   `workdir/rl`; its best-validation-composite model is registered as `<prefix>_ppo` (stage rl,
+   parent: the encoder).
+3. hybrid (`pipeline.hybrid`): the rl model fine-tuned end to end for `pipeline.hybrid_iterations`
+   at `pipeline.hybrid_lr_scale` times the learning rates, into `workdir/hybrid`, registered as
+   `<prefix>_hybrid` (stage hybrid, parents: the encoder and the rl model).
+4. ensemble (`pipeline.ensemble`): the rl model and the hybrid, by `pipeline.ensemble_mode`, built
+   from their registered (checksummed) copies, backtested on the validation split for its own
+   metrics, registered as `<prefix>_ensemble` (stage ensemble, parents: both members).
+
+Every stage reads the training and validation splits only (the test split is read by nobody here).
+`workdir/pipeline.json` records each finished stage's registry ref: a rerun with the same workdir
+skips finished stages (and checks their entries still verify). The registry is `pipeline.registry`
+(default `workdir/registry`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+
+import ml_collections
+from ml_collections import config_dict
+
+from jaxtrade.pipeline import ensemble as ensemble_lib
+from jaxtrade.pipeline import hybrid as hybrid_lib
+from jaxtrade.pipeline import pretrain as pretrain_lib
+from jaxtrade.pipeline.registry import Registry
+from jaxtrade.train import evaluation
+from jaxtrade.train import loop as loop_lib
+from jaxtrade.train.checkpoints import Checkpoints
+
+log = logging.getLogger("jaxtrade")
+
+STAGES = ("pretrain", "rl", "hybrid", "ensemble")
+_STATE = "pipeline.json"
+
+
+def default_config(**changes) -> ml_collections.ConfigDict:
+    """The `pipeline` section."""
+    cfg = ml_collections.ConfigDict(dict(
+        prefix="sp500",                          # registry names <prefix>_encoder, _ppo, _hybrid, _ensemble
+        registry=config_dict.placeholder(str),   # default: <workdir>/registry
+        hybrid_iterations=10,
+        hybrid_lr_scale=0.3,                     # fine-tuning learning rates = this x the rl run's
+        ensemble_mode="weighted",                # winner | weighted | majority
+        ensemble_temperature=1.0,
+    ))
+    cfg.update(changes)
+    return cfg
+
+
+@dataclasses.dataclass
+class PipelineResult:
+    workdir: str
+    registry: str
+    refs: dict                   # stage -> registry ref
+    seconds: dict                # stage -> wall seconds (stages run by this call)
+
+
+def _state(workdir: str) -> dict:
+    path = os.path.join(workdir, _STATE)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _save_state(workdir: str, refs: dict) -> None:
+    path = os.path.join(workdir, _STATE)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump({"stages": refs}, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def run(config, workdir: str, *, verbosity: str = "normal") -> PipelineResult:
+    """Runs the four stages of `config` into `workdir` (module docstring)."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    p = default_config(**dict(config.get("pipeline", {})))
+    if p.ensemble_mode not in ensemble_lib.MODES:
+        raise ValueError(f"pipeline.ensemble_mode={p.ensemble_mode!r}: must be one of {ensemble_lib.MODES}")
+    if not config.data.get("val"):
+        raise ValueError("the pipeline selects and grades every stage on validation: set data.val")
+    os.makedirs(workdir, exist_ok=True)
+    reg = Registry(p.registry or os.path.join(workdir, "registry"))
+    refs = dict(_state(workdir).get("stages", {}))
+    for stage, ref in refs.items():
+        reg.check(ref)           # a finished stage's entry must still verify before it is built on
+        log.info("pipeline: %s already done (%s)", stage, ref)
+    seconds = {}
+
+    def done(stage, ref, t0):
+        refs[stage] = ref
+        seconds[stage] = time.perf_counter() - t0
+        _save_state(workdir, refs)
+        e = reg.get(ref)
+        log.info("pipeline: %s -> %s (grade %s, %.0f s)", stage, ref, e.grade, seconds[stage])
+
+    if "pretrain" not in refs:
+        t0 = time.perf_counter()
+        pre = pretrain_lib.run(config, os.path.join(workdir, "pretrain"))
+        done("pretrain", reg.register(f"{p.prefix}_encoder", pre.artifact, stage="pretrain").ref, t0)
+    encoder_dir = reg.path(refs["pretrain"])
+
+    if "rl" not in refs:
+        t0 = time.perf_counter()
+        cfg = ml_collections.ConfigDict(config.to_dict())
+        cfg.model.encoder_init = encoder_dir
+        cfg.ppo.frozen = ("encoder",)
+        cfg.train.seeds = 1
+        cfg.train.final_report = False            # nothing here reads the test split
+        rl_dir = os.path.join(workdir, "rl")
+        loop_lib.train(cfg, rl_dir, verbosity=verbosity)   # a killed rl stage resumes from its latest
+        best = Checkpoints(rl_dir).directory("composite")
+        done("rl", reg.register(f"{p.prefix}_ppo", best, stage="rl", parents=(refs["pretrain"],)).ref, t0)
+
+    if "hybrid" not in refs:
+        t0 = time.perf_counter()
+        cfg = ml_collections.ConfigDict(config.to_dict())
+        cfg.ppo.actor_lr = float(cfg.ppo.actor_lr) * p.hybrid_lr_scale
+        cfg.ppo.critic_lr = float(cfg.ppo.critic_lr) * p.hybrid_lr_scale
+        cfg.train.final_report = False
+        h = hybrid_lib.make_hybrid(cfg, os.path.join(workdir, "hybrid"), encoder_dir=encoder_dir,
+                                   rl_dir=reg.path(refs["rl"]), iterations=int(p.hybrid_iterations),
+                                   registry=reg, encoder_ref=refs["pretrain"], rl_ref=refs["rl"],
+                                   name=f"{p.prefix}_hybrid", verbosity=verbosity)
+        done("hybrid", h.entry.ref, t0)
+
+    if "ensemble" not in refs:
+        t0 = time.perf_counter()
+        members = [refs["rl"], refs["hybrid"]]
+        dirs = [reg.path(r) for r in members]
+        frame, _ = ensemble_lib.backtest_ensemble(dirs, "val", mode=p.ensemble_mode,
+                                                  temperature=p.ensemble_temperature)
+        metrics = dict(loop_lib.json_floats(evaluation.validation_metrics(frame)), split="val")
+        path = ensemble_lib.build_ensemble(dirs, os.path.join(workdir, "ensemble"), mode=p.ensemble_mode,
+                                           temperature=p.ensemble_temperature, names=members, metrics=metrics)
+        done("ensemble", reg.register(f"{p.prefix}_ensemble", path, stage="ensemble",
+                                      parents=tuple(members)).ref, t0)
+    return PipelineResult(workdir, reg.root, dict(refs), seconds)
