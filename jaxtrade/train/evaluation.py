@@ -77,6 +77,16 @@ class Evaluator:
                                   symbols=s.splits.val.symbols)
         return validation_metrics(frame, self.weights)
 
+    def validate_many(self, params_list) -> list[dict]:
+        """`validate_params` of each of `params_list` (a population's members), backtested in one
+        vmapped run (`eval.backtest_many`)."""
+        s = self.s
+        if len(params_list) == 1:
+            return [self.validate_params(params_list[0])]
+        frames = evaluate.backtest_many([self.agent.policy(p) for p in params_list], s.eval_env, s.val_params,
+                                        dates=s.splits.val.dates, symbols=s.splits.val.symbols)
+        return [validation_metrics(f, self.weights) for f in frames]
+
 
 def split_of(spec, name: str, market=None):
     """The `Split` `name` (train | val | test) of an artifact's data, cut by its own Preprocessor.

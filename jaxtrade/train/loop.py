@@ -374,7 +374,7 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                 params = agent.params(state)
                 member_params = [params] if len(seeds) == 1 else [_member(params, k)
                                                                    for k in range(len(seeds))]
-                vals = [evaluator.validate_params(p) for p in member_params]
+                vals = evaluator.validate_many(member_params)
                 val = _mean_row(vals)
                 if len(seeds) > 1:
                     val = dict(val, **{f"composite/{lb}": v["composite"] for lb, v in zip(labels, vals,
