@@ -467,3 +467,9 @@ def test_benchmark_backtests_each_model_on_its_own_split(reg, real_artifact, tmp
     assert lines[2].split() == ["ppo/v1", "B", row["split_grade"], f"{want['sharpe']:.3f}",
                                 f"{100 * want['annual_return']:.1f}%", f"{100 * want['max_drawdown']:.1f}%",
                                 f"{want['turnover']:.3f}"]
+
+
+def test_readme_grading_table_is_the_codes():
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                               "README.md"), encoding="utf-8").read()
+    assert reg_lib.grading_table().strip() in readme, "README's grading table differs from grading_table()"
