@@ -89,6 +89,22 @@ def reset_state(u: jax.Array, params) -> MarketState:
         episode_return=jnp.zeros((), jnp.float32), episode_length=jnp.zeros((), jnp.int32))
 
 
+def book_state(holdings: jax.Array, cash: jax.Array, t: jax.Array, params, *, target: jax.Array,
+               initial_value: jax.Array) -> MarketState:
+    """The state at row t of a book holding `holdings` [N] units and `cash` since a trade at close[t-1]:
+    weights valued at close[t-1], value at close[t], as `transition` leaves them (trade statistics and
+    the reward state start afresh). target: [N] the last trade's targets. The live runner books a
+    broker's positions with it (`jaxtrade.live.runner`)."""
+    price, prev = params.data.close[t], params.data.close[t - 1]
+    value = cash + jnp.sum(holdings * price)
+    return MarketState(
+        t=jnp.asarray(t, jnp.int32), end=jnp.asarray(t, jnp.int32), holdings=holdings, cash=cash, value=value,
+        weights=_weights(holdings, cash, prev, cash + jnp.sum(holdings * prev)),
+        position_cash=jnp.zeros_like(holdings), target=target, initial_value=initial_value,
+        reward_state=rewards_lib.init_reward_state(value), episode_return=jnp.zeros((), jnp.float32),
+        episode_length=jnp.zeros((), jnp.int32))
+
+
 def _fmix32(x: jax.Array) -> jax.Array:
     """MurmurHash3's 32-bit finalizer: a bijection of uint32 with full avalanche."""
     x = x ^ (x >> 16)
@@ -193,19 +209,25 @@ def episode_step(value0, value1, cost, state, params):
             state.episode_return + reward, state.episode_length + 1)
 
 
-def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Array, params, *,
-               cash_floor: bool):
-    """Trade to `target` fractions of value [N] at close[state.t], mark at close[state.t + 1].
+def trade_costs(u: jax.Array, shares: jax.Array, t: jax.Array, value0: jax.Array, params) -> jax.Array:
+    """Costs [N] (quote currency) of trading `shares` [N] at close[t] from portfolio value `value0`:
+    what `transition` charges (`costs.total_cost` with the row's impact inputs, plus lot costs)."""
+    price = params.data.close[t]
+    sigma, adv, fee_rates = impact_inputs(params.data, t, price, params.costs)
+    return _costs(u, shares, price, value0, sigma, adv, fee_rates, params)
 
-    u: [N] uniform[0, 1) draws for slippage.
-    keep: bool scalar, True = no trade at all (HOLD; `single` repeating its position); the
-        turbulence gate overrides it. Then state.target stays as it was.
-    cash_floor: static, True = buys are scaled so cash stays >= 0 after costs (no leverage).
-    Returns state, reward, done, info (without the observation); never resets.
+
+def trade(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Array, params, *,
+          cash_floor: bool):
+    """Steps 2-3 of a step: the trade to `target` fractions of value [N] at close[state.t].
+
+    Returns (shares [N] signed units traded, cost [N] quote currency, the target after the
+    turbulence gate [N], gate bool scalar). `transition` books exactly these; the live runner sizes
+    its orders with it (`jaxtrade.live.runner`). Arguments as in `transition`.
     """
     data = params.data
     t = state.t
-    price, price_next = data.close[t], data.close[t + 1]
+    price = data.close[t]
     value0 = state.value
 
     gate = data.turbulence[t - 1] > params.turbulence_threshold
@@ -233,6 +255,25 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
             shares = jnp.where(buy & short, lots_lib.floor_position(state.holdings + shares, lots)
                                - state.holdings, shares)
         cost = jnp.where(buy & short, _costs(u, shares, price, value0, sigma, adv, fee_rates, params), cost)
+    return shares, cost, target, gate
+
+
+def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Array, params, *,
+               cash_floor: bool):
+    """Trade to `target` fractions of value [N] at close[state.t], mark at close[state.t + 1].
+
+    u: [N] uniform[0, 1) draws for slippage.
+    keep: bool scalar, True = no trade at all (HOLD; `single` repeating its position); the
+        turbulence gate overrides it. Then state.target stays as it was.
+    cash_floor: static, True = buys are scaled so cash stays >= 0 after costs (no leverage).
+    Returns state, reward, done, info (without the observation); never resets.
+    """
+    data = params.data
+    t = state.t
+    price, price_next = data.close[t], data.close[t + 1]
+    value0 = state.value
+    shares, cost, target, gate = trade(u, state, target, keep, params, cash_floor=cash_floor)
+    lots = _lots(params)
 
     flow = shares * price
     holdings = state.holdings + shares
