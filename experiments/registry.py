@@ -41,6 +41,7 @@ _METRICS_SPLIT = flags.DEFINE_enum("metrics_split", None, ["val", "test"], "regi
 _DESCRIPTION = flags.DEFINE_string("description", "", "register: a line about the model.")
 common.accept_verbosity_words()
 
+
 def info_lines(reg, ref: str) -> list[str]:
     from jaxtrade.pipeline.registry import ChecksumError, describe_grade
 

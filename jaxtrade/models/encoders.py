@@ -55,21 +55,18 @@ class MLPEncoder(nn.Module):
         return x
 
 
-def _lstm_attention_pool(rows, hidden_dim: int, n_heads: int, dtype):
-    """[N, W, D] -> [N, H]: an LSTM over the W rows, multi-head self-attention over its outputs (with a
-    residual and LayerNorm), mean-pooled over the window. Submodules "lstm", "attention", "attention_norm"
-    of the calling (compact) module."""
+def _lstm_attention_join(rows, lead: tuple, obs, *, hidden_dim: int, n_heads: int, dropout: float, dtype,
+                         train: bool):
+    """rows [N, W, D] -> features [*lead, H]: an LSTM over the W rows, multi-head self-attention over its
+    outputs (with a residual and LayerNorm), mean-pooled over the window, joined with every other obs
+    entry (flattened, sorted by key) through Dense -> ReLU -> LayerNorm -> Dropout. Submodules "lstm",
+    "attention", "attention_norm", "joint", "joint_norm" of the calling (compact) module."""
     cell = nn.OptimizedLSTMCell(hidden_dim, dtype=dtype, param_dtype=jnp.float32)
     seq = nn.RNN(cell, name="lstm")(rows)                                      # [N, W, H]
     att = nn.MultiHeadDotProductAttention(num_heads=n_heads, dtype=dtype, param_dtype=jnp.float32,
                                           deterministic=True, name="attention")(seq)
     seq = LayerNorm(dtype=dtype, param_dtype=jnp.float32, name="attention_norm")(seq + att)
-    return seq.mean(axis=-2)
-
-
-def _joint(pooled, obs, hidden_dim: int, dropout: float, dtype, train: bool):
-    """The pooled window features [..., H] joined with every other obs entry (flattened, sorted by key)
-    through Dense -> ReLU -> LayerNorm -> Dropout ("joint", "joint_norm")."""
+    pooled = seq.mean(axis=-2).reshape(lead + (hidden_dim,))
     others = sorted(k for k in obs if k != "window")
     x = pooled if not others else jnp.concatenate([pooled, flatten_obs(obs, others, dtype=dtype)], axis=-1)
     x = nn.Dense(hidden_dim, dtype=dtype, param_dtype=jnp.float32, name="joint")(x)
@@ -99,9 +96,8 @@ class CLSTMEncoder(nn.Module):
     @nn.compact
     def __call__(self, obs, *, train: bool = False):
         rows, lead = _window_rows(obs, "clstm", self.dtype)                    # [N, W, D]
-        pooled = _lstm_attention_pool(rows, self.hidden_dim, self.n_heads, self.dtype)
-        return _joint(pooled.reshape(lead + (self.hidden_dim,)), obs, self.hidden_dim, self.dropout,
-                      self.dtype, train)
+        return _lstm_attention_join(rows, lead, obs, hidden_dim=self.hidden_dim, n_heads=self.n_heads,
+                                    dropout=self.dropout, dtype=self.dtype, train=train)
 
 
 class CNNLSTMEncoder(nn.Module):
@@ -124,6 +120,5 @@ class CNNLSTMEncoder(nn.Module):
             x = nn.Conv(int(filters), (int(self.conv_kernel),), padding="SAME", dtype=self.dtype,
                         param_dtype=jnp.float32, name=f"conv_{i}")(x)
             x = nn.relu(x)                                                      # [N, W, filters]
-        pooled = _lstm_attention_pool(x, self.hidden_dim, self.n_heads, self.dtype)
-        return _joint(pooled.reshape(lead + (self.hidden_dim,)), obs, self.hidden_dim, self.dropout,
-                      self.dtype, train)
+        return _lstm_attention_join(x, lead, obs, hidden_dim=self.hidden_dim, n_heads=self.n_heads,
+                                    dropout=self.dropout, dtype=self.dtype, train=train)

@@ -40,12 +40,11 @@ class HybridResult:
     entry: object | None = None      # the registry Entry, where a registry was given
 
 
-def check_parents(encoder_dir: str, rl_dir: str, *, obs_spec=None, train_end=None):
-    """(RL params, RL ModelSpec) once the RL artifact's encoder is checked to be the encoder artifact's
-    architecture on the same observations (and, where given, this run's `obs_spec`), and neither parent
-    learnt from rows after `train_end` (this run's last training date); ValueError naming both."""
+def check_parents(encoder_dir: str, rl_dir: str, rl, *, obs_spec=None, train_end=None) -> None:
+    """Checks that the RL artifact in `rl_dir` (its ModelSpec `rl`) has the encoder artifact's
+    architecture on the same observations (and, where given, this run's `obs_spec`), and that neither
+    parent learnt from rows after `train_end` (this run's last training date); ValueError naming both."""
     _, enc = artifact_lib.load_encoder(encoder_dir)
-    rl = artifact_lib.load_spec(rl_dir)
     rl_encoder = encoder_config(rl.model)
     if rl_encoder != enc.encoder:
         raise ValueError(f"hybrid: the RL model {rl_dir} has the encoder {rl_encoder}, the pretrained "
@@ -64,7 +63,6 @@ def check_parents(encoder_dir: str, rl_dir: str, *, obs_spec=None, train_end=Non
             raise ValueError(f"hybrid: the {what} learnt from rows up to {pre.train[1]:%Y-%m-%d}, after this "
                              f"run's training split ends ({train_end:%Y-%m-%d}): its validation would be "
                              "in-sample; use parents trained on or before the run's training range")
-    return artifact_lib.load_params(rl_dir), rl
 
 
 def make_hybrid(config, workdir: str, *, encoder_dir: str, rl_dir: str, iterations: int, registry=None,
@@ -77,20 +75,20 @@ def make_hybrid(config, workdir: str, *, encoder_dir: str, rl_dir: str, iteratio
                          "its two parents (e.g. 'clstm-sp500/v1', 'ppo-sp500/v2')")
     if not config.data.get("val"):
         raise ValueError("make_hybrid selects the fine-tuned model on validation: set data.val")
-    rl_model = artifact_lib.load_spec(rl_dir).model
+    rl = artifact_lib.load_spec(rl_dir)
     cfg = ml_collections.ConfigDict(config.to_dict())
-    cfg.model = ml_collections.ConfigDict({k: v for k, v in rl_model.items() if k != "encoder_init"})
+    cfg.model = ml_collections.ConfigDict({k: v for k, v in rl.model.items() if k != "encoder_init"})
     cfg.ppo.frozen = ()
     cfg.train.seeds = 1
     cfg.train.total_timesteps = cfg.train.episodes = None
     cfg.train.iterations = int(iterations)
     setup = setup_lib.build(cfg)
     agent = ppo.make(cfg, setup.env)
-    params, _ = check_parents(encoder_dir, rl_dir, obs_spec=agent.obs_spec,
-                              train_end=setup.preprocessor.train[1])
+    check_parents(encoder_dir, rl_dir, rl, obs_spec=agent.obs_spec, train_end=setup.preprocessor.train[1])
     log.info("hybrid: fine-tuning %s (encoder from %s) end to end for %d iterations", rl_dir, encoder_dir,
              iterations)
-    result = loop.run(setup, agent, workdir, init_params=params, verbosity=verbosity)
+    result = loop.run(setup, agent, workdir, init_params=artifact_lib.load_params(rl_dir),
+                      verbosity=verbosity)
     best = Checkpoints(workdir).directory("composite")
     if not artifact_lib.is_artifact(best):
         raise ValueError(f"hybrid: the fine-tuning run in {workdir} saved no best-validation model "

@@ -58,6 +58,7 @@ from jaxtrade.train.metrics import EarlyStopping
 
 log = logging.getLogger("jaxtrade")
 
+
 def default_config(**changes) -> ml_collections.ConfigDict:
     """The `pretrain` section."""
     cfg = ml_collections.ConfigDict(dict(

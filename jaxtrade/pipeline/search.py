@@ -39,9 +39,11 @@ import ml_collections
 from ml_collections import config_dict
 
 from jaxtrade.agents import ppo
+from jaxtrade.pipeline.registry import Registry
+from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import loop as loop_lib
 from jaxtrade.train import setup as setup_lib
-from jaxtrade.train.checkpoints import BEST_METRICS
+from jaxtrade.train.checkpoints import BEST_METRICS, Checkpoints
 
 log = logging.getLogger("jaxtrade")
 
@@ -242,7 +244,7 @@ def run(config, workdir: str, *, market=None, should_stop: Callable[[], bool] | 
             break
         for m, t in enumerate(trials):
             best = result.best.get(loop_lib.best_key(s.objective, labels, m))
-            artifact = loop_lib.best_directory(_ckpts(batch_dir), s.objective, labels, m)
+            artifact = loop_lib.best_directory(Checkpoints(batch_dir), s.objective, labels, m)
             t.set_user_attr("artifact", os.path.relpath(artifact, workdir))
             if m in pruned:
                 study.tell(t, state=optuna.trial.TrialState.PRUNED)
@@ -252,12 +254,6 @@ def run(config, workdir: str, *, market=None, should_stop: Callable[[], bool] | 
                 study.tell(t, float(best))
     return _finish(config, study, workdir, batches=batches, compiles=agent.compiles - compiles0,
                    seconds=time.perf_counter() - t0, stopped=stopped)
-
-
-def _ckpts(batch_dir: str):
-    from jaxtrade.train.checkpoints import Checkpoints
-
-    return Checkpoints(batch_dir)
 
 
 def trials_frame(study):
@@ -284,9 +280,6 @@ def _finish(config, study, workdir, *, batches, compiles, seconds, stopped) -> S
     artifact = os.path.join(workdir, best.user_attrs["artifact"]) if best is not None else None
     registered = None
     if best is not None and stopped == "done" and s.get("registry"):
-        from jaxtrade.pipeline.registry import Registry
-        from jaxtrade.train import artifact as artifact_lib
-
         recorded = artifact_lib.load_spec(artifact).metrics
         entry = Registry(s.registry).register(
             s.name, artifact, stage="rl", tags=(f"search:{s.study_name}", f"trial_{best.number}"),

@@ -99,17 +99,16 @@ def run(config, workdir: str, *, verbosity: str = "normal") -> PipelineResult:
         log.info("pipeline: %s already done (%s)", stage, ref)
     seconds = {}
 
-    def done(stage, ref, t0):
-        refs[stage] = ref
+    def done(stage, entry, t0):
+        refs[stage] = entry.ref
         seconds[stage] = time.perf_counter() - t0
         _save_state(workdir, refs)
-        e = reg.get(ref)
-        log.info("pipeline: %s -> %s (grade %s, %.0f s)", stage, ref, e.grade, seconds[stage])
+        log.info("pipeline: %s -> %s (grade %s, %.0f s)", stage, entry.ref, entry.grade, seconds[stage])
 
     if "pretrain" not in refs:
         t0 = time.perf_counter()
         pre = pretrain_lib.run(config, os.path.join(workdir, "pretrain"))
-        done("pretrain", reg.register(f"{p.prefix}_encoder", pre.artifact, stage="pretrain").ref, t0)
+        done("pretrain", reg.register(f"{p.prefix}_encoder", pre.artifact, stage="pretrain"), t0)
     encoder_dir = reg.path(refs["pretrain"])
 
     if "rl" not in refs:
@@ -122,7 +121,7 @@ def run(config, workdir: str, *, verbosity: str = "normal") -> PipelineResult:
         rl_dir = os.path.join(workdir, "rl")
         loop_lib.train(cfg, rl_dir, verbosity=verbosity)   # a killed rl stage resumes from its latest
         best = Checkpoints(rl_dir).directory("composite")
-        done("rl", reg.register(f"{p.prefix}_ppo", best, stage="rl", parents=(refs["pretrain"],)).ref, t0)
+        done("rl", reg.register(f"{p.prefix}_ppo", best, stage="rl", parents=(refs["pretrain"],)), t0)
 
     if "hybrid" not in refs:
         t0 = time.perf_counter()
@@ -134,7 +133,7 @@ def run(config, workdir: str, *, verbosity: str = "normal") -> PipelineResult:
                                    rl_dir=reg.path(refs["rl"]), iterations=int(p.hybrid_iterations),
                                    registry=reg, encoder_ref=refs["pretrain"], rl_ref=refs["rl"],
                                    name=f"{p.prefix}_hybrid", verbosity=verbosity)
-        done("hybrid", h.entry.ref, t0)
+        done("hybrid", h.entry, t0)
 
     if "ensemble" not in refs:
         t0 = time.perf_counter()
@@ -146,5 +145,5 @@ def run(config, workdir: str, *, verbosity: str = "normal") -> PipelineResult:
         path = ensemble_lib.build_ensemble(dirs, os.path.join(workdir, "ensemble"), mode=p.ensemble_mode,
                                            temperature=p.ensemble_temperature, names=members, metrics=metrics)
         done("ensemble", reg.register(f"{p.prefix}_ensemble", path, stage="ensemble",
-                                      parents=tuple(members)).ref, t0)
+                                      parents=tuple(members)), t0)
     return PipelineResult(workdir, reg.root, dict(refs), seconds)

@@ -40,6 +40,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -57,6 +58,7 @@ from jaxtrade import eval as evaluate
 from jaxtrade.agents import ppo
 from jaxtrade.agents.ppo.config import PPOHParams, TracedHParams
 from jaxtrade.data.dates import format_date
+from jaxtrade.pipeline.registry import Registry
 from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import evaluation, loop
 from jaxtrade.train import setup as setup_lib
@@ -637,10 +639,6 @@ def _run_fold(
 
 def _register_fold(wf, workdir: str, record: dict, records: list[dict]) -> str:
     """Registers fold `record`'s chosen model (once: a resumed run finds it by its tags); its ref."""
-    import hashlib
-
-    from jaxtrade.pipeline.registry import Registry
-
     reg = Registry(wf.registry)
     run_tag = "walk_forward:" + hashlib.sha256(os.path.abspath(workdir).encode()).hexdigest()[:12]
     fold_tag = f"fold_{record['index']}"

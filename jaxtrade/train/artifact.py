@@ -79,9 +79,7 @@ class ModelSpec:
     def to_json(self) -> dict:
         return {"format": FORMAT, "agent": self.agent, "model": self.model,
                 "action_spec": self.action_spec.to_json(), "obs_spec": self.obs_spec.to_json(),
-                "env": self.env, "data": self.data, "data_fingerprint": self.data_fingerprint,
-                "code_version": self.code_version, "versions": self.versions, "machine": self.machine,
-                "metrics": _json_safe(self.metrics), "created": self.created, "seed": self.seed}
+                "env": self.env, "data": self.data, **_provenance_json(self)}
 
     @classmethod
     def from_json(cls, d: dict, preprocessor: Preprocessor) -> ModelSpec:
@@ -89,13 +87,24 @@ class ModelSpec:
             raise ValueError(f"not a {FORMAT} artifact (format {d.get('format')!r})")
         return cls(agent=d["agent"], model=d["model"], action_spec=action_spec_from_json(d["action_spec"]),
                    obs_spec=obs_spec_from_json(d["obs_spec"]), env=d["env"], data=d["data"],
-                   preprocessor=preprocessor, data_fingerprint=d["data_fingerprint"],
-                   code_version=d.get("code_version", "unknown"), versions=d.get("versions", {}),
-                   machine=d.get("machine", {}), metrics=d.get("metrics", {}), created=d.get("created", ""),
-                   seed=d.get("seed"))
+                   preprocessor=preprocessor, **_provenance_of(d))
 
     def replace(self, **changes) -> ModelSpec:
         return dataclasses.replace(self, **changes)
+
+
+def _provenance_json(spec) -> dict:
+    """The fields ModelSpec and EncoderSpec share (where the artifact came from, how it did) as JSON."""
+    return {"data_fingerprint": spec.data_fingerprint, "code_version": spec.code_version,
+            "versions": spec.versions, "machine": spec.machine, "metrics": _json_safe(spec.metrics),
+            "created": spec.created, "seed": spec.seed}
+
+
+def _provenance_of(d: dict) -> dict:
+    """`_provenance_json`'s fields back from a spec.json dict, as constructor keywords (defaults filled)."""
+    return dict(data_fingerprint=d["data_fingerprint"], code_version=d.get("code_version", "unknown"),
+                versions=d.get("versions", {}), machine=d.get("machine", {}), metrics=d.get("metrics", {}),
+                created=d.get("created", ""), seed=d.get("seed"))
 
 
 def _json_safe(tree):
@@ -236,13 +245,18 @@ def is_artifact(directory: str) -> bool:
     return os.path.isfile(os.path.join(directory, _SPEC))
 
 
-def load_spec(directory: str) -> ModelSpec:
+def _read_spec(directory: str, what: str) -> tuple[str, dict]:
+    """(absolute directory, its spec.json as a dict); FileNotFoundError naming `what` it should be."""
     directory = os.path.abspath(directory)
     path = os.path.join(directory, _SPEC)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{directory} is not a model artifact: it has no {_SPEC}")
+        raise FileNotFoundError(f"{directory} is not {what}: it has no {_SPEC}")
     with open(path, encoding="utf-8") as f:
-        d = json.load(f)
+        return directory, json.load(f)
+
+
+def load_spec(directory: str) -> ModelSpec:
+    directory, d = _read_spec(directory, "a model artifact")
     _refuse_encoder(d, directory)
     return ModelSpec.from_json(d, Preprocessor.load(os.path.join(directory, _PRE)))
 
@@ -348,9 +362,7 @@ class EncoderSpec:
     def to_json(self) -> dict:
         return {"format": ENCODER_FORMAT, "encoder": self.encoder, "model": self.model,
                 "obs_spec": self.obs_spec.to_json(), "env": self.env, "data": self.data,
-                "data_fingerprint": self.data_fingerprint, "targets": list(self.targets),
-                "code_version": self.code_version, "versions": self.versions, "machine": self.machine,
-                "metrics": _json_safe(self.metrics), "created": self.created, "seed": self.seed}
+                "targets": list(self.targets), **_provenance_json(self)}
 
     @classmethod
     def from_json(cls, d: dict, preprocessor: Preprocessor) -> EncoderSpec:
@@ -358,10 +370,7 @@ class EncoderSpec:
             raise ValueError(f"not a {ENCODER_FORMAT} artifact (format {d.get('format')!r})")
         return cls(encoder=d["encoder"], model=d["model"], obs_spec=obs_spec_from_json(d["obs_spec"]),
                    env=d["env"], data=d["data"], preprocessor=preprocessor,
-                   data_fingerprint=d["data_fingerprint"], targets=tuple(d.get("targets", ())),
-                   code_version=d.get("code_version", "unknown"), versions=d.get("versions", {}),
-                   machine=d.get("machine", {}), metrics=d.get("metrics", {}), created=d.get("created", ""),
-                   seed=d.get("seed"))
+                   targets=tuple(d.get("targets", ())), **_provenance_of(d))
 
     def replace(self, **changes) -> EncoderSpec:
         return dataclasses.replace(self, **changes)
@@ -378,25 +387,13 @@ def _refuse_encoder(d: dict, directory: str) -> None:
 
 def save_encoder(directory: str, params, spec: EncoderSpec) -> str:
     """Writes the encoder artifact (params: the `encoder` subtree) into `directory` atomically, as
-    `save_model` does. Returns the path."""
-    spec = spec.replace(created=spec.created or _now())
-
-    def write(tmp):
-        np.savez(os.path.join(tmp, _PARAMS), **_flatten(params))
-        spec.preprocessor.save(os.path.join(tmp, _PRE))
-        _write_json(os.path.join(tmp, _SPEC), spec.to_json())
-
-    return _write_atomic(directory, write)
+    `save_model` does (the same files). Returns the path."""
+    return save_model(directory, params, spec)
 
 
 def load_encoder(directory: str) -> tuple[dict, EncoderSpec]:
     """(encoder params, EncoderSpec) of the encoder artifact in `directory`."""
-    directory = os.path.abspath(directory)
-    path = os.path.join(directory, _SPEC)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{directory} is not an encoder artifact: it has no {_SPEC}")
-    with open(path, encoding="utf-8") as f:
-        d = json.load(f)
+    directory, d = _read_spec(directory, "an encoder artifact")
     if d.get("format") != ENCODER_FORMAT:
         raise ValueError(f"{directory} is not a pretrained encoder (its {_SPEC} has format "
                          f"{d.get('format')!r}, expected {ENCODER_FORMAT!r}): make one with "

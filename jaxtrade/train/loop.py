@@ -320,6 +320,9 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
           pop: Population) -> TrainResult:
     config = s.config
     seeds, labels = list(pop.seeds), list(pop.labels)
+    # what each member's best artifacts record of its traced hparams (read from the device once)
+    hparams_json = None if pop.hparams is None else [
+        json_floats({k: float(v) for k, v in dataclasses.asdict(h).items()}) for h in pop.hparams]
     uri = config.train.get("mlflow_uri")
     sink = (MlflowSink(uri, experiment=config.train.get("mlflow_experiment") or "jaxtrade",
                        run_name=os.path.basename(os.path.abspath(workdir)), config=config_meta)
@@ -392,9 +395,8 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                         run.best[best_key(metric, labels, m)] = val_m[metric]
                         recorded = dict(json_floats(val_m), iteration=run.iteration, selected_by=metric,
                                         split="val")
-                        if pop.hparams is not None:
-                            recorded["hparams"] = json_floats(
-                                {k: float(v) for k, v in dataclasses.asdict(pop.hparams[m]).items()})
+                        if hparams_json is not None:
+                            recorded["hparams"] = hparams_json[m]
                         spec = model_spec(s, agent, recorded, code_version=sha, seed=seeds[m])
                         artifact_lib.save_model(best_directory(ckpts, metric, labels, m), p_m, spec)
                 if run.early.update(val.get("composite", math.nan)):

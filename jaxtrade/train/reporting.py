@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import sys
+import time
 
 from tqdm.auto import tqdm
 
@@ -173,8 +174,6 @@ class MlflowSink:
         log.info("MLflow: run %s in experiment %r at %s", self.run_id, experiment, uri)
 
     def log_metrics(self, kind: str, scalars: dict, step: int) -> None:
-        import time
-
         now = int(time.time() * 1000)
         metrics = [self._mlflow.entities.Metric(f"{kind}/{k}", v, now, step) for k, v in scalars.items()]
         for i in range(0, len(metrics), 1000):
