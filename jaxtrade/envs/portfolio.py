@@ -30,6 +30,7 @@ Two action spaces (chosen at `make`, static):
 from __future__ import annotations
 
 import enum
+import functools
 import math
 
 import jax
@@ -90,9 +91,14 @@ def factor_rank_table(data: EnvData) -> jax.Array:
     """
     n = data.n_assets
     batch = max(1, min(data.n_rows, (1 << 22) // (5 * n * n)))
-    return jax.jit(lambda m, v, s, z: jax.lax.map(lambda x: factor_ranks(*x), (m, v, s, z),
-                                                  batch_size=batch))(
-        data.momentum, data.volatility, data.sharpe, size_scores(data))
+    return _rank_rows(data.momentum, data.volatility, data.sharpe, size_scores(data), batch=batch)
+
+
+@functools.partial(jax.jit, static_argnames="batch")
+def _rank_rows(momentum, volatility, sharpe, size, *, batch: int) -> jax.Array:
+    """`factor_ranks` of every row, `batch` rows at a time. Module-level, so every `make` of one shape
+    (the live runner's window, each bar; walk-forward's folds) reuses one compile."""
+    return jax.lax.map(lambda x: factor_ranks(*x), (momentum, volatility, sharpe, size), batch_size=batch)
 
 
 @market.keeps_derived_tables(obs_table=market.obs_table, factor_rank_table=factor_rank_table)
