@@ -137,7 +137,7 @@ def timeframe(name: str) -> Timeframe:
     return TIMEFRAMES[name]
 
 
-def _utc(ts) -> pd.Timestamp:
+def utc(ts) -> pd.Timestamp:
     """A timestamp in UTC (naive input is taken as UTC)."""
     ts = pd.Timestamp(ts)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
@@ -151,7 +151,7 @@ def _bound(ts, *, end: bool) -> pd.Timestamp:
     if t.tzinfo is None and t == t.normalize():
         t = (t + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)) if end else t
         return t.tz_localize(NEW_YORK).tz_convert("UTC")
-    return _utc(t)
+    return utc(t)
 
 
 def bar_close_time(ts, timeframe_name: str) -> pd.Timestamp:
@@ -162,7 +162,7 @@ def bar_close_time(ts, timeframe_name: str) -> pd.Timestamp:
     if tf.daily:
         day = (ts.tz_convert(NEW_YORK) if ts.tzinfo is not None else ts).normalize().tz_localize(None)
         return (day + pd.Timedelta(hours=16)).tz_localize(NEW_YORK).tz_convert("UTC")
-    return _utc(ts) + pd.Timedelta(seconds=tf.bar_seconds)
+    return utc(ts) + pd.Timedelta(seconds=tf.bar_seconds)
 
 
 # Downloads.
@@ -276,7 +276,7 @@ class _BarCache:
                               np.array([], dtype=object),
                               "t": pd.to_datetime(z["t"], utc=True).as_unit("ns"),
                               **{k: z[k] for k in _FIELDS}})
-        return f, _utc(m["start"]), _utc(m["end"])
+        return f, utc(m["start"]), utc(m["end"])
 
     def save(self, bars: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> None:
         os.makedirs(self.path, exist_ok=True)
@@ -385,7 +385,7 @@ def fetch_bars(symbols, timeframe_name: str, start, end=None, *, clients: Client
     """
     tf = timeframe(timeframe_name)
     symbols = _check_args(symbols, feed, adjustment, allow_sip, session)
-    now = _utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
+    now = utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
     start, end = _bound(start, end=False), (_bound(end, end=True) if end is not None else now)
     if not start < end:
         raise ValueError(f"start {start} must be before end {end}")
@@ -487,7 +487,7 @@ def fetch_option_chain(underlying: str, as_of, *, clients: Clients, bar_time, ma
       LookAheadError: as_of after bar_time's New York date, or a quote / trade stamped after bar_time.
     """
     day = _as_of(as_of)
-    bar_time = _utc(bar_time)
+    bar_time = utc(bar_time)
     if day > bar_time.tz_convert(NEW_YORK).tz_localize(None).normalize():
         raise LookAheadError(f"as_of {day.date()} is after the joined bar's close {bar_time}: the chain "
                              "would know the future of that bar")

@@ -44,6 +44,7 @@ from alpaca.trading.requests import GetCalendarRequest, GetOrdersRequest, Market
 
 from jaxtrade.envs import market
 from jaxtrade.live import errors
+from jaxtrade.live.alpaca import NEW_YORK, utc
 from jaxtrade.live.http import Clients, RetryPolicy, call, describe
 
 log = logging.getLogger("jaxtrade")
@@ -179,11 +180,6 @@ class Broker(Protocol):
     def mark(self, bar: BarMarket) -> None: ...
 
 
-def _utc(ts) -> pd.Timestamp:
-    ts = pd.Timestamp(ts)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def _float(x) -> float:
     return float(x) if x not in (None, "") else 0.0
 
@@ -207,7 +203,11 @@ class AlpacaPaper:
 
     def account(self) -> Account:
         a = self._call(self.trading.get_account, "GET", "/v2/account")
-        return Account(_float(a.cash), _float(a.buying_power), _float(a.equity))
+        missing = [k for k in ("cash", "buying_power", "equity") if getattr(a, k) in (None, "")]
+        if missing:     # never 0: a zero cash or buying power would rebook the book and drop every buy
+            raise errors.MalformedResponse("GET /v2/account", f"the account has no {', '.join(missing)}; "
+                                           "nothing is traded on a guessed balance: check the account")
+        return Account(float(a.cash), float(a.buying_power), float(a.equity))
 
     def positions(self) -> dict[str, float]:
         ps = self._call(self.trading.get_all_positions, "GET", "/v2/positions")
@@ -283,13 +283,13 @@ class AlpacaPaper:
 
     def clock(self) -> MarketClock:
         c = self._call(self.trading.get_clock, "GET", "/v2/clock")
-        return MarketClock(bool(c.is_open), _utc(c.timestamp), _utc(c.next_open), _utc(c.next_close))
+        return MarketClock(bool(c.is_open), utc(c.timestamp), utc(c.next_open), utc(c.next_close))
 
     def calendar(self, start, end) -> list[Session]:
         req = GetCalendarRequest(start=pd.Timestamp(start).date(), end=pd.Timestamp(end).date())
         days = self._call(lambda: self.trading.get_calendar(req), "GET", "/v2/calendar",
                           {"start": req.start, "end": req.end})
-        ny = lambda ts: pd.Timestamp(ts).tz_localize("America/New_York").tz_convert("UTC")
+        ny = lambda ts: pd.Timestamp(ts).tz_localize(NEW_YORK).tz_convert("UTC")
         return [Session(pd.Timestamp(d.date), ny(d.open), ny(d.close)) for d in days]
 
     def mark(self, bar: BarMarket) -> None:
@@ -334,6 +334,7 @@ class SimBroker:
         self._pos = np.zeros(len(self.symbols), np.float32)
         self._orders: list[Order] = []
         self._bar: BarMarket | None = None
+        self._close: np.ndarray | None = None          # [N] float32 closes of the marked bar
         self._value0 = np.float32(cash)
         self._clock, self._calendar = clock, calendar
 
@@ -341,12 +342,13 @@ class SimBroker:
         if tuple(bar.symbols) != self.symbols:
             raise ValueError(f"SimBroker trades {list(self.symbols)}, the bar has {list(bar.symbols)}")
         self._bar = bar
-        self._value0 = np.float32(self._cash + np.sum(self._pos * self._price()))
+        self._close = np.asarray(jax.device_get(bar.params.data.close[bar.t]), np.float32)
+        self._value0 = np.float32(self._cash + np.sum(self._pos * self._close))
 
     def _price(self) -> np.ndarray:
-        if self._bar is None:
+        if self._close is None:
             raise RuntimeError("SimBroker has no bar to price at: call mark(BarMarket) first")
-        return np.asarray(jax.device_get(self._bar.params.data.close[self._bar.t]), np.float32)
+        return self._close
 
     def account(self) -> Account:
         held = np.sum(self._pos * self._price()) if self._bar is not None else 0.0
@@ -412,7 +414,7 @@ class SimBroker:
         if self._clock is not None:
             return self._clock()
         stamp = self._bar.time if self._bar is not None else pd.Timestamp(datetime.datetime.now(datetime.UTC))
-        return MarketClock(True, _utc(stamp))
+        return MarketClock(True, utc(stamp))
 
     def calendar(self, start, end) -> list[Session]:
         return [] if self._calendar is None else self._calendar(start, end)

@@ -53,12 +53,16 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jaxtrade.data import DataError, MarketData
+from jaxtrade.data import DataError, MarketData, load_csv
+from jaxtrade.data.features import FEATURE_WARMUP
 from jaxtrade.envs import market
 from jaxtrade.eval.backtest import core_env
 from jaxtrade.live import alpaca
 from jaxtrade.live.broker import AlpacaPaper, BarMarket, Broker, OrderIntent, Session, SimBroker
 from jaxtrade.live.errors import OrderRejected
+from jaxtrade.live.http import make_clients
+from jaxtrade.live.keys import load_keys
+from jaxtrade.train.artifact import load_model
 from jaxtrade.train.setup import load_market_data, make_split_env
 
 log = logging.getLogger("jaxtrade")
@@ -185,7 +189,7 @@ class AlpacaBars:
 
     def start_of(self, bar_time) -> pd.Timestamp:
         """A fetch start with history_rows bars before bar_time (weekends and holidays allowed for)."""
-        bar_days = 1.0 if self.tf.daily else self.tf.bar_seconds / 23_400
+        bar_days = 252.0 / self.tf.periods_per_year()           # trading days per bar (regular session)
         days = int(self.history_rows * bar_days * 7 / 5 * 1.15) + 10
         return pd.Timestamp(bar_time) - pd.Timedelta(days=days)
 
@@ -347,6 +351,7 @@ class Runner:
         self.flatten_before_close_s = flatten_before_close_s
         self.fill_wait_s, self.poll_s, self._sleep, self._clock = fill_wait_s, poll_s, sleep, clock
         self.records = self.journal.records()
+        self._warned_other = False          # the account's other symbols: warned about once
 
     def _last(self, phase: str | None = None) -> dict | None:
         return next((r for r in reversed(self.records) if phase is None or r["phase"] == phase), None)
@@ -479,7 +484,7 @@ class Runner:
         """The broker's positions in the model's symbols (others are not the model's: warned about once)."""
         positions = self.broker.positions()
         other = sorted(set(positions) - set(self.symbols))
-        if other and not getattr(self, "_warned_other", False):
+        if other and not self._warned_other:
             log.warning("the account also holds %s, which this model does not trade: they are left alone, "
                         "except that the turbulence gate and flattening close every position", other)
             self._warned_other = True
@@ -571,16 +576,20 @@ def live_bars(broker: Broker, timeframe_name: str, *, lead_s: float = 60.0, max_
               sleep=time.sleep, monotonic=time.monotonic, days_ahead: int = 7) -> Iterator[pd.Timestamp]:
     """The bar times of a live session, each yielded at its wake time (`wake_times` over the broker's
     calendar of the next days_ahead days): the next bar that has not closed yet, after sleeping until
-    lead_s before its close. "Now" is the broker's clock at the start plus the time elapsed since. Ends
-    after max_bars bars (None: never) or when the calendar has no session left."""
+    lead_s before its close. "Now" is the broker's clock at the start plus the time elapsed since. The
+    calendar is fetched again only when the sessions fetched so far have no bar left. Ends after max_bars
+    bars (None: never) or when the calendar has no session left."""
     t0, m0 = broker.clock().timestamp, monotonic()
     now = lambda: t0 + pd.Timedelta(seconds=monotonic() - m0)
-    n, last, lead = 0, None, pd.Timedelta(seconds=lead_s)
+    n, last, lead, sessions = 0, None, pd.Timedelta(seconds=lead_s), []
+    pending = lambda today: [(b, w) for b, w in wake_times(sessions, timeframe_name, lead_s=lead_s)
+                             if (last is None or b > last) and w + lead > today]
     while max_bars is None or n < max_bars:
         today = now()
-        sessions = broker.calendar(today.date(), (today + pd.Timedelta(days=days_ahead)).date())
-        upcoming = [(b, w) for b, w in wake_times(sessions, timeframe_name, lead_s=lead_s)
-                    if (last is None or b > last) and w + lead > today]
+        upcoming = pending(today)
+        if not upcoming:
+            sessions = broker.calendar(today.date(), (today + pd.Timedelta(days=days_ahead)).date())
+            upcoming = pending(today)
         if not upcoming:
             return
         bar, wake = upcoming[0]
@@ -594,12 +603,15 @@ def live_bars(broker: Broker, timeframe_name: str, *, lead_s: float = 60.0, max_
 # A SESSION
 
 def training_fields(spec) -> tuple[bool, bool]:
-    """(OHLC, volume) of the model's training data ((True, True) where its source cannot be read here)."""
+    """(OHLC, volume) of the model's training data: live bars are cut to the fields the model's env saw
+    (they set its size proxy and impact costs), so a source that cannot be read here is an error."""
     try:
         md = load_market_data(spec.data)
     except (OSError, ValueError) as e:
-        log.warning("the model's training data cannot be read here (%s): live bars keep OHLC and volume", e)
-        return True, True
+        source = spec.data.get("csv_path") or spec.data.get("dataset")
+        raise ValueError(f"the model's training data ({source}) cannot be read here ({e}); the runner needs "
+                         "it to know which bar fields (OHLC, volume) the model was trained on: make the "
+                         "file available at that path") from e
     return md.has_ohlc, md.has_volume
 
 
@@ -607,8 +619,6 @@ def history_rows(pre, converge: int = 400) -> int:
     """Rows of live history per bar: the turbulence window, the feature warm-up and the window the
     Preprocessor needs, plus `converge` rows so the exponentially weighted features (MACD's 26-row EMA:
     (25/27)^400 ~ 4e-14) have forgotten where the fetch began."""
-    from jaxtrade.data.features import FEATURE_WARMUP
-
     return int(pre.turbulence_window + FEATURE_WARMUP + pre.window + converge)
 
 
@@ -636,11 +646,8 @@ def paper_trade(model_dir: str, *, timeframe_name: str = "1Day", symbols=None, d
     `jaxtrade.live.keys.Keys` (default `load_keys()`: APCA_API_KEY_ID / APCA_API_SECRET_KEY or .env).
     The journal is <journal_dir>/<run_id>.jsonl (resumed if it exists) beside <run_id>.json (the settings).
     """
-    from jaxtrade.data import load_csv
-    from jaxtrade.live.http import make_clients
-    from jaxtrade.live.keys import load_keys
-    from jaxtrade.train.artifact import load_model
-
+    if bars_csv is not None and not dry_run:
+        raise ValueError("--bars_csv replays recorded bars, which only a dry run can trade: add --dry_run")
     policy, spec = load_model(model_dir)
     model_symbols = tuple(spec.preprocessor.symbols)
     if symbols is not None and tuple(symbols) != model_symbols:
@@ -669,9 +676,6 @@ def paper_trade(model_dir: str, *, timeframe_name: str = "1Day", symbols=None, d
         if needs_bench:
             options.setdefault("benchmark_column", benchmark)   # the CSV's column standing in for it
         source = RecordedBars(load_csv(bars_csv, **options))
-        if not dry_run:
-            raise ValueError("--bars_csv replays recorded bars, which only a dry run can trade: add "
-                             "--dry_run")
         broker = SimBroker(traded, initial)
         bars = source.bar_times(start, end, max_bars)
     else:

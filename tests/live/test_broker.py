@@ -106,6 +106,12 @@ def test_submit_sends_what_alpaca_py_sends_and_reads_the_fill(paper, fake_alpaca
     assert paper.order_by_client_id("nope") is None
 
 
+def test_an_account_without_buying_power_is_refused_not_zero(paper, fake_alpaca):
+    fake_alpaca.account["buying_power"] = None                 # JSON null: alpaca-py's Optional field
+    with pytest.raises(errors.MalformedResponse, match="GET /v2/account.*no buying_power"):
+        paper.account()
+
+
 def test_partial_fill_is_what_the_positions_say(paper, fake_alpaca):
     fake_alpaca.fill = "partial"
     o = paper.submit(OrderIntent("MSFT", 8, "buy", "run-1-MSFT"))

@@ -120,6 +120,26 @@ def test_a_recorded_session_equals_the_backtest_bit_for_bit(which, request, mark
         assert {a for a in frame["action"][:n_steps]} == {0, 1, 2}        # short, flat and long all traded
 
 
+def test_a_session_compiles_once_not_per_bar(model, market, tmp_path):
+    """After the first bars (and the key schedule's doubling at k = 4), bars k = 5..7 compile nothing: the
+    env's derived tables, the book, the policy and the sizing reuse their first compile."""
+    runner, _ = sim_runner(model, RecordedBars(market), tmp_path, fractional=True)
+    days = market.dates[market.dates.searchsorted(pd.Timestamp("2015-01-02")):][:8]
+    runner.run(days[:5])
+    compiles = []
+
+    def listener(event, secs, **kw):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        recs = runner.run(days[5:])
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert [r["status"] for r in recs] == ["traded"] * 3 and compiles == []
+
+
 # ORDERS
 
 
