@@ -36,6 +36,7 @@ from jaxtrade.pipeline import ensemble as ensemble_lib
 from jaxtrade.pipeline import hybrid as hybrid_lib
 from jaxtrade.pipeline import pretrain as pretrain_lib
 from jaxtrade.pipeline.registry import Registry
+from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import evaluation
 from jaxtrade.train import loop as loop_lib
 from jaxtrade.train.checkpoints import Checkpoints
@@ -77,10 +78,7 @@ def _state(workdir: str) -> dict:
 
 
 def _save_state(workdir: str, refs: dict) -> None:
-    path = os.path.join(workdir, _STATE)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump({"stages": refs}, f, indent=2)
-    os.replace(path + ".tmp", path)
+    artifact_lib.write_json_atomic(os.path.join(workdir, _STATE), {"stages": refs})
 
 
 def run(config, workdir: str, *, verbosity: str = "normal") -> PipelineResult:

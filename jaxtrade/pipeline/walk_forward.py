@@ -325,10 +325,7 @@ def _archive(workdir: str) -> None:
 
 
 def _write_json(path: str, payload: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, sort_keys=False, default=_json_default)
-    os.replace(tmp, path)
+    artifact_lib.write_json_atomic(path, payload, default=_json_default)
 
 
 def _json_default(x):

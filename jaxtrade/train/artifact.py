@@ -217,6 +217,21 @@ def _write_json(path: str, d: dict) -> None:
         os.fsync(f.fileno())
 
 
+def write_json_atomic(path: str, payload, *, default=None) -> None:
+    """`payload` as indented JSON in `path`, or `path` untouched: a temporary sibling file, flushed and
+    fsynced, then `os.replace`-d (walk-forward summaries, the pipeline's stage record)."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2, default=default)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def _write_atomic(directory: str, write) -> str:
     """Calls write(tmp) on a fresh sibling temporary directory, then renames it into `directory` (an
     artifact already there is replaced only once the new one is complete; a crash leaves it readable).
