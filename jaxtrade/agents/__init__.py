@@ -1,0 +1,20 @@
+"""Learning agents behind one registry (`jaxtrade.agents.registry`): importing anything from
+`jaxtrade.agents` registers the built-in ones, so the frame asks the registry and names none."""
+
+from jaxtrade.agents import registry
+from jaxtrade.agents import ensemble as _ensemble
+from jaxtrade.agents import ppo as _ppo
+
+
+def _ppo_policy(spec, params, deterministic=True):
+    return _ppo.policy_from_spec(spec.model, spec.action_spec, params, deterministic)
+
+
+registry.register("ppo", make=_ppo.make, default_config=_ppo.section_config, policy_from_spec=_ppo_policy,
+                  action_kinds=("discrete", "continuous"), lr_keys=("actor_lr", "critic_lr"),
+                  summary="recurrent PPO: clipped surrogate, GAE with truncation bootstrap, critic epochs")
+registry.register("ensemble", make=None, default_config=None, policy_from_spec=_ensemble.policy_from_spec,
+                  action_kinds=("discrete", "continuous"),
+                  summary="winner / weighted / majority combination of saved models (not trained)")
+
+__all__ = ["registry"]

@@ -5,9 +5,16 @@ from jaxtrade.models.actor_critic import ActorCritic
 from jaxtrade.models.cores import CoreStep, ScannedCore, initialize_core_carry
 from jaxtrade.models.distributions import Categorical, DiagGaussian
 from jaxtrade.models.encoders import CLSTMEncoder, CNNLSTMEncoder, MLPEncoder, flatten_obs
-from jaxtrade.models.factory import action_head, encoder_config, make_encoder, make_model, model_config_dict
+from jaxtrade.models.factory import (
+    action_head,
+    default_model_config,
+    encoder_config,
+    make_encoder,
+    make_model,
+    model_config_dict,
+)
 from jaxtrade.models.heads import PolicyHead, ValueHead
 
 __all__ = ["ActorCritic", "CLSTMEncoder", "CNNLSTMEncoder", "Categorical", "CoreStep", "DiagGaussian",
-           "MLPEncoder", "PolicyHead", "ScannedCore", "ValueHead", "action_head", "encoder_config",
+           "MLPEncoder", "PolicyHead", "ScannedCore", "ValueHead", "action_head", "default_model_config", "encoder_config",
            "flatten_obs", "initialize_core_carry", "make_encoder", "make_model", "model_config_dict"]

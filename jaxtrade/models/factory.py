@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import ml_collections
+from ml_collections import config_dict
+
 from jaxtrade.envs.base import ContinuousSpec, DiscreteSpec
 from jaxtrade.models.actor_critic import ActorCritic, encoder_of
 
@@ -19,6 +22,26 @@ _AGENT_KEYS = ("continuous_dist", "encoder_init")
 # The ActorCritic fields that shape each encoder's parameter tree (what a transplant must match).
 _ENCODER_SHAPE = {"mlp": ("hidden_dim", "encoder_layers"), "clstm": ("hidden_dim", "n_heads"),
                   "cnn_lstm": ("hidden_dim", "n_heads", "conv_filters", "conv_kernel")}
+
+
+def default_model_config() -> ml_collections.ConfigDict:
+    """The `model` section every agent shares: encoder, core, heads and their sizes."""
+    return ml_collections.ConfigDict(dict(
+        encoder="mlp",               # mlp | clstm | cnn_lstm
+        core="gru",                  # gru | lstm | mlp (memoryless control)
+        hidden_dim=256,
+        n_layers=2,                  # recurrent core layers
+        encoder_layers=2,            # MLP encoder layers
+        head_layers=1,               # hidden layers of each head
+        dropout=0.1,                 # encoder dropout in update passes only (rollouts are deterministic)
+        n_heads=8,                   # clstm / cnn_lstm attention heads
+        conv_filters=(32, 64),       # cnn_lstm: filters of its 1-D convolutions, in order
+        conv_kernel=3,               # cnn_lstm: their kernel size (rows)
+        encoder_init=config_dict.placeholder(str),  # a pretrained encoder artifact to start from
+        compute_dtype="float32",     # float32 | bfloat16; parameters stay float32
+        init_log_std=-0.5,           # continuous actions: initial log std of the Gaussian
+        continuous_dist="gaussian",  # gaussian | logistic_normal (env sees softmax of the Gaussian sample)
+    ))
 
 
 def model_config_dict(model_config) -> dict:

@@ -6,7 +6,13 @@ from jaxtrade.agents.ppo.agent import (
     make,
     params_identical_across_devices,
 )
-from jaxtrade.agents.ppo.config import PPOHParams, TracedHParams, default_config, derived_sizes
+from jaxtrade.agents.ppo.config import (
+    PPOHParams,
+    TracedHParams,
+    default_config,
+    derived_sizes,
+    section_config,
+)
 from jaxtrade.agents.ppo.gae import bootstrap_truncation, gae
 from jaxtrade.agents.ppo.iteration import Carry, explained_variance, train_iteration
 from jaxtrade.agents.ppo.losses import ppo_loss, value_loss
@@ -20,4 +26,4 @@ __all__ = ["DIAGNOSTICS", "PATH_TABLE", "Carry", "Optimizer", "PPOAgent", "PPOHP
            "derived_sizes", "explained_variance", "gae", "make", "make_optimizer",
            "make_schedules", "maybe_pmean", "minibatch_indices",
            "param_labels", "params_identical_across_devices", "policy_from_spec", "ppo_loss", "rollout",
-           "train_iteration", "update", "value_loss"]
+           "section_config", "train_iteration", "update", "value_loss"]

@@ -33,6 +33,7 @@ def _key(key):
 class PPOAgent:
     """Recurrent PPO over one env (module docstring of agents/base.py for the protocol)."""
 
+    name = "ppo"
     diagnostics = DIAGNOSTICS
 
     def __init__(self, env, hp: PPOHParams, hparams: TracedHParams, model_config: dict, action_spec,
@@ -51,6 +52,33 @@ class PPOAgent:
         self._iterations: dict = {}
         # One compile of the state builder per agent, reused by every init (walk-forward folds).
         self._build_jit = jax.jit(self._build, static_argnums=(3, 4))
+
+    # CONFIGURATION
+    @property
+    def n_envs(self) -> int:
+        return self.hp.n_envs
+
+    @property
+    def frozen(self) -> tuple[str, ...]:
+        return tuple(self.hp.frozen)
+
+    def env_steps_per_iteration(self, n_devices: int) -> int:
+        return self.hp.n_envs * self.hp.n_steps * int(n_devices)
+
+    def hparam_names(self) -> tuple[str, ...]:
+        return TracedHParams.names()
+
+    def stack_hparams(self, members) -> TracedHParams:
+        return TracedHParams.stack(members)
+
+    @staticmethod
+    def static_key(config):
+        """Configs with equal static keys share one agent (and its compiled iteration)."""
+        return PPOHParams.from_config(config)
+
+    @staticmethod
+    def hparams_from(config) -> TracedHParams:
+        return TracedHParams.from_config(config)
 
     # STATE
     def init_params(self, key, env_params):
@@ -203,6 +231,17 @@ class PPOAgent:
     def params(self, state):
         """Device 0's network params (leaves [K, ...] for a population state)."""
         return devices_lib.first_device(state.train_state.params)
+
+    def to_checkpoint(self, state):
+        """`latest` holds the whole state (resume continues bit for bit)."""
+        return state
+
+    def from_checkpoint(self, state, restored):
+        return restored
+
+    def opt_state(self, state):
+        """Device 0's optimizer state (leaves [K, ...] for a population state)."""
+        return devices_lib.first_device(state.train_state.opt_state)
 
     def policy(self, params, deterministic: bool = True):
         return policy_from_spec(self.model_config, self.action_spec, params, deterministic)

@@ -9,30 +9,22 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 from flax import struct
-from ml_collections import config_dict
+
+from jaxtrade.models import default_model_config
 
 
 def default_config() -> ml_collections.ConfigDict:
-    """seed, model and ppo sections. Full experiment configs add data, env, train; PPO reads only these."""
+    """seed, model and ppo sections (what PPO reads); full experiment configs add agent, data, env, train."""
     cfg = ml_collections.ConfigDict()
     cfg.seed = 0
-    cfg.model = ml_collections.ConfigDict(dict(
-        encoder="mlp",               # mlp | clstm | cnn_lstm
-        core="gru",                  # gru | lstm | mlp (memoryless control)
-        hidden_dim=256,
-        n_layers=2,                  # recurrent core layers
-        encoder_layers=2,            # MLP encoder layers
-        head_layers=1,               # hidden layers of each head
-        dropout=0.1,                 # encoder dropout in update passes only (rollouts are deterministic)
-        n_heads=8,                   # clstm / cnn_lstm attention heads
-        conv_filters=(32, 64),       # cnn_lstm: filters of its 1-D convolutions, in order
-        conv_kernel=3,               # cnn_lstm: their kernel size (rows)
-        encoder_init=config_dict.placeholder(str),  # a pretrained encoder artifact to start from
-        compute_dtype="float32",     # float32 | bfloat16; parameters stay float32
-        init_log_std=-0.5,           # continuous actions: initial log std of the Gaussian
-        continuous_dist="gaussian",  # gaussian | logistic_normal (env sees softmax of the Gaussian sample)
-    ))
-    cfg.ppo = ml_collections.ConfigDict(dict(
+    cfg.model = default_model_config()
+    cfg.ppo = section_config()
+    return cfg
+
+
+def section_config() -> ml_collections.ConfigDict:
+    """The `ppo` section with its defaults (the agent registry's default_config for "ppo")."""
+    return ml_collections.ConfigDict(dict(
         n_envs=64,                   # environments per device
         n_steps=128,                 # rollout length per iteration
         update_epochs=4,
@@ -59,7 +51,6 @@ def default_config() -> ml_collections.ConfigDict:
         adam_eps=1e-5,
         bootstrap_truncation=True,   # reward += gamma * V(final_obs) at truncated steps
     ))
-    return cfg
 
 
 @dataclasses.dataclass(frozen=True)
