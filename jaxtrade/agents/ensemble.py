@@ -36,6 +36,7 @@ from jax.tree_util import Partial
 
 from jaxtrade.agents.ppo.rollout import env_action
 from jaxtrade.envs.base import ActionSpec, DiscreteSpec, Policy
+from jaxtrade.agents import registry
 from jaxtrade.envs.options import strategies
 from jaxtrade.envs.portfolio import Regime
 from jaxtrade.envs.single import DEFAULT_POSITIONS
@@ -231,3 +232,19 @@ def ensemble_from_spec(members, model: dict, *, action_spec: ActionSpec, env_con
         raise ValueError(f"ensemble mode {mode!r} is not one of {MODES}")
     return ensemble_policy(members, mode, action_spec=action_spec, continuous_dist=continuous_dist,
                            deterministic=deterministic, **kw[mode]())
+
+
+def policy_from_spec(spec, members, deterministic: bool = True, *, schedule=None) -> Policy:
+    """The Policy of an ensemble artifact's `spec` (agent "ensemble") over `members`, a list of
+    (member ModelSpec, member params): each member is rebuilt through the agent registry (any agent),
+    then combined as `spec.model` says (the registry's rebuild for "ensemble")."""
+    policies, specs = [], []
+    for k, (m_spec, m_params) in enumerate(members):
+        if m_spec.agent == "ensemble":
+            raise ValueError(f"ensemble member {k} is itself an ensemble, which is not supported; build one "
+                             "ensemble from the inner ensemble's members")
+        policies.append(registry.policy_from_spec(m_spec, m_params, deterministic))
+        specs.append(m_spec)
+    dist = shared_continuous_dist([m.model for m in specs])
+    return ensemble_from_spec(policies, spec.model, action_spec=spec.action_spec, env_config=spec.env,
+                              continuous_dist=dist, deterministic=deterministic, schedule=schedule)
