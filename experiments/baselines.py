@@ -40,7 +40,7 @@ def main(argv):
     cfg.env.action_space = _ACTION_SPACE.value
     cfg.train.iterations = 1                 # no training: the budget is only resolved
     s = build(cfg)
-    test, env, params = s.splits.test, s.eval_env, s.test_params
+    test, env, params = s.splits.test, s.test_env, s.test_params
     # Warm the min-variance covariance with the closes right before the split (train/val years).
     history = baseline_history(s.market, test, _COV_WINDOW.value)
     results = baselines(env, params, test, history=history, n_random_seeds=_SEEDS.value,

@@ -1,9 +1,10 @@
 """Learning agents behind one registry (`jaxtrade.agents.registry`): importing anything from
 `jaxtrade.agents` registers the built-in ones, so the frame asks the registry and names none."""
 
-from jaxtrade.agents import registry
+from jaxtrade.agents import a2c as _a2c
 from jaxtrade.agents import ensemble as _ensemble
 from jaxtrade.agents import ppo as _ppo
+from jaxtrade.agents import registry
 
 
 def _ppo_policy(spec, params, deterministic=True):
@@ -13,6 +14,9 @@ def _ppo_policy(spec, params, deterministic=True):
 registry.register("ppo", make=_ppo.make, default_config=_ppo.section_config, policy_from_spec=_ppo_policy,
                   action_kinds=("discrete", "continuous"), lr_keys=("actor_lr", "critic_lr"),
                   summary="recurrent PPO: clipped surrogate, GAE with truncation bootstrap, critic epochs")
+registry.register("a2c", make=_a2c.make, default_config=_a2c.section_config, policy_from_spec=_ppo_policy,
+                  action_kinds=("discrete", "continuous"), lr_keys=("actor_lr", "critic_lr"),
+                  summary="recurrent A2C: n-step or GAE returns, one gradient step per rollout, no clipping")
 registry.register("ensemble", make=None, default_config=None, policy_from_spec=_ensemble.policy_from_spec,
                   action_kinds=("discrete", "continuous"),
                   summary="winner / weighted / majority combination of saved models (not trained)")

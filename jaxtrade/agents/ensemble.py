@@ -1,4 +1,4 @@
-"""`ensemble_policy`: one `Policy` made of member policies (pure JAX; imports envs and agents.ppo only).
+"""`ensemble_policy`: one `Policy` made of member policies (pure JAX; asks the env registry for hold actions).
 
     policy = ensemble_policy(members, "weighted", action_spec=spec, weights=softmax_weights(sharpe, 1.0))
 
@@ -34,12 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 
+from jaxtrade import envs
+from jaxtrade.agents import registry
 from jaxtrade.agents.ppo.rollout import env_action
 from jaxtrade.envs.base import ActionSpec, DiscreteSpec, Policy
-from jaxtrade.agents import registry
-from jaxtrade.envs.options import strategies
-from jaxtrade.envs.portfolio import Regime
-from jaxtrade.envs.single import DEFAULT_POSITIONS
 
 MODES = ("winner", "weighted", "majority")
 
@@ -57,23 +55,10 @@ def softmax_weights(val_sharpe, temperature: float = 1.0) -> np.ndarray:
 
 
 def hold_action(env_config: dict) -> int:
-    """The discrete action that ties go to in majority mode, from the env config (`name` and its keys):
-    portfolio regimes: `Regime.HOLD` (keep the holdings); options: the strategy table's hold row;
-    single: the flat position (the index of 0.0 in `positions`: no exposure). Refused otherwise."""
-    name = env_config.get("name")
-    if name == "portfolio" and env_config.get("action_space", "regimes") == "regimes":
-        return int(Regime.HOLD)
-    if name == "options":
-        family = strategies.numpy_table(env_config.get("layout", "full")).family
-        return int(np.flatnonzero(family == strategies.HOLD)[0])
-    if name == "single":
-        positions = [float(p) for p in env_config.get("positions", DEFAULT_POSITIONS)]
-        if 0.0 in positions:
-            return positions.index(0.0)
-        raise ValueError(f"env.positions={positions} has no flat (0.0) position for majority ties to go to; "
-                         "add 0.0 to env.positions or use mode 'winner' or 'weighted'")
-    raise ValueError(f"env {name!r} (action_space {env_config.get('action_space')!r}) has no hold action for "
-                     "majority ties to go to; use mode 'winner' or 'weighted'")
+    """The discrete action that ties go to in majority mode: the env's own hold action, which its
+    registration knows (portfolio regimes: HOLD; options: the hold row; single: the flat position);
+    ValueError (naming the env) where it has none."""
+    return int(envs.hook(env_config.get("name"), "hold_action")(env_config))
 
 
 def shared_continuous_dist(models) -> str:

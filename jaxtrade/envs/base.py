@@ -249,16 +249,29 @@ class Wrapper:
 
 
 class AutoReset(Wrapper):
-    """Wraps a core environment whose `step` never resets: finished episodes restart inside `step`.
+    """The one auto-reset wrapper of every env: wraps a core environment whose `step` never resets;
+    finished episodes restart inside `step`.
 
     The returned obs/state are the new episode's where `done`; `info["final_obs"]` keeps the
-    observation the finished episode ended on, so PPO can bootstrap a truncated episode from it.
+    observation the finished episode ended on, so agents can bootstrap a truncated episode from it.
+
+    A core env that offers `step_and_reset(key, state, action, params) -> (next_state, reward, done,
+    info, fresh_state)` and `observe(state, params)` (the market and options envs) takes the fast path:
+    one draw of randomness serves the step and the reset row, and the observation is computed once,
+    from the selected state (`final_obs` only where the caller reads it: XLA drops it otherwise).
+    Any other env is stepped and reset with split keys.
     """
 
     def step(self, key, state, action, params):
+        env = self._env
+        if hasattr(env, "step_and_reset"):
+            next_state, reward, done, info, fresh = env.step_and_reset(key, state, action, params)
+            new_state = select_tree(done, fresh, next_state)
+            info = dict(info, final_obs=env.observe(next_state, params))
+            return env.observe(new_state, params), new_state, reward, done, info
         step_key, reset_key = jax.random.split(key)
-        obs, next_state, reward, done, info = self._env.step(step_key, state, action, params)
-        reset_obs, reset_state = self._env.reset(reset_key, params)
+        obs, next_state, reward, done, info = env.step(step_key, state, action, params)
+        reset_obs, reset_state = env.reset(reset_key, params)
         info = dict(info, final_obs=obs)
         return (select_tree(done, reset_obs, obs), select_tree(done, reset_state, next_state),
                 reward, done, info)

@@ -33,7 +33,7 @@ from jax import lax
 from jaxtrade.envs import costs as costs_lib
 from jaxtrade.envs import lots as lots_lib
 from jaxtrade.envs import rewards as rewards_lib
-from jaxtrade.envs.base import ArraySpec, AutoReset, ObsSpec, SpecProperties, select_tree
+from jaxtrade.envs.base import ArraySpec, ObsSpec, SpecProperties
 
 # Buys scaled down by the cash floor leave this share of the buy as cash, so float32 rounding in
 # the cash update can never make cash negative.
@@ -509,19 +509,12 @@ class MarketEnv(SpecProperties):
         state, reward, done, info = self.transition(u, state, action, params)
         return observe(state, params), state, reward, done, info
 
+    def observe(self, state: MarketState, params):
+        return observe(state, params)
 
-class MarketAutoReset(AutoReset):
-    """`AutoReset` for `MarketEnv`s: the same contract, about twice as fast.
-
-    One `step_uniforms` draw per step serves both the slippage and the reset row (no key split), and the
-    observation is sliced once, from the selected state, instead of for both candidate states;
-    `info["final_obs"]` is sliced only if the caller reads it (XLA drops it otherwise).
-    """
-
-    def step(self, key: jax.Array, state: MarketState, action, params):
+    def step_and_reset(self, key: jax.Array, state: MarketState, action, params):
+        """`AutoReset`'s fast path: one `step_uniforms` draw serves the slippage and the reset row."""
         n = params.data.n_assets
         u = step_uniforms(key, n + 1)
-        next_state, reward, done, info = self._env.transition(u[:n], state, action, params)
-        new_state = select_tree(done, reset_state(u[n], params), next_state)
-        info = dict(info, final_obs=observe(next_state, params))
-        return observe(new_state, params), new_state, reward, done, info
+        next_state, reward, done, info = self.transition(u[:n], state, action, params)
+        return next_state, reward, done, info, reset_state(u[n], params)

@@ -40,7 +40,7 @@ from flax import struct
 
 from jaxtrade.data.envdata import EnvData
 from jaxtrade.envs import market
-from jaxtrade.envs.base import ContinuousSpec, DiscreteSpec, EpisodeStats, ObsSpec
+from jaxtrade.envs.base import AutoReset, ContinuousSpec, DiscreteSpec, EpisodeStats, ObsSpec
 from jaxtrade.envs.costs import CostParams
 from jaxtrade.envs.rewards import RewardParams
 
@@ -186,6 +186,8 @@ ACTION_SPACES = ("regimes", "weights")
 class PortfolioEnv(market.MarketEnv):
     """The core portfolio environment (never resets inside `step`; `make` wraps it in AutoReset)."""
 
+    registry_name = "portfolio"       # its registration (jaxtrade.envs.registry.registration_of)
+
     cash_floor = True
 
     def __init__(self, n_assets: int, action_space: str = "regimes", obs_spec: ObsSpec | None = None):
@@ -213,7 +215,7 @@ CONFIG_DEFAULTS = {**market.param_defaults(PortfolioParams), "action_space": "re
 
 
 def make(data: EnvData, config: dict | None = None):
-    """(EpisodeStats(MarketAutoReset(PortfolioEnv)), PortfolioParams) for `data`.
+    """(EpisodeStats(AutoReset(PortfolioEnv)), PortfolioParams) for `data`.
 
     config: the checked nested env config (`jaxtrade.envs.make` checks it): `CONFIG_DEFAULTS`
     (`action_space` "regimes" | "weights", and the fields of `PortfolioParams`), `costs`, `reward`.
@@ -224,4 +226,4 @@ def make(data: EnvData, config: dict | None = None):
         raise ValueError(f"env.action_space must be one of {ACTION_SPACES}, not {action_space!r}")
     params = market.build_params(PortfolioParams, data, config)
     env = PortfolioEnv(data.n_assets, action_space, market.obs_spec(params))
-    return EpisodeStats(market.MarketAutoReset(env)), params
+    return EpisodeStats(AutoReset(env)), params

@@ -13,6 +13,17 @@
 3. The env's factory gets `(data, config)` with `config` a plain nested dict of checked keys,
    and returns `(env, params)`; `make` returns them as they are (the factories wrap the core env
    in `EpisodeStats(AutoReset(...))`).
+4. A registration owns what is specific to its env, so that nothing outside `envs/` asks which env
+   it holds (`registration_of(env)` finds it from the core env's `registry_name`):
+   - `history_rows(config, has_volume)`: the history rows a split must carry (default: the window);
+   - `resolve(config, params)`: the config with what `make` decided from the data filled in
+     (default: every key left None takes the value the params hold, e.g. the gate threshold fitted
+     on the training split and the impact model chosen from the data);
+   - `baselines(env, params, split, history, cov_window)`: its baseline runs {name: (policy, env,
+     params)}; `constant_policies(env, params)`: the constant rules of its action space;
+   - `hold_action(config)`: the discrete action that keeps the book (ensemble ties);
+   - `describe_costs(params)`: the sentence a report states its costs with;
+   - `traded_symbols(config, symbols)`: the symbols a live executor trades (None: not traded live).
 """
 
 from __future__ import annotations
@@ -37,6 +48,13 @@ class Registration:
     factory: Callable[[Any, dict], tuple[Any, Any]]   # (data, checked config) -> (env, params)
     param_groups: tuple[str, ...]                      # sub-mappings of the config, PARAM_GROUPS keys
     defaults: dict                                     # the env's own top-level keys -> default
+    history_rows: Callable[[dict, bool], int] | None = None
+    resolve: Callable[[dict, Any], dict] | None = None
+    baselines: Callable | None = None
+    constant_policies: Callable | None = None
+    hold_action: Callable[[dict], int] | None = None
+    describe_costs: Callable[[Any], str] | None = None
+    traded_symbols: Callable[[dict, tuple], tuple] | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -47,13 +65,20 @@ _REGISTRY: dict[str, Registration] = {}
 
 
 def register(name: str, factory: Callable[[Any, dict], tuple[Any, Any]], *,
-             param_groups: Iterable[str] = ("costs", "reward"), defaults: Mapping[str, Any] = {}) -> None:
+             param_groups: Iterable[str] = ("costs", "reward"), defaults: Mapping[str, Any] = {},
+             **hooks) -> None:
     """Register `factory(data, config) -> (env, params)` as environment `name`.
 
     param_groups: the config's sub-mappings (names in `PARAM_GROUPS`); defaults: the env's own
     top-level config keys (everything that is not a group) and their defaults (None: the factory
-    decides from the data). Re-registering a name replaces it.
+    decides from the data); hooks: the optional knowledge of point 4 of the module docstring.
+    Re-registering a name replaces it.
     """
+    known = {f.name for f in dataclasses.fields(Registration)} - {"name", "factory", "param_groups",
+                                                                  "defaults"}
+    bad = sorted(set(hooks) - known)
+    if bad:
+        raise ValueError(f"environment {name!r}: unknown registration hooks {bad}; known: {sorted(known)}")
     groups = tuple(param_groups)
     unknown = [g for g in groups if g not in PARAM_GROUPS]
     if unknown:
@@ -63,7 +88,7 @@ def register(name: str, factory: Callable[[Any, dict], tuple[Any, Any]], *,
     clash = sorted(set(defaults) & set(groups) | ({"name"} & set(defaults)))
     if clash:
         raise ValueError(f"environment {name!r}: keys {clash} clash with its param groups or 'name'")
-    _REGISTRY[name] = Registration(name, factory, groups, defaults)
+    _REGISTRY[name] = Registration(name, factory, groups, defaults, **hooks)
 
 
 def registered() -> tuple[str, ...]:
@@ -134,3 +159,64 @@ def make(name: str, data, config=None):
     `config` (see the module docstring); env is `EpisodeStats(AutoReset(core))`."""
     reg = registration(name)
     return reg.factory(data, check_config(name, config))
+
+
+def registration_of(env) -> Registration:
+    """The registration of the env `env` was made as (its core env's `registry_name`)."""
+    core = getattr(env, "unwrapped", env)
+    name = getattr(core, "registry_name", None)
+    if name is None:
+        raise ValueError(f"{type(core).__name__} is not a registered environment (no registry_name); "
+                         f"registered: {list(registered())}")
+    return registration(name)
+
+
+def hook(env_or_name, what: str):
+    """Registration hook `what` of an env (object or name); ValueError naming the env if it has none."""
+    reg = registration(env_or_name) if isinstance(env_or_name, str) else registration_of(env_or_name)
+    fn = getattr(reg, what)
+    if fn is None:
+        raise ValueError(f"environment {reg.name!r} registers no {what.replace('_', ' ')}")
+    return fn
+
+
+def history_rows(name: str, config, *, has_volume: bool) -> int:
+    """Rows of history each split must carry before its first traded row for env `name` with `config`."""
+    reg = registration(name)
+    cfg = check_config(name, config)
+    if reg.history_rows is not None:
+        return int(reg.history_rows(cfg, has_volume))
+    return int(cfg.get("window", reg.defaults.get("window", 1)))
+
+
+def _resolved_from_params(config: dict, params) -> dict:
+    """Every None leaf of the (nested) config replaced by the params' attribute of that name (or its
+    group's), as a plain number or string."""
+    def value(x):
+        if hasattr(x, "shape") and not isinstance(x, str):
+            return float(x) if getattr(x, "ndim", 0) == 0 else x
+        return x
+
+    out = {}
+    for key, v in config.items():
+        if isinstance(v, Mapping):
+            sub = getattr(params, key, None)
+            out[key] = _resolved_from_params(dict(v), sub) if sub is not None else dict(v)
+        elif v is None and hasattr(params, key):
+            out[key] = value(getattr(params, key))
+        else:
+            out[key] = v
+    return out
+
+
+def resolve_config(name: str, config, params) -> dict:
+    """The plain env config of `name` with what `make` decided from the data (its None keys) filled in
+    from `params`: the config a model artifact saves and every later split's env is made from."""
+    reg = registration(name)
+    cfg = dict(default_config(name), **{k: v for k, v in plain(config).items()})
+    for g in reg.param_groups:
+        cfg[g] = dict(group_defaults(g), **plain(config).get(g, {}))
+    cfg["name"] = name
+    if reg.resolve is not None:
+        return reg.resolve(cfg, params)
+    return _resolved_from_params(cfg, params)

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from jaxtrade.data.envdata import EnvData
 from jaxtrade.envs import market
-from jaxtrade.envs.base import DiscreteSpec, EpisodeStats, ObsSpec
+from jaxtrade.envs.base import AutoReset, DiscreteSpec, EpisodeStats, ObsSpec
 from jaxtrade.envs.costs import CostParams
+from jaxtrade.envs.fixed_policies import constant_policy
 from jaxtrade.envs.lots import LotParams
 from jaxtrade.envs.rewards import RewardParams
 
@@ -53,6 +55,8 @@ class SingleParams:
 class SingleEnv(market.MarketEnv):
     """The core single-instrument environment (never resets inside `step`)."""
 
+    registry_name = "single"       # its registration (jaxtrade.envs.registry.registration_of)
+
     def __init__(self, n_positions: int, leverage: bool = False, obs_spec: ObsSpec | None = None):
         self.action_spec = DiscreteSpec(n_positions)
         self.cash_floor = not leverage
@@ -76,7 +80,7 @@ CONFIG_DEFAULTS = {**market.param_defaults(SingleParams), "asset": 0}
 
 
 def make(data: EnvData, config: dict | None = None):
-    """(EpisodeStats(MarketAutoReset(SingleEnv)), SingleParams) trading column `asset` of `data`.
+    """(EpisodeStats(AutoReset(SingleEnv)), SingleParams) trading column `asset` of `data`.
 
     config: the checked nested env config (`jaxtrade.envs.make` checks it): `CONFIG_DEFAULTS`
     (`asset` (default 0), `positions`, and the other fields of `SingleParams`), `costs`, `reward`.
@@ -94,4 +98,38 @@ def make(data: EnvData, config: dict | None = None):
     params = market.build_params(SingleParams, data, config)
     env = SingleEnv(len(positions), leverage=max(abs(p) for p in positions) > 1.0,
                     obs_spec=market.obs_spec(params))
-    return EpisodeStats(market.MarketAutoReset(env)), params
+    return EpisodeStats(AutoReset(env)), params
+
+
+# What the registration knows beyond the step (jaxtrade.envs.registry, point 4).
+
+# The single-instrument baselines: name -> the signed position they hold from the first step on.
+SINGLE_POSITIONS = {"long_buy_hold": 1.0, "flat": 0.0, "short": -1.0}
+
+
+def baselines(env, params, split=None, *, history=None, cov_window: int = 252) -> dict:
+    """{name: (policy, env, params)}: long_buy_hold (+1 from the first step, never traded again), flat
+    (0: cash), short (-1 held), each only where env.positions holds that position."""
+    del split, history, cov_window
+    positions = [float(p) for p in np.asarray(params.positions)]
+    return {name: (constant_policy(positions.index(pos)), env, params)
+            for name, pos in SINGLE_POSITIONS.items() if pos in positions}
+
+
+def constant_policies(env, params) -> dict:
+    """Each position held from the first step (`position_<p>`)."""
+    return {f"position_{float(p):+g}": constant_policy(k) for k, p in enumerate(np.asarray(params.positions))}
+
+
+def hold_action(config: dict) -> int:
+    """The flat position (the index of 0.0 in `positions`: no exposure)."""
+    positions = [float(p) for p in config.get("positions", DEFAULT_POSITIONS)]
+    if 0.0 in positions:
+        return positions.index(0.0)
+    raise ValueError(f"env.positions={positions} has no flat (0.0) position for majority ties to go to; "
+                     "add 0.0 to env.positions or use mode 'winner' or 'weighted'")
+
+
+def traded_symbols(config: dict, symbols) -> tuple:
+    """The one symbol at env.asset."""
+    return (tuple(symbols)[int(config.get("asset", 0))],)

@@ -10,10 +10,10 @@
 Imports only jaxtrade.data and jaxtrade.envs (eval sits left of agents/train in the import order).
 """
 
+from jaxtrade.envs.minvar import min_variance_schedule, min_variance_weights
 from jaxtrade.eval.backtest import backtest, backtest_many
 from jaxtrade.eval.baselines import TargetEnv, baselines, evaluate_policies, random_policy, schedule_policy
 from jaxtrade.eval.bootstrap import SharpeDiff, sharpe_diff_ci, stationary_bootstrap_indices
-from jaxtrade.eval.minvar import min_variance_schedule, min_variance_weights
 from jaxtrade.eval.report import BASELINE_NAMES, TABLE_STATS, Report, report, summarize, to_markdown, verdict
 from jaxtrade.eval.stats import STAT_NAMES, drawdown, returns_of, sharpe_ratio, sortino_ratio, stats
 

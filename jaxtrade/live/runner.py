@@ -53,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from jaxtrade import envs
 from jaxtrade.data import DataError, MarketData, load_csv
 from jaxtrade.data.features import FEATURE_WARMUP
 from jaxtrade.envs import market
@@ -71,13 +72,23 @@ KILL_AFTER_SUBMIT = "JAXTRADE_TEST_KILL_AFTER_SUBMIT"   # test-only: SIGKILL aft
 CASH_TOL = 1e-5             # book vs broker cash, fraction of equity: the float32 book's rounding
 BAR_STAMP = "%Y%m%dT%H%M"
 TRANSITION_STATUSES = ("traded", "gate")   # a bar the env's transition books exactly
-ENVS = ("portfolio", "single")
+
+
+def live_envs() -> list[str]:
+    """The registered envs with a live executor (their registration names the symbols they trade)."""
+    return [n for n in envs.registered() if envs.registration(n).traded_symbols is not None]
 
 
 def traded_symbols(env_config: dict, symbols) -> tuple[str, ...]:
-    """The symbols the env trades: all of them (portfolio) or the one at env.asset (single)."""
-    symbols = tuple(symbols)
-    return (symbols[int(env_config.get("asset", 0))],) if env_config.get("name") == "single" else symbols
+    """The symbols the env trades, as its registration says (e.g. all of them for the portfolio env,
+    the one at env.asset for the single env); ValueError for an env with no live executor."""
+    name = env_config.get("name")
+    pick = envs.registration(name).traded_symbols
+    if pick is None:
+        raise ValueError(f"the live runner trades the {live_envs()} envs; this model's env is {name!r}, "
+                         "whose registration names no live executor (option strategies are not traded "
+                         "live yet)")
+    return tuple(pick(env_config, tuple(symbols)))
 
 
 def client_order_id(run_id: str, bar_time, symbol: str) -> str:
@@ -339,9 +350,7 @@ class Runner:
                  fill_wait_s: float = 10.0, poll_s: float = 0.5, sleep=time.sleep, clock=time.monotonic,
                  record_obs: bool = False, env_config: dict | None = None):
         self.env_config = dict(spec.env if env_config is None else env_config)
-        if self.env_config.get("name") not in ENVS:
-            raise ValueError(f"the live runner trades the {list(ENVS)} envs; this model's env is "
-                             f"{self.env_config.get('name')!r} (option strategies are not traded live yet)")
+        traded_symbols(self.env_config, spec.preprocessor.symbols)     # refuses an env with no executor
         self.policy, self.spec, self.broker, self.source = policy, spec, broker, source
         self.pre = spec.preprocessor
         self.symbols = traded_symbols(self.env_config, self.pre.symbols)

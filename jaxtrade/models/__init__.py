@@ -14,7 +14,9 @@ from jaxtrade.models.factory import (
     model_config_dict,
 )
 from jaxtrade.models.heads import PolicyHead, ValueHead
+from jaxtrade.models.q_network import QNetwork, make_q_network, mask_q
 
 __all__ = ["ActorCritic", "CLSTMEncoder", "CNNLSTMEncoder", "Categorical", "CoreStep", "DiagGaussian",
-           "MLPEncoder", "PolicyHead", "ScannedCore", "ValueHead", "action_head", "default_model_config", "encoder_config",
-           "flatten_obs", "initialize_core_carry", "make_encoder", "make_model", "model_config_dict"]
+           "MLPEncoder", "PolicyHead", "QNetwork", "ScannedCore", "ValueHead", "action_head",
+           "default_model_config", "encoder_config", "flatten_obs", "initialize_core_carry", "make_encoder",
+           "make_model", "make_q_network", "mask_q", "model_config_dict"]

@@ -7,8 +7,8 @@
    that encoder's architecture (typically trained with `model.encoder_init=<encoder>`, frozen or not).
    An RL artifact whose encoder settings (`models.encoder_config`) or observation spec differ from the
    encoder's is refused, naming both.
-2. The run: `config` (data, env, ppo learning rates, usually lower than the RL run's) with the RL
-   artifact's model section and nothing frozen (`ppo.frozen=()`), one seed, `iterations` training
+2. The run: `config` (data, env, the agent's learning rates, usually lower than the RL run's) with the RL
+   artifact's model section and nothing frozen (`<agent>.frozen=()`), one seed, `iterations` training
    iterations, through `loop.run(init_params=<the RL artifact's params>)` in `workdir`: every part of
    the network (encoder, core, heads) is updated.
 3. The hybrid is the run's best-validation-composite artifact (`checkpoints/best_composite`); with a
@@ -23,7 +23,7 @@ import os
 
 import ml_collections
 
-from jaxtrade.agents import ppo
+from jaxtrade.agents import registry as agent_registry
 from jaxtrade.models import encoder_config
 from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import loop
@@ -78,12 +78,13 @@ def make_hybrid(config, workdir: str, *, encoder_dir: str, rl_dir: str, iteratio
     rl = artifact_lib.load_spec(rl_dir)
     cfg = ml_collections.ConfigDict(config.to_dict())
     cfg.model = ml_collections.ConfigDict({k: v for k, v in rl.model.items() if k != "encoder_init"})
-    cfg.ppo.frozen = ()
+    cfg.agent.name = rl.agent                          # the RL parent's algorithm fine-tunes it
+    agent_registry.section(cfg)["frozen"] = ()
     cfg.train.seeds = 1
     cfg.train.total_timesteps = cfg.train.episodes = None
     cfg.train.iterations = int(iterations)
     setup = setup_lib.build(cfg)
-    agent = ppo.make(cfg, setup.env)
+    agent = setup.make_agent()
     check_parents(encoder_dir, rl_dir, rl, obs_spec=agent.obs_spec, train_end=setup.preprocessor.train[1])
     log.info("hybrid: fine-tuning %s (encoder from %s) end to end for %d iterations", rl_dir, encoder_dir,
              iterations)

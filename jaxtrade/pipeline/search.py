@@ -9,7 +9,8 @@
    One process drives a study at a time.
 2. Trials are asked in batches of `search.batch_size` = K through ask/tell (TPE with
    `constant_liar`, so the K trials of a batch differ). Every dimension of `search.space` is a traced
-   PPO hyperparameter (`ppo.TracedHParams`: learning rates, clip, coefficients, gamma, lambda), so all
+   hyperparameter of the config's agent (`agent.hparam_names()`: for PPO learning rates, clip,
+   coefficients, gamma, lambda), so all
    batches share one compiled population iteration: one compile per static signature (a smaller last
    batch is a second one).
 3. A batch trains as one `loop.run` with a `loop.Population` (labels trial_<n>, seed = config seed +
@@ -38,7 +39,6 @@ import jax.numpy as jnp
 import ml_collections
 from ml_collections import config_dict
 
-from jaxtrade.agents import ppo
 from jaxtrade.pipeline.registry import Registry
 from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import loop as loop_lib
@@ -66,7 +66,7 @@ def default_config(**changes) -> ml_collections.ConfigDict:
         storage=config_dict.placeholder(str),   # an optuna RDB URL; default: workdir/study.journal
         registry=config_dict.placeholder(str),  # registry root for the best trial's model; unset: none
         name="search_best",                     # its registry name
-        # name -> "float:low:high" or "log:low:high", over ppo.TracedHParams fields only
+        # name -> "float:low:high" or "log:low:high", over the agent's traced hyperparameters only
         space=ml_collections.ConfigDict(dict(actor_lr="log:3e-5:3e-3", critic_lr="log:1e-4:1e-2",
                                              ent_coef="log:1e-4:5e-2", clip_eps="float:0.1:0.3")),
     ))
@@ -82,16 +82,16 @@ class Dimension:
     high: float
 
 
-def parse_space(space) -> list[Dimension]:
-    """`search.space` -> dimensions; a key outside the traced hyperparameters or a bad spec raises
-    ValueError naming `search.space.<key>` and the rule."""
-    traced = ppo.TracedHParams.names()
+def parse_space(space, traced: tuple[str, ...]) -> list[Dimension]:
+    """`search.space` -> dimensions; a key outside the agent's traced hyperparameters (`traced`) or a
+    bad spec raises ValueError naming `search.space.<key>` and the rule."""
     dims = []
     for name, spec in dict(space).items():
         key = f"search.space.{name}"
         if name not in traced:
-            raise ValueError(f"{key}: only traced PPO hyperparameters can be searched inside one compile "
-                             f"({', '.join(traced)}); static ones (sizes, epochs) change the compiled shapes")
+            raise ValueError(f"{key}: only the agent's traced hyperparameters can be searched inside "
+                             f"one compile ({', '.join(traced)}); static ones (sizes, epochs) change the "
+                             "compiled shapes")
         parts = str(spec).split(":")
         try:
             kind, low, high = parts[0], float(parts[1]), float(parts[2])
@@ -188,14 +188,14 @@ def run(config, workdir: str, *, market=None, should_stop: Callable[[], bool] | 
     config = ml_collections.ConfigDict(config.to_dict())      # a private copy
     s = config.search
     _check(s)
-    dims = parse_space(s.space)
     config.train.final_report = False                          # validation only: test is never read
     config.train.seeds = 1
     os.makedirs(workdir, exist_ok=True)
     setup = setup_lib.build(config, market=market) if setup is None else setup
     if setup.val_params is None:
         raise ValueError("the search scores trials on the validation split: set data.val")
-    agent = ppo.make(config, setup.env) if agent is None else agent
+    agent = setup.make_agent() if agent is None else agent
+    dims = parse_space(s.space, agent.hparam_names())
     study = open_study(s, workdir)
     optuna = _optuna()
     compiles0, batches, stopped = agent.compiles, 0, "done"

@@ -5,8 +5,9 @@
 1. pretrain (`pipeline.pretrain`): the encoder of `config.model` on windows of the training split ->
    `workdir/pretrain/encoder`, registered as `<prefix>_encoder` (stage pretrain, graded on its
    validation R^2 and directional accuracy).
-2. rl: PPO with `model.encoder_init` = that encoder, frozen (`ppo.frozen=("encoder",)`), into
-   `workdir/rl`; its best-validation-composite model is registered as `<prefix>_ppo` (stage rl,
+2. rl: the config's agent (`agent.name`, PPO by default) with `model.encoder_init` = that encoder,
+   frozen (`<agent>.frozen=("encoder",)`), into `workdir/rl`; its best-validation-composite model is
+   registered as `<prefix>_<agent>` (stage rl,
    parent: the encoder).
 3. hybrid (`pipeline.hybrid`): the rl model fine-tuned end to end for `pipeline.hybrid_iterations`
    at `pipeline.hybrid_lr_scale` times the learning rates, into `workdir/hybrid`, registered as
@@ -32,6 +33,7 @@ import time
 import ml_collections
 from ml_collections import config_dict
 
+from jaxtrade.agents import registry as agent_registry
 from jaxtrade.pipeline import ensemble as ensemble_lib
 from jaxtrade.pipeline import hybrid as hybrid_lib
 from jaxtrade.pipeline import pretrain as pretrain_lib
@@ -50,7 +52,7 @@ _STATE = "pipeline.json"
 def default_config(**changes) -> ml_collections.ConfigDict:
     """The `pipeline` section."""
     cfg = ml_collections.ConfigDict(dict(
-        prefix="sp500",                          # registry names <prefix>_encoder, _ppo, _hybrid, _ensemble
+        prefix="sp500",                 # registry names <prefix>_encoder, _<agent>, _hybrid, _ensemble
         registry=config_dict.placeholder(str),   # default: <workdir>/registry
         hybrid_iterations=10,
         hybrid_lr_scale=0.3,                     # fine-tuning learning rates = this x the rl run's
@@ -113,19 +115,21 @@ def run(config, workdir: str, *, verbosity: str = "normal") -> PipelineResult:
         t0 = time.perf_counter()
         cfg = ml_collections.ConfigDict(config.to_dict())
         cfg.model.encoder_init = encoder_dir
-        cfg.ppo.frozen = ("encoder",)
+        agent_registry.section(cfg)["frozen"] = ("encoder",)
         cfg.train.seeds = 1
         cfg.train.final_report = False            # nothing here reads the test split
         rl_dir = os.path.join(workdir, "rl")
         loop_lib.train(cfg, rl_dir, verbosity=verbosity)   # a killed rl stage resumes from its latest
         best = Checkpoints(rl_dir).directory("composite")
-        done("rl", reg.register(f"{p.prefix}_ppo", best, stage="rl", parents=(refs["pretrain"],)), t0)
+        done("rl", reg.register(f"{p.prefix}_{agent_registry.agent_name(cfg)}", best, stage="rl",
+                                parents=(refs["pretrain"],)), t0)
 
     if "hybrid" not in refs:
         t0 = time.perf_counter()
         cfg = ml_collections.ConfigDict(config.to_dict())
-        cfg.ppo.actor_lr = float(cfg.ppo.actor_lr) * p.hybrid_lr_scale
-        cfg.ppo.critic_lr = float(cfg.ppo.critic_lr) * p.hybrid_lr_scale
+        section = agent_registry.section(cfg)
+        for key in agent_registry.registration(agent_registry.agent_name(cfg)).lr_keys:
+            section[key] = float(section[key]) * p.hybrid_lr_scale
         cfg.train.final_report = False
         h = hybrid_lib.make_hybrid(cfg, os.path.join(workdir, "hybrid"), encoder_dir=encoder_dir,
                                    rl_dir=reg.path(refs["rl"]), iterations=int(p.hybrid_iterations),

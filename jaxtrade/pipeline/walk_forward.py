@@ -55,8 +55,7 @@ import pandas as pd
 from ml_collections import config_dict
 
 from jaxtrade import eval as evaluate
-from jaxtrade.agents import ppo
-from jaxtrade.agents.ppo.config import PPOHParams, TracedHParams
+from jaxtrade.agents import registry as agent_registry
 from jaxtrade.data.dates import format_date
 from jaxtrade.pipeline.registry import Registry
 from jaxtrade.train import artifact as artifact_lib
@@ -273,17 +272,26 @@ def phase_for(i: int, n_folds: int, phases: list[Phase]) -> Phase | None:
     return next((p for p in phases if frac < p.until), phases[-1] if phases else None)
 
 
-def apply_phase(config, phase: Phase | None) -> None:
-    """Writes `phase` into config.ppo: actor_lr = lr, critic_lr = lr x the config's critic/actor
-    ratio, update_epochs, ent_coef, clip_eps (config unlocked)."""
+PHASE_KEYS = ("update_epochs", "ent_coef", "clip_eps")
+
+
+def apply_phase(config, phase: Phase | None) -> tuple[str, ...]:
+    """Writes `phase` into the config's agent section (config unlocked): the agent's primary learning
+    rate (its registration's first `lr_keys`) = lr, its other learning rates keep their ratio to it;
+    update_epochs, ent_coef and clip_eps where the section has them. -> the phase keys the agent
+    has no use for (e.g. clip_eps for DQN), which the caller logs."""
     if phase is None:
-        return
-    ratio = float(config.ppo.critic_lr) / float(config.ppo.actor_lr)
-    config.ppo.actor_lr = phase.lr
-    config.ppo.critic_lr = phase.lr * ratio
-    config.ppo.update_epochs = phase.update_epochs
-    config.ppo.ent_coef = phase.ent_coef
-    config.ppo.clip_eps = phase.clip_eps
+        return ()
+    section = agent_registry.section(config)
+    lr_keys = agent_registry.registration(agent_registry.agent_name(config)).lr_keys
+    primary = float(section[lr_keys[0]])
+    ratios = {k: float(section[k]) / primary for k in lr_keys}
+    for k in lr_keys:
+        section[k] = phase.lr * ratios[k]
+    for k in PHASE_KEYS:
+        if k in section:
+            section[k] = getattr(phase, k)
+    return tuple(k for k in PHASE_KEYS if k not in section)
 
 
 # THE RUN
@@ -315,7 +323,9 @@ def _fold_config(config, fold: Fold, iterations: int, phase: Phase | None):
     c.train.episodes = None
     c.train.final_report = False
     c.train.in_sample_report = False
-    apply_phase(c, phase)
+    unused = apply_phase(c, phase)
+    if unused:
+        log.debug("phase %s: the agent has no %s; those phase keys are not applied", phase.name, unused)
     return c
 
 
@@ -431,7 +441,7 @@ def run(
         wf.mode,
         folds[0].test[1] - folds[0].test[0] + 1,
         ", ".join(f"{b:,}" for b in budgets),
-        ", ".join(p.name for p in phases) or "none (config.ppo throughout)",
+        ", ".join(p.name for p in phases) or f"none (config.{agent_registry.agent_name(config)} throughout)",
     )
 
     agents: dict = {}
@@ -478,14 +488,15 @@ def choose(composite: dict) -> str:
     )
 
 
-def _agent_for(agents: dict, fold_cfg, env):
+def _agent_for(agents: dict, setup):
     """The agent of the fold's static hyperparameters (one compiled iteration each), its traced
-    ones set to the fold's (phase) values."""
-    hp = PPOHParams.from_config(fold_cfg)
-    if hp not in agents:
-        agents[hp] = ppo.make(fold_cfg, env)
-    agent = agents[hp]
-    agent.hparams = TracedHParams.from_config(fold_cfg)
+    ones set to the fold's (phase) values. Building an agent compiles nothing, so a fresh one is
+    made to read its static key and kept only when no earlier one has that key."""
+    fresh = setup.make_agent()
+    cfg = setup.agent_config()
+    key = (fresh.name, fresh.static_key(cfg))
+    agent = agents.setdefault(key, fresh)
+    agent.hparams = agent.hparams_from(cfg)
     return agent
 
 
@@ -496,14 +507,14 @@ def _fold_dir(workdir: str, i: int) -> str:
 def _previous_opt_state(agent, setup, prev_dir: str):
     """The optimizer state at the end of the previous fold's training (its `latest`)."""
     target = agent.init(jax.random.key(0), setup.train_params, setup.devices)
-    restored = Checkpoints(prev_dir).restore("latest", target)
+    restored = Checkpoints(prev_dir).restore("latest", agent.to_checkpoint(target))
     if restored is None:
         raise FileNotFoundError(
             f"walk_forward.reset_optimizer=False needs the previous fold's latest checkpoint "
             f"in {prev_dir}/checkpoints/latest"
         )
-    state = loop.to_target(target, restored.state)
-    return jax.device_get(jax.tree.map(lambda x: x[0], state.train_state.opt_state))
+    state = agent.from_checkpoint(target, loop.to_target(agent.to_checkpoint(target), restored.state))
+    return jax.device_get(agent.opt_state(state))
 
 
 def _run_fold(
@@ -522,7 +533,7 @@ def _run_fold(
     iterations = 0 if frozen else iterations_for(budgets[i], setup.budget.steps_per_iteration)
     fold_cfg.train.iterations = max(iterations, 1)
     setup.budget = dataclasses.replace(setup.budget, iterations=max(iterations, 1))
-    agent = _agent_for(agents, fold_cfg, setup.env)
+    agent = _agent_for(agents, setup)
     prev_model = os.path.join(_fold_dir(workdir, i - 1), "model") if i > 0 else None
     warm = bool(wf.warm_start) and prev_model is not None
     init_params = artifact_lib.load_params(prev_model) if (warm or frozen) and prev_model else None
@@ -545,7 +556,7 @@ def _run_fold(
         f"{iterations} iterations ({iterations * setup.budget.steps_per_iteration:,} env steps)"
         if not frozen
         else "no training (fold_patience reached: the carried model is tested)",
-        f"phase {phase.name}" if phase else "config.ppo",
+        f"phase {phase.name}" if phase else f"config.{agent.name}",
     )
     if hooks.on_fold_start is not None:
         hooks.on_fold_start(fold, init_params)
@@ -584,8 +595,9 @@ def _run_fold(
     model_dir = os.path.join(fold_dir, "model")
     artifact_lib.save_model(model_dir, params, spec)
     # The chosen model on the fold's test window, with the baselines on the same window.
-    test_results, _ = evaluation.split_results(
-        agent.policy(params), setup_lib.env_dict(fold_cfg.env), setup.splits.test, market=md
+    row = f"{agent.name}_agent"
+    test_results, _, _ = evaluation.split_results(
+        agent.policy(params), setup.env_config, setup.splits.test, market=md, name=row
     )
     test_dir = os.path.join(fold_dir, "test")
     os.makedirs(test_dir, exist_ok=True)
@@ -604,8 +616,10 @@ def _run_fold(
     record = {
         **fold.to_json(dates),
         "phase": phase.name if phase else None,
+        "agent": agent.name,
+        "agent_row": row,
         "hparams": {k: float(v) for k, v in dataclasses.asdict(agent.hparams).items()},
-        "update_epochs": agent.hp.update_epochs,
+        "update_epochs": agent_registry.section(fold_cfg).get("update_epochs"),
         "trained": not frozen,
         "budget_timesteps": budgets[i],
         "budget_iterations": iterations,
@@ -628,7 +642,7 @@ def _run_fold(
         n,
         chosen,
         ", ".join(f"{k} {v:.4f}" for k, v in composite.items()),
-        test_stats["ppo_agent"]["sharpe"] or float("nan"),
+        test_stats[row]["sharpe"] or float("nan"),
         record["wall_seconds"],
     )
     return record
@@ -680,7 +694,8 @@ def _summary(config, folds, plan_json, budgets, records, agents, wall, *, comple
             "timesteps_saved_by_adaptive_budget": full - budgeted,
             "timesteps_saved_by_early_stopping": budgeted - trained,
             "compiles": sum(a.compiles for a in agents.values()) if agents else 0,
-            "compiles_by_epochs": {str(hp.update_epochs): a.compiles for hp, a in agents.items()},
+            "compiles_by_epochs": {str(getattr(static, "update_epochs", name)): a.compiles
+                                   for (name, static), a in agents.items()},
             "wall_seconds": wall,
             "early_stopped_folds": sum(r["early_stopped"] for r in records),
             "chosen_previous": sum(r["chosen"] == "previous" for r in records),
@@ -793,7 +808,7 @@ def fold_table(records) -> str:
     )
     rows = [head, "|" + "---|" * 13]
     for r in records:
-        t = r["test"]["ppo_agent"]
+        t = r["test"][r.get("agent_row", "ppo_agent")]
         num = lambda x, f: "n/a" if x is None else format(x, f)
         rows.append(
             f"| {r['index']} | {r['train_dates'][0]} .. {r['train_dates'][1]} | "
@@ -814,7 +829,8 @@ def _plot_folds(records, path: str) -> str:
     idx = [r["index"] for r in records]
     nan = lambda x: np.nan if x is None else x
     ax1.plot(idx, [nan(r["val_composite"]) for r in records], "o-", label="validation composite (chosen)")
-    ax1.plot(idx, [nan(r["test"]["ppo_agent"].get("sharpe")) for r in records], "s-", label="test Sharpe")
+    ax1.plot(idx, [nan(r["test"][r.get("agent_row", "ppo_agent")].get("sharpe")) for r in records], "s-",
+             label="test Sharpe")
     ax1.axhline(0.0, color="grey", lw=0.8)
     ax1.legend(loc="upper left", fontsize=8)
     ax1.grid(alpha=0.3)

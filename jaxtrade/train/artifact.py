@@ -31,6 +31,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxtrade.agents import ensemble
+from jaxtrade.agents import registry as agent_registry
 from jaxtrade.data import Preprocessor
 from jaxtrade.envs.base import (
     ActionSpec,
@@ -282,14 +284,11 @@ def load_params(directory: str) -> dict:
 
 
 def policy_of(spec: ModelSpec, params, *, deterministic: bool = True) -> Policy:
-    """The `Policy` of a model of `spec.agent` with `params` (no env needed)."""
-    if spec.agent == "ppo":
-        from jaxtrade.agents import ppo
-
-        return ppo.policy_from_spec(spec.model, spec.action_spec, params, deterministic=deterministic)
+    """The `Policy` of a model of `spec.agent` with `params` (no env needed): the agent registry's
+    rebuild (`agents.registry.policy_from_spec`)."""
     if spec.agent == "ensemble":
         raise ValueError("an ensemble's policy is made of its member artifacts: use load_model(directory)")
-    raise ValueError(f"unknown agent {spec.agent!r} in the artifact; known: ppo, ensemble")
+    return agent_registry.policy_from_spec(spec, params, deterministic)
 
 
 def load_model(directory: str, *, deterministic: bool = True) -> tuple[Policy, ModelSpec]:
@@ -326,8 +325,6 @@ def ensemble_policy_of(spec: ModelSpec, members, member_specs, *, deterministic:
                        schedule=None) -> Policy:
     """The Policy of the ensemble `spec` (agent "ensemble") over member Policies and their ModelSpecs;
     winner mode trades `schedule` (member index per step; default: the fixed winner spec.model["active"])."""
-    from jaxtrade.agents import ensemble
-
     dist = ensemble.shared_continuous_dist([m.model for m in member_specs])
     return ensemble.ensemble_from_spec(members, spec.model, action_spec=spec.action_spec, env_config=spec.env,
                                        continuous_dist=dist, deterministic=deterministic, schedule=schedule)

@@ -1,7 +1,9 @@
-"""The experiment config's sections beyond the agent's: seed, data, env, train.
+"""The experiment config: seed, agent, model, one section per registered agent, data, env, train.
 
-`base_config()` is the agent's `default_config()` (model, ppo) plus these, with defaults that work
-on bundled data; experiment files in `experiments/configs/` start from it and change a few fields.
+`base_config()` holds `agent.name` (default "ppo"), the shared `model` section, every registered
+agent's own section (`ppo`, `a2c`, `dqn`, ...: so `--config.agent.name=dqn --config.dqn.lr=1e-4`
+works from the command line) and the data, env and train sections, with defaults that work on
+bundled data; experiment files in `experiments/configs/` start from it and change a few fields.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import ml_collections
 from ml_collections import config_dict
 
 from jaxtrade import envs
-from jaxtrade.agents import ppo
+from jaxtrade.agents import registry as agents
+from jaxtrade.models import default_model_config
 from jaxtrade.train.metrics import DEFAULT_COMPOSITE_WEIGHTS
 
 # Env keys whose default None means "decided from the data": their types, for CLI overrides.
@@ -39,8 +42,12 @@ def env_config(name: str, **overrides) -> ml_collections.ConfigDict:
 
 
 def base_config() -> ml_collections.ConfigDict:
-    cfg = ppo.default_config()
+    cfg = ml_collections.ConfigDict()
     cfg.seed = 0
+    cfg.agent = ml_collections.ConfigDict(dict(name=agents.DEFAULT_AGENT))   # registry.registered()
+    cfg.model = default_model_config()
+    for name in agents.registered():
+        cfg[name] = agents.default_config(name)
     cfg.data = ml_collections.ConfigDict(dict(
         dataset="sp500-20",                    # a bundled dataset (jaxtrade.data.list_datasets())
         csv_path=config_dict.placeholder(str),  # or a CSV file of your own (wins over dataset)

@@ -73,7 +73,7 @@ class Evaluator:
         """The validation metrics of the deterministic policy with network `params` (one member's)."""
         s = self.s
         policy = self.agent.policy(params)
-        frame = evaluate.backtest(policy, s.eval_env, s.val_params, dates=s.splits.val.dates,
+        frame = evaluate.backtest(policy, s.val_env, s.val_params, dates=s.splits.val.dates,
                                   symbols=s.splits.val.symbols)
         return validation_metrics(frame, self.weights)
 
@@ -83,7 +83,7 @@ class Evaluator:
         s = self.s
         if len(params_list) == 1:
             return [self.validate_params(params_list[0])]
-        frames = evaluate.backtest_many([self.agent.policy(p) for p in params_list], s.eval_env, s.val_params,
+        frames = evaluate.backtest_many([self.agent.policy(p) for p in params_list], s.val_env, s.val_params,
                                         dates=s.splits.val.dates, symbols=s.splits.val.symbols)
         return [validation_metrics(f, self.weights) for f in frames]
 
@@ -106,19 +106,25 @@ def split_of(spec, name: str, market=None):
     return md, spec.preprocessor.transform(md, tuple(rng), name=name)
 
 
+def agent_row(spec) -> str:
+    """The report row of a model of `spec`: "<agent>_agent" (ppo_agent, dqn_agent, ...)."""
+    return f"{spec.agent}_agent"
+
+
 def evaluate_artifact(policies, spec, split, *, market, history_rows: int = 252, n_boot: int = 1000,
                       seed: int = 0, out_dir: str, notes: str = "", title: str | None = None,
-                      name: str = "ppo_agent"):
+                      name: str | None = None):
     """Backtests `policies` (one Policy or one per seed, all of `spec`'s architecture) on `split`
     against the baselines, through the env of `spec.env`; writes report.md/.csv/PNGs into out_dir.
 
     Returns the `Report`."""
     from jaxtrade.data import dataset_caveats
 
-    results, params = split_results(policies, spec.env, split, market=market, history_rows=history_rows,
-                                    name=name)
+    name = name or agent_row(spec)
+    results, env, params = split_results(policies, spec.env, split, market=market,
+                                         history_rows=history_rows, name=name)
     kw = {} if title is None else {"title": title}
-    cost_note = cost_description(params)
+    cost_note = cost_description(env, params)
     notes = " ".join(x for x in (notes, period_note(spec.data.get(split.name), split),
                                  f"Costs: {cost_note}." if cost_note else "") if x)
     caveats = "" if spec.data.get("csv_path") else dataset_caveats(spec.data.get("dataset"))
@@ -128,24 +134,23 @@ def evaluate_artifact(policies, spec, split, *, market, history_rows: int = 252,
 
 def split_results(policies, env_config: dict, split, *, market, history_rows: int = 252,
                   name: str = "ppo_agent"):
-    """({name: [frames], <baseline>: [frames], ...}, env params): `policies` (one Policy or one per
+    """({name: [frames], <baseline>: [frames], ...}, env, env params): `policies` (one Policy or one per
     seed) and the baselines backtested over the whole of `split` in the env of `env_config`."""
     from jaxtrade.train.setup import make_split_env
 
     env, params = make_split_env(env_config, split)
     agent = evaluate.evaluate_policies({name: policies}, env, params, split)
     base = evaluate.baselines(env, params, split, history=baseline_history(market, split, history_rows))
-    return {**agent, **base}, params
+    return {**agent, **base}, env, params
 
 
-def cost_description(params) -> str:
-    """The cost line of a report's notes for env `params` ("" where the env has no description)."""
-    from jaxtrade.envs import costs, lots
+def cost_description(env, params) -> str:
+    """The cost line of a report's notes: the sentence the env's registration states its costs with
+    ("" where the env registers none)."""
+    from jaxtrade import envs
 
-    if hasattr(params, "costs"):
-        lot = lots.describe(params.lots) if hasattr(params, "lots") else ""
-        return costs.describe(params.costs) + (f"; {lot}" if lot else "")
-    return params.describe_costs() if hasattr(params, "describe_costs") else ""
+    describe = envs.registration_of(env).describe_costs
+    return describe(params) if describe is not None else ""
 
 
 def period_note(requested, split) -> str:
@@ -178,17 +183,18 @@ def in_sample_comparison(setup, policies, *, splits=("train", "val")) -> pd.Data
     rows = {}
     for name in splits:
         split = getattr(setup.splits, name)
-        params = {"train": setup.train_params, "val": setup.val_params, "test": setup.test_params}[name]
+        params = setup.split_params(name)
         if split is None or params is None:
             continue
-        run = lambda pol, split=split, params=params: evaluate.stats(evaluate.backtest(
-            pol, setup.eval_env, params, dates=split.dates, symbols=split.symbols))["sharpe"]
+        env = setup.env                        # backtests unwrap it and run the whole split
+        run = lambda pol, split=split, params=params, env=env: evaluate.stats(evaluate.backtest(
+            pol, env, params, dates=split.dates, symbols=split.symbols))["sharpe"]
         agent = np.array([run(p) for p in policies], np.float64)
         # The constant rules run with the turbulence gate off, as the baselines do: a gated "choose
         # and hold" would sit in cash for good after the first gated day.
         ungated = params.replace(turbulence_threshold=jnp.asarray(jnp.inf, jnp.float32))
         constants = {k: float(run(p, params=ungated))
-                     for k, p in constant_policies(setup.eval_env, params).items()}
+                     for k, p in constant_policies(env, params).items()}
         best = max(constants, key=lambda k: -math.inf if math.isnan(constants[k]) else constants[k])
         rows[name] = dict(period=f"{split.traded_dates[0]:%Y-%m-%d} .. {split.traded_dates[-1]:%Y-%m-%d}",
                           n_seeds=len(agent), agent_median=float(np.median(agent)),

@@ -43,7 +43,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxtrade.agents import ppo
 from jaxtrade.data import fingerprint
 from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import evaluation
@@ -90,8 +89,9 @@ class Hooks:
 @dataclasses.dataclass(frozen=True)
 class Population:
     """K members trained side by side in one compile: member k starts from `jax.random.key(seeds[k])`
-    with traced hyperparameters `hparams[k]` (a `ppo.TracedHParams`; None: the config's) and keeps its
-    best artifacts in `checkpoints/<labels[k]>/best_<metric>` (one member: `checkpoints/best_<metric>`)."""
+    with traced hyperparameters `hparams[k]` (the agent's `hparams` type; None: the config's) and
+    keeps its best artifacts in `checkpoints/<labels[k]>/best_<metric>` (one member:
+    `checkpoints/best_<metric>`)."""
 
     labels: tuple[str, ...]
     seeds: tuple[int, ...]
@@ -155,8 +155,8 @@ def model_spec(setup, agent, metrics: dict | None = None, *, code_version: str |
     """The `ModelSpec` of `agent`'s model trained in `setup` (metrics: what to record with it)."""
     c = setup.config
     return artifact_lib.ModelSpec(
-        agent="ppo", model=artifact_lib.as_plain(agent.model_config), action_spec=agent.action_spec,
-        obs_spec=agent.obs_spec, env=artifact_lib.as_plain(setup_lib.env_dict(c.env)),
+        agent=agent.name, model=artifact_lib.as_plain(agent.model_config), action_spec=agent.action_spec,
+        obs_spec=agent.obs_spec, env=artifact_lib.as_plain(setup.env_config),
         data=artifact_lib.as_plain(c.data), preprocessor=setup.preprocessor,
         data_fingerprint=fingerprint(setup.market),
         code_version=artifact_lib.code_version() if code_version is None else code_version,
@@ -237,13 +237,14 @@ def _restore(agent, state, ckpts: Checkpoints, name: str, explicit: bool):
         params = artifact_lib.load_params(directory)
         log.info("starting from the params of %s (optimizer and env state fresh)", directory)
         return agent.with_params(state, params), None
-    restored = ckpts.restore(name, state)
+    target = agent.to_checkpoint(state)      # what `latest` holds of the state (the agent decides)
+    restored = ckpts.restore(name, target)
     if restored is None:
         if explicit:
             raise FileNotFoundError(f"--resume_from={name}: no readable checkpoint under {ckpts.root}")
         return state, None
     log.info("resumed from %s (iteration %d)", restored.path, restored.meta["iteration"])
-    return to_target(state, restored.state), restored.meta
+    return agent.from_checkpoint(state, to_target(target, restored.state)), restored.meta
 
 
 def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: str | None = None,
@@ -268,8 +269,8 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
 
     with run_log_file(workdir, verbose=verbosity == "verbose"):
         source = config.data.get("csv_path") or config.data.dataset
-        log.info("jaxtrade: %s on %s, %d device(s) (%s), %d envs per device", config.env.name, source,
-                 s.n_devices, jax.devices()[0].platform, config.ppo.n_envs)
+        log.info("jaxtrade: %s on %s with %s, %d device(s) (%s), %d envs per device", config.env.name,
+                 source, agent.name, s.n_devices, jax.devices()[0].platform, agent.n_envs)
         log.info("budget: %s", s.budget.describe())
         pop = population_of(config) if population is None else population
         seeds = list(pop.seeds)
@@ -281,7 +282,7 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
             log.info("training %d members (%s) as one population", len(pop), ", ".join(pop.labels))
             hparams = pop.hparams or (agent.hparams,) * len(pop)
             state = agent.init_population(jax.numpy.stack([jax.random.key(sd) for sd in seeds]),
-                                          s.train_params, ppo.TracedHParams.stack(hparams), s.devices)
+                                          s.train_params, agent.stack_hparams(hparams), s.devices)
             iterate = agent.make_population_iteration()
         ckpts = Checkpoints(workdir)
         run_state = RunState.fresh(config)
@@ -305,9 +306,9 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
                                                 train_end=s.preprocessor.train[1])
             state = agent.with_encoder(state, encoder)
             log.info("encoder from the pretrained encoder %s", config.model.encoder_init)
-        elif not resumed and "encoder" in agent.hp.frozen:
-            log.warning("ppo.frozen holds 'encoder' but model.encoder_init is unset: the encoder stays at "
-                        "its random initialization")
+        elif not resumed and "encoder" in agent.frozen:
+            log.warning("%s.frozen holds 'encoder' but model.encoder_init is unset: the encoder stays at "
+                        "its random initialization", agent.name)
         result = _loop(s, agent, state, iterate, ckpts, run_state, workdir, hooks, verbosity, config_meta,
                        pop)
         compiles = getattr(agent, "compiles", None)
@@ -344,7 +345,7 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                        else len(next(iter(members[0].values()))))
             seconds = (time.perf_counter() - t0) / k_inner
             before = run.iteration
-            for j in range(k_inner):  # ppo.iterations_per_call = k iterations ran in this one call
+            for j in range(k_inner):  # <agent>.iterations_per_call = k iterations ran in this one call
                 raws_j = [m if k_inner == 1 else {k: v[j] for k, v in m.items()} for m in members]
                 run.iteration += 1
                 for m, raw_j in enumerate(raws_j):
@@ -407,7 +408,7 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
             if hooks.should_stop is not None and hooks.should_stop() and stopped == "budget":
                 stopped = "signal"
             if crossed(config.train.checkpoint_every) or last or stopped != "budget":
-                ckpts.save("latest", run.iteration, state, run.to_meta(config_meta))
+                ckpts.save("latest", run.iteration, agent.to_checkpoint(state), run.to_meta(config_meta))
                 run.last_saved = run.iteration
             if stopped != "budget":
                 break
@@ -488,7 +489,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str |
     if fresh_start:
         os.makedirs(workdir, exist_ok=True)
         archive_previous(workdir)
-    agent = ppo.make(config, setup.env)
+    agent = setup.make_agent()
     return run(setup, agent, workdir, hooks=Hooks(should_stop=should_stop), resume_from=resume_from,
                fresh_start=fresh_start, verbosity=verbosity)
 

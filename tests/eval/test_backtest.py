@@ -8,8 +8,9 @@ import pytest
 
 import jaxtrade.envs as envs
 from jaxtrade.envs.base import Policy
+from jaxtrade.envs.fixed_policies import stateless_init as _stateless_init
 from jaxtrade.eval.backtest import _run, backtest
-from jaxtrade.eval.baselines import _stateless_init, baselines, evaluate_policies, random_policy
+from jaxtrade.eval.baselines import baselines, evaluate_policies, random_policy
 from jaxtrade.eval.report import report
 from jaxtrade.eval.stats import stats
 from tests.eval.conftest import envdata_from_close

@@ -9,8 +9,8 @@ import pytest
 from scipy.optimize import minimize
 
 import jaxtrade.envs as envs
+from jaxtrade.envs.minvar import ledoit_wolf, min_variance_schedule, min_variance_weights, month_starts
 from jaxtrade.eval.baselines import baselines
-from jaxtrade.eval.minvar import ledoit_wolf, min_variance_schedule, min_variance_weights, month_starts
 from tests.eval.conftest import envdata_from_close
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "jaxtrade", "datasets",

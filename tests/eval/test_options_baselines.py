@@ -14,7 +14,7 @@ def results():
     cfg = options_quick.get_config()
     cfg.train.iterations = 1
     s = setup.build(cfg)
-    out = evaluate.baselines(s.eval_env, s.test_params, s.splits.test,
+    out = evaluate.baselines(s.test_env, s.test_params, s.splits.test,
                              include=["cash", "underlying_buy_hold", "bxm", "put"])
     return {k: v[0] for k, v in out.items()}
 

@@ -237,11 +237,11 @@ def world(tmp_path_factory):
     cfg = smoke.get_config()
     cfg.model.hidden_dim = 8
     s = setup_lib.build(cfg)
-    agent = ppo.make(cfg, s.eval_env)
+    agent = ppo.make(cfg, s.test_env)
     params = [agent.init_params(jax.random.key(k), s.train_params) for k in range(3)]
     policies = [agent.policy(p) for p in params]
     kw = dict(dates=s.splits.test.dates, symbols=s.splits.test.symbols)
-    frames = [evaluate.backtest(p, s.eval_env, s.test_params, **kw) for p in policies]
+    frames = [evaluate.backtest(p, s.test_env, s.test_params, **kw) for p in policies]
     # Validation Sharpes chosen so that the member best on rows 0..62 of the test split is not the
     # first active one: the schedule then switches at row 63.
     window = [evaluate.stats(f["value"].iloc[:63])["sharpe"] for f in frames]
@@ -273,11 +273,11 @@ def assert_same_backtest(got, want):
 def test_one_vmapped_backtest_equals_separate_backtests(world):
     s, kw, frames = world["s"], world["kw"], world["frames"]
     const = constant_policy(int(Regime.EQUAL_WEIGHT))           # another architecture: its own group
-    many = evaluate.backtest_many([world["policies"][0], const, *world["policies"][1:]], s.eval_env,
+    many = evaluate.backtest_many([world["policies"][0], const, *world["policies"][1:]], s.test_env,
                                   s.test_params, **kw)
     for got, want in zip([many[0], *many[2:]], frames, strict=True):
         assert_same_backtest(got, want)
-    pd.testing.assert_frame_equal(many[1], evaluate.backtest(const, s.eval_env, s.test_params, **kw))
+    pd.testing.assert_frame_equal(many[1], evaluate.backtest(const, s.test_env, s.test_params, **kw))
     # The members really differ, so the comparison could fail.
     assert not np.array_equal(frames[0]["action"], frames[1]["action"])
     assert not np.array_equal(frames[1]["action"], frames[2]["action"])
@@ -293,9 +293,9 @@ def test_winner_reselects_at_row_63_from_the_members_own_backtests(world):
     pd.testing.assert_frame_equal(frame.iloc[:63], frames[active].iloc[:63])
     assert not frame.iloc[63:]["action"].equals(frames[active].iloc[63:]["action"])
     # A schedule fixed on one member trades exactly as that member (all members' carries run along).
-    fixed = ens.ensemble_policy(world["policies"], "winner", action_spec=s.eval_env.action_spec,
+    fixed = ens.ensemble_policy(world["policies"], "winner", action_spec=s.test_env.action_spec,
                                 schedule=np.full(124, best))
-    pd.testing.assert_frame_equal(evaluate.backtest(fixed, s.eval_env, s.test_params, **world["kw"]),
+    pd.testing.assert_frame_equal(evaluate.backtest(fixed, s.test_env, s.test_params, **world["kw"]),
                                   frames[best])
     # The saved winner ensemble re-selects alike.
     path = pens.build_ensemble(dirs, str(world["root"] / "winner"), mode="winner")
@@ -304,7 +304,7 @@ def test_winner_reselects_at_row_63_from_the_members_own_backtests(world):
     pd.testing.assert_frame_equal(again, frame)
     # load_model's winner is fixed on the best validation Sharpe, "active".
     policy, _ = artifact.load_model(path)
-    pd.testing.assert_frame_equal(evaluate.backtest(policy, s.eval_env, s.test_params, **world["kw"]),
+    pd.testing.assert_frame_equal(evaluate.backtest(policy, s.test_env, s.test_params, **world["kw"]),
                                   frames[active])
 
 
@@ -326,8 +326,8 @@ def test_ensemble_artifact_round_trip(world):
     assert not [p for p in os.listdir(world["root"]) if p.startswith(".")]
     want = ens.ensemble_policy(world["policies"], "weighted", action_spec=DiscreteSpec(12),
                                weights=ens.softmax_weights(val, 0.5))
-    got = evaluate.backtest(policy, s.eval_env, s.test_params, **world["kw"])
-    pd.testing.assert_frame_equal(got, evaluate.backtest(want, s.eval_env, s.test_params, **world["kw"]))
+    got = evaluate.backtest(policy, s.test_env, s.test_params, **world["kw"])
+    pd.testing.assert_frame_equal(got, evaluate.backtest(want, s.test_env, s.test_params, **world["kw"]))
     frame, sched = pens.backtest_ensemble(path, s.splits.test)
     assert sched is None
     pd.testing.assert_frame_equal(frame, got)
@@ -336,8 +336,8 @@ def test_ensemble_artifact_round_trip(world):
     policy, _ = artifact.load_model(path)
     want = ens.ensemble_policy(world["policies"], "majority", action_spec=DiscreteSpec(12),
                                hold_action=int(Regime.HOLD))
-    got = evaluate.backtest(policy, s.eval_env, s.test_params, **world["kw"])
-    pd.testing.assert_frame_equal(got, evaluate.backtest(want, s.eval_env, s.test_params, **world["kw"]))
+    got = evaluate.backtest(policy, s.test_env, s.test_params, **world["kw"])
+    pd.testing.assert_frame_equal(got, evaluate.backtest(want, s.test_env, s.test_params, **world["kw"]))
     # Row 0: every member sees the ensemble's observation (the same initial state), so the vote is
     # over the members' own first actions: the most voted, or HOLD on a tie.
     first = np.bincount([int(f["action"].iloc[0]) for f in world["frames"]], minlength=12)

@@ -31,8 +31,8 @@ def test_short_ppo_beats_random_masked_policy_by_two_standard_errors(tmp_path):
     agent = []
     for seed in range(5):
         policy, _ = artifact.load_model(str(tmp_path / "checkpoints" / f"seed_{seed}" / "best_composite"))
-        agent.append(growth(evaluate.backtest(policy, s.eval_env, params, dates=split.dates)))
-    rand = [growth(evaluate.backtest(random_policy(s.eval_env), s.eval_env, params, dates=split.dates,
+        agent.append(growth(evaluate.backtest(policy, s.test_env, params, dates=split.dates)))
+    rand = [growth(evaluate.backtest(random_policy(s.test_env), s.test_env, params, dates=split.dates,
                                      key=jax.random.key(100 + k))) for k in range(5)]
     agent, rand = np.array(agent), np.array(rand)
     se = np.sqrt(agent.var(ddof=1) / 5 + rand.var(ddof=1) / 5)

@@ -59,7 +59,14 @@ from jaxtrade.data.envdata import EnvData
 from jaxtrade.data.features import TURBULENCE_WINDOW
 from jaxtrade.envs import market
 from jaxtrade.envs import rewards as rewards_lib
-from jaxtrade.envs.base import ArraySpec, DiscreteSpec, EpisodeStats, ObsSpec, SpecProperties, select_tree
+from jaxtrade.envs.base import (
+    ArraySpec,
+    AutoReset,
+    DiscreteSpec,
+    EpisodeStats,
+    ObsSpec,
+    SpecProperties,
+)
 from jaxtrade.envs.options import chain as chain_lib
 from jaxtrade.envs.options import costs as costs_lib
 from jaxtrade.envs.options import strategies
@@ -225,7 +232,9 @@ def chain_features(chain) -> jax.Array:
 # The environment.
 
 class OptionsEnv(SpecProperties):
-    """The core options environment (its `step` never resets; `OptionsAutoReset` does)."""
+    """The core options environment (its `step` never resets; `AutoReset` does)."""
+
+    registry_name = "options"       # its registration (jaxtrade.envs.registry.registration_of)
 
     def __init__(self, n_actions: int, obs_spec: ObsSpec | None = None):
         self.action_spec = DiscreteSpec(n_actions, masked=True)
@@ -241,6 +250,14 @@ class OptionsEnv(SpecProperties):
         del key                      # the step is deterministic (slippage follows the volume proxy)
         state, reward, done, info = transition(state, action, params)
         return observe(state, params), state, reward, done, info
+
+    def observe(self, state, params):
+        return observe(state, params)
+
+    def step_and_reset(self, key, state, action, params):
+        """`AutoReset`'s fast path: the step is deterministic, the key draws the reset row."""
+        next_state, reward, done, info = transition(state, action, params)
+        return next_state, reward, done, info, reset_state(jax.random.uniform(key), params)
 
 
 def _empty_book(P: int):
@@ -494,29 +511,6 @@ def transition(state: OptionsState, action, params: OptionsParams):
     return state_fin, reward, done, info
 
 
-class OptionsAutoReset(SpecProperties):
-    """AutoReset for the options env: one uniform draw picks the reset row; `final_obs` kept."""
-
-    def __init__(self, env: OptionsEnv):
-        self._env = env
-
-    def __getattr__(self, name):
-        return getattr(self._env, name)
-
-    @property
-    def unwrapped(self):
-        return self._env
-
-    def reset(self, key, params):
-        return self._env.reset(key, params)
-
-    def step(self, key, state, action, params):
-        next_state, reward, done, info = transition(state, action, params)
-        new_state = select_tree(done, reset_state(jax.random.uniform(key), params), next_state)
-        info = dict(info, final_obs=observe(next_state, params))
-        return observe(new_state, params), new_state, reward, done, info
-
-
 # make
 
 CONFIG_DEFAULTS = {
@@ -552,7 +546,7 @@ def _dates(data: EnvData):
 
 
 def make(data: EnvData, config: dict | None = None):
-    """(EpisodeStats(OptionsAutoReset(OptionsEnv)), OptionsParams) on the underlying `data` (N = 1).
+    """(EpisodeStats(AutoReset(OptionsEnv)), OptionsParams) on the underlying `data` (N = 1).
 
     The turbulence gate reads `univariate_turbulence` of the underlying; `turbulence_threshold` None
     takes its `gate_quantile` over this data's traded rows: make the env on the TRAINING split first
@@ -611,7 +605,7 @@ def make(data: EnvData, config: dict | None = None):
                   unit_greeks=greeks, fee_rates=jnp.asarray(fee_rates, jnp.float32), table=table)
     params = _build(data, config, tables, cfg).replace(fee_note=fee_note)
     env = OptionsEnv(table.n_actions, obs_spec=obs_spec(params))
-    return EpisodeStats(OptionsAutoReset(env)), params
+    return EpisodeStats(AutoReset(env)), params
 
 
 def _build(data, config, tables, cfg):

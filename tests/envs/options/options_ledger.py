@@ -1,6 +1,6 @@
 """An independent numpy (float64) replay of the options environment's book, for its tests.
 
-`replay(out, market, config)` walks rollouts of `OptionsAutoReset` (arrays [B, n, ...] recorded from
+`replay(out, market, config)` walks rollouts of the auto-reset options env (arrays [B, n, ...] recorded from
 `info` and the observation; see test_options_env.py) step by step and re-derives, without calling
 the environment's code, what every step must have done:
 

@@ -1,0 +1,52 @@
+"""Fixed (not learned) policies that envs name as their baselines and constant rules: the same action
+every step, one action first and another after, a schedule of targets. Pure JAX, `Partial` over
+arrays, so new schedules of the same shape reuse a compiled backtest."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax.tree_util import Partial
+
+from jaxtrade.envs.base import Policy
+
+
+def stateless_init():
+    return None
+
+
+def _constant_act(action, key, carry, obs):
+    del key, obs
+    return action, carry
+
+
+def constant_policy(action, dtype=jnp.int32) -> Policy:
+    """The same action every step (discrete by default: `single` holds one target position)."""
+    return Policy(init=stateless_init, act=Partial(_constant_act, jnp.asarray(action, dtype)))
+
+
+def step_count_init():
+    return jnp.zeros((), jnp.int32)
+
+
+def _first_then_act(first, then, key, i, obs):
+    del key, obs
+    return jnp.where(i == 0, first, then), i + 1
+
+
+def first_then_policy(first, then) -> Policy:
+    """Action `first` at the first step, `then` at every later one (carry: the step count)."""
+    return Policy(init=step_count_init, act=Partial(_first_then_act, jnp.asarray(first), jnp.asarray(then)))
+
+
+def _schedule_act(targets, keep, key, i, obs):
+    del obs, key
+    action = jnp.concatenate([targets[i], keep[i][None].astype(jnp.float32)])
+    return action, i + 1
+
+
+def schedule_policy(targets, keep) -> Policy:
+    """A target-weights policy that plays step i's targets [n_steps, N + 1], or no trade where keep[i]
+    (the action of `portfolio_baselines.TargetEnv`). Its carry is the step count."""
+    targets = jnp.asarray(targets, jnp.float32)
+    keep = jnp.asarray(keep, bool)
+    return Policy(init=step_count_init, act=Partial(_schedule_act, targets, keep))
