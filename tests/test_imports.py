@@ -257,3 +257,93 @@ def test_checker_finds_imports_against_the_room_order(tmp_path):
                         f"pkg.extras.thing is in no room of DESIGN.md (rooms: {rooms})"]
     assert bad[3].startswith("pkg/pipeline/registry.py:1: pkg.pipeline.registry (pipeline) imports "
                              "pkg.live.broker (live)")
+
+
+# THE FRAME KNOWS NO TENANT BY NAME (DESIGN.md): outside agents/ no module imports a specific agent, and
+# outside envs/ no module compares a name with an env's name or asks isinstance of an env class.
+
+FRAME_ROOMS = ("train", "pipeline", "eval", "live")
+
+
+def tenant_imports(graph: Graph, package: str, agents: tuple[str, ...]) -> list[str]:
+    """Every import by a module of FRAME_ROOMS of a specific agent's package (`<package>.agents.<name>`)."""
+    bad = []
+    for module in sorted(graph):
+        parts = module.split(".")
+        if len(parts) < 2 or parts[1] not in FRAME_ROOMS:
+            continue
+        for target, line in sorted(graph[module].items()):
+            t = target.split(".")
+            if len(t) >= 3 and t[1] == "agents" and t[2] in agents:
+                bad.append(f"{module}:{line} imports {target} (ask {package}.agents.registry instead)")
+    return bad
+
+
+def tenant_branches(root: Path, package: str, env_names, env_classes, agent_names) -> list[str]:
+    """`x == "<env name>"` (or !=, in) outside envs/, `x == "<agent name>"` outside agents/, and
+    `isinstance(x, <env class>)` outside envs/: the frame asking which tenant it holds."""
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        room = path.relative_to(root).parts[0]
+        names = (set() if room == "envs" else set(env_names)) | (set() if room == "agents" else set(agent_names))
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                sides += [e for s in sides if isinstance(s, ast.Tuple | ast.List | ast.Set) for e in s.elts]
+                hit = [s.value for s in sides if isinstance(s, ast.Constant) and s.value in names]
+                if hit:
+                    bad.append(f"{path.relative_to(root.parent)}:{node.lineno} compares with {hit[0]!r}")
+            if (room != "envs" and isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance"
+                    and len(node.args) == 2):
+                classes = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
+                for c in classes:
+                    name = c.attr if isinstance(c, ast.Attribute) else getattr(c, "id", None)
+                    if name in env_classes:
+                        bad.append(f"{path.relative_to(root.parent)}:{node.lineno} isinstance(..., {name})")
+    return bad
+
+
+def _env_classes() -> set[str]:
+    """Names of the env classes (core envs and wrappers) defined in jaxtrade.envs."""
+    out = set()
+    for path in (PACKAGE_ROOT / "envs").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and (node.name.endswith("Env") or node.name.endswith("Reset")):
+                out.add(node.name)
+    return out
+
+
+def test_the_frame_imports_no_specific_agent():
+    from jaxtrade.agents import registry
+
+    graph, _ = import_graph(PACKAGE_ROOT, "jaxtrade")
+    bad = tenant_imports(graph, "jaxtrade", registry.registered())
+    assert not bad, "the frame imports a specific agent:\n  " + "\n  ".join(bad)
+
+
+def test_the_frame_asks_no_tenant_its_name():
+    from jaxtrade import envs
+    from jaxtrade.agents import registry
+
+    bad = tenant_branches(PACKAGE_ROOT, "jaxtrade", envs.registered(), _env_classes(), registry.registered())
+    assert not bad, "the frame branches on a tenant (ask its registration instead):\n  " + "\n  ".join(bad)
+
+
+def test_tenant_checkers_catch_a_branch_and_an_import(tmp_path):
+    root = _package(tmp_path, {
+        "agents/ppo/__init__.py": "",
+        "agents/registry.py": "",
+        "train/loop.py": "from pkg.agents import ppo\nfrom pkg.agents import registry\n",
+        "eval/baselines.py": "def f(env, name):\n    if name == 'options':\n        pass\n"
+                             "    return isinstance(env, SingleEnv)\n",
+        "envs/registry.py": "def g(name):\n    return name == 'options'\n",          # its own room: fine
+        "agents/ensemble.py": "def h(name):\n    return name in ('single', 'x')\n",
+    })
+    graph, _ = import_graph(root, "pkg")
+    assert tenant_imports(graph, "pkg", ("ppo",)) == [
+        "pkg.train.loop:1 imports pkg.agents.ppo (ask pkg.agents.registry instead)"]
+    bad = tenant_branches(root, "pkg", ("options", "single"), {"SingleEnv"}, ("ppo",))
+    assert bad == ["pkg/agents/ensemble.py:2 compares with 'single'",
+                   "pkg/eval/baselines.py:2 compares with 'options'",
+                   "pkg/eval/baselines.py:4 isinstance(..., SingleEnv)"], bad

@@ -322,8 +322,17 @@ class Preprocessor:
 
 def split(md: MarketData, *, train, val=None, test=None, lookback: int = 30,
           turbulence_quantile: float = 0.99, turbulence_window: int = feats.TURBULENCE_WINDOW) -> Splits:
-    """Cut md by date into train / val / test, each with `lookback` rows of history before its start:
-    `Preprocessor.fit` on train, then `transform` of each range.
+    """`fit_split(...)`'s Splits (see there)."""
+    return fit_split(md, train=train, val=val, test=test, lookback=lookback,
+                     turbulence_quantile=turbulence_quantile, turbulence_window=turbulence_window)[1]
+
+
+def fit_split(md: MarketData, *, train, val=None, test=None, lookback: int = 30,
+              turbulence_quantile: float = 0.99, turbulence_window: int = feats.TURBULENCE_WINDOW
+              ) -> tuple[Preprocessor, Splits]:
+    """(the Preprocessor fitted once on train, the Splits). Cuts md by date into train / val / test,
+    each with `lookback` rows of history before its start: `Preprocessor.fit` on train (its window is
+    `lookback`), then `transform` of each range.
 
     Args:
       md: the MarketData.
@@ -360,4 +369,4 @@ def split(md: MarketData, *, train, val=None, test=None, lookback: int = 30,
     pre = Preprocessor._fit_rows(md, *ranges["train"], window=lookback,
                                  turbulence_quantile=turbulence_quantile, turbulence_window=turbulence_window)
     cut = lambda name: pre._cut(md, *ranges[name], name=name) if name in ranges else None
-    return Splits(cut("train"), cut("val"), cut("test"))
+    return pre, Splits(cut("train"), cut("val"), cut("test"))

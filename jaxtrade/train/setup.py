@@ -30,8 +30,9 @@ import ml_collections
 from jaxtrade import envs
 from jaxtrade.agents import registry as agents
 from jaxtrade.agents.devices import pmap_devices, select_devices
-from jaxtrade.data import Preprocessor, load_csv, load_dataset, split
+from jaxtrade.data import Preprocessor, load_csv, load_dataset
 from jaxtrade.data.envdata import pad_rows
+from jaxtrade.data.preprocess import fit_split
 from jaxtrade.train import budget as budget_lib
 
 log = logging.getLogger("jaxtrade")
@@ -129,11 +130,11 @@ def build(config, *, market=None, train_rows: int | None = None) -> Setup:
     cfg = env_dict(config.env)
     window = int(cfg["window"])
     ranges = split_ranges(d)
-    pre = Preprocessor.fit(md, train=ranges["train"], window=window,
-                           turbulence_quantile=d.turbulence_quantile)
-    lookback = envs.history_rows(cfg["name"], cfg, has_volume=md.volume is not None)
-    splits = split(md, train=ranges["train"], val=ranges["val"], test=ranges["test"], lookback=lookback,
-                   turbulence_quantile=d.turbulence_quantile)
+    # The Preprocessor is fitted once; its window is the history rows every split (and every later cut
+    # of the saved model's data: evaluation, live bars) carries, what the env needs.
+    lookback = max(window, envs.history_rows(cfg["name"], cfg, has_volume=md.volume is not None))
+    pre, splits = fit_split(md, train=ranges["train"], val=ranges["val"], test=ranges["test"],
+                            lookback=lookback, turbulence_quantile=d.turbulence_quantile)
     train_data = splits.train.to_device()
     if train_rows is not None:
         train_data = pad_rows(train_data, int(train_rows))

@@ -6,6 +6,7 @@ import os
 import jax
 import pytest
 
+from jaxtrade.train.config import env_config
 from jaxtrade.train.setup import build
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "configs")
@@ -43,7 +44,8 @@ def test_eurusd_config_trades_hourly_fx_without_us_fees():
 
 def test_options_gate_threshold_is_fitted_on_the_training_split_and_kept_for_the_others():
     """The options env fits its gate threshold on the data make is given: setup fits it on the
-    training split and passes it to validation, test and the saved config (never refitted)."""
+    training split and passes it to validation, test and the resolved env config the model saves
+    (never refitted); the user's config is not written into."""
     cfg = importlib.import_module("experiments.configs.options_quick").get_config()
     cfg.train.iterations = 1
     s = build(cfg)
@@ -51,4 +53,22 @@ def test_options_gate_threshold_is_fitted_on_the_training_split_and_kept_for_the
     train_turb = s.train_params.data.turbulence[s.train_params.data.start:]
     assert want == pytest.approx(float(jax.numpy.quantile(train_turb, 0.9)), rel=1e-5)
     assert float(s.val_params.turbulence_threshold) == float(s.test_params.turbulence_threshold) == want
-    assert cfg.env.turbulence_threshold == want
+    assert s.env_config["turbulence_threshold"] == want
+    assert cfg.env.turbulence_threshold is None               # setup resolves, never mutates
+
+
+def test_a_window_shorter_than_the_adv_window_builds_on_data_with_volume():
+    """The history a split carries comes from what the env needs: with the square-root impact law on
+    data with volume, 30 rows of ADV history even for env.window=5 (it used to fail asking for a
+    lookback the user cannot set), and the observation still shows 5 rows."""
+    cfg = importlib.import_module("experiments.configs.smoke").get_config()
+    cfg.data.dataset = "googl-ohlcv"
+    cfg.data.train = ("2010-01-01", "2014-12-31")
+    cfg.env = env_config("single", window=5, episode_length=16)
+    s = build(cfg)
+    assert s.env_config["costs"]["impact_model"] == "sqrt_adv"
+    assert s.splits.train.start == s.splits.val.start == s.splits.test.start == 30
+    assert s.preprocessor.window == 30                  # later cuts of the saved model carry the same
+    obs, _ = s.env.reset(jax.random.key(0), s.train_params)
+    assert obs["window"].shape[0] == 5
+    assert cfg.env.costs.impact_model is None           # decided and saved beside, never written back
