@@ -37,23 +37,25 @@ def section_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         n_envs=64,                   # environments per device
         n_steps=16,                  # rollout length per iteration (SB3: 5; our episodes are longer)
+        iterations_per_call=1,       # k iterations lax.scan-ed inside one pmap call
+        # Returns and loss (traced: a population may vary them).
         gamma=0.99,
         gae_lambda=1.0,              # 1.0: n-step returns bootstrapped from the rollout's last value
+        bootstrap_truncation=True,   # reward += gamma * V(final_obs) at truncated steps
         ent_coef=0.01,
         vf_coef=0.5,
         norm_adv=False,              # SB3's default; True: moments over every device's whole rollout
+        # The optimizer: ppo.optim's path table, one Adam per group, one step per iteration.
         actor_lr=7e-4,               # encoder, core, policy head
         critic_lr=7e-4,              # value head (equal rates: one shared learning rate)
-        actor_schedule="constant",   # constant | linear | cosine, over total_updates iterations
-        critic_schedule="constant",
-        warmup_steps=0,              # linear warmup from 0, in iterations
         max_grad_norm=0.5,           # global-norm clip over the trainable groups (or each group's, below)
         clip_per_group=False,
-        frozen=(),                   # parameter modules (encoder, core, policy, value) never updated
-        total_updates=1000,          # training iterations the schedules decay over
-        iterations_per_call=1,       # k iterations lax.scan-ed inside one pmap call
         adam_eps=1e-5,
-        bootstrap_truncation=True,   # reward += gamma * V(final_obs) at truncated steps
+        actor_schedule="constant",   # constant | linear | cosine, decaying over total_updates iterations
+        critic_schedule="constant",
+        warmup_steps=0,              # linear warmup from 0, in iterations
+        total_updates=1000,
+        frozen=(),                   # parameter modules (encoder, core, policy, value) never updated
     ))
 
 
@@ -72,18 +74,18 @@ class A2CHParams:
 
     n_envs: int = 64
     n_steps: int = 16
+    iterations_per_call: int = 1
+    bootstrap_truncation: bool = True
     norm_adv: bool = False
+    max_grad_norm: float = 0.5
+    clip_per_group: bool = False
+    adam_eps: float = 1e-5
     actor_schedule: str = "constant"
     critic_schedule: str = "constant"
     warmup_steps: int = 0
-    max_grad_norm: float = 0.5
-    clip_per_group: bool = False
-    frozen: tuple[str, ...] = ()
     total_updates: int = 1000
-    iterations_per_call: int = 1
-    adam_eps: float = 1e-5
-    bootstrap_truncation: bool = True
-    continuous_dist: str = "gaussian"
+    frozen: tuple[str, ...] = ()
+    continuous_dist: str = "gaussian"        # from config.model (the rollout's action transform)
 
     @classmethod
     def from_config(cls, config) -> A2CHParams:
@@ -96,12 +98,10 @@ class A2CHParams:
             raise ValueError(f"unknown a2c config key(s) {['a2c.' + k for k in unknown]}; known: "
                              f"{sorted(static | traced)}")
         kwargs = {k: v for k, v in section.items() if k in static}
-        if "frozen" in kwargs:
-            frozen = kwargs["frozen"]
-            kwargs["frozen"] = (frozen,) if isinstance(frozen, str) else tuple(frozen)
-        model = config.get("model", None)
-        if model is not None and "continuous_dist" in model:
-            kwargs["continuous_dist"] = model["continuous_dist"]
+        frozen = kwargs.get("frozen", ())
+        kwargs["frozen"] = (frozen,) if isinstance(frozen, str) else tuple(frozen)
+        kwargs["continuous_dist"] = dict(config.get("model", None) or {}).get("continuous_dist",
+                                                                              cls.continuous_dist)
         hp = cls(**kwargs)
         if hp.n_envs < 1 or hp.n_steps < 1:
             raise ValueError(f"a2c.n_envs={hp.n_envs} and a2c.n_steps={hp.n_steps} must both be >= 1")

@@ -130,21 +130,39 @@ def test_policy_rebuilt_from_spec_alone_matches_the_agent(runs):
     # What a model artifact stores, through JSON: model config, action spec, agent name; no env.
     spec = types.SimpleNamespace(agent="a2c", model=json.loads(json.dumps(single_agent.model_config)),
                                  action_spec=action_spec_from_json(single_agent.action_spec.to_json()))
-    rebuilt = registry.policy_from_spec(spec, jax.device_get(params))
-    policy = single_agent.policy(params)
+    host_params = jax.device_get(params)
+    rebuilt = registry.policy_from_spec(spec, host_params)
+    rebuilt_sampling = registry.policy_from_spec(spec, host_params, deterministic=False)
+    policy, sampling = single_agent.policy(params), single_agent.policy(params, deterministic=False)
     model = single_agent.model
-    obs, state = env.reset(jax.random.key(7), env_params)
-    c_rebuilt, c_policy, hidden = rebuilt.init(), policy.init(), model.initialize_carry(1)
-    for t in range(3):                                           # through the recurrent core's state
-        key = jax.random.key(t)
-        a_rebuilt, c_rebuilt_next = rebuilt.act(key, c_rebuilt, obs)
-        a_policy, c_policy_next = policy.act(key, c_policy, obs)
-        d_rebuilt, _ = rebuilt.dist(c_rebuilt, obs)
-        # The agent's own network, batched as in a rollout.
-        hidden, dist, _ = model.apply({"params": params}, hidden, jax.tree.map(lambda x: x[None, None], obs),
-                                      jnp.zeros((1, 1), bool))
-        np.testing.assert_allclose(d_rebuilt["logits"], dist.logits[0, 0], rtol=1e-5, atol=1e-6)
-        assert int(a_rebuilt) == int(a_policy) == int(jnp.argmax(dist.logits[0, 0]))
-        chex.assert_trees_all_close(c_rebuilt_next, c_policy_next)
-        c_rebuilt, c_policy = c_rebuilt_next, c_policy_next
-        obs, state, *_ = env.step(jax.random.key(100 + t), state, a_policy, env_params)
+    keys = jax.random.split(jax.random.key(3), 16)
+
+    @jax.jit
+    def play(rebuilt, rebuilt_sampling, policy, sampling):
+        """Three steps of one episode, every policy fed the same observations; per step -> the agent
+        network's logits, the rebuilt policy's logits, its actions and the sampling ones (16 keys)."""
+        act_all = lambda p, carry, obs: jax.vmap(p.act, (0, None, None))(keys, carry, obs)[0]
+        obs, state = env.reset(jax.random.key(7), env_params)
+        c_rebuilt, c_policy, hidden = rebuilt.init(), policy.init(), model.initialize_carry(1)
+        out = []
+        for t in range(3):                                      # through the recurrent core's state
+            # The agent's own network, batched as in a rollout.
+            hidden, dist, _ = model.apply({"params": params}, hidden,
+                                          jax.tree.map(lambda x: x[None, None], obs), jnp.zeros((1, 1), bool))
+            d_rebuilt, _ = rebuilt.dist(c_rebuilt, obs)
+            out.append((dist.logits[0, 0], d_rebuilt["logits"], act_all(rebuilt, c_rebuilt, obs),
+                        act_all(rebuilt_sampling, c_rebuilt, obs), act_all(sampling, c_policy, obs)))
+            a_policy, c_policy = policy.act(keys[0], c_policy, obs)
+            _, c_rebuilt = rebuilt.act(keys[0], c_rebuilt, obs)
+            obs, state, *_ = env.step(jax.random.key(100 + t), state, a_policy, env_params)
+        return out, (c_rebuilt, c_policy)
+
+    out, (c_rebuilt, c_policy) = jax.device_get(play(rebuilt, rebuilt_sampling, policy, sampling))
+    sampled_other = False
+    for logits, logits_rebuilt, greedy_actions, samples_rebuilt, samples in out:
+        np.testing.assert_allclose(logits_rebuilt, logits, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(greedy_actions, np.argmax(logits))     # every key: the mode
+        np.testing.assert_array_equal(samples_rebuilt, samples)
+        sampled_other |= bool((samples != np.argmax(logits)).any())
+    chex.assert_trees_all_close(c_rebuilt, c_policy)
+    assert sampled_other                                          # the sampling policies really sample
