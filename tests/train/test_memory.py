@@ -25,6 +25,8 @@ def test_cap_cuts_n_envs_and_budget(monkeypatch, run_log):
     cfg.ppo.n_envs = 4096
     cfg.train.max_device_memory_gb = 1.0
     s = setup_lib.build(cfg)
-    assert s.config.ppo.n_envs == 768   # (1 - 0.25) GiB / (1/1024 GiB), a multiple of n_minibatches=2
+    assert s.n_envs == 768   # (1 - 0.25) GiB / (1/1024 GiB), a multiple of n_minibatches=2
+    assert s.config.ppo.n_envs == 4096                    # the user's config is not written into
+    assert s.make_agent().n_envs == 768
     assert s.budget.steps_per_iteration == 768 * cfg.ppo.n_steps * jax.local_device_count()
     assert "n_envs cut from 4096 to 768" in run_log.text
