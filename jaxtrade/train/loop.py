@@ -49,7 +49,7 @@ from jaxtrade.train import evaluation
 from jaxtrade.train import setup as setup_lib
 from jaxtrade.train.checkpoints import BEST_METRICS, Checkpoints
 from jaxtrade.train.metrics import TIMING_KEYS, EarlyStopping, iteration_row
-from jaxtrade.train.reporting import MlflowSink, Reporter, run_log_file
+from jaxtrade.train.reporting import MlflowSink, Reporter, run_log_file, trended_of
 
 log = logging.getLogger("jaxtrade")
 
@@ -329,7 +329,8 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                        run_name=os.path.basename(os.path.abspath(workdir)), config=config_meta)
             if uri else None)
     reporter = Reporter(workdir, total=s.budget.iterations, initial=run.iteration, verbosity=verbosity,
-                        log_every=config.train.log_every, tensorboard=config.train.tensorboard, mlflow=sink)
+                        log_every=config.train.log_every, tensorboard=config.train.tensorboard, mlflow=sink,
+                        trended=trended_of(agent.diagnostics))
     failed = True
     evaluator = (evaluation.Evaluator(s, agent, dict(config.train.composite))
                  if s.val_params is not None else None)

@@ -27,6 +27,14 @@ _HEADLINE = ("episode_return", "win_rate", "explained_variance", "steps_per_seco
 _TRENDED = ("policy_loss", "value_loss", "entropy", "approx_kl")
 
 
+def trended_of(diagnostics, n: int = 4) -> tuple[str, ...]:
+    """The `n` diagnostics a summary line shows with trend arrows: PPO's four where the agent has them,
+    then the agent's other diagnostics in its own order (never a headline metric or the NaN flag)."""
+    rest = [d for d in diagnostics if d not in _HEADLINE and d != "any_nonfinite"]
+    first = [d for d in _TRENDED if d in rest]
+    return tuple((first + [d for d in rest if d not in first])[:n])
+
+
 @contextlib.contextmanager
 def run_log_file(workdir: str, *, verbose: bool = False):
     """The run's own log file, `workdir/train.log`, for the duration of a run (INFO, DEBUG if verbose).
@@ -66,8 +74,9 @@ class Reporter:
     """Sinks for one run's metrics; `close()` flushes them."""
 
     def __init__(self, workdir: str, *, total: int, initial: int, verbosity: str, log_every: int,
-                 tensorboard: bool = True, mlflow: MlflowSink | None = None):
+                 tensorboard: bool = True, mlflow: MlflowSink | None = None, trended=_TRENDED):
         self.verbosity, self.log_every = verbosity, max(1, log_every)
+        self.trended = tuple(trended)
         self.mlflow = mlflow
         self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
         self._tb = None
@@ -99,7 +108,7 @@ class Reporter:
             prev = self._last_summary or {}
             parts = [f"it {it}", f"steps {int(row.get('total_env_steps', 0)):,}"]
             parts += [f"{k} {_fmt(row.get(k))}" for k in _HEADLINE]
-            parts += [f"{k} {_fmt(row.get(k))}{trend_arrow(prev.get(k), row.get(k))}" for k in _TRENDED]
+            parts += [f"{k} {_fmt(row.get(k))}{trend_arrow(prev.get(k), row.get(k))}" for k in self.trended]
             if "device_memory_gib" in row:
                 parts.append(f"device memory {row['device_memory_gib']:.2f} GiB")
             self.info(" | ".join(parts))

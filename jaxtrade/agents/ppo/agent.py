@@ -35,6 +35,10 @@ class PPOAgent:
 
     name = "ppo"
     diagnostics = DIAGNOSTICS
+    # What a subclass on PPO's state and machinery swaps (A2C): its hyperparameter types and iteration.
+    static_hparams = PPOHParams
+    traced_hparams = TracedHParams
+    train_iteration = staticmethod(iteration_lib.train_iteration)
 
     def __init__(self, env, hp: PPOHParams, hparams: TracedHParams, model_config: dict, action_spec,
                  obs_spec=None):
@@ -66,19 +70,17 @@ class PPOAgent:
         return self.hp.n_envs * self.hp.n_steps * int(n_devices)
 
     def hparam_names(self) -> tuple[str, ...]:
-        return TracedHParams.names()
+        return self.traced_hparams.names()
 
-    def stack_hparams(self, members) -> TracedHParams:
-        return TracedHParams.stack(members)
+    def stack_hparams(self, members):
+        return self.traced_hparams.stack(members)
 
-    @staticmethod
-    def static_key(config):
+    def static_key(self, config):
         """Configs with equal static keys share one agent (and its compiled iteration)."""
-        return PPOHParams.from_config(config)
+        return self.static_hparams.from_config(config)
 
-    @staticmethod
-    def hparams_from(config) -> TracedHParams:
-        return TracedHParams.from_config(config)
+    def hparams_from(self, config):
+        return self.traced_hparams.from_config(config)
 
     # STATE
     def init_params(self, key, env_params):
@@ -133,11 +135,10 @@ class PPOAgent:
         devices = self._use(devices)
         self._fill_obs_spec(env_params)
         k = len(keys)
-        bad = [n for n, x in zip(TracedHParams.names(), jax.tree.leaves(hparams), strict=True)
-               if jnp.shape(x) != (k,)]
+        bad = [n for n in self.hparam_names() if jnp.shape(getattr(hparams, n)) != (k,)]
         if bad:
             raise ValueError(f"init_population: hparams {bad} must have shape [K={k}] like keys "
-                             "(use TracedHParams.stack)")
+                             "(use agent.stack_hparams)")
         # Member by member, then stacked, rather than vmap(_build): a vmapped orthogonal initializer
         # is a batched QR, whose jaxlib CPU kernel (lapack geqrf through ParallelBatchMap) can
         # deadlock on a 2-thread host pool (seen on the 2-core CPU: the first iteration never
@@ -154,7 +155,7 @@ class PPOAgent:
         hyperparameters: member k is the run `init(seeds[k], ...)` would start (same keys), trained
         side by side by `make_population_iteration` in one compile. Leaves [n_devices, K, ...]."""
         keys = jnp.stack([jax.random.key(int(s)) for s in seeds])
-        hparams = TracedHParams.stack([self.hparams] * len(keys))
+        hparams = self.stack_hparams([self.hparams] * len(keys))
         return self.init_population(keys, env_params, hparams, devices)
 
     def _use(self, devices):
@@ -197,7 +198,7 @@ class PPOAgent:
 
     # ITERATIONS
     def _step(self):
-        step = functools.partial(iteration_lib.train_iteration, env=self.env, model=self.model, opt=self.opt,
+        step = functools.partial(self.train_iteration, env=self.env, model=self.model, opt=self.opt,
                                  hp=self.hp, discrete=self.discrete, axis_name=devices_lib.AXIS)
         step = iteration_lib.repeat_iterations(step, self.hp.iterations_per_call)
 

@@ -9,7 +9,6 @@ import pytest
 
 from jaxtrade.agents import ppo
 from jaxtrade.agents.base import Agent
-from jaxtrade.agents.ppo import iteration as iteration_lib
 from jaxtrade.envs.base import DiscreteSpec, TradingStats
 from jaxtrade.envs.probes import make_probe
 
@@ -34,11 +33,11 @@ def population(request):
     devices = jax.devices()[:1]
 
     traces = []
-    original = iteration_lib.train_iteration
+    original = agent.train_iteration
     def counting(*args, **kwargs):              # a Python side effect: runs once per trace
         traces.append(1)
         return original(*args, **kwargs)
-    iteration_lib.train_iteration = counting
+    agent.train_iteration = counting            # the agent's own iteration, swapped on this instance
     try:
         iterate = agent.make_population_iteration(devices)
         state = agent.init_population(keys, env_params, ppo.TracedHParams.stack(members), devices)
@@ -48,7 +47,7 @@ def population(request):
             history.append(jax.device_get(metrics))
         n_traces = len(traces)
     finally:
-        iteration_lib.train_iteration = original
+        del agent.train_iteration
     return env, env_params, agent, keys, members, devices, state, history, n_traces
 
 
