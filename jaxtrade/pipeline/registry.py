@@ -200,6 +200,7 @@ class Entry:
     description: str = ""
     files: dict = dataclasses.field(default_factory=dict)
     source: str = ""
+    agent: str = ""            # the algorithm of the artifact (its spec's agent: ppo, dqn, ensemble, ...)
 
     @property
     def ref(self) -> str:
@@ -368,7 +369,8 @@ class Registry:
                               path=os.path.join(self.root, name, f"v{version}"), created=_now(),
                               metrics=metrics, metrics_split=split, score=score, grade=letter,
                               parents=parent_refs, tags=tuple(_strings(tags)), aliases=aliases,
-                              description=str(description), files=files, source=src)
+                              description=str(description), files=files, source=src,
+                              agent=str(spec.get("agent") or ""))
                 os.makedirs(os.path.dirname(entry.path), exist_ok=True)
                 os.rename(tmp, entry.path)
                 _fsync_dir(os.path.dirname(entry.path))
@@ -546,7 +548,8 @@ def format_metric(metrics: Mapping, key: str, pct: bool) -> str:
 def list_rows(entries) -> list[dict]:
     """The `list` table's rows (id, version, grade, created, key metrics, lineage); metric columns that
     no entry has are left out."""
-    rows = [dict(ref=e.ref, semver=e.semver, stage=e.stage, grade=e.grade, score=f"{e.score:.3f}",
+    rows = [dict(ref=e.ref, semver=e.semver, stage=e.stage, agent=e.agent or "-", grade=e.grade,
+                 score=f"{e.score:.3f}",
                  created=e.created[:16].replace("T", " "), split=e.metrics_split,
                  **{label: format_metric(e.metrics, k, pct) for k, label, pct in LIST_METRICS},
                  aliases=",".join(e.aliases), parents=",".join(e.parents)) for e in entries]

@@ -29,10 +29,11 @@ BOUNDARIES = [(0.95, "S", "A+"), (0.90, "A+", "A"), (0.80, "A", "A-"), (0.70, "A
               (0.50, "B", "B-"), (0.40, "B-", "C"), (0.30, "C", "D"), (0.20, "D", "F")]
 
 
-def fake_artifact(path, *, params=b"params-0", metrics=None, obs=None, action=None):
+def fake_artifact(path, *, params=b"params-0", metrics=None, obs=None, action=None, agent=None):
     """A directory with the artifact layout: spec.json, params.npz (bytes), preprocessor/."""
     os.makedirs(os.path.join(path, "preprocessor"), exist_ok=True)
     spec = {"format": "jaxtrade-model/1", "obs_spec": obs or {"features": [8, 3]},
+            **({"agent": agent} if agent else {}),
             "action_spec": action or {"kind": "discrete", "n": 12},
             "metrics": RL if metrics is None else metrics}
     with open(os.path.join(path, "spec.json"), "w") as f:
@@ -356,17 +357,17 @@ def test_command_line_list_info_promote_verify(reg, tmp_path):
     enc = fake_artifact(tmp_path / "enc", metrics={"val_r2": 0.05, "directional_accuracy": 0.58,
                                                    "split": "val"})
     reg.register("enc", enc, stage="pretrain")
-    reg.register("ppo", fake_artifact(tmp_path / "ppo"), stage="rl", parents=("enc",))
+    reg.register("ppo", fake_artifact(tmp_path / "ppo", agent="ppo"), stage="rl", parents=("enc",))
     reg.register("ppo", fake_artifact(tmp_path / "ppo2", metrics=dict(RL, sharpe=2.0)), stage="rl")
     out = _cli("list", root=reg.root)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["ref", "semver", "stage", "grade", "score", "created", "split", "sharpe",
-                                "max_dd", "ann_ret", "val_r2", "dir_acc", "aliases", "parents"]
-    assert lines[2].split()[:5] == ["ppo/v1", "1.0.0", "rl", "B", "0.560"]
-    assert lines[2].split()[7:] == ["val", "1.250", "-10.0%", "8.0%", "enc/v1"]   # date and time: 5, 6
-    assert lines[1].split()[7:] == ["val", "0.050", "58.0%"] and lines[1].split()[:5] == [
-        "enc/v1", "1.0.0", "pretrain", "B+", "0.650"]
+    assert lines[0].split() == ["ref", "semver", "stage", "agent", "grade", "score", "created", "split",
+                                "sharpe", "max_dd", "ann_ret", "val_r2", "dir_acc", "aliases", "parents"]
+    assert lines[2].split()[:6] == ["ppo/v1", "1.0.0", "rl", "ppo", "B", "0.560"]   # the agent recorded
+    assert lines[2].split()[8:] == ["val", "1.250", "-10.0%", "8.0%", "enc/v1"]   # date and time: 6, 7
+    assert lines[1].split()[8:] == ["val", "0.050", "58.0%"] and lines[1].split()[:6] == [
+        "enc/v1", "1.0.0", "pretrain", "-", "B+", "0.650"]
     out = _cli("list", "--stage=rl", "--grade=>=B+", root=reg.root)
     assert [x.split()[0] for x in out.stdout.splitlines()[1:]] == ["ppo/v2"] and "val_r2" not in out.stdout
     out = _cli("promote", "ppo/v1", "--alias=champion", root=reg.root)

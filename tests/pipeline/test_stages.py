@@ -92,10 +92,11 @@ def test_registry_list_prints_the_four_with_grades(pipeline):
                          timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
-    assert lines[0].split()[:4] == ["ref", "semver", "stage", "grade"] and len(lines) == 5
+    assert lines[0].split()[:5] == ["ref", "semver", "stage", "agent", "grade"] and len(lines) == 5
     reg = Registry(pipeline.registry)
     for line, e in zip(lines[1:], reg.list(), strict=True):
-        assert line.split()[:4] == [e.ref, e.semver, e.stage, e.grade]
+        assert line.split()[:5] == [e.ref, e.semver, e.stage, e.agent or "-", e.grade]
+    assert [e.agent for e in reg.list()] == ["", "ppo", "ppo", "ensemble"]
 
 
 def test_a_rerun_skips_finished_stages(pipeline):
