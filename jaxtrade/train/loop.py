@@ -43,6 +43,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from jaxtrade.agents import registry as agent_registry
 from jaxtrade.data import fingerprint
 from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import evaluation
@@ -266,6 +267,12 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(dict(config_meta, _machine=artifact_lib.machine_info(),
                        _versions=artifact_lib.library_versions()), f, indent=2, sort_keys=True)
+    # What setup decided, beside the user's config (which it never changes): the resolved env config
+    # (fitted thresholds, the impact model chosen from the data) and the agent's envs after the cap.
+    artifact_lib.write_json_atomic(os.path.join(workdir, "resolved.json"), {
+        "env": artifact_lib.as_plain(s.env_config),
+        "agent": {"name": agent.name, "n_envs": int(s.n_envs), "n_envs_configured":
+                  int(agent_registry.section(config)["n_envs"])}})
 
     with run_log_file(workdir, verbose=verbosity == "verbose"):
         source = config.data.get("csv_path") or config.data.dataset

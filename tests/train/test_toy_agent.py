@@ -199,6 +199,9 @@ def test_a_toy_agent_trains_through_the_loop_and_its_artifact_reloads(tmp_path, 
     saved = json.load(open(os.path.join(tmp_path, "config.json")))
     assert {k: saved[k] for k in user} == user
     assert saved["env"]["costs"]["impact_model"] is None
+    resolved = json.load(open(os.path.join(tmp_path, "resolved.json")))     # what setup decided, beside it
+    assert resolved["env"] == spec.env and resolved["agent"] == {"name": "toy", "n_envs": 4,
+                                                                 "n_envs_configured": 4}
     # Resume: latest restores the toy's state and the loop continues to a longer budget.
     cfg.train.iterations = 6
     again = loop.run(setup_lib.build(cfg), ToyAgent(cfg, s.env), str(tmp_path), verbosity="quiet")
