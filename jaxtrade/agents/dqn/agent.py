@@ -1,0 +1,213 @@
+"""`dqn.make(config, env) -> DQNAgent`: the `Agent` protocol (agents/base.py) for double DQN with a
+replay buffer in device memory.
+
+1. Hyperparameters (`DQNHParams` static, `TracedHParams` traced), the Q network and the optimizer are
+   built once here and handed down; nothing below re-reads the config.
+2. The state is `iteration.Carry`: train state (online and target params, optimizer, counters), env
+   states and observations, this device's replay buffer, the iteration key, the traced
+   hyperparameters. Leaves [n_devices, ...], a population [n_devices, K, ...].
+3. What does not depend on the algorithm is PPOAgent's code, borrowed method by method rather than
+   inherited (a DQNAgent is not a PPOAgent: another network, state and iteration): hyperparameter
+   handling through the `static_hparams` / `traced_hparams` class attributes, placement and the
+   pmap cache, init and population init (to which DQN adds the buffers), params, warm starts and
+   the encoder transplant. Those methods belong in a common base of every agent.
+4. Checkpoints: `to_checkpoint(state)` is the whole state when `dqn.save_buffer` (resume continues
+   bit for bit), and the state without the replay buffer (`replay=None`) otherwise. The buffer is
+   `transition_bytes * dqn.buffer_size` per device and member, transition_bytes = 2 * obs bytes
+   (the observation and the one the return bootstraps from) + 12 (int32 action, float32 return and
+   discount): `replay_bytes(n_devices, members)` computes it and `init` logs it. Without the buffer,
+   `from_checkpoint` restores everything else and starts from an empty buffer: no gradient step until
+   `learning_starts` transitions are collected again, and the resumed run is NOT bit-identical to an
+   uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxtrade.agents import devices as devices_lib
+from jaxtrade.agents import replay as replay_lib
+from jaxtrade.agents.base import action_spec_of
+from jaxtrade.agents.dqn import iteration as iteration_lib
+from jaxtrade.agents.dqn.collect import example_transition
+from jaxtrade.agents.dqn.config import DQNHParams, TracedHParams
+from jaxtrade.agents.dqn.optim import make_optimizer
+from jaxtrade.agents.dqn.policy import policy_from_spec
+from jaxtrade.agents.ppo.agent import PPOAgent
+from jaxtrade.agents.ppo.iteration import repeat_iterations
+from jaxtrade.models import make_q_network, model_config_dict
+
+log = logging.getLogger("jaxtrade")
+
+# Health metrics: for logs, never for model selection.
+DIAGNOSTICS = ("q_loss", "q_mean", "td_error", "grad_norm", "epsilon", "buffer_size", "updates",
+               "any_nonfinite")
+
+
+class DQNAgent:
+    """Double DQN over one env with discrete actions (module docstring of agents/base.py for the
+    protocol, of this module for the state and its checkpoints)."""
+
+    name = "dqn"
+    diagnostics = DIAGNOSTICS
+
+    def __init__(self, env, hp: DQNHParams, hparams: TracedHParams, model_config: dict, action_spec,
+                 obs_spec=None):
+        self.env = env
+        self.hp = hp
+        self.hparams = hparams                # the config's traced values (defaults for init)
+        self.model_config = model_config
+        self.action_spec = action_spec
+        self.obs_spec = obs_spec
+        self.net = make_q_network(model_config, action_spec, dueling=hp.dueling)
+        self.opt = make_optimizer(hp)
+        self.devices = None                   # this process's devices, set by init / init_population
+        self.compiles = 0                     # traces (= compiles) of the training iteration so far
+        self._iterations: dict = {}
+        self._build_jit = jax.jit(self._build, static_argnums=(3, 4))
+        if self.net.core_type != "mlp":
+            log.info("dqn: model.core=%r runs one step from its zero state per transition (no memory; "
+                     "models/q_network.py)", self.net.core_type)
+
+    # Algorithm-independent plumbing: PPOAgent's code (module docstring, 3), reading the two classes below.
+    static_hparams = DQNHParams
+    traced_hparams = TracedHParams
+    n_envs = PPOAgent.n_envs
+    frozen = PPOAgent.frozen
+    env_steps_per_iteration = PPOAgent.env_steps_per_iteration
+    hparam_names = PPOAgent.hparam_names
+    stack_hparams = PPOAgent.stack_hparams
+    static_key = PPOAgent.static_key
+    hparams_from = PPOAgent.hparams_from
+    init_seeds = PPOAgent.init_seeds
+    _use = PPOAgent._use
+    _fill_obs_spec = PPOAgent._fill_obs_spec
+    _pmap = PPOAgent._pmap
+    make_iteration = PPOAgent.make_iteration
+    make_population_iteration = PPOAgent.make_population_iteration
+    params = PPOAgent.params
+    opt_state = PPOAgent.opt_state
+    with_encoder = PPOAgent.with_encoder
+
+    # CONFIGURATION
+    def replay_bytes(self, n_devices: int, members: int = 1) -> int:
+        """Bytes of every replay buffer of a run: what `latest` holds on top of the rest of the state
+        when dqn.save_buffer (transition bytes x buffer_size x devices x population members)."""
+        if self.obs_spec is None:
+            raise ValueError("replay_bytes needs the observation spec: the env has none before `init`")
+        obs = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in self.obs_spec.as_dict().items()}
+        per = replay_lib.transition_bytes(example_transition(obs))
+        return per * self.hp.buffer_size * int(n_devices) * int(members)
+
+    # STATE
+    def init_params(self, key, env_params):
+        """Unreplicated online network params drawn from `key`."""
+        obs, _ = self.env.reset(jax.random.key(0), env_params)
+        return self.net.init(key, jax.tree.map(lambda x: jnp.asarray(x)[None], obs))["params"]
+
+    def init_train_state(self, key, env_params, hparams: TracedHParams | None = None):
+        """TrainState of one member: online params drawn from `key`, the target a copy of them."""
+        hparams = self.hparams if hparams is None else hparams
+        params = self.init_params(key, env_params)
+        zero = jnp.zeros((), jnp.int32)
+        return iteration_lib.TrainState(params, params, self.opt.init(params, {"q": hparams.lr}), zero, zero)
+
+    def _build(self, key, env_params, hparams, n_dev: int, first: int = 0) -> iteration_lib.Carry:
+        """Traceable: one member's Carry with a leading device axis [n_dev, ...] and replay=None (the
+        buffers are made on the host and placed per device: `_with_replay`). Keys as in PPO's."""
+        n_envs = self.hp.n_envs
+        init_key, reset_key, run_key = jax.random.split(key, 3)
+        train_state = self.init_train_state(init_key, env_params, hparams)
+        reset_keys = jax.vmap(jax.random.fold_in, (None, 0))(reset_key, first + jnp.arange(n_dev * n_envs))
+        obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(reset_keys, env_params)
+        env_state, obs = jax.tree.map(lambda x: x.reshape((n_dev, n_envs) + x.shape[1:]), (env_state, obs))
+        replicate = lambda tree: jax.tree.map(lambda x: jnp.broadcast_to(x, (n_dev,) + jnp.shape(x)), tree)
+        hparams = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams)
+        return iteration_lib.Carry(replicate(train_state), env_state, obs, None, replicate(run_key),
+                                   replicate(hparams))
+
+    def _with_replay(self, carry, lead: tuple):
+        """`carry` (obs leaves [*lead, n_envs, ...]) with empty buffers [*lead, buffer_size, ...], each
+        device's made on the host and sent to it (never every device's buffer through one device)."""
+        obs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[len(lead) + 1:], x.dtype), carry.obs)
+        example = example_transition(obs)
+        per = replay_lib.transition_bytes(example)
+        log.info("dqn: %d replay buffer(s) (devices x members: %s) x %d transitions x %d bytes = %.1f MiB, "
+                 "in `latest` unless dqn.save_buffer=False", int(np.prod(lead)), " x ".join(map(str, lead)),
+                 self.hp.buffer_size, per, int(np.prod(lead)) * self.hp.buffer_size * per / 2**20)
+        replay = replay_lib.host_zeros(example, tuple(lead) + (self.hp.buffer_size,))
+        return devices_lib.put_sharded(carry._replace(replay=replay), self.devices)
+
+    def init(self, key, env_params, devices=None, hparams: TracedHParams | None = None):
+        """PPOAgent.init (key: a jax.random.key or an int seed; hparams default: the config's) with an
+        empty replay buffer on every device."""
+        carry = PPOAgent.init(self, key, env_params, devices, hparams)
+        return self._with_replay(carry, (len(self.devices),))
+
+    def init_population(self, keys, env_params, hparams: TracedHParams, devices=None):
+        """PPOAgent.init_population (keys [K], hparams leaves [K] from `stack_hparams`; leaves
+        [n_devices, K, ...]) with an empty buffer per device and member."""
+        carry = PPOAgent.init_population(self, keys, env_params, hparams, devices)
+        return self._with_replay(carry, (len(self.devices), len(keys)))
+
+    def with_params(self, state, params, opt_state=None):
+        """PPOAgent.with_params (params, and optionally the optimizer state, replaced on every device
+        and member), with the target network reset to the new params."""
+        state = PPOAgent.with_params(self, state, params, opt_state)
+        # A copy, not the same arrays: the iteration donates its state, and no buffer can be donated twice.
+        target = jax.tree.map(lambda x: jnp.array(x, copy=True), state.train_state.params)
+        return state._replace(train_state=state.train_state._replace(target_params=target))
+
+    # ITERATIONS
+    def _step(self):
+        step = functools.partial(iteration_lib.train_iteration, env=self.env, net=self.net, opt=self.opt,
+                                 hp=self.hp, axis_name=devices_lib.AXIS)
+        step = repeat_iterations(step, self.hp.iterations_per_call)
+
+        def counted(state, env_params):
+            self.compiles += 1                # Python runs only while jax traces: once per compile
+            return step(state, env_params)
+
+        return counted
+
+    # CHECKPOINTS
+    def to_checkpoint(self, state):
+        """What `latest` saves: the whole state if dqn.save_buffer, else the state with replay=None
+        (module docstring, 4)."""
+        return state if self.hp.save_buffer else state._replace(replay=None)
+
+    def from_checkpoint(self, state, restored):
+        """The training state from `restored` (what `to_checkpoint` saved, restored into its leaves'
+        types: jax or numpy arrays, typed PRNG keys), placed on this agent's devices. `state`: a full
+        state of the same shapes (e.g. freshly initialized): without a saved buffer, its buffers'
+        shapes give the empty ones."""
+        if restored.replay is None:
+            log.warning("dqn: `latest` holds no replay buffer (dqn.save_buffer=False): resuming with an "
+                        "empty buffer, no gradient step before %d transitions per device, and a run that "
+                        "is not bit-identical to an uninterrupted one", self.hp.learning_starts)
+            restored = restored._replace(replay=replay_lib.clear(state.replay))
+        return devices_lib.put_sharded(restored, self.devices or jax.local_devices())
+
+    # MODEL
+    def policy(self, params, deterministic: bool = True):
+        return policy_from_spec(self.model_config, self.action_spec, params, deterministic)
+
+
+def make(config, env) -> DQNAgent:
+    """DQN for `env` from `config.model` and `config.dqn` (hyperparameters, network, optimizer: once).
+    ValueError for an env without discrete actions."""
+    spec = action_spec_of(env)
+    model_config = model_config_dict(config.model)
+    return DQNAgent(env, DQNHParams.from_config(config), TracedHParams.from_config(config), model_config,
+                    spec, getattr(env, "obs_spec", None))
+
+
+def params_identical_across_devices(carry) -> bool:
+    """True if the online and target params and the optimizer state are bit-identical on every device."""
+    ts = carry.train_state
+    return devices_lib.identical_across_devices((ts.params, ts.target_params, ts.opt_state))
