@@ -12,6 +12,11 @@ def get_config():
     cfg.ppo.n_minibatches = 2
     cfg.ppo.update_epochs = 1
     cfg.ppo.critic_epochs = 1
+    # The other agents at the same tiny size (--config.agent.name=a2c | dqn).
+    cfg.a2c.n_envs = 4
+    cfg.a2c.n_steps = 8
+    cfg.dqn.update(dict(n_envs=4, n_steps=8, buffer_size=512, batch_size=32, learning_starts=64,
+                        utd_ratio=0.25, n_step=2))
     cfg.env.episode_length = 16
     cfg.data.val = ("2015-01-01", "2015-03-31")
     cfg.data.test = ("2016-01-01", "2016-06-30")
