@@ -6,11 +6,10 @@ replay buffer in device memory.
 2. The state is `iteration.Carry`: train state (online and target params, optimizer, counters), env
    states and observations, this device's replay buffer, the iteration key, the traced
    hyperparameters. Leaves [n_devices, ...], a population [n_devices, K, ...].
-3. What does not depend on the algorithm is PPOAgent's code, borrowed method by method rather than
-   inherited (a DQNAgent is not a PPOAgent: another network, state and iteration): hyperparameter
-   handling through the `static_hparams` / `traced_hparams` class attributes, placement and the
-   pmap cache, init and population init (to which DQN adds the buffers), params, warm starts and
-   the encoder transplant. Those methods belong in a common base of every agent.
+3. What does not depend on the algorithm is `agents.base.DeviceAgent`'s, shared with PPO and A2C:
+   hyperparameter handling through the `static_hparams` / `traced_hparams` class attributes,
+   placement and the pmap cache, init and population init (to which DQN adds the buffers), params,
+   warm starts and the encoder transplant.
 4. Checkpoints: `to_checkpoint(state)` is the whole state when `dqn.save_buffer` (resume continues
    bit for bit), and the state without the replay buffer (`replay=None`) otherwise. The buffer is
    `transition_bytes * dqn.buffer_size` per device and member, transition_bytes = 2 * obs bytes
@@ -23,7 +22,6 @@ replay buffer in device memory.
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import jax
@@ -32,14 +30,12 @@ import numpy as np
 
 from jaxtrade.agents import devices as devices_lib
 from jaxtrade.agents import replay as replay_lib
-from jaxtrade.agents.base import action_spec_of
+from jaxtrade.agents.base import DeviceAgent, action_spec_of
 from jaxtrade.agents.dqn import iteration as iteration_lib
 from jaxtrade.agents.dqn.collect import example_transition
 from jaxtrade.agents.dqn.config import DQNHParams, TracedHParams
 from jaxtrade.agents.dqn.optim import make_optimizer
 from jaxtrade.agents.dqn.policy import policy_from_spec
-from jaxtrade.agents.ppo.agent import PPOAgent
-from jaxtrade.agents.ppo.iteration import repeat_iterations
 from jaxtrade.models import make_q_network, model_config_dict
 
 log = logging.getLogger("jaxtrade")
@@ -49,7 +45,7 @@ DIAGNOSTICS = ("q_loss", "q_mean", "td_error", "grad_norm", "epsilon", "buffer_s
                "any_nonfinite")
 
 
-class DQNAgent:
+class DQNAgent(DeviceAgent):
     """Double DQN over one env with discrete actions (module docstring of agents/base.py for the
     protocol, of this module for the state and its checkpoints)."""
 
@@ -66,33 +62,14 @@ class DQNAgent:
         self.obs_spec = obs_spec
         self.net = make_q_network(model_config, action_spec, dueling=hp.dueling)
         self.opt = make_optimizer(hp)
-        self.devices = None                   # this process's devices, set by init / init_population
-        self.compiles = 0                     # traces (= compiles) of the training iteration so far
-        self._iterations: dict = {}
-        self._build_jit = jax.jit(self._build, static_argnums=(3, 4))
+        super().__init__()
         if self.net.core_type != "mlp":
             log.info("dqn: model.core=%r runs one step from its zero state per transition (no memory; "
                      "models/q_network.py)", self.net.core_type)
 
-    # Algorithm-independent plumbing: PPOAgent's code (module docstring, 3), reading the two classes below.
     static_hparams = DQNHParams
     traced_hparams = TracedHParams
-    n_envs = PPOAgent.n_envs
-    frozen = PPOAgent.frozen
-    env_steps_per_iteration = PPOAgent.env_steps_per_iteration
-    hparam_names = PPOAgent.hparam_names
-    stack_hparams = PPOAgent.stack_hparams
-    static_key = PPOAgent.static_key
-    hparams_from = PPOAgent.hparams_from
-    init_seeds = PPOAgent.init_seeds
-    _use = PPOAgent._use
-    _fill_obs_spec = PPOAgent._fill_obs_spec
-    _pmap = PPOAgent._pmap
-    make_iteration = PPOAgent.make_iteration
-    make_population_iteration = PPOAgent.make_population_iteration
-    params = PPOAgent.params
-    opt_state = PPOAgent.opt_state
-    with_encoder = PPOAgent.with_encoder
+    train_iteration = staticmethod(iteration_lib.train_iteration)
 
     # CONFIGURATION
     def replay_bytes(self, n_devices: int, members: int = 1) -> int:
@@ -120,12 +97,9 @@ class DQNAgent:
     def _build(self, key, env_params, hparams, n_dev: int, first: int = 0) -> iteration_lib.Carry:
         """Traceable: one member's Carry with a leading device axis [n_dev, ...] and replay=None (the
         buffers are made on the host and placed per device: `_with_replay`). Keys as in PPO's."""
-        n_envs = self.hp.n_envs
         init_key, reset_key, run_key = jax.random.split(key, 3)
         train_state = self.init_train_state(init_key, env_params, hparams)
-        reset_keys = jax.vmap(jax.random.fold_in, (None, 0))(reset_key, first + jnp.arange(n_dev * n_envs))
-        obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(reset_keys, env_params)
-        env_state, obs = jax.tree.map(lambda x: x.reshape((n_dev, n_envs) + x.shape[1:]), (env_state, obs))
+        env_state, obs = self._reset_envs(reset_key, env_params, n_dev, first)
         replicate = lambda tree: jax.tree.map(lambda x: jnp.broadcast_to(x, (n_dev,) + jnp.shape(x)), tree)
         hparams = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams)
         return iteration_lib.Carry(replicate(train_state), env_state, obs, None, replicate(run_key),
@@ -144,36 +118,28 @@ class DQNAgent:
         return devices_lib.put_sharded(carry._replace(replay=replay), self.devices)
 
     def init(self, key, env_params, devices=None, hparams: TracedHParams | None = None):
-        """PPOAgent.init (key: a jax.random.key or an int seed; hparams default: the config's) with an
+        """DeviceAgent.init (key: a jax.random.key or an int seed; hparams default: the config's) with an
         empty replay buffer on every device."""
-        carry = PPOAgent.init(self, key, env_params, devices, hparams)
+        carry = super().init(key, env_params, devices, hparams)
         return self._with_replay(carry, (len(self.devices),))
 
     def init_population(self, keys, env_params, hparams: TracedHParams, devices=None):
-        """PPOAgent.init_population (keys [K], hparams leaves [K] from `stack_hparams`; leaves
+        """DeviceAgent.init_population (keys [K], hparams leaves [K] from `stack_hparams`; leaves
         [n_devices, K, ...]) with an empty buffer per device and member."""
-        carry = PPOAgent.init_population(self, keys, env_params, hparams, devices)
+        carry = super().init_population(keys, env_params, hparams, devices)
         return self._with_replay(carry, (len(self.devices), len(keys)))
 
     def with_params(self, state, params, opt_state=None):
-        """PPOAgent.with_params (params, and optionally the optimizer state, replaced on every device
+        """DeviceAgent.with_params (params, and optionally the optimizer state, replaced on every device
         and member), with the target network reset to the new params."""
-        state = PPOAgent.with_params(self, state, params, opt_state)
+        state = super().with_params(state, params, opt_state)
         # A copy, not the same arrays: the iteration donates its state, and no buffer can be donated twice.
         target = jax.tree.map(lambda x: jnp.array(x, copy=True), state.train_state.params)
         return state._replace(train_state=state.train_state._replace(target_params=target))
 
     # ITERATIONS
-    def _step(self):
-        step = functools.partial(iteration_lib.train_iteration, env=self.env, net=self.net, opt=self.opt,
-                                 hp=self.hp, axis_name=devices_lib.AXIS)
-        step = repeat_iterations(step, self.hp.iterations_per_call)
-
-        def counted(state, env_params):
-            self.compiles += 1                # Python runs only while jax traces: once per compile
-            return step(state, env_params)
-
-        return counted
+    def iteration_kwargs(self) -> dict:
+        return dict(env=self.env, net=self.net, opt=self.opt, hp=self.hp)
 
     # CHECKPOINTS
     def to_checkpoint(self, state):

@@ -80,13 +80,3 @@ def train_iteration(carry: Carry, env_params, *, env, model, opt: Optimizer, hp:
     metrics["env_steps"] = jnp.asarray(hp.n_steps * hp.n_envs * n_devices, jnp.float32)
     train_state = train_state._replace(step=train_state.step + 1)
     return Carry(train_state, end.env_state, end.obs, end.hidden, end.done, key, h), metrics
-
-
-def repeat_iterations(step, k: int):
-    """fn(carry, env_params) running `step` k times under lax.scan (metrics [k, ...]); `step` if k == 1."""
-    if k == 1:
-        return step
-
-    def fn(carry, env_params):
-        return jax.lax.scan(lambda c, _: step(c, env_params), carry, None, length=k)
-    return fn
