@@ -13,10 +13,10 @@ from jaxtrade.agents.dqn.config import (
 )
 from jaxtrade.agents.dqn.iteration import Carry, TrainState, train_iteration, update
 from jaxtrade.agents.dqn.losses import nstep_returns, q_loss, td_target
-from jaxtrade.agents.dqn.optim import Q_TABLE, QOptimizer, make_optimizer
+from jaxtrade.agents.dqn.optim import Q_TABLE, make_optimizer
 from jaxtrade.agents.dqn.policy import policy_from_spec
 
-__all__ = ["DIAGNOSTICS", "Q_TABLE", "Carry", "DQNAgent", "DQNHParams", "QOptimizer", "TracedHParams",
+__all__ = ["DIAGNOSTICS", "Q_TABLE", "Carry", "DQNAgent", "DQNHParams", "TracedHParams",
            "TrainState", "Transition", "collect", "default_config", "derived_sizes", "epsilon",
            "epsilon_greedy", "example_transition", "make", "make_optimizer", "nstep_returns",
            "params_identical_across_devices", "policy_from_spec", "q_loss", "section_config", "td_target",

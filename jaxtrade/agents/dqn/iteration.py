@@ -29,7 +29,8 @@ from jaxtrade.agents import replay as replay_lib
 from jaxtrade.agents.dqn.collect import collect
 from jaxtrade.agents.dqn.config import DQNHParams, TracedHParams, derived_sizes, epsilon
 from jaxtrade.agents.dqn.losses import q_loss, td_target
-from jaxtrade.agents.dqn.optim import TRAINABLE, QOptimizer, lr_shape
+from jaxtrade.agents.dqn.optim import TRAINABLE, lr_shape
+from jaxtrade.agents.ppo.optim import Optimizer
 from jaxtrade.agents.ppo.update import all_finite, maybe_pmean
 
 # Metrics of the gradient steps, means over one iteration's steps (zeros while nothing is learned).
@@ -56,7 +57,7 @@ class Carry(NamedTuple):
     hparams: TracedHParams         # traced hyperparameters (float32 scalars), identical on every device
 
 
-def update(net, opt: QOptimizer, train_state: TrainState, replay: replay_lib.Replay, key, *, hp: DQNHParams,
+def update(net, opt: Optimizer, train_state: TrainState, replay: replay_lib.Replay, key, *, hp: DQNHParams,
            hparams: TracedHParams, axis_name=None) -> tuple[TrainState, dict]:
     """`updates_per_iteration` gradient steps on samples of `replay` (this device's buffer), or none
     while it holds fewer than `learning_starts` transitions.
@@ -104,7 +105,7 @@ def update(net, opt: QOptimizer, train_state: TrainState, replay: replay_lib.Rep
     return TrainState(params, target, opt_state, train_state.step, n_updates), metrics
 
 
-def train_iteration(carry: Carry, env_params, *, env, net, opt: QOptimizer, hp: DQNHParams, axis_name=None):
+def train_iteration(carry: Carry, env_params, *, env, net, opt: Optimizer, hp: DQNHParams, axis_name=None):
     """One iteration on one device's envs -> (Carry, metrics dict of scalars, identical on every device)."""
     device = 0 if axis_name is None else jax.lax.axis_index(axis_name)
     env_index = device * hp.n_envs + jnp.arange(hp.n_envs, dtype=jnp.int32)

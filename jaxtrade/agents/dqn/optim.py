@@ -8,47 +8,29 @@
    `dqn.total_updates` iterations of gradient steps). `TracedHParams.lr` is written into the injected
    "learning_rate" at every step (`ppo.optim.set_learning_rates`), so a population of K rates shares
    one compiled update. Gradients are clipped by their global norm first.
-3. `QOptimizer` is `Optimizer` with `groups` read from `Q_TABLE` instead of PPO's module-level table:
-   `init`, `update` and `apply` are PPO's code (update and apply take groups=TRAINABLE).
+3. It is PPO's `Optimizer` itself, given `Q_TABLE` as its path table.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import optax
 
 from jaxtrade.agents.dqn.config import DQNHParams, derived_sizes
-from jaxtrade.agents.ppo.optim import Optimizer, _group_tx, make_schedule
+from jaxtrade.agents.ppo.optim import Optimizer, group_tx, make_schedule
 
 Q_TABLE = {"encoder": "q", "core": "q", "q": "q", "q_value": "q", "q_adv": "q"}
 TRAINABLE = ("q",)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class QOptimizer(Optimizer):
-    """`Optimizer` whose groups come from `Q_TABLE` (module docstring)."""
-
-    def groups(self, params) -> dict[str, list[str]]:
-        unknown = sorted(set(params) - set(Q_TABLE))
-        if unknown:
-            raise ValueError(f"parameter module(s) {unknown} have no optimizer group; DQN's path table "
-                             f"knows {sorted(Q_TABLE)}")
-        out: dict[str, list[str]] = {}
-        for name in sorted(n for n in params if n not in self.frozen):
-            out.setdefault(Q_TABLE[name], []).append(name)
-        return out
-
-
-def make_optimizer(hp: DQNHParams) -> QOptimizer:
+def make_optimizer(hp: DQNHParams) -> Optimizer:
     """The optimizer for `hp` (built once by `dqn.make`)."""
     bad = sorted(set(hp.frozen) - set(Q_TABLE))
     if bad:
         raise ValueError(f"dqn.frozen names {bad}, which are not parameter modules; choose from "
                          f"{sorted(Q_TABLE)}")
-    adam = optax.inject_hyperparams(_group_tx, static_args=("shape", "eps", "clip", "accum"))(
+    adam = optax.inject_hyperparams(group_tx, static_args=("shape", "eps", "clip", "accum"))(
         learning_rate=1.0, shape=lr_shape(hp), eps=hp.adam_eps, clip=None, accum=1)
-    return QOptimizer({"q": adam}, tuple(hp.frozen), hp.max_grad_norm, clip_per_group=False)
+    return Optimizer({"q": adam}, tuple(hp.frozen), hp.max_grad_norm, clip_per_group=False, table=Q_TABLE)
 
 
 def lr_shape(hp: DQNHParams) -> optax.Schedule:

@@ -36,12 +36,14 @@ def _strip(params):
     return params["params"] if set(params) == {"params"} else params
 
 
-def group_of(name: str, frozen=()) -> str:
-    """The group of a top-level parameter module ("actor", "critic" or "frozen")."""
-    if name not in PATH_TABLE:
+def group_of(name: str, frozen=(), table=None) -> str:
+    """The group of a top-level parameter module ("actor", "critic" or "frozen") in `table` (default:
+    PPO's and A2C's `PATH_TABLE`; DQN passes its own, whose Q heads are the group "q")."""
+    table = PATH_TABLE if table is None else table
+    if name not in table:
         raise ValueError(f"parameter module {name!r} has no optimizer group; the path table knows "
-                         f"{sorted(PATH_TABLE)}")
-    return "frozen" if name in frozen else PATH_TABLE[name]
+                         f"{sorted(table)}")
+    return "frozen" if name in frozen else table[name]
 
 
 def param_labels(params, frozen=()):
@@ -82,7 +84,7 @@ def make_schedules(hp: PPOHParams) -> dict:
                                     hp.total_updates * sizes["critic_steps_per_iteration"])}
 
 
-def _group_tx(learning_rate, *, shape, eps, clip, accum):
+def group_tx(learning_rate, *, shape, eps, clip, accum):
     tx = optax.adam(lambda count: learning_rate * shape(count), eps=eps)
     if clip is not None:
         tx = optax.chain(optax.clip_by_global_norm(clip), tx)
@@ -98,12 +100,13 @@ class Optimizer:
     frozen: tuple[str, ...] = ()
     max_grad_norm: float = 0.5
     clip_per_group: bool = False
+    table: dict | None = None      # module -> group (default: PATH_TABLE)
 
     def groups(self, params) -> dict[str, list[str]]:
         """{trainable group: its top-level module names} (groups with no module are left out)."""
         out: dict[str, list[str]] = {}
         for name in sorted(_strip(params)):
-            g = group_of(name, self.frozen)
+            g = group_of(name, self.frozen, self.table)
             if g != "frozen":
                 out.setdefault(g, []).append(name)
         return out
@@ -114,9 +117,11 @@ class Optimizer:
                  for g, names in self.groups(params).items()}
         return set_learning_rates(state, learning_rates)
 
-    def update(self, grads, state: dict, params, learning_rates: dict, groups=TRAINABLE):
-        """-> (updates with the structure of params, state). Only `groups` step; the rest get zeros."""
+    def update(self, grads, state: dict, params, learning_rates: dict, groups=None):
+        """-> (updates with the structure of params, state). Only `groups` (default: every trainable
+        group of the table) step; the rest get zeros."""
         grads, params = _strip(grads), _strip(params)
+        groups = self.txs.keys() if groups is None else groups
         members = {g: names for g, names in self.groups(params).items() if g in groups}
         sub = {g: {n: grads[n] for n in names} for g, names in members.items()}
         if not self.clip_per_group:
@@ -131,8 +136,10 @@ class Optimizer:
         updates.update(optax.set_to_zero().update(rest, optax.EmptyState())[0])
         return {n: updates[n] for n in grads}, new_state
 
-    def apply(self, params, updates, groups=TRAINABLE):
-        """params + updates for the modules of `groups` only (frozen modules stay bit-identical)."""
+    def apply(self, params, updates, groups=None):
+        """params + updates for the modules of `groups` only (default: every trainable group; frozen
+        modules stay bit-identical)."""
+        groups = self.txs.keys() if groups is None else groups
         stepped = {n for g, names in self.groups(params).items() if g in groups for n in names}
         return {n: optax.apply_updates(p, updates[n]) if n in stepped else p for n, p in params.items()}
 
@@ -152,7 +159,7 @@ def make_optimizer(hp: PPOHParams) -> Optimizer:
                          f"{sorted(PATH_TABLE)}")
     shapes = make_schedules(hp)
     clip = hp.max_grad_norm if hp.clip_per_group else None
-    txs = {g: optax.inject_hyperparams(_group_tx, static_args=("shape", "eps", "clip", "accum"))(
+    txs = {g: optax.inject_hyperparams(group_tx, static_args=("shape", "eps", "clip", "accum"))(
                learning_rate=1.0, shape=shapes[g], eps=hp.adam_eps, clip=clip, accum=hp.grad_accum_steps)
            for g in TRAINABLE}
     return Optimizer(txs, tuple(hp.frozen), hp.max_grad_norm, hp.clip_per_group)
