@@ -1,12 +1,11 @@
 """It learns: the `drift` probe's closed-form optimum, 5 seeds trained as one population."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxtrade.agents import a2c
-from jaxtrade.envs.probes import drift_optimal_value, make_probe
+from tests.agents.drift import drift_problem, fraction_of_optimum
 
 pytestmark = pytest.mark.slow
 
@@ -18,8 +17,7 @@ def test_drift_probe_reaches_95_percent_of_the_closed_form_optimum_for_5_seeds()
     150 iterations (76,800 env steps per seed; all five seeds were there after 90) for each of 5 seeds,
     trained as one population in one compile; the untrained policies are far from it."""
     length = 16
-    env, env_params = make_probe("drift", episode_length=length, drift=0.01, noise=0.02, cost=0.02)
-    optimum = drift_optimal_value(env_params)                                  # 0.14
+    env, env_params, _ = drift_problem(length)
     cfg = a2c.default_config()
     cfg.model.update(hidden_dim=32, n_layers=1, encoder_layers=1, dropout=0.0)
     cfg.a2c.update(n_envs=32, n_steps=length, iterations_per_call=50)
@@ -27,26 +25,13 @@ def test_drift_probe_reaches_95_percent_of_the_closed_form_optimum_for_5_seeds()
     devices = jax.devices()[:1]
     state = agent.init_seeds(range(5), env_params, devices)
     iterate = agent.make_population_iteration(devices)
-    exact = env_params.replace(noise=jnp.float32(0.0))                        # expected returns
+    values = fraction_of_optimum(agent, env, env_params, length)
 
-    @jax.jit
-    def values(params):                      # deterministic policy of each member, one episode
-        def one(p):
-            policy = agent.policy(p)
-            obs, s = env.reset(jax.random.key(0), exact)
-            carry, total = policy.init(), 0.0
-            for t in range(length):
-                action, carry = policy.act(jax.random.key(t), carry, obs)
-                obs, s, reward, _, _ = env.step(jax.random.key(100 + t), s, action, exact)
-                total = total + reward
-            return total
-        return jax.vmap(one)(params)
-
-    before = np.asarray(values(agent.params(state))) / optimum
+    before = np.asarray(values(agent.params(state)))
     for _ in range(3):
         state, metrics = iterate(state, env_params)
         assert not metrics["any_nonfinite"].any()
-    after = np.asarray(values(agent.params(state))) / optimum
+    after = np.asarray(values(agent.params(state)))
     assert agent.compiles == 1
     assert before.mean() < 0.5, before
     assert (after >= 0.95).all(), after

@@ -1,11 +1,10 @@
 """It learns: DQN reaches the closed-form optimum of the `drift` probe for 5 seeds in one compile."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxtrade.agents import dqn
-from jaxtrade.envs.probes import drift_optimal_value, make_probe
+from tests.agents.drift import drift_problem, fraction_of_optimum
 
 
 def test_drift_probe_reaches_95_percent_of_the_closed_form_optimum_for_5_seeds():
@@ -16,8 +15,7 @@ def test_drift_probe_reaches_95_percent_of_the_closed_form_optimum_for_5_seeds()
     from it. (With a constant rate the greedy choice at the first step flickers between long and one
     step of waiting: the two actions' values differ by one step's drift, 0.01, under 0.02 noise.)"""
     length = 16
-    env, env_params = make_probe("drift", episode_length=length, drift=0.01, noise=0.02, cost=0.02)
-    optimum = drift_optimal_value(env_params)                                  # 0.14
+    env, env_params, _ = drift_problem(length)
     cfg = dqn.default_config()
     cfg.model.update(hidden_dim=32, n_layers=1, encoder_layers=1, dropout=0.0, core="mlp")
     cfg.dqn.update(n_envs=32, n_steps=length, buffer_size=8192, batch_size=128, learning_starts=1024,
@@ -27,25 +25,12 @@ def test_drift_probe_reaches_95_percent_of_the_closed_form_optimum_for_5_seeds()
     devices = jax.devices()[:1]
     state = agent.init_seeds(range(5), env_params, devices)
     iterate = agent.make_population_iteration(devices)
-    exact = env_params.replace(noise=jnp.float32(0.0))                        # expected returns
+    values = fraction_of_optimum(agent, env, env_params, length)
 
-    @jax.jit
-    def values(params):                      # greedy policy of each member, one noiseless episode
-        def one(p):
-            policy = agent.policy(p)
-            obs, s = env.reset(jax.random.key(0), exact)
-            carry, total = policy.init(), 0.0
-            for t in range(length):
-                action, carry = policy.act(jax.random.key(t), carry, obs)
-                obs, s, reward, _, _ = env.step(jax.random.key(100 + t), s, action, exact)
-                total = total + reward
-            return total
-        return jax.vmap(one)(params)
-
-    before = np.asarray(values(agent.params(state))) / optimum
+    before = np.asarray(values(agent.params(state)))
     for _ in range(3):
         state, metrics = iterate(state, env_params)
-    after = np.asarray(values(agent.params(state))) / optimum
+    after = np.asarray(values(agent.params(state)))
     assert agent.compiles == 1
     assert not np.asarray(metrics["any_nonfinite"]).any()
     np.testing.assert_allclose(metrics["epsilon"][0, :, -1], 0.05, rtol=1e-5)

@@ -11,6 +11,7 @@ import pytest
 from jaxtrade.agents import ppo
 from jaxtrade.agents.devices import first_device
 from jaxtrade.envs.probes import make_probe
+from tests.agents.drift import drift_problem, fraction_of_optimum
 
 from .helpers import tiny_config
 
@@ -170,11 +171,8 @@ def test_drift_probe_reaches_95_percent_of_the_closed_form_optimum_for_5_seeds()
     entropy, gamma, lambda, epochs; a 32-unit network, 32 envs x 16 steps) reach >= 95% of it within
     60 iterations (30,720 env steps per seed) for each of 5 seeds, trained as one population; the
     untrained policies are far from it (short or flat)."""
-    from jaxtrade.envs.probes import drift_optimal_value
-
     length = 16
-    env, env_params = make_probe("drift", episode_length=length, drift=0.01, noise=0.02, cost=0.02)
-    optimum = drift_optimal_value(env_params)                                  # 0.14
+    env, env_params, _ = drift_problem(length)
     cfg = ppo.default_config()
     cfg.model.update(hidden_dim=32, n_layers=1, encoder_layers=1, dropout=0.0)
     cfg.ppo.update(n_envs=32, n_steps=length, n_minibatches=2, iterations_per_call=30)
@@ -182,24 +180,11 @@ def test_drift_probe_reaches_95_percent_of_the_closed_form_optimum_for_5_seeds()
     devices = jax.devices()[:1]
     state = agent.init_seeds(range(5), env_params, devices)
     iterate = agent.make_population_iteration(devices)
-    exact = env_params.replace(noise=jnp.float32(0.0))                        # expected returns
+    values = fraction_of_optimum(agent, env, env_params, length)
 
-    @jax.jit
-    def values(params):                      # deterministic policy of each member, one episode
-        def one(p):
-            policy = agent.policy(p)
-            obs, s = env.reset(jax.random.key(0), exact)
-            carry, total = policy.init(), 0.0
-            for t in range(length):
-                action, carry = policy.act(jax.random.key(t), carry, obs)
-                obs, s, reward, _, _ = env.step(jax.random.key(100 + t), s, action, exact)
-                total = total + reward
-            return total
-        return jax.vmap(one)(params)
-
-    before = np.asarray(values(agent.params(state))) / optimum
+    before = np.asarray(values(agent.params(state)))
     for _ in range(2):
         state, _ = iterate(state, env_params)
-    after = np.asarray(values(agent.params(state))) / optimum
+    after = np.asarray(values(agent.params(state)))
     assert before.mean() < 0.5, before
     assert (after >= 0.95).all(), after
