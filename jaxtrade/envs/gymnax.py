@@ -52,7 +52,7 @@ from jaxtrade.envs.base import (
     ObsSpec,
     SpecProperties,
 )
-from jaxtrade.envs.probes import _info as no_trade_info  # the probes' no-money info, INFO_KEYS shapes
+from jaxtrade.envs.probes import no_trade_info  # the probes' no-money info, INFO_KEYS shapes
 
 
 def _import_gymnax():

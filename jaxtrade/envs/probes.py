@@ -58,7 +58,7 @@ class ProbeState:
     episode_return: jax.Array                   # float32
 
 
-def _info(truncated, terminated, return_before, episode_return, t):
+def no_trade_info(truncated, terminated, return_before, episode_return, t):
     zero = jnp.zeros((), jnp.float32)
     cash = jnp.array([0.0, 1.0], jnp.float32)
     return {"truncated": truncated, "terminated": terminated, "episode_return": episode_return,
@@ -93,7 +93,7 @@ class _Probe(SpecProperties):
         episode_return = state.episode_return + reward
         next_state = ProbeState(t, state.cue, episode_return)
         done = terminated | truncated
-        info = _info(truncated, terminated, state.episode_return, episode_return, t)
+        info = no_trade_info(truncated, terminated, state.episode_return, episode_return, t)
         return self._obs(next_state, params), next_state, reward, done, info
 
 
@@ -164,7 +164,7 @@ class DriftHold(_Probe):
         terminated = t >= params.episode_length
         episode_return = state.episode_return + reward
         next_state = ProbeState(t, position, episode_return)
-        info = _info(jnp.zeros((), bool), terminated, state.episode_return, episode_return, t)
+        info = no_trade_info(jnp.zeros((), bool), terminated, state.episode_return, episode_return, t)
         return self._obs(next_state, params), next_state, reward, terminated, info
 
 
