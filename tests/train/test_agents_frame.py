@@ -50,34 +50,38 @@ import json, sys
 from jaxtrade import eval as evaluate
 from jaxtrade.train import artifact, evaluation
 from jaxtrade.train.setup import make_split_env
-policy, spec = artifact.load_model(sys.argv[1])
-market, split = evaluation.split_of(spec, "val")
-env, params = make_split_env(spec.env, split)
-frame = evaluate.backtest(policy, env, params, dates=split.dates, symbols=split.symbols)
-frame.to_csv(sys.argv[2])
-print(json.dumps({"agent": spec.agent}))
-"""
-
-
-@pytest.mark.parametrize("name", ["dqn", "a2c"])
-def test_a_saved_model_is_rebuilt_in_a_fresh_process_from_the_artifact_alone(trained, tmp_path, name):
-    workdir, result = trained[name]
-    assert result.iterations == 2 and len(result.val_history) == 1
-    best = os.path.join(workdir, "checkpoints", "best_composite")
-    csv = str(tmp_path / "frame.csv")
-    out = subprocess.run([sys.executable, "-c", _RELOAD, best, csv], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"agent": name}
-    fresh = pd.read_csv(csv, index_col=0, parse_dates=True)
-    # The same backtest in this process, through the same artifact: identical to the last digit.
+agents = []
+for best, csv in zip(sys.argv[1::2], sys.argv[2::2]):
     policy, spec = artifact.load_model(best)
     market, split = evaluation.split_of(spec, "val")
     env, params = make_split_env(spec.env, split)
-    here = evaluate.backtest(policy, env, params, dates=split.dates, symbols=split.symbols)
-    np.testing.assert_array_equal(fresh["value"].to_numpy(), here["value"].to_numpy())
-    # ... and it is the model the run selected: its recorded validation Sharpe.
-    assert evaluate.stats(here)["sharpe"] == pytest.approx(spec.metrics["sharpe"], rel=1e-6, abs=1e-9)
+    evaluate.backtest(policy, env, params, dates=split.dates, symbols=split.symbols).to_csv(csv)
+    agents.append(spec.agent)
+print(json.dumps(agents))
+"""
+
+
+def test_saved_dqn_and_a2c_models_are_rebuilt_in_a_fresh_process_from_the_artifact_alone(trained, tmp_path):
+    names = ("dqn", "a2c")
+    bests = [os.path.join(trained[n][0], "checkpoints", "best_composite") for n in names]
+    csvs = [str(tmp_path / f"{n}.csv") for n in names]
+    args = [x for pair in zip(bests, csvs, strict=True) for x in pair]
+    out = subprocess.run([sys.executable, "-c", _RELOAD, *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == list(names)
+    for name, best, csv in zip(names, bests, csvs, strict=True):
+        result = trained[name][1]
+        assert result.iterations == 2 and len(result.val_history) == 1
+        fresh = pd.read_csv(csv, index_col=0, parse_dates=True)
+        # The same backtest in this process, through the same artifact: identical to the last digit.
+        policy, spec = artifact.load_model(best)
+        market, split = evaluation.split_of(spec, "val")
+        env, params = make_split_env(spec.env, split)
+        here = evaluate.backtest(policy, env, params, dates=split.dates, symbols=split.symbols)
+        np.testing.assert_array_equal(fresh["value"].to_numpy(), here["value"].to_numpy())
+        # ... and it is the model the run selected: its recorded validation Sharpe.
+        assert evaluate.stats(here)["sharpe"] == pytest.approx(spec.metrics["sharpe"], rel=1e-6, abs=1e-9)
 
 
 def test_the_registry_records_each_models_agent(trained, tmp_path):

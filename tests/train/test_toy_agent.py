@@ -25,7 +25,8 @@ from jaxtrade.agents import devices as devices_lib
 from jaxtrade.agents import registry
 from jaxtrade.agents.base import Agent
 from jaxtrade.envs.base import ObsSpec, Policy
-from jaxtrade.train import artifact, loop, setup as setup_lib
+from jaxtrade.train import artifact, loop
+from jaxtrade.train import setup as setup_lib
 
 
 @struct.dataclass
@@ -55,7 +56,8 @@ def _toy_init():
 
 
 def toy_policy(params, deterministic=True):
-    return Policy(init=Partial(_toy_init), act=Partial(_toy_act, jnp.asarray(params["logits"]), deterministic))
+    logits = jnp.asarray(params["logits"])
+    return Policy(init=Partial(_toy_init), act=Partial(_toy_act, logits, deterministic))
 
 
 class ToyAgent:
@@ -127,7 +129,8 @@ class ToyAgent:
         grad = jax.lax.pmean(grad, devices_lib.AXIS)
         new_logits = logits + state.hparams.lr * grad
         metrics = {k: jax.lax.psum(jnp.sum(v), devices_lib.AXIS) for k, v in stats.as_dict().items()}
-        metrics["env_steps"] = jnp.float32(self.env_steps_per_iteration(1)) * jax.lax.psum(1, devices_lib.AXIS)
+        n_dev = jax.lax.psum(1, devices_lib.AXIS)
+        metrics["env_steps"] = jnp.float32(self.env_steps_per_iteration(1)) * n_dev
         metrics["pg_loss"] = -jnp.mean(adv)
         metrics["any_nonfinite"] = ~jnp.all(jnp.isfinite(new_logits))
         return state.replace(params={"logits": new_logits}, env_state=env_state, key=key), metrics
@@ -170,7 +173,7 @@ def _toy_section():
 @pytest.fixture
 def toy_registered():
     registry.register("toy", make=ToyAgent, default_config=_toy_section,
-                      policy_from_spec=lambda spec, params, deterministic=True: toy_policy(params, deterministic),
+                      policy_from_spec=lambda spec, params, det=True: toy_policy(params, det),
                       action_kinds=("discrete",), lr_keys=("lr",))
     yield
     registry._REGISTRY.pop("toy")
@@ -204,6 +207,7 @@ def test_a_toy_agent_trains_through_the_loop_and_its_artifact_reloads(tmp_path, 
                                                                  "n_envs_configured": 4}
     # Resume: latest restores the toy's state and the loop continues to a longer budget.
     cfg.train.iterations = 6
+    cfg.train.final_report = False
     again = loop.run(setup_lib.build(cfg), ToyAgent(cfg, s.env), str(tmp_path), verbosity="quiet")
     assert again.iterations == 6 and len(again.history) == 6
 
@@ -214,7 +218,7 @@ def test_an_agent_that_does_not_fit_the_action_space_fails_in_one_line(toy_regis
     cfg.toy = _toy_section()
     cfg.env.action_space = "weights"
     s = setup_lib.build(cfg)
-    with pytest.raises(ValueError, match=r"agent 'toy' needs discrete actions, but env 'portfolio' has "
-                                         r"ContinuousSpec.*agents for continuous actions: \['a2c', 'ppo'") as e:
+    want = r"agent 'toy' needs discrete actions, but env 'portfolio' has ContinuousSpec.*agents for continuous"
+    with pytest.raises(ValueError, match=want + r" actions: \['a2c', 'ppo'") as e:
         s.make_agent()
     assert "\n" not in str(e.value)
