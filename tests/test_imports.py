@@ -285,7 +285,8 @@ def tenant_branches(root: Path, package: str, env_names, env_classes, agent_name
     bad = []
     for path in sorted(root.rglob("*.py")):
         room = path.relative_to(root).parts[0]
-        names = (set() if room == "envs" else set(env_names)) | (set() if room == "agents" else set(agent_names))
+        names = ((set() if room == "envs" else set(env_names))
+                 | (set() if room == "agents" else set(agent_names)))
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.Compare):
@@ -294,8 +295,8 @@ def tenant_branches(root: Path, package: str, env_names, env_classes, agent_name
                 hit = [s.value for s in sides if isinstance(s, ast.Constant) and s.value in names]
                 if hit:
                     bad.append(f"{path.relative_to(root.parent)}:{node.lineno} compares with {hit[0]!r}")
-            if (room != "envs" and isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance"
-                    and len(node.args) == 2):
+            if (room != "envs" and isinstance(node, ast.Call)
+                    and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2):
                 classes = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
                 for c in classes:
                     name = c.attr if isinstance(c, ast.Attribute) else getattr(c, "id", None)
