@@ -16,8 +16,8 @@ stable-baselines3's.
    records, per seed, (a) the mean return of the training episodes that ended in that window
    (stochastic or epsilon-greedy actions: what the published curves plot) and (b) the mean return of
    `--eval_episodes` greedy episodes of `agent.policy(params, deterministic=True)`. Reported: the
-   mean over seeds of both against env steps, and the env steps at which each first reaches
-   `--target` (475: CartPole-v1's "solved" level; the ceiling is 500).
+   mean over seeds of both against env steps, the env steps at which each first reaches `--target`
+   (475: CartPole-v1's "solved" level; the ceiling is 500) and those from which it stays there.
 2. Published curves compared with (`REFERENCES`, read off the cited figures; approximate):
    - PPO: PureJaxRL `purejaxrl/ppo.py` (4 envs x 128 steps, 4 epochs x 4 minibatches, Adam 2.5e-4
      annealed, separate 64x2 tanh actor and critic), 5e5 env steps; its `examples/walkthrough.ipynb`
@@ -28,23 +28,29 @@ stable-baselines3's.
      steps, epsilon 1 -> 0.05 over 250k, learning starts 10k, a gradient step every 10 env steps,
      120-84 ReLU net), 5e5 env steps, 3 seeds: final 488.69 +- 16.11 / 498.38 +- 2.29; dqn.py's mean
      curve crosses ~475 near 270k-280k, dqn_jax.py's peaks ~480 at ~275k, dips to ~405, and is back
-     above 475 after ~400k (docs/rl-algorithms/dqn.md and its CartPole-v1 figures).
+     above 475 after ~400k (docs/rl-algorithms/dqn.md and its CartPole-v1 figures). Our overrides
+     keep those settings and its MSE loss, and add 3-step returns and a linearly decayed rate.
    - A2C: rl-baselines3-zoo `hyperparams/a2c.yml` CartPole-v1 (8 envs, n_steps 5, RMSprop 7e-4,
      ent_coef 0) and `benchmark.md`: 500.0 +- 0.0 (deterministic, 300 episodes) after 5e5 env steps.
      No published A2C CartPole learning curve was found, so only the budget and the final figure.
+     Our overrides keep the sizes and returns but use Adam 1.5e-3 decayed linearly (not RMSprop 7e-4).
 3. Speed (`--speed`): `--speed_agent` (dqn; ppo works too, for checking the harness) against
    stable-baselines3's agent of the same name on the same env through the gymnasium adapter
    (`jaxtrade.envs.gym.GymEnv` over the gymnax core, `FlattenObservation`, `n_envs` of them in a
    DummyVecEnv), with the same layer widths (`MODEL`; SB3's MLP has no LayerNorm), the same env steps
    per timed call (`--speed_steps`) and the same gradient steps (DQN: utd_ratio x env steps, batch,
-   buffer, target period in env steps; PPO: n_steps, epochs, minibatch size). Each side warms up
-   (compilation; DQN: the replay buffer past `learning_starts`), then `--speed_repeats` timed calls,
-   median; the peer runs with `--torch_threads` torch threads (default 1: more threads made torch ~10x
-   slower on these 64-wide layers on the shared 2-core machine). A population of `--population` seeds
-   (one call of `make_population_iteration`) is timed against the same seeds run one after another
-   (one compiled iteration), in alternating rounds so both see the same machine load. The peer needs
-   the `peer` extra (torch CPU, stable-baselines3); without it the peer line is skipped with a loud
-   message, the rest still runs.
+   buffer, target period in env steps, n-step returns, clipping; PPO: n_steps, epochs, minibatch
+   size). Each side warms up (compilation; DQN: the replay buffer past `learning_starts`), then
+   `--speed_repeats` timed calls, median; the peer runs with `--torch_threads` torch threads
+   (default 1: more threads made torch ~10x slower on these 64-wide layers on the shared 2-core
+   machine). A population of `--population` seeds (one call of `make_population_iteration`) is
+   timed against the same seeds run one after another (one compiled iteration), in alternating
+   rounds so both see the same machine load. The peer needs the `peer` extra (torch CPU,
+   stable-baselines3); without it the peer line is skipped with a loud message, the rest still runs.
+   For DQN the same seed is also timed with one gradient step per iteration, which splits its time
+   per env step into collection and gradient steps (`dqn_breakdown`).
+   `--peer_env=gymnasium` gives the peer gymnasium's own env instead of the adapter (each adapter
+   step is a jax call from Python, which bounds SB3 there, not its own code).
 
 Outputs under `--out`: `learning_curves.png`, `agents.json` (every figure, the configs, the
 references, the machine). The machine is shared and noisy: ratios are taken within one run.
@@ -79,6 +85,8 @@ _SPEED_AGENT = flags.DEFINE_string("speed_agent", "dqn", "Agent timed against st
 _SPEED_STEPS = flags.DEFINE_integer("speed_steps", 20_000, "Env steps per timed call (one seed).")
 _SPEED_REPEATS = flags.DEFINE_integer("speed_repeats", 3, "Timed calls per side (median).")
 _POPULATION = flags.DEFINE_integer("population", 8, "Seeds of the population timed against sequential runs.")
+_PEER_ENV = flags.DEFINE_enum("peer_env", "adapter", ["adapter", "gymnasium"], "The peer's env: our "
+                              "gymnasium adapter over the gymnax core, or gymnasium's own env of that name.")
 _TORCH_THREADS = flags.DEFINE_integer("torch_threads", 1, "torch CPU threads of the peer (1: with 2 on the "
                                       "shared 2-core machine torch spent 10x longer in 64-wide layers).")
 
@@ -126,13 +134,20 @@ def cartpole_overrides(name: str, budget: int, eval_every: int) -> dict:
                  gae_lambda=0.95, clip_eps=0.2, vf_clip=0.2, ent_coef=0.01, vf_coef=0.5, norm_adv=True,
                  actor_lr=2.5e-4, critic_lr=2.5e-4, actor_schedule="linear", critic_schedule="linear",
                  max_grad_norm=0.5)
-    elif name == "a2c":   # rl-baselines3-zoo's CartPole-v1 (SB3 defaults; Adam, not RMSprop)
+    elif name == "a2c":   # rl-baselines3-zoo's CartPole-v1 shape (8 envs x 5 steps, ent_coef 0), but Adam
+        # 1.5e-3 decayed linearly over the budget instead of RMSprop 7e-4 (Adam 7e-4 constant was slower)
         o = dict(n_envs=8, n_steps=5, gamma=0.99, gae_lambda=1.0, ent_coef=0.0, vf_coef=0.5, norm_adv=False,
-                 actor_lr=7e-4, critic_lr=7e-4, max_grad_norm=0.5)
-    elif name == "dqn":   # CleanRL's dqn.py: 4 envs x 25 steps and 10 gradient steps per iteration
+                 actor_lr=1.5e-3, critic_lr=1.5e-3, actor_schedule="linear", critic_schedule="linear",
+                 max_grad_norm=0.5)
+    elif name == "dqn":   # CleanRL's dqn.py: 4 envs x 25 steps and 10 gradient steps per iteration,
+        # target copy every 50 gradient steps (500 env steps); its MSE loss (huber_delta far above any TD
+        # error: returns <= 100) and no clipping. Ours adds 3-step returns and the rate's linear decay:
+        # with 1-step returns, a constant rate, or the Huber loss, the 5-seed mean stayed below 475
+        # (BUILD_NOTES, session 8).
         o = dict(n_envs=4, n_steps=25, buffer_size=10_000, batch_size=128, learning_starts=10_000,
-                 utd_ratio=0.1, gamma=0.99, n_step=1, lr=2.5e-4, tau=1.0, target_period=50, double=False,
-                 dueling=False, epsilon_start=1.0, epsilon_end=0.05)
+                 utd_ratio=0.1, gamma=0.99, n_step=3, lr=2.5e-4, lr_schedule="linear", tau=1.0,
+                 target_period=50, double=False, dueling=False, epsilon_start=1.0, epsilon_end=0.05,
+                 huber_delta=1e4, max_grad_norm=1e4)
     else:
         raise ValueError(f"no CartPole settings for agent {name!r}; add them to cartpole_overrides "
                          "(known: ppo, a2c, dqn)")
@@ -263,6 +278,18 @@ def first_crossing(steps, values, target: float):
     return None
 
 
+def stays_from(steps, values, target: float):
+    """The env steps from which every later value is >= target (None if the last is below it): a
+    first crossing can be followed by a collapse."""
+    start = None
+    for s, v in zip(steps, values, strict=True):
+        if v == v and v >= target:
+            start = int(s) if start is None else start
+        else:
+            start = None
+    return start
+
+
 def learn(name: str) -> dict:
     import jax
     import numpy as np
@@ -316,6 +343,8 @@ def learn(name: str) -> dict:
                 greedy_return_per_seed=[r["greedy"] for r in rows], wall_s_at=[r["wall_s"] for r in rows],
                 steps_to_target_train=first_crossing(steps, train_mean, _TARGET.value),
                 steps_to_target_greedy=first_crossing(steps, greedy_mean, _TARGET.value),
+                stays_above_train_from=stays_from(steps, train_mean, _TARGET.value),
+                stays_above_greedy_from=stays_from(steps, greedy_mean, _TARGET.value),
                 wall_s=wall, first_call_s=compile_s, total_env_steps=steps[-1] * len(seeds),
                 env_steps_per_s=steps[-1] * len(seeds) / wall, reference=REFERENCES.get(name))
 
@@ -355,7 +384,8 @@ def plot(results: list[dict], path: Path) -> None:
 
 
 def _peer(name: str, overrides: dict, env, env_params, learning_starts: int):
-    """(stable-baselines3 model over n_envs gymnasium adapters, env steps of one SB3 rollout)."""
+    """(stable-baselines3 model over n_envs gymnasium adapters (or gymnasium's own env, `--peer_env`),
+    env steps of one SB3 rollout)."""
     import torch
     from gymnasium.wrappers import FlattenObservation
     from stable_baselines3.common.vec_env import DummyVecEnv
@@ -364,17 +394,23 @@ def _peer(name: str, overrides: dict, env, env_params, learning_starts: int):
 
     torch.set_num_threads(_TORCH_THREADS.value)
     n_envs, n_steps = overrides["n_envs"], overrides["n_steps"]
-    venv = DummyVecEnv([lambda i=i: FlattenObservation(GymEnv(env, env_params, seed=i))
-                        for i in range(n_envs)])
+    if _PEER_ENV.value == "gymnasium":     # the peer on its home ground: no jax call per env step
+        import gymnasium
+
+        venv = DummyVecEnv([lambda: gymnasium.make(_ENV.value) for _ in range(n_envs)])
+    else:
+        venv = DummyVecEnv([lambda i=i: FlattenObservation(GymEnv(env, env_params, seed=i))
+                            for i in range(n_envs)])
     if name == "dqn":
         from stable_baselines3 import DQN
 
         model = DQN("MlpPolicy", venv, learning_rate=overrides["lr"], buffer_size=overrides["buffer_size"],
                     learning_starts=learning_starts, batch_size=overrides["batch_size"], tau=overrides["tau"],
-                    gamma=overrides["gamma"], train_freq=(n_steps, "step"),
+                    gamma=overrides["gamma"], n_steps=overrides["n_step"], train_freq=(n_steps, "step"),
                     gradient_steps=round(overrides["utd_ratio"] * n_envs * n_steps),
                     target_update_interval=overrides["target_period"] * round(1 / overrides["utd_ratio"]),
                     exploration_fraction=0.5, exploration_final_eps=overrides["epsilon_end"],
+                    max_grad_norm=overrides["max_grad_norm"],
                     policy_kwargs=dict(net_arch=PEER_NET), device="cpu", seed=0)
     elif name == "ppo":
         from stable_baselines3 import PPO
@@ -389,6 +425,40 @@ def _peer(name: str, overrides: dict, env, env_params, learning_starts: int):
     else:
         raise ValueError(f"no stable-baselines3 peer for {name!r} (dqn | ppo)")
     return model, n_envs * n_steps
+
+
+def dqn_breakdown(overrides: dict, env, env_params, devices, s_per_step: float) -> dict:
+    """Where one DQN seed's time goes: the same run with one gradient step per iteration (the least
+    utd_ratio allows) is timed too; time per env step = collect + utd_ratio x (one gradient step), two
+    points give both, and the update's share of the timed run."""
+    import jax
+    import numpy as np
+
+    from jaxtrade.agents import registry
+
+    per_iteration = overrides["n_envs"] * overrides["n_steps"]
+    u0, u1 = 1 / per_iteration, overrides["utd_ratio"]
+    agent = registry.make_agent(agent_config("dqn", dict(overrides, utd_ratio=u0)), env, env_name=_ENV.value)
+    fn, box = agent.make_iteration(devices), {"state": agent.init(0, env_params, devices)}
+
+    def call():
+        box["state"], metrics = fn(box["state"], env_params)
+        return metrics
+
+    jax.block_until_ready(call())
+    t0 = float(np.median([common.timed(call)[0] for _ in range(_SPEED_REPEATS.value)]))
+    t0 /= overrides["iterations_per_call"] * per_iteration
+    grad_step = (s_per_step - t0) / (u1 - u0)
+    collect = t0 - u0 * grad_step
+    out = dict(us_per_env_step=1e6 * s_per_step, collect_us_per_env_step=1e6 * collect,
+               us_per_gradient_step=1e6 * grad_step, update_share=u1 * grad_step / s_per_step,
+               steps_per_s_one_update_per_iteration=1 / t0)
+    print(f"  jaxtrade dqn, where one seed's time goes: {out['us_per_env_step']:.1f} us per env step = "
+          f"collection {out['collect_us_per_env_step']:.1f} us + {u1} x {out['us_per_gradient_step']:.0f} us "
+          "per gradient step "
+          f"(updates {100 * out['update_share']:.0f}%; with 1 gradient step per iteration "
+          f"{out['steps_per_s_one_update_per_iteration']:,.0f} env steps/s)", flush=True)
+    return out
 
 
 def speed(name: str) -> dict:
@@ -443,6 +513,8 @@ def speed(name: str) -> dict:
           f"{out['population_steps_per_s']:,.0f} env steps/s vs {k} sequential runs "
           f"{out['sequential_steps_per_s']:,.0f}: x{out['population_speedup']:.2f}  (load {out['load']:.1f})",
           flush=True)
+    if name == "dqn":
+        out["breakdown"] = dqn_breakdown(overrides, env, env_params, devices, one_s / steps)
 
     missing = [m for m in ("torch", "stable_baselines3", "gymnasium") if importlib.util.find_spec(m) is None]
     if missing:
@@ -463,11 +535,13 @@ def speed(name: str) -> dict:
     peer_steps = math.ceil(steps / rollout) * rollout                  # SB3 finishes whole rollouts
     peer_s = float(np.median(peer_times))
     out["peer"] = dict(library="stable-baselines3", algo=type(model).__name__, net_arch=PEER_NET,
+                       env=_PEER_ENV.value,
                        n_envs=overrides["n_envs"], env_steps_per_call=peer_steps,
                        steps_per_s=peer_steps / peer_s, warmup_s=peer_warm, load=common.load())
     out["jaxtrade_over_peer"] = out["jaxtrade_steps_per_s"] / out["peer"]["steps_per_s"]
     out["population_over_peer"] = out["population_steps_per_s"] / out["peer"]["steps_per_s"]
-    print(f"  stable-baselines3 {type(model).__name__} ({overrides['n_envs']} GymEnv adapters in a "
+    peer_env = "GymEnv adapters" if _PEER_ENV.value == "adapter" else f"gymnasium {_ENV.value} envs"
+    print(f"  stable-baselines3 {type(model).__name__} ({overrides['n_envs']} {peer_env} in a "
           f"DummyVecEnv): {out['peer']['steps_per_s']:,.0f} env steps/s; jaxtrade one seed "
           f"x{out['jaxtrade_over_peer']:.1f}, population of {k} x{out['population_over_peer']:.1f}",
           flush=True)
@@ -496,9 +570,10 @@ def main(argv):
         print(f"\nCartPole learning, {_SEEDS.value} seeds, target {_TARGET.value:.0f} (env steps per seed):")
         for r in report["learning"]:
             ref = r["reference"] or {}
-            print(f"  {r['agent']:4} training-episode mean reaches it at {r['steps_to_target_train']}, "
-                  "greedy at "
-                  f"{r['steps_to_target_greedy']}; final train {r['train_return_mean'][-1]:.1f}, greedy "
+            print(f"  {r['agent']:4} training-episode mean reaches it at {r['steps_to_target_train']} "
+                  f"(stays above from {r['stays_above_train_from']}), greedy at "
+                  f"{r['steps_to_target_greedy']} (stays from {r['stays_above_greedy_from']}); "
+                  f"final train {r['train_return_mean'][-1]:.1f}, greedy "
                   f"{r['greedy_return_mean'][-1]:.1f} after {r['env_steps'][-1]:,}; {r['wall_s']:.0f} s wall "
                   f"({r['env_steps_per_s']:,.0f} env steps/s, all seeds)")
             print(f"       published: {ref.get('source')}, budget {ref.get('budget', 0):,}: {ref.get('note')}"
