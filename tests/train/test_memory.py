@@ -9,6 +9,7 @@ from jaxtrade.train import setup as setup_lib
 
 def test_footprint_is_measured_and_grows_with_envs():
     cfg = smoke.get_config()
+    cfg.model.core = "mlp"            # the footprint is the env's and the rollout's; a cheaper compile
     s = setup_lib.build(cfg)
     fixed, per_env = setup_lib.measure_footprint(cfg, s.env, s.train_params, s.devices[:1])
     assert fixed > 0
