@@ -32,6 +32,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Protocol, runtime_checkable
 
@@ -100,6 +101,37 @@ def action_spec_of(env):
     if spec is not None:
         return spec
     return DiscreteSpec(int(env.action_dim)) if env.discrete else ContinuousSpec((int(env.action_dim),))
+
+
+class TracedFields:
+    """Mixin of every agent's traced-hyperparameter struct (float32 leaves, [K] for a population)."""
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def stack(cls, members):
+        """K settings -> one instance with leaves [K] (what `init_population` takes)."""
+        return jax.tree.map(lambda *x: jnp.stack([jnp.asarray(v, jnp.float32) for v in x]), *members)
+
+
+def static_kwargs(static_cls, traced_cls, section, *, name: str, exclude=()) -> dict:
+    """The keys of an agent's config section (`config.<name>`) that are fields of `static_cls`, with
+    `frozen` as a tuple; ValueError naming every key that is neither static nor traced (`traced_cls`).
+    `exclude`: static fields that come from elsewhere (e.g. `continuous_dist` from the model section)."""
+    section = dict(section)
+    static = {f.name for f in dataclasses.fields(static_cls)} - set(exclude)
+    traced = set(traced_cls.names())
+    unknown = sorted(set(section) - static - traced)
+    if unknown:
+        raise ValueError(f"unknown {name} config key(s) {[f'{name}.{k}' for k in unknown]}; known: "
+                         f"{sorted(static | traced)}")
+    kwargs = {k: v for k, v in section.items() if k in static}
+    if "frozen" in kwargs:
+        frozen = kwargs["frozen"]
+        kwargs["frozen"] = (frozen,) if isinstance(frozen, str) else tuple(frozen)
+    return kwargs
 
 
 def _key(key):

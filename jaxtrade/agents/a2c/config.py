@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import struct
 
+from jaxtrade.agents.base import TracedFields, static_kwargs
 from jaxtrade.agents.ppo.optim import PATH_TABLE
 from jaxtrade.models import default_model_config
 
@@ -90,16 +91,7 @@ class A2CHParams:
     @classmethod
     def from_config(cls, config) -> A2CHParams:
         """From `config.a2c` (its traced keys are left to `A2CTracedHParams`; an unknown key raises)."""
-        section = dict(config.a2c)
-        static = {f.name for f in dataclasses.fields(cls)} - {"continuous_dist"}
-        traced = set(A2CTracedHParams.names())
-        unknown = sorted(set(section) - static - traced)
-        if unknown:
-            raise ValueError(f"unknown a2c config key(s) {['a2c.' + k for k in unknown]}; known: "
-                             f"{sorted(static | traced)}")
-        kwargs = {k: v for k, v in section.items() if k in static}
-        frozen = kwargs.get("frozen", ())
-        kwargs["frozen"] = (frozen,) if isinstance(frozen, str) else tuple(frozen)
+        kwargs = static_kwargs(cls, A2CTracedHParams, config.a2c, name="a2c", exclude=("continuous_dist",))
         kwargs["continuous_dist"] = dict(config.get("model", None) or {}).get("continuous_dist",
                                                                               cls.continuous_dist)
         hp = cls(**kwargs)
@@ -115,7 +107,7 @@ class A2CHParams:
 
 
 @struct.dataclass
-class A2CTracedHParams:
+class A2CTracedHParams(TracedFields):
     """Hyperparameters that are pytree leaves (float32 scalars, or [K] for a population): carried in
     the agent state, so `jax.vmap` runs K settings in one compile. Learning rates are each group's
     peak rate; the optimizer reads them through `optax.inject_hyperparams`."""
@@ -128,19 +120,10 @@ class A2CTracedHParams:
     gae_lambda: jax.Array = struct.field(pytree_node=True, default=1.0)
 
     @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-    @classmethod
     def from_config(cls, config) -> A2CTracedHParams:
         """float32 scalars from `config.a2c` (defaults where a key is absent)."""
         section = dict(config.a2c)
         return cls(**{n: jnp.asarray(section.get(n, getattr(cls, n)), jnp.float32) for n in cls.names()})
-
-    @classmethod
-    def stack(cls, members) -> A2CTracedHParams:
-        """K settings -> one A2CTracedHParams with leaves [K] (what `init_population` takes)."""
-        return jax.tree.map(lambda *x: jnp.stack([jnp.asarray(v, jnp.float32) for v in x]), *members)
 
     def learning_rates(self) -> dict:
         return {"actor": self.actor_lr, "critic": self.critic_lr}

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import struct
 
+from jaxtrade.agents.base import TracedFields, static_kwargs
 from jaxtrade.models import default_model_config
 
 
@@ -82,24 +83,13 @@ class DQNHParams:
     @classmethod
     def from_config(cls, config) -> DQNHParams:
         """From `config.dqn` (its traced keys are left to `TracedHParams`; an unknown key raises)."""
-        section = dict(config.dqn)
-        static = {f.name for f in dataclasses.fields(cls)}
-        traced = set(TracedHParams.names())
-        unknown = sorted(set(section) - static - traced)
-        if unknown:
-            raise ValueError(f"unknown dqn config key(s) {['dqn.' + k for k in unknown]}; known: "
-                             f"{sorted(static | traced)}")
-        kwargs = {k: v for k, v in section.items() if k in static}
-        if "frozen" in kwargs:
-            frozen = kwargs["frozen"]
-            kwargs["frozen"] = (frozen,) if isinstance(frozen, str) else tuple(frozen)
-        hp = cls(**kwargs)
+        hp = cls(**static_kwargs(cls, TracedHParams, config.dqn, name="dqn"))
         derived_sizes(hp)
         return hp
 
 
 @struct.dataclass
-class TracedHParams:
+class TracedHParams(TracedFields):
     """DQN hyperparameters that are pytree leaves (float32 scalars, or [K] for a population): carried
     in the agent state, so `jax.vmap` trains K settings in one compile."""
 
@@ -108,10 +98,6 @@ class TracedHParams:
     tau: jax.Array = struct.field(pytree_node=True, default=0.005)
     epsilon_start: jax.Array = struct.field(pytree_node=True, default=1.0)
     epsilon_end: jax.Array = struct.field(pytree_node=True, default=0.05)
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
     def from_config(cls, config) -> TracedHParams:
@@ -127,10 +113,6 @@ class TracedHParams:
                 raise ValueError(f"dqn.{name}={values[name]} must be {rule}")
         return cls(**{n: jnp.asarray(v, jnp.float32) for n, v in values.items()})
 
-    @classmethod
-    def stack(cls, members) -> TracedHParams:
-        """K settings -> one TracedHParams with leaves [K] (what `init_population` takes)."""
-        return jax.tree.map(lambda *x: jnp.stack([jnp.asarray(v, jnp.float32) for v in x]), *members)
 
 
 def derived_sizes(hp: DQNHParams) -> dict:

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import struct
 
+from jaxtrade.agents.base import TracedFields, static_kwargs
 from jaxtrade.models import default_model_config
 
 
@@ -80,17 +81,7 @@ class PPOHParams:
     @classmethod
     def from_config(cls, config) -> PPOHParams:
         """From `config.ppo` (its traced keys are left to `TracedHParams`; an unknown key raises)."""
-        ppo = dict(config.ppo)
-        static = {f.name for f in dataclasses.fields(cls)} - {"continuous_dist"}
-        traced = {f.name for f in dataclasses.fields(TracedHParams)}
-        unknown = sorted(set(ppo) - static - traced)
-        if unknown:
-            raise ValueError(f"unknown ppo config key(s) {['ppo.' + k for k in unknown]}; known: "
-                             f"{sorted(static | traced)}")
-        kwargs = {k: v for k, v in ppo.items() if k in static}
-        if "frozen" in kwargs:
-            frozen = kwargs["frozen"]
-            kwargs["frozen"] = (frozen,) if isinstance(frozen, str) else tuple(frozen)
+        kwargs = static_kwargs(cls, TracedHParams, config.ppo, name="ppo", exclude=("continuous_dist",))
         model = config.get("model", None)
         if model is not None and "continuous_dist" in model:
             kwargs["continuous_dist"] = model["continuous_dist"]
@@ -100,7 +91,7 @@ class PPOHParams:
 
 
 @struct.dataclass
-class TracedHParams:
+class TracedHParams(TracedFields):
     """Hyperparameters that are pytree leaves (float32 scalars, or [K] for a population): carried in
     the agent state, so `jax.vmap` runs K settings in one compile. Learning rates are the peak
     (post-warmup) rates of each group's schedule; the optimizer reads them through
@@ -116,19 +107,10 @@ class TracedHParams:
     gae_lambda: jax.Array = struct.field(pytree_node=True, default=0.95)
 
     @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-    @classmethod
     def from_config(cls, config) -> TracedHParams:
         """float32 scalars from `config.ppo` (defaults where a key is absent)."""
         ppo = dict(config.ppo)
         return cls(**{n: jnp.asarray(ppo.get(n, getattr(cls, n)), jnp.float32) for n in cls.names()})
-
-    @classmethod
-    def stack(cls, members) -> TracedHParams:
-        """K settings -> one TracedHParams with leaves [K] (what `init_population` takes)."""
-        return jax.tree.map(lambda *x: jnp.stack([jnp.asarray(v, jnp.float32) for v in x]), *members)
 
     def learning_rates(self) -> dict:
         return {"actor": self.actor_lr, "critic": self.critic_lr}
