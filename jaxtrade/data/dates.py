@@ -209,23 +209,94 @@ def check_calendar(dates: pd.DatetimeIndex, *, source: str, lines=None) -> None:
                                "(sort the file)")
 
 
-def infer_periods_per_year(dates: pd.DatetimeIndex) -> float:
-    """Bars per year from the bar spacing (used to annualize Sharpe, volatility, ...).
+_WEEK_NS = 7 * _DAY_NS
+_YEAR_DAYS = 365.25
+_WEEKS_PER_YEAR = _YEAR_DAYS / 7.0     # 52.18
+_MONDAY_OFFSET_NS = 3 * _DAY_NS        # 1970-01-01 was a Thursday: + 3 days puts week starts on Monday 00:00
 
-    Median spacing < 1 day (intraday): 252 x the median number of bars per calendar day, so a
-    6.5-hour equity session of 1-minute bars gives 252 x 390. Daily bars: 252, or 365 when weekends
-    hold more than 10% of the bars (crypto). Weekly 52, monthly 12, quarterly 4, else 365.25 / days.
-    """
+
+def _observed_per_week(dates: pd.DatetimeIndex) -> tuple[float, int, int] | None:
+    """(mean bars per week, bars counted, weeks counted) over the complete calendar weeks (Monday
+    00:00 .. Monday 00:00) between the first and the last date that hold at least one bar; None when
+    there is no such week. Partial weeks at either end are left out (they would count a few days as a
+    week); so are weeks without a single bar (a gap in the data, not a market that is closed for a
+    week). Holidays inside a week count: they are days the market really did not trade."""
+    ns = dates.as_unit("ns").asi8
+    week = (ns + _MONDAY_OFFSET_NS) // _WEEK_NS
+    start = week * _WEEK_NS - _MONDAY_OFFSET_NS
+    complete = (start >= ns[0]) & (start + _WEEK_NS <= ns[-1])
+    if not complete.any():
+        return None
+    n_weeks = len(np.unique(week[complete]))
+    n_bars = int(complete.sum())
+    return n_bars / n_weeks, n_bars, n_weeks
+
+
+def _derive_periods_per_year(dates: pd.DatetimeIndex) -> tuple[float, str]:
+    """(bars per year, one sentence saying how that figure was derived): see `infer_periods_per_year`."""
     if len(dates) < 2:
-        return 252.0
-    days = float(np.median(np.diff(dates.as_unit("ns").asi8))) / _DAY_NS
+        return 252.0, "252 bars a year: fewer than two dates, so the daily US-equity convention"
+    dates = pd.DatetimeIndex(dates).as_unit("ns")
+    days = float(np.median(np.diff(dates.asi8))) / _DAY_NS
+    weekends = float(np.mean(dates.day_of_week >= 5)) > 0.1
+    weekly = _observed_per_week(dates)
     if days < 0.99:
+        if weekly is not None:
+            per_week, n_bars, n_weeks = weekly
+            ppy = per_week * _WEEKS_PER_YEAR
+            return ppy, (f"{ppy:,.1f} bars a year, observed: {n_bars:,} bars in {n_weeks:,} complete "
+                         f"calendar weeks (Monday-Sunday) = {per_week:,.2f} a week x 365.25 / 7 weeks a year")
         per_day = float(pd.Series(dates.normalize()).value_counts().median())
-        return 252.0 * per_day
+        year = 365.0 if weekends else 252.0
+        return year * per_day, (f"{year * per_day:,.0f} bars a year: less than one complete calendar week "
+                                f"of intraday bars, so {year:g} trading days x {per_day:g} bars a day "
+                                "(the median)")
     if days <= 4.0:
-        weekend = float(np.mean(dates.day_of_week >= 5))
-        return 365.0 if weekend > 0.1 else 252.0
-    for upper, per_year in ((8.0, 52.0), (35.0, 12.0), (100.0, 4.0)):
+        note = "" if weekly is None else (f" ({weekly[0] * _WEEKS_PER_YEAR:,.1f} a year observed: "
+                                          f"{weekly[1]:,} bars in {weekly[2]:,} complete calendar weeks)")
+        if weekends:
+            return 365.0, ("365 bars a year: daily bars with weekends (over 10% on Saturday or Sunday), the "
+                           f"7-day convention{note}")
+        return 252.0, f"252 bars a year: daily bars on weekdays, the 252-trading-day convention{note}"
+    for upper, per_year, name in ((8.0, 52.0, "weekly"), (35.0, 12.0, "monthly"), (100.0, 4.0, "quarterly")):
         if days <= upper:
-            return per_year
-    return 365.25 / days
+            return per_year, f"{per_year:g} bars a year: {name} bars (median spacing {days:.1f} days)"
+    return 365.25 / days, f"{365.25 / days:,.2f} bars a year: 365.25 days / the median spacing ({days:.1f})"
+
+
+def infer_periods_per_year(dates: pd.DatetimeIndex) -> float:
+    """Bars per year from the data's own calendar (used to annualize Sharpe, volatility, ...).
+
+    - Intraday (median spacing < 1 day): the bars actually observed per year, measured over the
+      complete calendar weeks between the first and the last bar (Monday 00:00 to Monday 00:00 of the
+      naive, i.e. UTC, timestamps): the mean bars per week x 365.25 / 7. Partial first and last weeks
+      and weeks without any bar (data gaps) are left out; holidays inside a week count. The bundled
+      hourly EUR/USD of 2017 (24-hour weekday bars) gives 6,119 bars in 51 weeks = 119.98 a week =
+      6,260.4 bars a year (252 x 24 = 6,048 understated its Sharpe ratio by 1.7%); hourly bars of a
+      24/7 market give 8,766; a regular-session US-equity day of 390 one-minute bars, 390 x ~252.
+      With less than one complete week the rate cannot be observed: then 252 (365 when weekends hold
+      over 10% of the bars) x the median bars per calendar day.
+    - Daily (median spacing 1 to 4 days): the convention, 252 (US trading days), or 365 when weekends
+      hold more than 10% of the bars (crypto), so Sharpe ratios compare with published ones. The
+      observed counts agree: the bundled daily US datasets hold 251.6 .. 252.0 bars a year (a Sharpe
+      factor of at most sqrt(252 / 251.6) = 1.0008). Daily FX without holidays (~260 weekdays a
+      year) is where the convention is 1.6% off in Sharpe: pass periods_per_year to override.
+    - Weekly 52, monthly 12, quarterly 4, else 365.25 / the median spacing in days.
+
+    `describe_periods_per_year` states the same derivation in one sentence for reports.
+    """
+    return _derive_periods_per_year(dates)[0]
+
+
+def describe_periods_per_year(dates: pd.DatetimeIndex, periods_per_year: float | None = None) -> str:
+    """One sentence: how the bars-per-year figure of `dates` was derived (for reports and notes).
+
+    periods_per_year: the figure in use (e.g. `MarketData.periods_per_year`); when it is not the one
+    inferred from `dates`, the sentence says it was given and names the inferred one beside it.
+    E.g. "6,260.4 bars a year, observed: 6,119 bars in 51 complete calendar weeks (Monday-Sunday) =
+    119.98 a week x 365.25 / 7 weeks a year".
+    """
+    ppy, basis = _derive_periods_per_year(dates)
+    if periods_per_year is None or np.isclose(float(periods_per_year), ppy, rtol=1e-9, atol=0.0):
+        return basis
+    return f"{float(periods_per_year):,.1f} bars a year, given (not inferred); the dates alone: {basis}"

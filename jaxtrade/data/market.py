@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from jaxtrade.data import features as feats
-from jaxtrade.data.dates import infer_periods_per_year
+from jaxtrade.data.dates import describe_periods_per_year, infer_periods_per_year
 from jaxtrade.data.validate import Panel, clean_panel
 
 # Fewest rows a load may leave: the per-symbol feature warm-up plus two traded rows. The
@@ -37,8 +37,9 @@ class MarketData:
     volume: [T, N] float64 >= 0 (shares per row) or None.
     benchmark: [T] float64 > 0 (e.g. the S&P 500 index close) or None; benchmark_name names it.
     source: the file or dataset name the data came from.
-    periods_per_year: bars per year (252 for daily; inferred from spacing, see
-        `jaxtrade.data.dates.infer_periods_per_year`).
+    periods_per_year: bars per year: given, or inferred from the dates (intraday: the bars observed per
+        complete calendar week x 365.25 / 7; daily: 252, or 365 with weekend bars; see
+        `jaxtrade.data.dates.infer_periods_per_year`). `periods_per_year_basis` says which, in words.
     aux: named aligned series {name: [T] float64} that are not prices of a traded symbol (e.g. "iv",
         an implied volatility index as a fraction: VIX / 100), NaN where unknown; empty by default.
         Environments that need one (the options env's implied volatility) read it from here.
@@ -104,6 +105,11 @@ class MarketData:
     @property
     def n_symbols(self) -> int:
         return len(self.symbols)
+
+    @property
+    def periods_per_year_basis(self) -> str:
+        """One sentence: how `periods_per_year` was derived (`dates.describe_periods_per_year`)."""
+        return describe_periods_per_year(self.dates, self.periods_per_year)
 
     @property
     def has_ohlc(self) -> bool:

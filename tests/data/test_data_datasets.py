@@ -57,7 +57,11 @@ def test_eurusd_1h_day_first():
     assert md.dates[-1] == pd.Timestamp("2017-12-29 21:00")
     # "02.01.2017 00:00" is 2 January (day first), not 1 February
     assert md.dates[2] == pd.Timestamp("2017-01-02 00:00") and md.dates.is_monotonic_increasing
-    assert md.close[0, 0] == 1.05227 and md.periods_per_year == 252.0 * 24
+    assert md.close[0, 0] == 1.05227
+    # Observed: 6,119 bars in the 51 complete calendar weeks 2017-01-02 .. 2017-12-24 (48 of 120 bars,
+    # 121 and 119 at the US daylight-saving changes, 119 before Christmas), x 365.25 / 7 weeks a year.
+    assert md.periods_per_year == pytest.approx(6119 / 51 * 365.25 / 7) and md.periods_per_year > 252 * 24
+    assert md.periods_per_year_basis.startswith("6,260.4 bars a year, observed: 6,119 bars in 51 complete")
 
 
 def test_googl_ohlcv():

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from jaxtrade.data import DataError, load_csv, split
-from jaxtrade.data.dates import infer_periods_per_year, parse_dates
+from jaxtrade.data.dates import describe_periods_per_year, infer_periods_per_year, parse_dates
 
 
 def lines(values):
@@ -114,6 +114,31 @@ def test_periods_per_year():
     assert infer_periods_per_year(pd.date_range("2020-01-31", periods=40, freq="ME")) == 12.0
     session = [pd.date_range(d + pd.Timedelta("9:30:00"), periods=390, freq="min") for d in days[:5]]
     assert infer_periods_per_year(session[0].append(session[1:])) == 252.0 * 390
+
+
+def test_intraday_periods_per_year_are_the_bars_observed_per_calendar_week():
+    # 24/7 hourly bars from a Wednesday noon over three weeks: 8,766 = 168 x 365.25 / 7, not 252 x 24.
+    crypto = pd.date_range("2021-03-03 12:00", "2021-03-24 12:00", freq="h")
+    assert infer_periods_per_year(crypto) == pytest.approx(24 * 365.25)
+    # FX-style 24 x 5 bars (Sunday 22:00 .. Friday 21:00 UTC), partial first and last weeks, one week
+    # missing from the data and one holiday (a whole Monday without bars): the complete weeks that
+    # hold bars are 120, 120 and 96 bars, so (120 + 120 + 96) / 3 a week; the partial edge weeks and
+    # the empty week (a data gap) are left out.
+    hours = pd.date_range("2021-03-02 05:00", "2021-04-09 21:00", freq="h")        # Tuesday .. Friday
+    open_ = (hours.day_of_week < 4) | ((hours.day_of_week == 4) & (hours.hour <= 21)) | \
+        ((hours.day_of_week == 6) & (hours.hour >= 22))
+    gap = (hours >= "2021-03-15") & (hours < "2021-03-22")                         # a week lost
+    holiday = hours.normalize() == pd.Timestamp("2021-03-29")                     # a Monday closed
+    fx = hours[open_ & ~gap & ~holiday]
+    per_week = (120 + 120 + 96) / 3
+    assert infer_periods_per_year(fx) == pytest.approx(per_week * 365.25 / 7)
+    assert describe_periods_per_year(fx) == (f"{per_week * 365.25 / 7:,.1f} bars a year, observed: 336 bars "
+                                            f"in 3 complete calendar weeks (Monday-Sunday) = 112.00 a week "
+                                            "x 365.25 / 7 weeks a year")
+    # A value given (data.csv_options.periods_per_year, load_csv(periods_per_year=)) is named as given.
+    assert describe_periods_per_year(fx, 6048.0).startswith("6,048.0 bars a year, given (not inferred)")
+    assert describe_periods_per_year(pd.bdate_range("2020-01-01", periods=300)).startswith(
+        "252 bars a year: daily bars on weekdays, the 252-trading-day convention (260.9 a year observed")
 
 
 def test_intraday_csv(tmp_path):
