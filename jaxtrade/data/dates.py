@@ -300,3 +300,30 @@ def describe_periods_per_year(dates: pd.DatetimeIndex, periods_per_year: float |
     if periods_per_year is None or np.isclose(float(periods_per_year), ppy, rtol=1e-9, atol=0.0):
         return basis
     return f"{float(periods_per_year):,.1f} bars a year, given (not inferred); the dates alone: {basis}"
+
+
+ROLLOVER_ZONE = "America/New_York"   # the FX day ends at 17:00 New York time (21:00 or 22:00 UTC)
+ROLLOVER_HOUR = 17
+
+
+def rollover_days(dates: pd.DatetimeIndex) -> np.ndarray:
+    """[T] int32 FX value-day index of each row: rows t and t+1 are out[t+1] - out[t] rollovers apart.
+
+    Intraday rows (naive UTC timestamps, as the loaders give them): the count of 17:00 New York
+    rollovers (`ROLLOVER_ZONE`, daylight-saving aware: 22:00 UTC in winter, 21:00 UTC in US summer
+    time) since 1970, i.e. the date of (New York wall time + 7 hours). A rollover at 17:00 belongs to
+    the interval that ends at or after it: a position held from 16:00 to 18:00 New York time, or to a
+    bar stamped 17:00, crosses one; from 23:00 to 01:00 UTC, none. The timestamp is taken as the moment
+    of the row's close (the env trades and marks at close[t]); data stamped by bar OPEN time (the bundled
+    EUR/USD, Alpaca) book each rollover one bar later than it happens, the total unchanged.
+    Weekends: Friday 16:00 New York to the Sunday 17:00 open crosses three (Friday, Saturday, Sunday),
+    the weekend's nights, which brokers book as a triple swap on Wednesday (the same total, days apart).
+
+    Daily rows (`is_daily`): the calendar day (days since 1970-01-01): a daily bar is one trading day,
+    closed by that day's rollover, so consecutive days are one night apart and Friday to Monday three.
+    """
+    dates = pd.DatetimeIndex(dates).as_unit("ns")
+    if not is_daily(dates):
+        local = dates.tz_localize("UTC").tz_convert(ROLLOVER_ZONE).tz_localize(None)
+        dates = local + pd.Timedelta(hours=24 - ROLLOVER_HOUR)     # 17:00 New York -> 00:00 of the next day
+    return np.asarray(dates.values, "datetime64[D]").astype(np.int32)

@@ -36,6 +36,9 @@ class EnvData:
         cover, or None; envs charging the schedule refuse such data when made.
     day: [T] int32 calendar day of each row (days since 1970-01-01, the date's midnight): option
         expiries and day counts. None for hand-built data.
+    rollover: [T] int32 FX value day of each row (`jaxtrade.data.dates.rollover_days`): intraday, the
+        17:00 New York rollovers since 1970; daily, the calendar day. rollover[t+1] - rollover[t] is the
+        nights of swap a position held from row t to row t+1 earns or pays. None for hand-built data.
     aux: {name: [T] float32} the split's `aux` series (e.g. "iv"), raw; empty where there are none.
     start: static int, the number of history rows before the first row that may be traded (a
         split's lookback). Rows < start belong to the data before this split: environments check
@@ -62,6 +65,7 @@ class EnvData:
     fees: jax.Array | None = None
     fee_gap: str | None = struct.field(pytree_node=False, default=None)
     day: jax.Array | None = None
+    rollover: jax.Array | None = None
     aux: dict = struct.field(default_factory=dict)
     start: int = struct.field(pytree_node=False, default=0)
     has_volume: bool = struct.field(pytree_node=False, default=False)
@@ -84,7 +88,7 @@ class EnvData:
 
 
 _ROW_FIELDS = ("close", "open", "high", "low", "volume", "features", "market", "turbulence", "momentum",
-               "volatility", "sharpe", "size", "fees", "day")
+               "volatility", "sharpe", "size", "fees", "day", "rollover")
 
 
 def pad_rows(data: EnvData, n_rows: int) -> EnvData:

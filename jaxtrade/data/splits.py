@@ -11,7 +11,7 @@ import pandas as pd
 
 from jaxtrade.data import features as feats
 from jaxtrade.data import fees as fees_lib
-from jaxtrade.data.dates import format_date
+from jaxtrade.data.dates import format_date, rollover_days
 from jaxtrade.data.envdata import EnvData
 
 
@@ -100,6 +100,7 @@ class Split:
             fees=f32(fees),
             fee_gap=fee_gap,
             day=jnp.asarray(np.asarray(self.dates.values, "datetime64[D]").astype(np.int32)),   # any unit
+            rollover=jnp.asarray(rollover_days(self.dates)),
             aux={k: f32(v) for k, v in self.aux.items()},
             start=int(self.start),
             has_volume=self.volume is not None,

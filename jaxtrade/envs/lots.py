@@ -10,10 +10,13 @@ With `env.lots.enabled` (static), a step of `single` does, on top of the market 
 2. Costs (on top of `env.costs`): half of `spread_pips` (the full quoted spread) per unit of every
    fill, and `commission_per_lot` (quote currency) per lot of every fill, each side.
 3. Swap: a position held from bar t to bar t+1 earns `swap_long_pips` (long) or `swap_short_pips`
-   (short) per lot for every calendar day between the two bars' dates (`EnvData.day`): one night
-   for bars on consecutive days, three from a Friday to a Monday, so weekend gaps are charged the
-   nights they span (brokers book the weekend's triple swap on Wednesday: the same total, a few days
-   apart). Negative = paid, the MT5 convention. Swap moves cash at the bar after the rollover.
+   (short) per lot for every FX rollover between the two bars (`EnvData.rollover`, counted on the
+   host by `jaxtrade.data.dates.rollover_days`): intraday, every 17:00 New York time crossed (22:00
+   UTC in winter, 21:00 UTC in US summer time; not UTC midnight); daily, every calendar day between
+   the two dates. Friday's last bar to the Sunday open (or Friday to Monday, daily) is three nights,
+   so weekend gaps are charged the nights they span (brokers book the weekend's triple swap on
+   Wednesday: the same total, a few days apart). Negative = paid, the MT5 convention. Swap moves
+   cash at the bar after the rollover.
 
 A pip's value is `pip_size * contract_size` per lot in quote currency (EUR/USD: 0.0001 x 100,000 =
 $10). Every number is a float32 pytree leaf, so settings can be vmapped; `enabled` is static.

@@ -277,9 +277,13 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
 
     flow = shares * price
     holdings = state.holdings + shares
-    # Financing over the bar (FX swap), credited at close[t+1]; zero unless sized in lots.
-    swap = (jnp.sum(lots_lib.swap(holdings, (data.day[t + 1] - data.day[t]).astype(jnp.float32), lots))
-            if lots is not None and data.day is not None else jnp.zeros((), jnp.float32))
+    # Financing over the bar (FX swap): the 17:00 New York rollovers between rows t and t+1 (counted on
+    # the host, `EnvData.rollover`), credited at close[t+1]; zero unless sized in lots.
+    if lots is not None and data.rollover is not None:
+        nights = (data.rollover[t + 1] - data.rollover[t]).astype(jnp.float32)
+        swap = jnp.sum(lots_lib.swap(holdings, nights, lots))
+    else:
+        swap = jnp.zeros((), jnp.float32)
     cash = state.cash - jnp.sum(flow) - jnp.sum(cost)
     total_cost = jnp.sum(cost)
 
@@ -393,9 +397,10 @@ def build_params(cls, data, config: dict):
     if "lots" in {f.name for f in dataclasses.fields(cls)}:
         lots = lots_lib.LotParams(**sub["lots"])
         lots_lib.check(lots)
-        if lots.enabled and data.day is None and any(float(getattr(lots, k)) for k in
-                                                     ("swap_long_pips", "swap_short_pips")):
-            raise ValueError("env.lots swap needs EnvData.day (the bars' dates, filled by Split.to_device)")
+        if lots.enabled and data.rollover is None and any(float(getattr(lots, k)) for k in
+                                                          ("swap_long_pips", "swap_short_pips")):
+            raise ValueError("env.lots swap needs EnvData.rollover (the rows' FX value days, filled by "
+                             "Split.to_device from jaxtrade.data.dates.rollover_days)")
         groups["lots"] = f32(lots)
     elif sub["lots"]:
         raise ValueError(f"env.lots is not a param group of {cls.__name__}")

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from jaxtrade.data import DataError, load_csv, split
-from jaxtrade.data.dates import describe_periods_per_year, infer_periods_per_year, parse_dates
+from jaxtrade.data.dates import describe_periods_per_year, infer_periods_per_year, parse_dates, rollover_days
 
 
 def lines(values):
@@ -139,6 +139,24 @@ def test_intraday_periods_per_year_are_the_bars_observed_per_calendar_week():
     assert describe_periods_per_year(fx, 6048.0).startswith("6,048.0 bars a year, given (not inferred)")
     assert describe_periods_per_year(pd.bdate_range("2020-01-01", periods=300)).startswith(
         "252 bars a year: daily bars on weekdays, the 252-trading-day convention (260.9 a year observed")
+
+
+def test_fx_rollovers_are_17_00_new_york_crossings():
+    def nights(*stamps):
+        return np.diff(rollover_days(pd.DatetimeIndex(stamps))).tolist()
+
+    # 16:00 -> 18:00 New York crosses one rollover: 21:00 -> 23:00 UTC in January (EST), 20:00 -> 22:00
+    # UTC in July (EDT); 23:00 -> 01:00 UTC crosses UTC midnight but no rollover, in either season.
+    assert nights("2021-01-14 21:00", "2021-01-14 23:00", "2021-01-15 01:00") == [1, 0]
+    assert nights("2021-07-14 20:00", "2021-07-14 22:00", "2021-07-15 01:00") == [1, 0]
+    # The rollover belongs to the bar stamped 17:00: 22:00 UTC in winter, 21:00 UTC in summer.
+    assert nights("2021-01-14 21:00", "2021-01-14 22:00", "2021-01-14 23:00") == [1, 0]
+    assert nights("2021-07-14 20:00", "2021-07-14 21:00", "2021-07-14 22:00") == [1, 0]
+    assert nights("2021-03-12 20:00", "2021-03-12 21:00", "2021-03-12 22:00") == [0, 1]   # EST: 12 March
+    # Friday's last bar (16:00 New York) to the Sunday 17:00 open: the weekend's three nights.
+    assert nights("2021-01-15 20:00", "2021-01-15 21:00", "2021-01-17 22:00", "2021-01-17 23:00") == [0, 3, 0]
+    # Daily bars: calendar days, Friday -> Monday three.
+    assert nights("2021-01-14", "2021-01-15", "2021-01-18") == [1, 3]
 
 
 def test_intraday_csv(tmp_path):

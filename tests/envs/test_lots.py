@@ -10,6 +10,7 @@ import pytest
 from envs_testlib import envdata_from_close, make_rollout, run_actions
 
 from jaxtrade import envs
+from jaxtrade.data.dates import rollover_days
 from jaxtrade.data.envdata import pad_rows
 from jaxtrade.envs import lots
 
@@ -47,7 +48,7 @@ def fx_data():
         ]
     )
     day = jnp.asarray(np.asarray(dates.values, "datetime64[D]").astype(np.int32))
-    return envdata_from_close(close, start=4).replace(day=day)
+    return envdata_from_close(close, start=4).replace(day=day, rollover=jnp.asarray(rollover_days(dates)))
 
 
 def test_worked_example_in_lots_with_spread_commission_and_weekend_swap():
@@ -75,6 +76,30 @@ def test_worked_example_in_lots_with_spread_commission_and_weekend_swap():
         values, [cash1 + 90_000 * 1.105, cash2 + 90_000 * 1.102, cash3 - 91_000 * 1.11], rtol=2e-7
     )
     assert float(out[3][1].cash) == pytest.approx(cash3, rel=2e-7)
+
+
+def test_swap_is_booked_at_the_17_00_new_york_rollover_in_winter_and_summer():
+    """Hourly bars held long: swap falls on the step that crosses 17:00 New York (22:00 UTC in January,
+    21:00 UTC in July), not on the one that crosses UTC midnight."""
+    stamps = pd.DatetimeIndex(
+        [f"2017-01-05 {h}:00" for h in (16, 17, 18, 19)]          # history
+        + [f"2017-01-05 {h}:00" for h in (20, 21, 22, 23)] + ["2017-01-06 00:00"]   # EST: 15:00 .. 19:00
+        + [f"2017-07-06 {h}:00" for h in (20, 21, 22)]           # EDT: 16:00 .. 18:00
+    )
+    data = envdata_from_close(np.full((len(stamps), 1), 1.1), start=4)
+    data = data.replace(rollover=jnp.asarray(rollover_days(stamps)))
+    swap_only = {**LOTS, "spread_pips": 0.0, "commission_per_lot": 0.0}
+    env, params = envs.make("single", data, dict(window=4, random_start=False, initial_cash=100_000.0,
+                                                 costs=COSTS_OFF, lots=swap_only))
+    out = run_actions(jax.jit(env.reset), jax.jit(env.step), params, [LONG] * 7)
+    # Steps from 20:00 UTC: 20->21 none; 21->22 (16:00 -> 17:00 EST) one; 22->23 none; 23->00 (UTC
+    # midnight) none; Jan 6 00:00 (19:00 EST Jan 5) -> Jul 6 20:00 (16:00 EDT): Jan 6 .. Jul 5, 181;
+    # Jul 20->21 (16:00 -> 17:00 EDT) one; 21->22 none.
+    nights = [0, 1, 0, 0, 181, 1, 0]
+    lots_held = float(out[1][1].holdings[0]) / 100_000.0
+    assert lots_held == pytest.approx(0.9)
+    np.testing.assert_allclose([float(o[4]["swap"]) for o in out[1:]],
+                               [lots_held * -0.6 * 10.0 * n for n in nights], rtol=1e-5)
 
 
 def test_lot_rounding_limits_and_errors():
