@@ -60,7 +60,8 @@ class ActorCritic(nn.Module):
     n_layers: int = 2                  # core layers
     encoder_layers: int = 2            # MLP encoder layers
     head_layers: int = 1
-    dropout: float = 0.1               # encoder dropout, active only with train=True
+    dropout: float = 0.1               # encoder dropout, active only with train=True (no agent
+                                       # passes it: rollouts and updates run one policy)
     n_heads: int = 8                   # clstm / cnn_lstm attention heads
     conv_filters: tuple = (32, 64)     # cnn_lstm: filters of each 1-D convolution over the window
     conv_kernel: int = 3               # cnn_lstm: their kernel size (rows)

@@ -33,7 +33,8 @@ def default_model_config() -> ml_collections.ConfigDict:
         n_layers=2,                  # recurrent core layers
         encoder_layers=2,            # MLP encoder layers
         head_layers=1,               # hidden layers of each head
-        dropout=0.1,                 # encoder dropout in update passes only (rollouts are deterministic)
+        dropout=0.1,                 # encoder dropout in regression passes (pretraining, DQN's online Q);
+                                     # never in actor-critic passes (ppo/update.py)
         n_heads=8,                   # clstm / cnn_lstm attention heads
         conv_filters=(32, 64),       # cnn_lstm: filters of its 1-D convolutions, in order
         conv_kernel=3,               # cnn_lstm: their kernel size (rows)

@@ -3,8 +3,8 @@
 
 The state is PPO's `Carry` and the randomness is PPO's (agents/ppo/iteration.py docstring): each
 iteration splits `Carry.key` into (next, rollout, update); step t of global env g acts and steps with
-fold_in(fold_in(rollout, g), t) and its dropout masks use fold_in(update, g). There are no
-minibatches, so 4 devices x 8 envs == 1 device x 32 envs up to float summation order.
+fold_in(fold_in(rollout, g), t); the update draws nothing (no dropout, no minibatches), so 4
+devices x 8 envs == 1 device x 32 envs up to float summation order.
 """
 
 from __future__ import annotations

@@ -20,20 +20,20 @@ def update(model: ActorCritic, opt: Optimizer, train_state: TrainState, traj: Tr
     """One optimizer step on `a2c_loss` over every env sequence of the rollout.
 
     traj/advantages/targets: this device's [T, B] batch; env_offset: global index of its first env.
-    The core re-runs each sequence from `traj.init_hidden` (recurrent cores, like PPO); env g's
-    dropout masks use fold_in(key, g), so they do not depend on how envs are spread over devices.
+    The core re-runs each sequence from `traj.init_hidden` (recurrent cores, like PPO) with the
+    network the rollout ran, no dropout: the policy gradient grad log pi(a|s) is that of the policy
+    that sampled a (a thinned network's gradient would be an uncorrected off-policy one). `key` is
+    unused (the signature is PPO's update's).
     Gradients, losses and metrics are pmean-ed over `axis_name` (equal batches per device: the
     gradient of the global mean loss), so parameters stay identical on every device.
     -> (train_state with step unchanged, metrics: policy_loss, value_loss, entropy, loss, grad_norm
     (before clipping), any_nonfinite).
     """
-    n_envs = traj.reward.shape[1]
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(key, env_offset + jnp.arange(n_envs, dtype=jnp.int32))
     if hp.norm_adv:
         advantages = normalize(advantages, axis_name)
 
     def loss_fn(p):
-        dist, value = sequence_forward(model, p, traj.init_hidden, traj.obs, traj.reset, keys, train=True)
+        dist, value = sequence_forward(model, p, traj.init_hidden, traj.obs, traj.reset)
         return a2c_loss(dist, value, traj.action, advantages, targets, ent_coef=hparams.ent_coef,
                         vf_coef=hparams.vf_coef)
 

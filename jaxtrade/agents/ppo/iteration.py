@@ -6,9 +6,9 @@ draws the parameters (identical on every device), environment g (global index
 device * n_envs + local) resets with fold_in(reset, g), and `run` becomes `Carry.key`, identical on
 every device. Each iteration splits `Carry.key` into (next, rollout, update) -- split by iteration and
 purpose -- and the per-device split happens by global env index: step t of env g acts and steps with
-fold_in(fold_in(rollout, g), t); its dropout masks use fold_in(minibatch key, g); minibatch membership
-is drawn per block of envs (`update.minibatch_indices`). Hence 4 devices x 8 envs == 1 device x 32
-envs up to float summation order.
+fold_in(fold_in(rollout, g), t); minibatch membership is drawn per block of envs
+(`update.minibatch_indices`); no pass draws dropout masks (`update.update`). Hence 4 devices x 8 envs
+== 1 device x 32 envs up to float summation order.
 """
 
 from __future__ import annotations

@@ -41,18 +41,14 @@ def minibatch_indices(key: jax.Array, n_envs: int, n_minibatches: int, env_offse
     return (jnp.arange(n_blocks)[:, None] * n_minibatches + inverse).T.astype(jnp.int32)
 
 
-def sequence_forward(model: ActorCritic, params, init_hidden, obs, reset, keys=None, *, train: bool = False):
-    """Re-runs whole sequences from their initial core state, one vmap lane per env (so dropout masks
-    depend only on each env's key). init_hidden leaves [M, ...]; obs leaves [T, M, ...]; reset [T, M];
-    keys [M] dropout keys (needed when train). -> (dist [T, M], value [T, M])."""
-    def one(hidden, obs_e, reset_e, key):
-        rngs = {"dropout": key} if (train and key is not None) else {}
-        _, dist, value = model.apply({"params": params}, hidden, obs_e, reset_e, train=train, rngs=rngs)
+def sequence_forward(model: ActorCritic, params, init_hidden, obs, reset):
+    """Re-runs whole sequences from their initial core state, one vmap lane per env, with the network
+    exactly as the rollout ran it (no dropout: `update` docstring). init_hidden leaves [M, ...]; obs
+    leaves [T, M, ...]; reset [T, M]. -> (dist [T, M], value [T, M])."""
+    def one(hidden, obs_e, reset_e):
+        _, dist, value = model.apply({"params": params}, hidden, obs_e, reset_e)
         return dist, value
-    if keys is None:
-        return jax.vmap(lambda h, o, r: one(h, o, r, None), in_axes=(0, 1, 1), out_axes=1)(
-            init_hidden, obs, reset)
-    return jax.vmap(one, in_axes=(0, 1, 1, 0), out_axes=1)(init_hidden, obs, reset, keys)
+    return jax.vmap(one, in_axes=(0, 1, 1), out_axes=1)(init_hidden, obs, reset)
 
 
 def sequence_features(model: ActorCritic, params, init_hidden, obs, reset):
@@ -88,27 +84,28 @@ def update(model: ActorCritic, opt: Optimizer, train_state: TrainState, traj: Tr
     hparams: the traced coefficients and learning rates. Critic-only steps step the optimizer's
     "critic" group alone (`Optimizer.update(groups=("critic",))`): the actor's parameters and Adam
     state are not touched.
+    No dropout: every pass runs the network the rollout ran (`model.dropout` is not applied), because
+    the ratio pi_new(a|s) / pi_old(a|s) must compare the policy that sampled the actions with itself:
+    before the first step every ratio is exactly 1. Masks drawn here would move ratios of unchanged
+    params off 1 (spurious clipping and KL) and optimise a thinned network that never acts.
     Gradients, losses and metrics are pmean-ed over `axis_name`, so parameters stay identical.
     -> (train_state with step unchanged, metrics of scalars).
     """
     n_envs = traj.reward.shape[1]
-    env_index = env_offset + jnp.arange(n_envs, dtype=jnp.int32)
     ppo_key, critic_key = jax.random.split(key)
     lrs = hparams.learning_rates()
 
-    def ppo_step(carry, inputs):
+    def ppo_step(carry, idx):
         params, opt_state = carry
-        idx, mb_key = inputs
         obs, reset = _take(traj.obs, idx, 1), traj.reset[:, idx]
         action, old_log_prob, old_value = traj.action[:, idx], traj.log_prob[:, idx], traj.value[:, idx]
         adv, target = advantages[:, idx], targets[:, idx]
         if hp.norm_adv:
             adv = normalize(adv, axis_name)
         init_hidden = _take(traj.init_hidden, idx, 0)
-        keys = jax.vmap(jax.random.fold_in, (None, 0))(mb_key, env_index[idx])
 
         def loss_fn(p):
-            dist, value = sequence_forward(model, p, init_hidden, obs, reset, keys, train=True)
+            dist, value = sequence_forward(model, p, init_hidden, obs, reset)
             return ppo_loss(dist, value, action, old_log_prob, old_value, adv, target,
                             clip_eps=hparams.clip_eps, vf_clip=hparams.vf_clip, ent_coef=hparams.ent_coef,
                             vf_coef=hparams.vf_coef)
@@ -124,10 +121,9 @@ def update(model: ActorCritic, opt: Optimizer, train_state: TrainState, traj: Tr
 
     def ppo_epoch(carry, epoch):
         epoch_key = jax.random.fold_in(ppo_key, epoch)
-        perm_key, dropout_key = jax.random.split(epoch_key)
+        perm_key, _ = jax.random.split(epoch_key)      # the second half drew dropout masks once
         idx = minibatch_indices(perm_key, n_envs, hp.n_minibatches, env_offset)
-        mb_keys = jax.vmap(jax.random.fold_in, (None, 0))(dropout_key, jnp.arange(hp.n_minibatches))
-        return jax.lax.scan(ppo_step, carry, (idx, mb_keys))
+        return jax.lax.scan(ppo_step, carry, idx)
 
     carry = (train_state.params, train_state.opt_state)
     metric_names = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "loss", "grad_norm")

@@ -49,6 +49,22 @@ def test_minibatch_rerun_reproduces_rollout_values(constant_rollout):
                                    rtol=1e-5, atol=1e-5)
 
 
+def test_first_minibatch_ratios_are_one_with_dropout(constant_rollout):
+    """Before any step the update's policy is the rollout's: every ratio is exactly 1 although
+    model.dropout > 0. With clip_eps = 0, clip_frac is the share of ratios != 1; one epoch of one
+    minibatch makes the update's metrics that first minibatch's own."""
+    _, env, _, _, train_state, traj, _ = constant_rollout
+    cfg = tiny_config(update_epochs=1, n_minibatches=1, critic_epochs=0, clip_eps=0.0)
+    cfg.model.dropout = 0.5
+    agent = ppo.make(cfg, env)
+    train_state = train_state._replace(
+        opt_state=agent.opt.init(train_state.params, agent.hparams.learning_rates()))
+    adv, targets = ppo.gae(traj.reward, traj.value, traj.done, traj.last_value, gamma=0.9, lambda_=0.95)
+    _, metrics = _update(agent, train_state, traj, adv, targets)
+    assert float(metrics["clip_frac"]) == 0.0
+    assert float(metrics["approx_kl"]) == 0.0
+
+
 def test_truncation_bootstrap_values_recorded(constant_rollout):
     _, _, _, agent, _, traj, stats = constant_rollout
     hp = agent.hp
