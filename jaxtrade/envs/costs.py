@@ -6,6 +6,10 @@ Conventions shared by every function here:
 - Every cost is returned per asset, float32 [N], in quote currency, >= 0, exactly 0 where nothing
   is traded, and non-decreasing in |trade| (the tests pin all three).
 - Every model is switched off by setting its coefficient to 0 (or its mode to "none").
+- Spread: every spread parameter (`spread_bps` here, `spread_abs`, and `spread_pips` of
+  `jaxtrade.envs.lots`) is the full quoted bid-ask spread, and each fill pays half of it (it trades
+  at the ask when buying, at the bid when selling, against a mid-price close). A round trip of value V
+  pays the whole spread once: spread_bps x 1e-4 x V, half each way.
 
 `total_cost` sums them; environments call it, tests and the numpy reference call the parts.
 
@@ -50,15 +54,16 @@ FEE_MODES = ("us_schedule", "flat", "none")
 class CostParams:
     """Coefficients of every cost model (each 0 = off). Units in the field comments.
 
-    The defaults model a liquid US equity traded through a zero-commission broker: 2 bps spread,
-    adverse slippage uniform in [0, 5] bps, the square-root impact law on average daily volume
-    where the data has volume, and the dated SEC and FINRA fees on sells.
+    The defaults model a liquid US equity traded through a zero-commission broker: a 2 bps quoted
+    bid-ask spread (1 bp paid per fill), adverse slippage uniform in [0, 5] bps per fill, the
+    square-root impact law on average daily volume where the data has volume, and the dated SEC and
+    FINRA fees on sells.
     """
 
     commission_bps: float = 0.0          # bps of |traded value|
     commission_per_share: float = 0.0    # quote currency per share traded
-    spread_bps: float = 2.0              # cost of crossing the spread, bps of |traded value|
-    spread_abs: float = 0.0              # explicit quoted spread, price units: pay half per share
+    spread_bps: float = 2.0              # full quoted spread, bps of price: each fill pays half of it
+    spread_abs: float = 0.0              # full quoted spread, price units: each fill pays half per share
     slippage_bps: float = 5.0            # adverse slippage ~ uniform[0, slippage_bps] bps of |value|
     impact_y: float = 0.5                # square-root law: rate = Y * sigma * sqrt(|shares| / ADV)
     assumed_adv_value: float = 0.0       # "assumed_adv": ADV in quote currency per row, each asset
@@ -81,8 +86,9 @@ def commission(value: jax.Array, shares: jax.Array, p: CostParams) -> jax.Array:
 
 
 def spread(value: jax.Array, shares: jax.Array, p: CostParams) -> jax.Array:
-    """Bid-ask spread [N]: `spread_bps` of traded value, plus half of an explicit spread per share."""
-    return p.spread_bps * BPS * jnp.abs(value) + 0.5 * p.spread_abs * jnp.abs(shares)
+    """Bid-ask spread [N]: half of each quoted spread, `spread_bps` of traded value and `spread_abs`
+    per share (a fill crosses from the mid to the bid or the ask: half the spread)."""
+    return 0.5 * (p.spread_bps * BPS * jnp.abs(value) + p.spread_abs * jnp.abs(shares))
 
 
 def slippage(u: jax.Array, value: jax.Array, p: CostParams) -> jax.Array:
@@ -153,12 +159,13 @@ def total_cost(u: jax.Array, shares: jax.Array, price: jax.Array, portfolio_valu
 
 
 def describe(p: CostParams) -> str:
-    """One line naming every cost `p` charges, for report notes (e.g. "spread 2 bps, slippage U[0, 5] bps,
-    no commission, square-root impact 0.5 * sigma * sqrt(shares / 30-row ADV), SEC/FINRA fees on sells by
-    trade date")."""
+    """One line naming every cost `p` charges, for report notes (e.g. "spread 2 bps quoted (half per
+    fill), slippage U[0, 5] bps, no commission, square-root impact 0.5 * sigma * sqrt(shares / 30-row
+    ADV), SEC/FINRA fees on sells by trade date")."""
     f = lambda x: f"{float(x):g}"
-    per_share = f" + half of {f(p.spread_abs)} per share" if float(p.spread_abs) else ""
-    parts = [f"spread {f(p.spread_bps)} bps{per_share}", f"slippage U[0, {f(p.slippage_bps)}] bps"]
+    per_share = f" + {f(p.spread_abs)} per share" if float(p.spread_abs) else ""
+    parts = [f"spread {f(p.spread_bps)} bps{per_share} quoted (half per fill)",
+             f"slippage U[0, {f(p.slippage_bps)}] bps"]
     if float(p.commission_bps) or float(p.commission_per_share):
         parts.append(f"commission {f(p.commission_bps)} bps + {f(p.commission_per_share)} per share")
     else:

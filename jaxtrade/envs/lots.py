@@ -7,8 +7,9 @@ With `env.lots.enabled` (static), a step of `single` does, on top of the market 
    `contract_size` units rounded to the nearest `lot_step`, clipped to `max_lots`; a position under
    `min_lots` is flat. Where the cash floor scales a buy down (no leverage), the scaled position is
    rounded down to a whole `lot_step` again, so cash stays >= 0.
-2. Costs (on top of `env.costs`): half of `spread_pips` (the full quoted spread) per unit of every
-   fill, and `commission_per_lot` (quote currency) per lot of every fill, each side.
+2. Costs (on top of `env.costs`): half of `spread_pips` (the full quoted spread, as every spread
+   parameter of `jaxtrade.envs.costs`) per unit of every fill, and `commission_per_lot` (quote
+   currency) per lot of every fill, each side.
 3. Swap: a position held from bar t to bar t+1 earns `swap_long_pips` (long) or `swap_short_pips`
    (short) per lot for every FX rollover between the two bars (`EnvData.rollover`, counted on the
    host by `jaxtrade.data.dates.rollover_days`): intraday, every 17:00 New York time crossed (22:00
@@ -131,7 +132,8 @@ def describe(p: LotParams) -> str:
     g = lambda x: f"{float(x):g}"
     return (
         f"lots of {float(p.contract_size):,.0f} units (step {g(p.lot_step)}, {g(p.min_lots)}..{g(p.max_lots)}"
-        f" lots; pip {g(p.pip_size)} = {float(p.pip_value):g} per lot), spread {g(p.spread_pips)} pips, "
+        f" lots; pip {g(p.pip_size)} = {float(p.pip_value):g} per lot), "
+        f"spread {g(p.spread_pips)} pips quoted (half per fill), "
         f"commission {g(p.commission_per_lot)} per lot per side, swap {g(p.swap_long_pips)} / "
         f"{g(p.swap_short_pips)} pips per lot per night (long / short)"
     )

@@ -136,7 +136,7 @@ class NumpyPortfolio:
         """Every cost per asset [N], quote currency (jaxtrade.envs.costs, in numpy)."""
         tv = np.abs(shares * price)
         a = np.abs(shares)
-        c = (self.comm * tv + self.comm_share * a + self.spread * tv + 0.5 * self.spread_abs * a
+        c = (self.comm * tv + self.comm_share * a + 0.5 * self.spread * tv + 0.5 * self.spread_abs * a
              + u * self.slip * tv)
         sec, taf, taf_cap = self.fees[self.t]
         c = c + np.where(shares < 0, sec * tv + np.minimum(taf * a, taf_cap), 0.0)

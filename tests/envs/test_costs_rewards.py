@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxtrade.envs import costs, rewards
+from jaxtrade.envs import costs, lots, rewards
 from jaxtrade.envs.costs import CostParams
+from jaxtrade.envs.lots import LotParams
 from jaxtrade.envs.rewards import RewardParams, RewardState
 
 ALL_ON = CostParams(commission_bps=1.0, commission_per_share=0.005, spread_bps=2.0, spread_abs=0.01,
@@ -31,15 +32,28 @@ def _cost(shares, p=ALL_ON, u=0.5, price=100.0, pv=1e6, impact_model="seed", sig
 
 def test_pinned_numbers():
     # Buy 100 shares at 100 (value 10,000) of a 1,000,000 portfolio, u = 0.5:
-    # commission 1 bp + 0.005/share = 1.0 + 0.5; spread 2 bps + 0.01/2 per share = 2.0 + 0.5;
-    # slippage 0.5 * 5 bps = 2.5; seed impact 0.01 * sqrt(0.01) * 10,000 = 10.0; no fees on a buy.
-    np.testing.assert_allclose(_cost([100.0]), [1.5 + 2.5 + 2.5 + 10.0], rtol=1e-5)
+    # commission 1 bp + 0.005/share = 1.0 + 0.5; half of the quoted spreads, 2 bps / 2 + 0.01 / 2 per
+    # share = 1.0 + 0.5; slippage 0.5 * 5 bps = 2.5; seed impact 0.01 * sqrt(0.01) * 10,000 = 10.0; no
+    # fees on a buy.
+    np.testing.assert_allclose(_cost([100.0]), [1.5 + 1.5 + 2.5 + 10.0], rtol=1e-5)
     # The same sale adds SEC 27.8e-6 * 10,000 = 0.278 and TAF 0.000166 * 100 = 0.0166.
-    np.testing.assert_allclose(_cost([-100.0]), [16.5 + 0.278 + 0.0166], rtol=1e-5)
+    np.testing.assert_allclose(_cost([-100.0]), [15.5 + 0.278 + 0.0166], rtol=1e-5)
     # Square-root law: 0.5 * 0.02 * sqrt(100 / 1e5) * 10,000 = 3.1623 replaces the seed impact.
     np.testing.assert_allclose(_cost([100.0], impact_model="sqrt_adv"),
-                               [6.5 + 0.5 * 0.02 * math.sqrt(1e-3) * 1e4], rtol=1e-5)
-    np.testing.assert_allclose(_cost([100.0], impact_model="none"), [6.5], rtol=1e-6)
+                               [5.5 + 0.5 * 0.02 * math.sqrt(1e-3) * 1e4], rtol=1e-5)
+    np.testing.assert_allclose(_cost([100.0], impact_model="none"), [5.5], rtol=1e-6)
+
+
+def test_a_round_trip_pays_the_quoted_spread_once_half_each_way():
+    # Every spread parameter is the full quoted bid-ask spread. 100 shares at $50 (V = $5,000) with a
+    # 4 bps quote = $0.02 a share = 2 pips of 0.01: each fill pays $1.00, the round trip
+    # 4e-4 x 5,000 = $2.00, in bps of value, in price units and (FX lots) in pips alike.
+    for p in (ALL_OFF.replace(spread_bps=4.0), ALL_OFF.replace(spread_abs=0.02)):
+        buy, sell = (_cost([q], p=p, price=50.0, impact_model="none")[0] for q in (100.0, -100.0))
+        assert buy == pytest.approx(1.0, rel=1e-6) and sell == pytest.approx(1.0, rel=1e-6)
+        assert buy + sell == pytest.approx(4.0 * 1e-4 * 5_000.0, rel=1e-6)
+    fx = LotParams(enabled=True, pip_size=0.01, spread_pips=2.0)
+    np.testing.assert_allclose(lots.trade_cost(jnp.asarray([100.0, -100.0]), fx), [1.0, 1.0], rtol=1e-6)
 
 
 def test_worked_example_equal_weight_entry_of_1m_into_20_large_caps():
@@ -53,9 +67,10 @@ def test_worked_example_equal_weight_entry_of_1m_into_20_large_caps():
     assert sq.sum() / 1e6 < 1e-4                                   # well under 0.01% of the book
     seed = _cost(order, p=p, impact_model="seed")
     np.testing.assert_allclose(seed.sum() / 1e6, 0.01 * math.sqrt(0.05), rtol=1e-5)   # 0.22%
-    # The defaults (2 bps spread, mean 2.5 bps slippage, no commission) on top: 4.5 bps + impact.
+    # The defaults (half of a 2 bps quoted spread, mean 2.5 bps slippage, no commission) on top:
+    # 1 + 2.5 = 3.5 bps + impact.
     full = _cost(order, p=CostParams(regulatory_fees="none"), impact_model="sqrt_adv", sigma=0.015, adv=2e7)
-    np.testing.assert_allclose(full.sum() / 1e6, 4.5e-4 + sq.sum() / 1e6, rtol=1e-5)
+    np.testing.assert_allclose(full.sum() / 1e6, 3.5e-4 + sq.sum() / 1e6, rtol=1e-5)
 
 
 def test_assumed_adv_is_the_square_root_law_on_an_assumed_traded_value():

@@ -20,8 +20,9 @@ CASH = 100_000.0
 
 @pytest.fixture(scope="module")
 def bar():
-    """A BarMarket on a sp500-20 test row: the portfolio env's params (default costs: 2 bps spread, U[0, 5]
-    bps slippage, dated SEC/FINRA fees on sells, no impact without volume) and fixed slippage draws."""
+    """A BarMarket on a sp500-20 test row: the portfolio env's params (default costs: half of a 2 bps quoted
+    spread per fill, U[0, 5] bps slippage, dated SEC/FINRA fees on sells, no impact without volume) and
+    fixed slippage draws."""
     md = load_dataset("sp500-20")
     s = split(md, train=("2012-01-01", "2013-12-31"), test=("2014-01-02", "2014-01-31"), lookback=3)
     _, params = envs.make("portfolio", s.test.to_device(), {"window": 3, "random_start": False})
@@ -37,11 +38,11 @@ def test_simbroker_fills_at_the_close_with_the_env_costs(bar):
     o = sim.submit(OrderIntent("AAPL", 10, "buy", "r-1-AAPL"))
     assert (o.status, o.filled_qty, o.filled_avg_price) == ("filled", 10.0, pytest.approx(price[0]))
     v = 10 * price[0]
-    cash = CASH - v - (2e-4 + bar.u[0] * 5e-4) * v                  # spread + slippage, no fees on buys
+    cash = CASH - v - (1e-4 + bar.u[0] * 5e-4) * v                  # half spread + slippage, no fees on buys
     assert sim.account().cash == pytest.approx(cash, abs=0.02)            # float32 cash: ulp 0.0078
     sim.submit(OrderIntent("AAPL", 4, "sell", "r-2-AAPL"))
     v = 4 * price[0]
-    cash += v - (2e-4 + bar.u[0] * 5e-4) * v - fees[0] * v - min(fees[1] * 4, fees[2])
+    cash += v - (1e-4 + bar.u[0] * 5e-4) * v - fees[0] * v - min(fees[1] * 4, fees[2])
     assert sim.account().cash == pytest.approx(cash, abs=0.02)
     assert sim.positions() == {"AAPL": 6.0}
     assert sim.account().equity == pytest.approx(cash + 6 * price[0], abs=0.02)
