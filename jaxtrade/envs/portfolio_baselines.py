@@ -27,7 +27,12 @@ from jaxtrade.envs.portfolio import REGIMES, Regime
 class TargetEnv(market.MarketEnv):
     """The portfolio environment driven by exact targets: action [N + 2] = weights [N + 1] (cash last,
     >= 0, sum 1) and a keep flag (> 0.5: no trade, no cost). Long only, cash never borrowed; reset,
-    trade, costs, gate and reward are `market.MarketEnv`'s, as for `portfolio`."""
+    trade, costs, gate and reward are `market.MarketEnv`'s, as for `portfolio`.
+
+    The turbulence gate acts on these baselines as on the agent (every row of a report lives in the
+    agent's world): on a gated day the book goes to cash. A keep flag on a book the gate emptied
+    re-buys the action's weights once the gate lifts (a buy-and-hold investor who was forced out gets
+    back in, as the agent can), so a gated buy-and-hold is not frozen in cash for the rest of the split."""
 
     cash_floor = True
 
@@ -37,7 +42,8 @@ class TargetEnv(market.MarketEnv):
         self.obs_spec = obs_spec
 
     def target(self, action, state, params):
-        return action[:self.n_assets], action[-1] > 0.5
+        emptied = jnp.sum(state.target) <= 0.0        # after reset or a gated day: nothing to keep
+        return action[:self.n_assets], (action[-1] > 0.5) & ~emptied
 
 
 def market_history_rows(config: dict, has_volume: bool) -> int:

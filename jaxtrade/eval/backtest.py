@@ -18,6 +18,9 @@ Row layout of the returned frame (one row per date t = start .. end of the episo
                           trade_pnl the sum of their net PnLs (quote currency)
     reward, action        the environment's reward and the policy's action (discrete: the index;
                           continuous: not recorded)
+    risk_free             only where the env earns interest on cash (`info["risk_free"]`): the
+                          per-period rate cash earned from t to t+1; `stats` takes Sharpe and Sortino
+                          over it (excess returns)
     terminated            ruin ended the episode at t (value < ruin_floor * initial); later rows
                           are frozen at the final value
 
@@ -126,6 +129,8 @@ def _run(env, n_steps: int, policy_static: _PolicyStatic, policy_arrays, params,
             "terminated": info["terminated"] & alive,
             "action": action if env.discrete else jnp.zeros((), jnp.int32),
         }
+        if "risk_free" in info:
+            row["risk_free"] = info["risk_free"]
         # After ruin the episode is over: freeze what the policy sees (the rows keep the final value).
         carry = (select_tree(alive, obs_next, obs), state_next, select_tree(alive, pcarry_next, pcarry),
                  alive & ~done, last_next)
@@ -215,6 +220,8 @@ def _frame(out, env, params, start: int, end: int, dates, symbols) -> pd.DataFra
                terminated=pad(rows["terminated"], bool))
     if env.discrete:
         out["action"] = pad(rows["action"], np.int64)
+    if "risk_free" in rows:
+        out["risk_free"] = pad(rows["risk_free"])
     frame = pd.DataFrame(out, index=index)
     frame.index.name = "date"
     frame.attrs.update(periods_per_year=float(params.data.periods_per_year), initial_value=float(v0))

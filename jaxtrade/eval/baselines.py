@@ -19,8 +19,14 @@ from jaxtrade.envs.fixed_policies import constant_policy, schedule_policy, state
 from jaxtrade.envs.portfolio_baselines import TargetEnv
 from jaxtrade.eval.backtest import backtest, core_env, episode_rows, eval_params
 
-__all__ = ["TargetEnv", "baselines", "constant_policies", "constant_policy", "evaluate_policies",
-           "random_policy", "schedule_policy"]
+# The reference baseline of each env (a portfolio's equal-weight buy-and-hold, a single instrument's
+# long buy-and-hold, the options underlying's buy-and-hold): the Sharpe-difference reference of a
+# report, and the one baseline that also runs gate-free (`NO_GATE` suffix) as a labelled reference.
+REFERENCE_BASELINES = ("equal_weight_buy_hold", "long_buy_hold", "underlying_buy_hold")
+NO_GATE = "_no_gate"
+
+__all__ = ["NO_GATE", "REFERENCE_BASELINES", "TargetEnv", "baselines", "constant_policies", "constant_policy",
+           "evaluate_policies", "random_policy", "schedule_policy"]
 
 
 def _random_act(action_dim, discrete, key, carry, obs):
@@ -68,8 +74,9 @@ def evaluate_policies(policies: dict, env, params, split=None, *, key=None) -> d
     return out
 
 
-def baselines(env, params, split=None, *, history=None, n_random_seeds: int = 5, gate: bool = False,
-              cov_window: int = 252, key=None, include=None) -> dict[str, list[pd.DataFrame]]:
+def baselines(env, params, split=None, *, history=None, n_random_seeds: int = 5, gate: bool = True,
+              ungated_reference: bool = True, cov_window: int = 252, key=None,
+              include=None) -> dict[str, list[pd.DataFrame]]:
     """The baseline frames on the split in `params` ({name: [frame per seed]}, names as `BASELINE_NAMES`).
 
     The env's own baselines come from its registration (portfolio: equal_weight_buy_hold,
@@ -79,11 +86,17 @@ def baselines(env, params, split=None, *, history=None, n_random_seeds: int = 5,
         no weights); only where `split.benchmark` exists;
     random: `random_policy(env)` in `env`'s own action space, `n_random_seeds` seeds.
     history: optional closes [H, N] of the rows right before the split (the minimum-variance window).
-    gate: False (default) switches the turbulence gate off (threshold +inf) for every baseline: a
-        gated buy-and-hold would not be buy-and-hold. Costs and everything else are `params`'.
+    gate: True (default): every baseline trades in the agent's world, its turbulence gate included
+        (a gated day takes the book to cash; schedule baselines get back in when it lifts). False
+        switches the gate off (threshold +inf) for every baseline: a different world from the agent's,
+        for reference only. Costs and everything else are `params`'.
+    ungated_reference: with the gate on and able to act (a finite threshold), also run the env's
+        reference baseline (the first of `REFERENCE_BASELINES` it has) with the gate off, as
+        "<name>_no_gate" (label "... (gate off: reference only)"): what the gate costs or saves.
     include: names to run (default all).
     """
     params = eval_params(params)
+    gated = params
     if not gate:
         params = params.replace(turbulence_threshold=jnp.asarray(jnp.inf, jnp.float32))
     dates, symbols = _split_info(split, params)
@@ -92,6 +105,14 @@ def baselines(env, params, split=None, *, history=None, n_random_seeds: int = 5,
     runs = envs.hook(env, "baselines")(env, params, split, history=history, cov_window=cov_window)
     out = {name: [backtest(pol, run_env, run_params, dates=dates, symbols=symbols, key=key)]
            for name, (pol, run_env, run_params) in runs.items() if want(name)}
+    reference = next((r for r in REFERENCE_BASELINES if r in runs), None)
+    if (gate and ungated_reference and reference is not None and want(reference + NO_GATE)
+            and bool(jnp.isfinite(gated.turbulence_threshold))):
+        pol, run_env, run_params = runs[reference]
+        frame = backtest(pol, run_env, run_params.replace(
+            turbulence_threshold=jnp.asarray(jnp.inf, jnp.float32)), dates=dates, symbols=symbols, key=key)
+        frame.attrs["label"] = f"{reference} (gate off: reference only)"
+        out[reference + NO_GATE] = [frame]
     _index_and_random(out, want, env, params, split, dates, symbols, n_random_seeds, key)
     return out
 

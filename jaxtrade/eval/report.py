@@ -14,15 +14,24 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from jaxtrade.eval.baselines import NO_GATE, REFERENCE_BASELINES
 from jaxtrade.eval.bootstrap import sharpe_diff_ci
-from jaxtrade.eval.stats import drawdown, returns_of, stats
+from jaxtrade.eval.stats import drawdown, excess_rate, returns_of, stats
 
 # Baseline names as `baselines` produces them; every other name in `results` is a learned agent.
 BASELINE_NAMES = ("equal_weight_buy_hold", "equal_weight_monthly", "index", "min_variance", "random",
                   "long_buy_hold", "flat", "short", "cash", "underlying_buy_hold", "bxm", "put")
 # The Sharpe-difference reference of `report`'s reference="auto": the first of these in the results
 # (a portfolio's equal-weight buy-and-hold, a single instrument's long buy-and-hold).
-AUTO_REFERENCES = ("equal_weight_buy_hold", "long_buy_hold", "underlying_buy_hold")
+AUTO_REFERENCES = REFERENCE_BASELINES
+
+
+def kind_of(name: str) -> str:
+    """"baseline" (same world as the agent), "reference" (a baseline with the gate off, `NO_GATE`: a
+    different world, shown for comparison only) or "agent"."""
+    if name.endswith(NO_GATE) and name[:-len(NO_GATE)] in BASELINE_NAMES:
+        return "reference"
+    return "baseline" if name in BASELINE_NAMES else "agent"
 
 # Numeric statistics shown in the table, in order (see `stats` for their definitions).
 TABLE_STATS = ("cumulative_return", "annual_return", "annual_volatility", "sharpe", "sortino", "calmar",
@@ -52,6 +61,24 @@ def _ppy(results, periods_per_year):
     return 252.0
 
 
+def risk_free_series(results) -> np.ndarray | None:
+    """The dated per-period risk-free rate [T-1] of a report's period: the `risk_free` column of the
+    first frame that has one (every frame of a report shares the period, so one series serves every
+    row, the index's value series included); None where no env earned interest on cash."""
+    for frames in results.values():
+        if "risk_free" in frames[0].columns:
+            return excess_rate(frames[0], 0.0, 252.0)
+    return None
+
+
+def _with_rate(frame: pd.DataFrame, rate) -> pd.DataFrame:
+    if rate is None or "risk_free" in frame.columns or len(frame) != len(rate) + 1:
+        return frame
+    out = frame.copy()
+    out["risk_free"] = np.append(rate, 0.0)
+    return out
+
+
 def summarize(results, *, periods_per_year: float | None = None, risk_free: float = 0.0,
               reference: str | None = "equal_weight_buy_hold", n_boot: int = 2000,
               block_length: float = 20.0, seed: int = 0) -> pd.DataFrame:
@@ -61,13 +88,16 @@ def summarize(results, *, periods_per_year: float | None = None, risk_free: floa
     (`sharpe_diff`, `sharpe_diff_low`, `sharpe_diff_high`; see `sharpe_diff_ci`)."""
     results = as_results(results)
     ppy = _ppy(results, periods_per_year)
+    rate = risk_free_series(results)
+    results = {k: [_with_rate(f, rate) for f in v] for k, v in results.items()}
+    excess = lambda f: returns_of(f) - (rate if rate is not None else 0.0)
     ref_returns = None
     if reference is not None and reference in results:
-        ref_returns = np.mean([returns_of(f) for f in results[reference]], axis=0)
+        ref_returns = np.mean([excess(f) for f in results[reference]], axis=0)
     rows = {}
     for name, frames in results.items():
         per_seed = [stats(f, periods_per_year=ppy, risk_free=risk_free) for f in frames]
-        row = {"kind": "baseline" if name in BASELINE_NAMES else "agent", "n_seeds": len(frames),
+        row = {"kind": kind_of(name), "n_seeds": len(frames),
                "label": str(frames[0].attrs.get("label") or name)}
         for key in TABLE_STATS:
             vals = np.array([s[key] for s in per_seed], np.float64)
@@ -77,7 +107,7 @@ def summarize(results, *, periods_per_year: float | None = None, risk_free: floa
         row["max_drawdown_trough"] = per_seed[0]["max_drawdown_trough"]
         row["sharpe_diff"] = row["sharpe_diff_low"] = row["sharpe_diff_high"] = math.nan
         if ref_returns is not None and name != reference:
-            ci = sharpe_diff_ci(np.stack([returns_of(f) for f in frames]), ref_returns,
+            ci = sharpe_diff_ci(np.stack([excess(f) for f in frames]), ref_returns,
                                 periods_per_year=ppy, n_boot=n_boot, block_length=block_length, seed=seed)
             row["sharpe_diff"], row["sharpe_diff_low"], row["sharpe_diff_high"] = ci.diff, ci.low, ci.high
         rows[name] = row
@@ -93,6 +123,7 @@ def verdict(table: pd.DataFrame, reference: str | None = "equal_weight_buy_hold"
         label = table.loc[key, "label"] if "label" in table.columns else key
         return label if isinstance(label, str) and label else key
 
+    table = table[table["kind"] != "reference"] if "kind" in table.columns else table
     best = table["sharpe"].idxmax()
     row = table.loc[best]
     lines = [f"**Winner by Sharpe: `{lab(best)}`** (Sharpe {row['sharpe']:.3f}, cumulative return "
@@ -132,13 +163,25 @@ def _fmt(key, mean, std, n):
     return s
 
 
+def constant_columns(table: pd.DataFrame) -> list[str]:
+    """The `TABLE_STATS` whose cell reads the same in every row (all n/a, or one value everywhere):
+    constant by construction in this report, so `to_markdown` leaves them out (the CSV keeps them)."""
+    if len(table) < 2:
+        return []
+    cells = lambda k: {_fmt(k, row[k], row[k + "_std"], int(row["n_seeds"])) for _, row in table.iterrows()}
+    return [k for k in TABLE_STATS if len(cells(k)) == 1]
+
+
 def to_markdown(table: pd.DataFrame) -> str:
-    """The summary table as GitHub markdown (multi-seed cells read `mean ± std`)."""
-    cols = ["n_seeds", *TABLE_STATS, "sharpe_diff (95% CI)", "max_drawdown_period"]
+    """The summary table as GitHub markdown (multi-seed cells read `mean ± std`); statistics that read
+    the same in every row are left out and named under the table."""
+    dropped = constant_columns(table)
+    shown = [k for k in TABLE_STATS if k not in dropped]
+    cols = ["n_seeds", *shown, "sharpe_diff (95% CI)", "max_drawdown_period"]
     lines = ["| policy | " + " | ".join(cols) + " |", "|" + " --- |" * (len(cols) + 1)]
     for name, row in table.iterrows():
         n = int(row["n_seeds"])
-        cells = [str(n)] + [_fmt(k, row[k], row[k + "_std"], n) for k in TABLE_STATS]
+        cells = [str(n)] + [_fmt(k, row[k], row[k + "_std"], n) for k in shown]
         if math.isnan(row["sharpe_diff"]):
             cells.append("(reference)" if name == table.attrs.get("reference") else "n/a")
         else:
@@ -147,7 +190,32 @@ def to_markdown(table: pd.DataFrame) -> str:
         cells.append(f"{_date(row['max_drawdown_peak'])} .. {_date(row['max_drawdown_trough'])}")
         label = row.get("label", name)
         lines.append(f"| {label if isinstance(label, str) and label else name} | " + " | ".join(cells) + " |")
+    if dropped:
+        first = table.iloc[0]
+        n = int(first["n_seeds"])
+        same = ", ".join(f"{k} {_fmt(k, first[k], first[k + '_std'], n)}" for k in dropped)
+        lines += ["", f"Left out, the same in every row: {same}."]
     return "\n".join(lines) + "\n"
+
+
+def _ppy_sentence(frame, ppy) -> str:
+    basis = frame.attrs.get("periods_per_year_basis")
+    return f"{ppy:g} periods per year" + (f" ({basis})" if basis else "")
+
+
+def _rate_sentence(results, risk_free: float) -> str:
+    """How Sharpe and Sortino treat the risk-free rate in this report."""
+    rate = risk_free_series(results)
+    if rate is not None and np.any(rate != 0):
+        ppy = _ppy(results, None)
+        mean = (1.0 + float(np.mean(rate))) ** ppy - 1.0
+        return (f"cash earns the data's dated risk-free rate (mean {mean:.2%} a year over the period), and "
+                "Sharpe and Sortino are on returns in excess of it.")
+    if risk_free:
+        return (f"Sharpe and Sortino are on returns in excess of a constant risk-free rate of "
+                f"{risk_free:.2%} a year.")
+    return ("risk-free rate 0: cash earns nothing in this env and Sharpe and Sortino are on raw returns "
+            "(the data has no dated rate, or the env's switch is off).")
 
 
 def _date(x):
@@ -181,7 +249,7 @@ def report(results, workdir: str, *, periods_per_year: float | None = None, risk
     table.to_csv(csv_path)
     pngs = [_plot_equity(results, os.path.join(workdir, "equity.png"))]
     for name, frames in results.items():
-        if name in BASELINE_NAMES:
+        if kind_of(name) != "agent":
             continue
         if any(c.startswith("w_") for c in frames[0].columns):
             pngs.append(_plot_allocation(name, frames[0], os.path.join(workdir, f"allocation_{name}.png")))
@@ -189,8 +257,9 @@ def report(results, workdir: str, *, periods_per_year: float | None = None, risk
             pngs.append(_plot_gate(name, frames[0], os.path.join(workdir, f"gate_{name}.png")))
     first = next(iter(results.values()))[0]
     period = f"{_date(first.index[0])} .. {_date(first.index[-1])}, {len(first)} rows" if len(first) else ""
-    md = [f"# {title}", "", f"Period: {period}; {ppy:g} periods per year; risk-free rate {risk_free:.2%} "
-          "per year.", "", *([notes, ""] if notes else []), verdict(table, ref), "", to_markdown(table), "",
+    md = [f"# {title}", "",
+          f"Period: {period}; {_ppy_sentence(first, ppy)}; {_rate_sentence(results, risk_free)}",
+          "", *([notes, ""] if notes else []), verdict(table, ref), "", to_markdown(table), "",
           *([table_note, ""] if table_note else []),
           "Percent statistics are fractions of the starting value; turnover is per year (1.0 = the whole "
           "book once). Multi-seed rows read mean ± std over seeds. Sharpe differences are against "
@@ -221,7 +290,7 @@ def _plot_equity(results, path):
     for name, frames in results.items():
         curves = np.stack([f["value"].to_numpy(np.float64) / f["value"].iloc[0] for f in frames])
         index = frames[0].index
-        line, = ax.plot(index, curves.mean(0), lw=1.6 if name not in BASELINE_NAMES else 1.0,
+        line, = ax.plot(index, curves.mean(0), lw=1.6 if kind_of(name) == "agent" else 1.0,
                         label=name if len(frames) == 1 else f"{name} (mean of {len(frames)})")
         if len(frames) > 1:
             ax.fill_between(index, curves.min(0), curves.max(0), color=line.get_color(), alpha=0.15)

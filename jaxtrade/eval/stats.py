@@ -2,7 +2,15 @@
 
 The formulas are the usual empyrical ones (checked against `empyrical` in the tests, to 1e-8):
 simple per-period returns r_t = V_t / V_{t-1} - 1, sample standard deviation (ddof=1), annualized
-with `periods_per_year` (252 for daily data, ~1638 for US-hours hourly data, ...).
+with `periods_per_year` (252 for daily data, the bars actually observed per year for intraday data).
+
+Sharpe and Sortino are computed on excess returns r_t - rf_t. rf_t is the per-period rate cash earned
+over the same period where the backtest frame carries it (column `risk_free`, from the env's
+`info["risk_free"]`, the dated rate of the data), else the constant `risk_free` argument (0 by default).
+
+One profit rate: the share of episodes that end above their start. A whole-split backtest is one run,
+so its episodes are its calendar months (of at least `MIN_MONTH_ROWS` rows), as in validation; a series
+without dates is cut into blocks of 21 periods.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ STAT_NAMES = (
     "max_drawdown", "max_drawdown_peak", "max_drawdown_trough", "win_rate", "n_closed_trades",
     "profit_rate", "positive_periods", "turnover", "total_costs",
 )
+MIN_MONTH_ROWS = 5     # a calendar month with fewer rows (a split's partial first or last) is left out
 
 
 def returns_of(values) -> np.ndarray:
@@ -52,6 +61,35 @@ def sortino_ratio(returns, periods_per_year: float = 252.0, required_return: flo
         return float(np.float64(r.mean() * periods_per_year) / np.float64(downside))
 
 
+def profit_rate(values, min_rows: int = MIN_MONTH_ROWS) -> float:
+    """Share of episodes whose last value exceeds the value before them: with a DatetimeIndex the
+    episodes are calendar months (of >= min_rows rows), else blocks of 21 periods. NaN without one."""
+    v = pd.Series(_values_array(values))
+    index = getattr(values, "index", None)
+    if isinstance(index, pd.DatetimeIndex) and len(index) == len(v):
+        groups = np.asarray(index.to_period("M").asi8)
+    else:
+        groups = np.arange(len(v)) // 21
+    prev = v.shift(1).fillna(v.iloc[0]).to_numpy()
+    wins = [v.iloc[i[-1]] > prev[i[0]] for i in _runs(groups) if len(i) >= min_rows]
+    return float(np.mean(wins)) if wins else math.nan
+
+
+def _runs(groups: np.ndarray) -> list[np.ndarray]:
+    """Row indices of each run of equal consecutive values of `groups`."""
+    cuts = np.flatnonzero(np.diff(groups)) + 1
+    return np.split(np.arange(len(groups)), cuts)
+
+
+def excess_rate(values, risk_free: float, periods_per_year: float) -> np.ndarray | float:
+    """The per-period risk-free rate of each return of `values`: its backtest frame's `risk_free`
+    column (rate earned from row t to t+1, [T-1]) where it has one, else the annual constant
+    `risk_free` as a per-period rate."""
+    if isinstance(values, pd.DataFrame) and "risk_free" in values.columns:
+        return values["risk_free"].to_numpy(np.float64)[:-1]
+    return per_period_rate(risk_free, periods_per_year)
+
+
 def drawdown(values) -> np.ndarray:
     """Drawdown [T] of a value series: V_t / max_{s<=t} V_s - 1 (<= 0)."""
     v = _values_array(values)
@@ -67,7 +105,8 @@ def stats(values, *, periods_per_year: float | None = None, risk_free: float = 0
         arguments win). The first value is the starting value; T-1 returns follow.
     periods_per_year: annualization (252 daily); default: `values.attrs["periods_per_year"]` or 252.
     risk_free: annual risk-free rate (e.g. 0.02); subtracted per period as (1+rf)^(1/ppy)-1 in Sharpe
-        and used as the required return in Sortino.
+        and used as the required return in Sortino. A backtest frame's own `risk_free` column (the
+        dated rate cash earned) wins over it.
     trades: per-period counts `trade_closed` and `trades_won` (closed trades with net PnL > 0), as
         `backtest` writes them; or boolean `trade_closed` with the closed trade's net PnL `trade_pnl`
         per period; or a 1-d array of closed trades' net PnLs. None: win rate is NaN.
@@ -83,8 +122,7 @@ def stats(values, *, periods_per_year: float | None = None, risk_free: float = 0
       max_drawdown        min_t V_t / max_{s<=t} V_s - 1 (<= 0), with its peak and trough labels
                           (dates when `values` has a date index, else integer positions)
       win_rate            share of closed trades with net PnL > 0; n_closed_trades their count
-      profit_rate         1.0 if the run ends above its start else 0.0 (the training loop's episode
-                          profit rate; averaged over seeds it becomes a share)
+      profit_rate         share of calendar months ending above their start (`profit_rate`)
       positive_periods    share of periods with a positive return
       turnover            sum of turnover / years (T-1 periods): annual turnover, the initial buy included
       total_costs         sum of costs / V_0 (a fraction of the starting value)
@@ -104,7 +142,7 @@ def stats(values, *, periods_per_year: float | None = None, risk_free: float = 0
     v = _values_array(values)
     labels = _labels(values, len(v))
     r = v[1:] / v[:-1] - 1.0
-    rf = per_period_rate(risk_free, periods_per_year)
+    rf = excess_rate(values, risk_free, periods_per_year)
     cum = v[-1] / v[0] - 1.0
     n_years = r.size / periods_per_year
     annual = (1.0 + cum) ** (1.0 / n_years) - 1.0 if r.size else math.nan
@@ -127,7 +165,7 @@ def stats(values, *, periods_per_year: float | None = None, risk_free: float = 0
         "max_drawdown_trough": labels[trough],
         "win_rate": n_won / n_closed if n_closed else math.nan,
         "n_closed_trades": n_closed,
-        "profit_rate": float(v[-1] > v[0]),
+        "profit_rate": profit_rate(values if frame is None else frame["value"]),
         "positive_periods": float(np.mean(r > 0)) if r.size else math.nan,
         "turnover": (float(np.sum(np.asarray(turnover, np.float64)) / n_years)
                      if turnover is not None and r.size else math.nan),

@@ -45,7 +45,11 @@ def test_stats_match_empyrical(prices, column, risk_free):
     trough = dd.idxmin()
     assert s["max_drawdown_trough"] == trough
     assert s["max_drawdown_peak"] == values.loc[:trough].idxmax()
-    assert s["profit_rate"] == float(values.iloc[-1] > values.iloc[0])
+    # profit rate: calendar months (>= 5 rows) ending above the value before them, by a groupby.
+    prev = values.shift(1).fillna(values.iloc[0])
+    months = pd.DataFrame({"v": values, "p": prev}).groupby(values.index.to_period("M"))
+    want = np.mean([g["v"].iloc[-1] > g["p"].iloc[0] for _, g in months if len(g) >= 5])
+    assert s["profit_rate"] == pytest.approx(want, abs=1e-12) and 0.0 < want < 1.0
     assert s["positive_periods"] == pytest.approx(float((r > 0).mean()), abs=1e-12)
 
 
@@ -79,3 +83,16 @@ def test_trade_statistics_from_a_backtest_frame(prices):
     counts = frame.drop(columns="trade_pnl").assign(trade_closed=[0, 2, 0, 1, 0, 0, 0, 3, 0, 0, 0],
                                                     trades_won=[0, 1, 0, 1, 0, 0, 0, 2, 0, 0, 0])
     assert stats(counts)["win_rate"] == pytest.approx(4 / 6) and stats(counts)["n_closed_trades"] == 6
+
+
+def test_sharpe_and_sortino_on_excess_returns_over_a_dated_rate(prices):
+    """A frame's `risk_free` column (the rate cash earned from row t to t+1) is subtracted period by
+    period; empyrical takes the same excess series as its returns."""
+    values = prices["KO"].iloc[:300] * 100.0
+    rate = np.where(np.arange(300) < 150, 0.0001, 0.0003)   # a rate that moves: 2.5% then 7.6% a year
+    frame = pd.DataFrame({"value": values.to_numpy(), "risk_free": rate}, index=values.index)
+    s = stats(frame, periods_per_year=252.0, risk_free=0.5)   # the frame's dated rate wins
+    excess = values.pct_change().iloc[1:].to_numpy() - rate[:-1]
+    assert s["sharpe"] == pytest.approx(empyrical.sharpe_ratio(excess, annualization=252), rel=1e-8)
+    assert s["sortino"] == pytest.approx(empyrical.sortino_ratio(excess, annualization=252), rel=1e-8)
+    assert s["sharpe"] < stats(values, periods_per_year=252.0)["sharpe"]
