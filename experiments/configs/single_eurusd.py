@@ -1,7 +1,7 @@
 """One FX pair, intraday: hourly EUR/USD ask bars of 2017, short / flat / long.
 
 Train 5 January-August, validate September-October, test November-December. FX costs, not the
-US-equity defaults: no SEC/FINRA fees; 0.5 bps per side for the spread and commission (an ECN
+US-equity defaults: no SEC/FINRA fees; a 1 bp quoted spread (0.5 bps per side) and commission (an ECN
 EUR/USD spread of about 0.2 pip is 0.09 bps per side at 1.15, plus a typical $3.50 per $100k
 commission, 0.35 bps) and slippage uniform in [0, 0.5] bps; no market impact (the data's volume is
 a tick count, not units traded, so the square-root law has nothing to read).
@@ -23,7 +23,7 @@ def get_config():
     cfg.env = env_config("single", positions=(-1.0, 0.0, 1.0), episode_length=720, window=30)
     cfg.ppo.gamma = 0.999
     cfg.env.costs.regulatory_fees = "none"
-    cfg.env.costs.spread_bps = 0.5
+    cfg.env.costs.spread_bps = 1.0           # quoted spread: half (0.5 bps) per fill
     cfg.env.costs.slippage_bps = 0.5
     cfg.env.costs.impact_model = "none"
     return cfg

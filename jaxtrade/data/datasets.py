@@ -31,7 +31,8 @@ Fama-French risk-free rate as a per-period series, `risk_free_daily(dates)`.
 - "eurusd-1h": EUR/USD hourly ask OHLCV, 2017-01-01 22:00 .. 2017-12-29 21:00 (6,225 rows), symbol
   "EURUSD"; the file's day-first dotted dates (DD.MM.YYYY HH:MM:SS.fff) are parsed day-first with
   an explicit format. Times are UTC (the FX week opens Sunday 22:00 in winter, 21:00 in US summer
-  time); 24-hour weekday bars with weekend gaps, periods_per_year = 252 x 24. Volume is the source's
+  time); 24-hour weekday bars with weekend gaps; periods_per_year is the bars observed per year (6,260.4:
+  6,119 bars in 51 complete calendar weeks x 365.25 / 7). Volume is the source's
   tick-volume-like figure, not a number of units traded. Source: gym-anytrading 2.0.0
   `gym_anytrading/datasets/data/FOREX_EURUSD_1H_ASK.csv` (MIT).
 - "googl-ohlcv": Alphabet class A (GOOGL) daily OHLCV, 2009-05-22 .. 2018-08-29 (2,335 rows), symbol

@@ -38,7 +38,8 @@ def test_eurusd_config_trades_hourly_fx_without_us_fees():
     cfg.train.iterations = 1
     s = build(cfg)
     assert s.train_params.costs.regulatory_fees == "none"
-    assert s.splits.train.periods_per_year == pytest.approx(252 * 24)
+    # the bars observed per year (6,119 bars in 51 complete weeks), not 252 x 24
+    assert s.splits.train.periods_per_year == pytest.approx(6119 / 51 * 365.25 / 7)
     assert s.splits.test.traded_dates[-1].month == 12
 
 
