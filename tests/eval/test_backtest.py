@@ -269,3 +269,22 @@ def test_constant_policies_choose_once_and_hold_or_fix_the_weights(prices):
     np.testing.assert_allclose(frame["value"] / frame["value"].iloc[0], px[W:, 1] / px[W, 1], rtol=1e-5)
     ew = backtest(pols["equal_weight"], env, params)
     np.testing.assert_allclose(ew[["w_0", "w_1", "w_2"]].iloc[0], 1 / 3, atol=1e-6)
+
+
+def test_baselines_trade_in_the_agents_world_gate_included(prices):
+    """With the agent's turbulence gate, buy-and-hold goes to cash on the gated days and buys back the
+    day the gate lifts (the old baselines ran gate-free: no gated day, value = the price path); the
+    gate-free run is the labelled reference row."""
+    px = prices["AMD"].loc["2016-01-01":"2016-06-30"].to_numpy()[:, None]
+    turbulence = np.zeros(len(px))
+    turbulence[40:45] = 10.0                          # rows 41..45 trade gated (turbulence[t-1] > 1)
+    data = envdata_from_close(px, start=W, turbulence=turbulence, threshold=1.0)
+    env, params = envs.make("portfolio", data, dict(window=W, random_start=False, costs=COSTS_OFF))
+    out = baselines(env, params, include=["equal_weight_buy_hold", "equal_weight_buy_hold_no_gate"])
+    gated, free = out["equal_weight_buy_hold"][0], out["equal_weight_buy_hold_no_gate"][0]
+    assert gated["gate"].to_numpy().nonzero()[0].tolist() == list(range(41 - W, 46 - W))
+    assert (gated["w_cash"].iloc[41 - W:46 - W] > 0.999).all()                 # out of the market
+    assert gated["w_0"].iloc[46 - W] == pytest.approx(1.0, abs=1e-5)           # back in when it lifts
+    assert (gated["value"].iloc[41 - W:47 - W].diff().iloc[1:] == 0).all()     # flat while in cash
+    np.testing.assert_allclose(free["value"] / free["value"].iloc[0], px[W:, 0] / px[W, 0], rtol=1e-6)
+    assert not free["gate"].any() and free.attrs["label"].endswith("(gate off: reference only)")
