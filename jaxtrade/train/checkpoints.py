@@ -9,7 +9,10 @@ Layout under `workdir/checkpoints/`:
 metric history, early-stopping state, the metrics that made a best). Orbax writes each step into a
 temporary directory and renames it when complete, so a crash mid-save leaves the previous step
 readable; a step directory that is there but cannot be read (half-written by other means) is
-skipped with a warning and the one before it is restored. No pickle anywhere.
+skipped with a warning and the one before it is restored. A step restores only if its state has
+the target's tree and every leaf the target's shape. When steps exist but none restores (a corrupt
+directory, a state of another model or env shape), `CheckpointError` says why, step by step: never
+a silent None, which a caller would take for "nothing saved". No pickle anywhere.
 """
 
 from __future__ import annotations
@@ -44,6 +47,16 @@ def _manager(directory: str, keep: int) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False,
                                            create=True)
     return ocp.CheckpointManager(directory, options=options, item_names=("state", "meta"))
+
+
+class CheckpointError(RuntimeError):
+    """Checkpoint steps exist under `directory` but none restores; `failures`: (step path, reason)."""
+
+    def __init__(self, directory: str, failures: list[tuple[str, str]], advice: str = ""):
+        self.directory, self.failures = directory, failures
+        reasons = "; ".join(f"step {os.path.basename(path)}: {why}" for path, why in failures)
+        super().__init__(f"no step of the checkpoint {directory} restores ({reasons})"
+                         + (f". {advice}" if advice else ""))
 
 
 @dataclasses.dataclass
@@ -87,8 +100,9 @@ class Checkpoints:
     def restore(self, name_or_path: str, target) -> Restored | None:
         """Restores the newest readable step of `name` (latest or a best metric) or of a directory path.
 
-        `target` is a pytree of the expected structure (numpy or jax leaves, or None to read the
-        structure from the checkpoint). Returns None when no checkpoint exists.
+        `target` is a pytree of the expected structure and shapes (numpy or jax leaves, or None to
+        read both from the checkpoint). Returns None when no checkpoint step exists; raises
+        `CheckpointError` when steps exist and none restores (module docstring).
         """
         if name_or_path in RESUME_NAMES:
             directory, mngr = self.directory(name_or_path), None
@@ -101,17 +115,28 @@ class Checkpoints:
                 raise FileNotFoundError(f"no checkpoint directory at {directory}")
             step_dir = _step_of(directory)
             if step_dir is not None:  # a path to one step: restore exactly that one
-                return _restore_step(_manager(os.path.dirname(directory), 1), step_dir, target,
-                                     directory)
+                try:
+                    return _restore_step(_manager(os.path.dirname(directory), 1), step_dir, target,
+                                         directory)
+                except Exception as exc:  # noqa: BLE001 -- reported with its reason
+                    raise CheckpointError(os.path.dirname(directory), [(directory, _reason(exc))]) from exc
             mngr = _manager(directory, 1)
+        failures = []
         for step in sorted(mngr.all_steps(), reverse=True):
             path = os.path.join(directory, str(step))
             try:
                 return _restore_step(mngr, step, target, path)
             except Exception as exc:  # noqa: BLE001 -- any unreadable step is skipped, loudly
-                log.warning("checkpoint %s is unreadable (%s: %s); skipping it and trying the one "
-                            "before", path, type(exc).__name__, str(exc)[:200])
+                failures.append((path, _reason(exc)))
+                log.warning("checkpoint %s is unreadable or does not fit this run (%s); skipping it and "
+                            "trying the one before", path, failures[-1][1])
+        if failures:
+            raise CheckpointError(directory, failures)
         return None
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
 
 def _step_of(directory: str) -> int | None:
@@ -123,4 +148,13 @@ def _restore_step(mngr, step: int, target, path: str) -> Restored:
     state_args = (ocp.args.StandardRestore(to_host(target)) if target is not None
                   else ocp.args.StandardRestore())
     out = mngr.restore(step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
+    if target is not None:    # orbax restores the saved shapes whatever the target's: check them
+        want = jax.tree.leaves(to_host(target))
+        got, _ = jax.tree_util.tree_flatten_with_path(out["state"])
+        bad = [f"{jax.tree_util.keystr(k)} saved {np.shape(v)}, expected {np.shape(w)}"
+               for (k, v), w in zip(got, want, strict=True) if np.shape(v) != np.shape(w)]
+        if bad:
+            raise ValueError(f"{len(bad)} array(s) of the saved state have other shapes than this run's "
+                             f"({', '.join(bad[:3])}): it was written by another model, env or envs "
+                             "per device")
     return Restored(state=out["state"], meta=out["meta"], step=step, path=path)

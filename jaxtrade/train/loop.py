@@ -3,7 +3,9 @@
 One run, in this order:
 
 1. Initialize the agent's state from the config's seed, or restore it (`latest`: the full training
-   state, resumed bit for bit; a best model or any artifact: its params in a fresh state).
+   state, resumed bit for bit; a best model or any artifact: its params in a fresh state). A
+   checkpoint that is there but does not restore stops the run with the reason (`CheckpointError`),
+   never a silent fresh start without the warm start or pretrained encoder.
 2. Per call of the agent's compiled iteration: pull metrics to the host, keep the history, stop on a
    non-finite number (naming the iteration, the metric and the last good checkpoint).
 3. Every `train.eval_every` iterations: backtest the deterministic policy on the validation split;
@@ -48,7 +50,7 @@ from jaxtrade.data import fingerprint
 from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import evaluation
 from jaxtrade.train import setup as setup_lib
-from jaxtrade.train.checkpoints import BEST_METRICS, Checkpoints
+from jaxtrade.train.checkpoints import BEST_METRICS, CheckpointError, Checkpoints
 from jaxtrade.train.metrics import TIMING_KEYS, EarlyStopping, iteration_row
 from jaxtrade.train.reporting import MlflowSink, Reporter, run_log_file, trended_of
 
@@ -228,22 +230,31 @@ def to_target(target, restored):
 
 def _restore(agent, state, ckpts: Checkpoints, name: str, explicit: bool):
     """(state, meta or None) restored from `name`: latest | a best metric | a path (checkpoint step
-    directory, latest directory, or model artifact)."""
+    directory, latest directory, or model artifact); None where nothing is there and `name` was not
+    asked for. A checkpoint that is there but does not restore is an error, never a fresh start: the
+    caller would skip its warm start and pretrained encoder believing the run resumed."""
     if name in BEST_METRICS or (os.path.isdir(name) and artifact_lib.is_artifact(name)):
         directory = ckpts.directory(name) if name in BEST_METRICS else name
         if not artifact_lib.is_artifact(directory):
             if explicit:
                 raise FileNotFoundError(f"--resume_from={name}: no model artifact at {directory}")
-            return state, None
+            return None
         params = artifact_lib.load_params(directory)
         log.info("starting from the params of %s (optimizer and env state fresh)", directory)
         return agent.with_params(state, params), None
     target = agent.to_checkpoint(state)      # what `latest` holds of the state (the agent decides)
-    restored = ckpts.restore(name, target)
+    try:
+        restored = ckpts.restore(name, target)
+    except CheckpointError as exc:
+        raise CheckpointError(exc.directory, exc.failures, advice=(
+            "This run cannot resume from it, and it does not start fresh on its own (that would also "
+            "drop a warm start or model.encoder_init). To start over, run with --fresh_start (moves the "
+            f"old run into previous-<time>/) or delete {exc.directory}; to continue that run, use the "
+            "config and code it was written with (config.json beside it)")) from exc
     if restored is None:
         if explicit:
             raise FileNotFoundError(f"--resume_from={name}: no readable checkpoint under {ckpts.root}")
-        return state, None
+        return None
     log.info("resumed from %s (iteration %d)", restored.path, restored.meta["iteration"])
     return agent.from_checkpoint(state, to_target(target, restored.state)), restored.meta
 
@@ -302,10 +313,12 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
                     raise ValueError(f"--resume_from={name} with train.seeds={len(seeds)}: a many-seed run "
                                      "resumes from latest only (a single model's params would make the "
                                      "seeds identical)")
-                state, meta = _restore(agent, state, ckpts, name, explicit=resume_from is not None)
-                if meta is not None and meta.get("kind") == "latest":
-                    run_state = RunState.from_meta(meta, config)
-                resumed = True
+                restored = _restore(agent, state, ckpts, name, explicit=resume_from is not None)
+                if restored is not None:
+                    state, meta = restored
+                    if meta is not None and meta.get("kind") == "latest":
+                        run_state = RunState.from_meta(meta, config)
+                    resumed = True
         if init_params is not None and not resumed:
             state = agent.with_params(state, init_params, opt_state=init_opt_state)
         elif not resumed and config.model.get("encoder_init"):   # a pretrained encoder, every member

@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 import json
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +28,7 @@ from jaxtrade.agents.base import Agent
 from jaxtrade.envs.base import ObsSpec, Policy
 from jaxtrade.train import artifact, loop
 from jaxtrade.train import setup as setup_lib
+from jaxtrade.train.checkpoints import CheckpointError, Checkpoints
 
 
 @struct.dataclass
@@ -223,3 +225,36 @@ def test_an_agent_that_does_not_fit_the_action_space_fails_in_one_line(toy_regis
     with pytest.raises(ValueError, match=want + r" actions: \['a2c', 'ppo'") as e:
         s.make_agent()
     assert "\n" not in str(e.value)
+
+
+def test_a_latest_that_does_not_restore_stops_the_run_with_the_reason(tmp_path, toy_registered):
+    """A `latest` of another model shape, or a corrupt one, is an error naming the checkpoint, the
+    reason and the way out; the run neither resumes nor starts fresh, so the warm start it was given
+    (init_params) is not dropped in silence. Nothing trains before the error."""
+    cfg = importlib.import_module("experiments.configs.smoke").get_config()
+    cfg.agent.name = "toy"
+    cfg.toy = _toy_section()
+    s = setup_lib.build(cfg)
+    agent = s.make_agent()
+    n = s.env.action_spec.n
+    state = agent.init(jax.random.key(0), s.train_params, s.devices)
+    warm = {"logits": jnp.arange(n, dtype=jnp.float32)}
+    latest = os.path.join(tmp_path, "checkpoints", "latest")
+
+    other = state.replace(params={"logits": jnp.zeros(state.params["logits"].shape[:-1] + (n + 1,))})
+    Checkpoints(str(tmp_path)).save("latest", 3, other, {"kind": "latest", "iteration": 3})
+    with pytest.raises(CheckpointError) as e:
+        loop.run(s, agent, str(tmp_path), init_params=warm, verbosity="quiet")
+    msg = str(e.value)
+    assert latest in msg and f"saved ({len(s.devices)}, {n + 1}), expected ({len(s.devices)}, {n})" in msg
+    assert "--fresh_start" in msg and "encoder_init" in msg
+
+    shutil.rmtree(latest)
+    Checkpoints(str(tmp_path)).save("latest", 3, state, {"kind": "latest", "iteration": 3})
+    for root, _, files in os.walk(os.path.join(latest, "3", "state")):
+        for f in files:
+            with open(os.path.join(root, f), "wb") as fh:
+                fh.write(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="step 3: .*--fresh_start"):
+        loop.run(s, agent, str(tmp_path), init_params=warm, verbosity="quiet")
+    assert agent.compiles == 0 and not os.path.exists(os.path.join(tmp_path, "metrics.jsonl"))

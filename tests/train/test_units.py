@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxtrade.train import budget as budget_lib
-from jaxtrade.train.checkpoints import Checkpoints
+from jaxtrade.train.checkpoints import CheckpointError, Checkpoints
 from jaxtrade.train.metrics import EarlyStopping, composite_score, iteration_row
 
 
@@ -94,6 +94,20 @@ def test_half_written_checkpoint_is_skipped(tmp_path, run_log):
     np.testing.assert_array_equal(got.state["w"], state["w"] + 1)
     assert "unreadable" in run_log.text and os.path.join("latest", "3") in run_log.text
     assert fresh.restore("composite", state) is None
+
+
+
+def test_checkpoint_steps_that_do_not_restore_raise_with_each_reason(tmp_path):
+    ck = Checkpoints(str(tmp_path))
+    state = {"w": np.arange(4, dtype=np.float32), "n": np.asarray(1)}
+    ck.save("latest", 1, state, {"iteration": 1})
+    ck.save("latest", 2, state, {"iteration": 2})
+    with open(os.path.join(ck.directory("latest"), "2", "state", "manifest.ocdbt"), "wb") as f:
+        f.write(b"not a checkpoint")                               # step 2 corrupt, step 1 of another shape
+    with pytest.raises(CheckpointError, match=r"latest restores \(step 2: .*; step 1: .*\['w'\] saved "
+                                              r"\(4,\), expected \(5,\)") as e:
+        Checkpoints(str(tmp_path)).restore("latest", dict(state, w=np.zeros(5, np.float32)))
+    assert e.value.directory == ck.directory("latest") and len(e.value.failures) == 2
 
 
 def test_whole_split_episodes_trade_from_the_split_start_only():
