@@ -37,7 +37,8 @@ _SPLIT = flags.DEFINE_enum("split", "val", ["val", "test"], "benchmark: which sp
 _PARENTS = flags.DEFINE_list("parents", [], "register: refs of the entries the model was built from.")
 _TAGS = flags.DEFINE_list("tags", [], "register: free-form tags.")
 _METRICS_SPLIT = flags.DEFINE_enum("metrics_split", None, ["val", "test"], "register: the split the "
-                                   "artifact's metrics come from (default: its spec.json metrics' split).")
+                                   "artifact's flat (earlier-version) metrics come from: val = selection, "
+                                   "test = held-out.")
 _DESCRIPTION = flags.DEFINE_string("description", "", "register: a line about the model.")
 common.accept_verbosity_words()
 
@@ -53,13 +54,19 @@ def info_lines(reg, ref: str) -> list[str]:
         checked = f"FAILED: {err}"
     children = [c.ref for c in reg.entries() if e.ref in c.parents]
     lines = [f"ref:         {e.ref}", f"semver:      {e.semver}", f"stage:       {e.stage}",
-             f"grade:       {e.grade} (score {e.score:.3f}, from {e.metrics_split} metrics)",
-             *(f"  {d}" for d in describe_grade(e.metrics, e.stage)),
+             (f"grade:       {e.grade} (score {e.score:.3f}, from held-out {e.held_out.get('split')} metrics)"
+              if e.graded else "grade:       ungraded (no held-out metrics: selection metrics never grade)"),
+             *(f"  {d}" for d in (describe_grade(e.held_out, e.stage) if e.graded else ())),
              f"created:     {e.created}", f"aliases:     {', '.join(e.aliases) or '-'}",
              f"tags:        {', '.join(e.tags) or '-'}", f"parents:     {', '.join(e.parents) or '-'}",
              f"children:    {', '.join(children) or '-'}", f"description: {e.description or '-'}",
-             f"path:        {e.path}", f"source:      {e.source}", f"checksums:   {checked}", "metrics:"]
-    lines += [f"  {k}: {v}" for k, v in e.metrics.items()]
+             f"path:        {e.path}", f"source:      {e.source}", f"checksums:   {checked}"]
+    for title, metrics in (("held-out metrics (data no choice has seen):", e.held_out),
+                           ("selection metrics (the data that chose the model):", e.selection)):
+        lines += [title] + ([f"  {k}: {v}" for k, v in metrics.items()] or ["  -"])
+    if e.trials:
+        lines += ["trials behind the model:"] + [f"  {k}: {v}" for k, v in e.trials.items()
+                                                 if not isinstance(v, (list, dict))]
     return lines + ["files:"] + [f"  {sha[:16]}  {rel}" for rel, sha in e.files.items()]
 
 

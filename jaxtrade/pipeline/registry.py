@@ -1,5 +1,5 @@
 """The model registry: a directory of model artifacts plus one index, with integer and semantic
-versions, aliases, tags, lineage, grades from out-of-sample metrics, and SHA-256 over every file.
+versions, aliases, tags, lineage, grades from held-out metrics only, and SHA-256 over every file.
 
     reg = Registry(root)                                   # root/index.json, root/<name>/v<k>/
     e = reg.register("ppo_sp500", artifact_dir, stage="rl", parents=("enc_sp500/v2",))
@@ -9,7 +9,8 @@ versions, aliases, tags, lineage, grades from out-of-sample metrics, and SHA-256
     reg.promote("ppo_sp500/v3", "champion")                # moves the alias from the version that had it
     reg.list(stage="rl", grade=">=B"); reg.verify()        # entries; a report over every entry
 
-1. Layout. `root/index.json` (format "jaxtrade-registry/1") lists every entry in registration order;
+1. Layout. `root/index.json` (format "jaxtrade-registry/2"; a /1 index is read, and written back as /2
+   by the next registration) lists every entry in registration order;
    `root/<name>/v<k>/` is the copy of the artifact registered as version k of <name> (integers from 1
    per name); `root/.lock` is the lock file. A stored version is never written again: a new version
    is a new directory. Aliases and tags live in the index only. Model names and aliases match
@@ -33,23 +34,33 @@ versions, aliases, tags, lineage, grades from out-of-sample metrics, and SHA-256
    version of that name: the obs_spec or action_spec of spec.json differ -> major (X+1.0.0); else any
    other file differs (params, preprocessor) -> minor (X.Y+1.0); else (spec.json metadata only:
    metrics, dates, versions) -> patch (X.Y.Z+1).
-5. Grades come from out-of-sample metrics (`metrics_split` "val" or "test", recorded on every entry;
-   by default the artifact's spec.json "metrics" and their "split"). Each metric of the stage's row
+5. Every entry carries two kinds of metrics, labelled: `selection`, measured on the data that chose
+   the model (the validation split a best checkpoint, a search trial, a hybrid or an ensemble weight
+   was picked on), and `held_out`, measured on data no choice has seen (the test split; for a
+   walk-forward fold model, its fold's test window), each with its "split". By default both come
+   from the artifact's spec.json (`jaxtrade.train.artifact.metric_sources`). Grades come from the
+   held-out metrics only: the best of many validation checkpoints of a model with no skill shows a
+   positive validation Sharpe by selection alone. An entry without held-out metrics is registered
+   ungraded (grade "ungraded", score None); `list` shows both kinds. `trials`: the overfitting
+   summary of the trials behind the model (`jaxtrade.eval.overfitting`), when the caller gives it.
+   Each metric of the stage's row
    of `GRADE_METRICS` (printed by `grading_table()`) is normalized as
    clip((v - poor) / (excellent - poor), 0, 1) (max drawdown as |v|); the score is the weighted mean
-   over the table's metrics whose key is present in the entry's metrics (weights renormalized over
-   them), rounded to 9 decimals so that a metric exactly at a boundary is not pushed below it by float
-   error. A metric present without a value (None or NaN: an undefined Sharpe) counts as 0, so a missing
-   value can never raise a grade; an absent key is left out (an encoder reports R^2 or directional
-   accuracy, or both). No metric of the table at all: score 0, grade F ("no usable metrics" in
-   `describe_grade`). Letters by score: `GRADES` (S >= 0.95, A+ >= 0.90, ..., D >= 0.20, F below).
+   over the table's metrics whose key is present in the entry's held-out metrics (weights renormalized
+   over them), rounded to 9 decimals so that a metric exactly at a boundary is not pushed below it by
+   float error. A metric present without a value (None or NaN: an undefined Sharpe) counts as 0, so a
+   missing value can never raise a grade; an absent key is left out (an encoder reports R^2 or the
+   directional accuracy's edge over the majority class, or both). No metric of the table at all:
+   score 0, grade F ("no usable metrics" in `describe_grade`). Letters by score: `GRADES` (S >= 0.95,
+   A+ >= 0.90, ..., D >= 0.20, F below).
 
        stage                  metric                poor   excellent   weight
        rl, hybrid, ensemble   sharpe                0.5    2.0         2
                               |max_drawdown|        0.30   0.05        1.5
                               annual_return         0.0    0.25        1
-       pretrain               val_r2                0.0    0.10        1
-                              directional_accuracy  0.50   0.60        1
+       pretrain               val_r2                     0.0    0.10        1
+                              directional_accuracy_edge  0.0    0.10        1
+   (the edge is the directional accuracy minus the majority class's share: "always up" scores 0)
 6. Test hook (the only one): JAXTRADE_REGISTRY_TEST_PAUSE=<point>:<seconds>, point after_copy |
    after_rename, sleeps there inside `register` so a test can kill a registration mid-way.
 """
@@ -72,9 +83,13 @@ import time
 import uuid
 from collections.abc import Mapping
 
+from jaxtrade.train.artifact import json_safe_tree, metric_sources
+
 log = logging.getLogger("jaxtrade")
 
-FORMAT = "jaxtrade-registry/1"
+FORMAT = "jaxtrade-registry/2"
+OLD_FORMATS = ("jaxtrade-registry/1",)
+UNGRADED = "ungraded"
 INDEX, LOCK, TMP = "index.json", ".lock", ".tmp-"
 SPEC_FILE = "spec.json"                      # jaxtrade.train.artifact's spec file
 STAGES = ("pretrain", "rl", "hybrid", "ensemble")
@@ -127,7 +142,7 @@ _POLICY_METRICS = (GradeMetric("sharpe", 0.5, 2.0, 2.0),
                    GradeMetric("max_drawdown", 0.30, 0.05, 1.5, absolute=True),
                    GradeMetric("annual_return", 0.0, 0.25, 1.0))
 GRADE_METRICS = {"pretrain": (GradeMetric("val_r2", 0.0, 0.10, 1.0),
-                              GradeMetric("directional_accuracy", 0.50, 0.60, 1.0)),
+                              GradeMetric("directional_accuracy_edge", 0.0, 0.10, 1.0)),
                  "rl": _POLICY_METRICS, "hybrid": _POLICY_METRICS, "ensemble": _POLICY_METRICS}
 GRADES = (("S", 0.95), ("A+", 0.90), ("A", 0.80), ("A-", 0.70), ("B+", 0.60), ("B", 0.50), ("B-", 0.40),
           ("C", 0.30), ("D", 0.20))              # (letter, lowest score); below the last: F
@@ -190,9 +205,9 @@ class Entry:
     stage: str
     path: str
     created: str
-    metrics: dict
-    metrics_split: str
-    score: float
+    selection: dict            # metrics on the data that chose the model, with their "split"
+    held_out: dict             # metrics on data no choice has seen ({} when none): the grade's only input
+    score: float | None        # None: ungraded (no held-out metrics)
     grade: str
     parents: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
@@ -201,6 +216,7 @@ class Entry:
     files: dict = dataclasses.field(default_factory=dict)
     source: str = ""
     agent: str = ""            # the algorithm of the artifact (its spec's agent: ppo, dqn, ensemble, ...)
+    trials: dict = dataclasses.field(default_factory=dict)   # overfitting summary of the trials behind it
 
     @property
     def ref(self) -> str:
@@ -212,8 +228,19 @@ class Entry:
                  aliases=list(self.aliases))
         return d
 
+    @property
+    def graded(self) -> bool:
+        return self.grade != UNGRADED
+
     @classmethod
     def from_json(cls, d: dict, root: str) -> Entry:
+        if "metrics" in d:        # a jaxtrade-registry/1 entry: one metrics dict graded on its split
+            d = dict(d)
+            old, split = dict(d.pop("metrics") or {}), d.pop("metrics_split", None)
+            old.setdefault("split", split)
+            d["selection"], d["held_out"] = ({}, old) if split == "test" else (old, {})
+            if split != "test":   # graded on the data that chose it: not a grade under /2
+                d["grade"], d["score"] = UNGRADED, None
         fields = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in fields}
         return cls(**dict(d, path=os.path.join(root, *d["path"].split("/")), parents=tuple(d["parents"]),
@@ -276,7 +303,7 @@ class Registry:
                 d = json.load(f)
         except (OSError, json.JSONDecodeError) as e:
             raise RegistryError(f"{self.index_path} cannot be read ({e}); restore it from a backup") from e
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
+        if not isinstance(d, dict) or d.get("format") not in (FORMAT, *OLD_FORMATS):
             raise RegistryError(f"{self.index_path} is not a {FORMAT} index")
         return [Entry.from_json(x, self.root) for x in d["entries"]]
 
@@ -329,26 +356,47 @@ class Registry:
 
     # WRITE
     def register(self, name: str, artifact_dir: str, *, stage: str, parents=(),
-                 metrics: Mapping | None = None, metrics_split: str | None = None, tags=(), aliases=(),
+                 metrics: Mapping | None = None, metrics_split: str | None = None,
+                 held_out: Mapping | None = None, trials: Mapping | None = None, tags=(), aliases=(),
                  description: str = "") -> Entry:
         """Copies the artifact in `artifact_dir` into the registry as the next version of `name`.
 
         stage: one of STAGES. parents: refs of registered entries this model was built from.
-        metrics: out-of-sample metrics to grade (default: spec.json "metrics"); metrics_split: "val" or
-        "test" (default: metrics["split"]). aliases: set on the new version (moved from the version of
-        `name` that had them). Returns the new Entry."""
+        Metrics (module docstring, step 5): by default the artifact's spec.json selection and held-out
+        metrics. held_out: held-out metrics to grade, with their "split" (overrides the spec's).
+        metrics + metrics_split: one dict from one split: "val" (the data that chose the model) is
+        recorded as selection, "test" as held-out (metrics_split default: metrics["split"]).
+        trials: the overfitting summary of the trials behind the model. aliases: set on the new
+        version (moved from the version of `name` that had them). Returns the new Entry."""
         _check_name(name, "model name")
         _check_stage(stage, f"register {name}")
         aliases = tuple(_check_name(a, "alias", alias=True) for a in _strings(aliases))
         src = os.path.abspath(os.fspath(artifact_dir))
         spec = _read_spec(src)
         where = f"{name} ({src})"
-        metrics = _clean_metrics(spec.get("metrics") or {} if metrics is None else metrics, stage, where)
-        split = metrics.get("split") if metrics_split is None else metrics_split
-        if split not in SPLITS:
-            raise RegistryError(f"metrics_split of {where} is {split!r}: it must be one of {SPLITS} (the "
-                                "out-of-sample split the metrics come from); pass metrics_split=")
-        letter, score = grade(metrics, stage)
+        selection, stored = metric_sources(spec.get("metrics"))
+        raw = spec.get("metrics") or {}
+        if metrics is None and metrics_split is not None and not {"selection", "held_out"} & set(raw):
+            metrics = raw             # an earlier artifact's flat metrics, from the split the caller names
+            selection, stored = {}, {}
+        if metrics is not None:
+            split = metrics.get("split") if metrics_split is None else metrics_split
+            if split not in SPLITS:
+                raise RegistryError(f"metrics_split of {where} is {split!r}: it must be one of {SPLITS} (the "
+                                    "split the metrics come from: val = selection, test = held-out); pass "
+                                    "metrics_split=")
+            if split == "test":
+                stored = dict(metrics, split=split)
+            else:
+                selection = dict(metrics, split=split)
+        if held_out is not None:
+            stored = dict(held_out)
+            if not stored.get("split"):
+                raise RegistryError(f"held-out metrics of {where} need their 'split' (test, or the "
+                                    "walk-forward fold's test window)")
+        selection = _clean_metrics(selection, stage, where + " selection metrics")
+        stored = _clean_metrics(stored, stage, where + " held-out metrics")
+        letter, score = grade(stored, stage) if stored else (UNGRADED, None)
         parent_refs = tuple(self._checked_parent(p, name) for p in _strings(parents))
         files = hash_tree(src)
         os.makedirs(self.root, exist_ok=True)
@@ -367,17 +415,18 @@ class Registry:
                 prev = max(same, key=lambda e: e.version) if same else None
                 entry = Entry(name=name, version=version, semver=_next_semver(prev, spec, files), stage=stage,
                               path=os.path.join(self.root, name, f"v{version}"), created=_now(),
-                              metrics=metrics, metrics_split=split, score=score, grade=letter,
+                              selection=selection, held_out=stored, score=score, grade=letter,
                               parents=parent_refs, tags=tuple(_strings(tags)), aliases=aliases,
                               description=str(description), files=files, source=src,
-                              agent=str(spec.get("agent") or ""))
+                              agent=str(spec.get("agent") or ""), trials=json_safe_tree(dict(trials or {})))
                 os.makedirs(os.path.dirname(entry.path), exist_ok=True)
                 os.rename(tmp, entry.path)
                 _fsync_dir(os.path.dirname(entry.path))
                 _pause("after_rename")
                 self._write([_without(e, aliases) if e.name == name else e for e in entries] + [entry])
-        log.info("registered %s (%s, %s, grade %s, score %.3f on %s)", entry.ref, entry.semver, stage, letter,
-                 score, split)
+        log.info("registered %s (%s, %s, grade %s%s)", entry.ref, entry.semver, stage, letter,
+                 f", score {score:.3f} on held-out {stored.get('split')}" if score is not None
+                 else ": no held-out metrics, so no grade")
         return entry
 
     def promote(self, ref: str, alias: str) -> Entry:
@@ -524,7 +573,9 @@ class Registry:
 # (metric, column, as a percentage): the `list` table's key metrics (RL agents, then encoders)
 LIST_METRICS = (("sharpe", "sharpe", False), ("max_drawdown", "max_dd", True),
                 ("annual_return", "ann_ret", True), ("val_r2", "val_r2", False),
-                ("directional_accuracy", "dir_acc", True))
+                ("directional_accuracy_edge", "dir_edge", True))
+# `list` shows both kinds of metrics, labelled: held-out (graded) and selection (what chose the model).
+LIST_SOURCES = (("held_out", "held-out"), ("selection", "selection"))
 
 
 def text_table(rows: list[dict]) -> str:
@@ -546,14 +597,22 @@ def format_metric(metrics: Mapping, key: str, pct: bool) -> str:
 
 
 def list_rows(entries) -> list[dict]:
-    """The `list` table's rows (id, version, grade, created, key metrics, lineage); metric columns that
-    no entry has are left out."""
-    rows = [dict(ref=e.ref, semver=e.semver, stage=e.stage, agent=e.agent or "-", grade=e.grade,
-                 score=f"{e.score:.3f}",
-                 created=e.created[:16].replace("T", " "), split=e.metrics_split,
-                 **{label: format_metric(e.metrics, k, pct) for k, label, pct in LIST_METRICS},
-                 aliases=",".join(e.aliases), parents=",".join(e.parents)) for e in entries]
-    empty = [label for _, label, _ in LIST_METRICS if not any(r[label] for r in rows)]
+    """The `list` table's rows (id, version, grade, created, key metrics of both kinds, labelled
+    "<metric>(held-out)" and "<metric>(selection)", lineage); metric columns that no entry has are left
+    out."""
+    rows = []
+    for e in entries:
+        row = dict(ref=e.ref, semver=e.semver, stage=e.stage, agent=e.agent or "-", grade=e.grade,
+                   score="-" if e.score is None else f"{e.score:.3f}",
+                   created=e.created[:16].replace("T", " "),
+                   held_out_split=str(e.held_out.get("split") or "-"))
+        for source, word in LIST_SOURCES:
+            metrics = getattr(e, source)
+            row.update({f"{label}({word})": format_metric(metrics, k, pct) for k, label, pct in LIST_METRICS})
+        row.update(aliases=",".join(e.aliases), parents=",".join(e.parents))
+        rows.append(row)
+    metric_cols = [f"{label}({word})" for _, word in LIST_SOURCES for _, label, _ in LIST_METRICS]
+    empty = [c for c in metric_cols if not any(r[c] for r in rows)]
     return [{k: v for k, v in r.items() if k not in empty} for r in rows]
 
 
@@ -562,7 +621,8 @@ def benchmark(registry: Registry, refs=(), *, split: str = "val") -> list[dict]:
     artifact's env and costs; `jaxtrade.train.evaluation.split_of`, `jaxtrade.eval.backtest`).
 
     refs: default every entry with a policy (stage not pretrain). Returns one row per model: ref, grade
-    (as registered), split_grade (the grade of these metrics), sharpe, annual_return, max_drawdown,
+    (as registered), split_grade (the grade these metrics would give; only a test split is held-out),
+    sharpe, annual_return, max_drawdown,
     turnover, and the other `evaluation.validation_metrics`."""
     from jaxtrade import eval as evaluate
     from jaxtrade.train import evaluation
@@ -611,10 +671,10 @@ def _grade_filter(spec: str | None):
     if spec is None:
         return lambda g: True
     letter = spec[2:] if spec.startswith(">=") else spec
-    if letter not in LETTERS:
-        raise RegistryError(f"grade filter {spec!r}: use a letter of {LETTERS} or >=<letter>")
+    if letter not in LETTERS and spec != UNGRADED:
+        raise RegistryError(f"grade filter {spec!r}: use a letter of {LETTERS}, >=<letter> or {UNGRADED!r}")
     if spec.startswith(">="):
-        return lambda g: LETTERS.index(g) <= LETTERS.index(letter)
+        return lambda g: g in LETTERS and LETTERS.index(g) <= LETTERS.index(letter)
     return lambda g: g == letter
 
 

@@ -59,8 +59,11 @@ class ModelSpec:
     source (dataset or csv_path and csv_options) and split dates (train, val, test).
     preprocessor: fitted on the training split only. data_fingerprint: SHA-256 of the training data.
     code_version: git SHA (+ "-dirty") or "unknown"; versions: jax, jaxlib, flax, optax, numpy,
-    python; machine: platform, device kind, CPU model, device count. metrics: validation metrics (and
-    whatever the stage records: iteration, metric name). created: UTC ISO time. seed.
+    python; machine: platform, device kind, CPU model, device count. metrics: where every number comes
+    from, `{"selection": {...}, "held_out": {...}}` (`metric_sources`): selection, the metrics on the
+    data that chose the model (validation: iteration, the metric it was selected by, "split": "val");
+    held_out, metrics on data no choice has seen ("split": "test", or a walk-forward fold's test
+    window), added when it is evaluated there (`add_held_out`). created: UTC ISO time. seed.
     """
 
     agent: str
@@ -95,10 +98,43 @@ class ModelSpec:
         return dataclasses.replace(self, **changes)
 
 
+SELECTION, HELD_OUT = "selection", "held_out"
+
+
+def metric_sources(metrics) -> tuple[dict, dict]:
+    """(selection, held_out) metrics of a spec's "metrics" (each {} where absent).
+
+    The form every artifact writes is {"selection": {...}, "held_out": {...}}. An artifact of an earlier
+    version holds one flat dict with its "split": "val" reads as selection, "test" as held-out."""
+    metrics = dict(metrics or {})
+    if SELECTION in metrics or HELD_OUT in metrics:
+        return dict(metrics.get(SELECTION) or {}), dict(metrics.get(HELD_OUT) or {})
+    if metrics.get("split") == "test":
+        return {}, metrics
+    return metrics, {}
+
+
+def selection_metrics(metrics: dict, **recorded) -> dict:
+    """The spec "metrics" of a model chosen on validation: {"selection": metrics + recorded}."""
+    return {SELECTION: dict(metrics, **recorded)}
+
+
+def add_held_out(directory: str, held_out: dict) -> ModelSpec:
+    """Records `held_out` metrics (with their "split") in the spec.json of the artifact in `directory`,
+    beside its selection metrics; returns the updated spec. Only data no choice has seen belongs here."""
+    if held_out.get("split") is None:
+        raise ValueError(f"held-out metrics for {directory} need their 'split' (test, or the fold's window)")
+    path, d = _read_spec(directory, "a model artifact")
+    selection, _ = metric_sources(d.get("metrics"))
+    d["metrics"] = json_safe_tree({SELECTION: selection, HELD_OUT: dict(held_out)})
+    write_json_atomic(path, d)
+    return load_spec(directory)
+
+
 def _provenance_json(spec) -> dict:
     """The fields ModelSpec and EncoderSpec share (where the artifact came from, how it did) as JSON."""
     return {"data_fingerprint": spec.data_fingerprint, "code_version": spec.code_version,
-            "versions": spec.versions, "machine": spec.machine, "metrics": _json_safe(spec.metrics),
+            "versions": spec.versions, "machine": spec.machine, "metrics": json_safe_tree(spec.metrics),
             "created": spec.created, "seed": spec.seed}
 
 
@@ -109,12 +145,12 @@ def _provenance_of(d: dict) -> dict:
                 created=d.get("created", ""), seed=d.get("seed"))
 
 
-def _json_safe(tree):
+def json_safe_tree(tree):
     """NaN/inf -> None, numpy scalars -> Python numbers, recursively."""
     if isinstance(tree, dict):
-        return {str(k): _json_safe(v) for k, v in tree.items()}
+        return {str(k): json_safe_tree(v) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
-        return [_json_safe(v) for v in tree]
+        return [json_safe_tree(v) for v in tree]
     if isinstance(tree, (np.floating, float)):
         v = float(tree)
         return v if np.isfinite(v) else None
@@ -334,7 +370,7 @@ def as_plain(tree: Any):
     """ml_collections ConfigDicts and tuples -> JSON-able dicts and lists."""
     if hasattr(tree, "to_dict"):
         tree = tree.to_dict()
-    return json.loads(json.dumps(_json_safe(tree), default=str))
+    return json.loads(json.dumps(json_safe_tree(tree), default=str))
 
 
 # ENCODER ARTIFACTS: a supervised-pretrained encoder (jaxtrade.pipeline.pretrain), the same layout as a

@@ -22,7 +22,10 @@ from jaxtrade.pipeline import registry as reg_lib
 from jaxtrade.pipeline.registry import ChecksumError, Registry, RegistryError, grade, letter_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RL = {"sharpe": 1.25, "max_drawdown": -0.10, "annual_return": 0.08, "split": "val"}
+# What a trained model records: the validation metrics that chose it (selection) and its test split's
+# (held-out). Only the held-out ones grade; the selection ones are better, as selection makes them.
+RL = {"sharpe": 1.25, "max_drawdown": -0.10, "annual_return": 0.08, "split": "test"}
+SEL = {"sharpe": 3.0, "max_drawdown": -0.05, "annual_return": 0.30, "split": "val"}
 
 # The issue's thresholds, written out here independently of the module: (threshold, letter, letter below).
 BOUNDARIES = [(0.95, "S", "A+"), (0.90, "A+", "A"), (0.80, "A", "A-"), (0.70, "A-", "B+"), (0.60, "B+", "B"),
@@ -35,7 +38,7 @@ def fake_artifact(path, *, params=b"params-0", metrics=None, obs=None, action=No
     spec = {"format": "jaxtrade-model/1", "obs_spec": obs or {"features": [8, 3]},
             **({"agent": agent} if agent else {}),
             "action_spec": action or {"kind": "discrete", "n": 12},
-            "metrics": RL if metrics is None else metrics}
+            "metrics": {"selection": SEL, "held_out": RL} if metrics is None else metrics}
     with open(os.path.join(path, "spec.json"), "w") as f:
         json.dump(spec, f)
     with open(os.path.join(path, "params.npz"), "wb") as f:
@@ -75,7 +78,7 @@ def test_grade_ends_and_grading_table():
     table = reg_lib.grading_table()
     assert "| rl | sharpe | 0.5 | 2 | 2 |" in table
     assert "| rl | abs(max_drawdown) | 0.3 | 0.05 | 1.5 |" in table
-    assert "| pretrain | directional_accuracy | 0.5 | 0.6 | 1 |" in table and "D >= 0.20, F below" in table
+    assert "| pretrain | directional_accuracy_edge | 0 | 0.1 | 1 |" in table and "D >= 0.20, F below" in table
 
 
 def test_normalization_clips_at_both_ends():
@@ -98,9 +101,12 @@ def test_weights_missing_values_and_encoders():
     assert grade({"sharpe": None, "annual_return": 0.25}, "rl") == ("C", 0.333333333)
     assert grade({"sharpe": float("nan"), "annual_return": 0.25}, "ensemble") == ("C", 0.333333333)
     assert grade({"annual_return": 0.25}, "rl") == ("S", 1.0)           # an absent key is left out
-    # Encoders: R^2 0.05 -> 0.5, directional accuracy 0.58 -> 0.8, equal weights; RL metrics ignored.
-    assert grade({"val_r2": 0.05, "directional_accuracy": 0.58, "sharpe": 3.0}, "pretrain") == ("B+", 0.65)
-    assert grade({"directional_accuracy": 0.56}, "pretrain") == ("B+", 0.6)     # 0.6000000000000005 rounded
+    # Encoders: R^2 0.05 -> 0.5, directional accuracy's edge over the majority class 0.08 -> 0.8, equal
+    # weights; RL metrics and the raw accuracy ("always up" scores 0.535 on its own) ignored.
+    edge = "directional_accuracy_edge"
+    assert grade({"val_r2": 0.05, edge: 0.08, "sharpe": 3.0}, "pretrain") == ("B+", 0.65)
+    assert grade({edge: 0.06}, "pretrain") == ("B+", 0.6)   # 0.6000000000000005 rounded
+    assert grade({"directional_accuracy": 0.535, edge: 0.0}, "pretrain") == ("F", 0.0)
     assert grade({}, "rl") == ("F", 0.0) and grade({"sharpe": None}, "rl") == ("F", 0.0)
     assert grade({"sharpe": 3.0}, "pretrain") == ("F", 0.0)
     assert "no usable metrics" in reg_lib.describe_grade({"sharpe": None}, "rl")[0]
@@ -120,8 +126,9 @@ def test_register_copies_hashes_and_increments_versions(reg, src):
     assert e.files["params.npz"] == want
     assert sorted(e.files) == ["params.npz", "preprocessor/preprocessor.json", "spec.json"]
     assert open(os.path.join(e.path, "preprocessor", "preprocessor.json")).read() == '{"window": 8}'
-    # metrics and their split from spec.json; the grade from them: (0.5*2 + 0.8*1.5 + 0.32*1) / 4.5
-    assert e.metrics_split == "val" and e.metrics["sharpe"] == 1.25
+    # both kinds of metrics from spec.json; the grade from the held-out ones: (0.5*2 + 0.8*1.5 + 0.32*1) / 4.5
+    assert e.held_out["split"] == "test" and e.held_out["sharpe"] == 1.25
+    assert e.selection == SEL
     assert (e.grade, e.score) == ("B", pytest.approx(2.52 / 4.5, abs=1e-9))
     assert reg.get("ppo_sp500").ref == "ppo_sp500/v3" and reg.get("ppo_sp500/v2").version == 2
     index = json.load(open(reg.index_path))
@@ -129,7 +136,7 @@ def test_register_copies_hashes_and_increments_versions(reg, src):
     assert Registry(reg.root).entries() == entries            # read back from index.json
     other = reg.register("enc", src, stage="pretrain", metrics={"val_r2": 0.02}, metrics_split="test",
                          description="an encoder")
-    assert other.ref == "enc/v1" and (other.grade, other.metrics_split) == ("D", "test")
+    assert other.ref == "enc/v1" and (other.grade, other.held_out["split"]) == ("D", "test")
     with pytest.raises(RegistryError, match="'ppo_sp500/v9' is not in .*ppo_sp500/v1 \\(1.0.0\\)"):
         reg.get("ppo_sp500/v9")
     with pytest.raises(RegistryError, match="no model named 'nope'"):
@@ -143,9 +150,9 @@ def test_register_refuses_bad_names_stages_splits_and_sources(reg, src, tmp_path
     with pytest.raises(RegistryError, match="stage 'sl' must be one of"):
         reg.register("m", src, stage="sl")
     with pytest.raises(RegistryError, match="metrics_split .* is 'train'"):
-        reg.register("m", src, stage="rl", metrics_split="train")
-    with pytest.raises(RegistryError, match="metrics_split .* is None"):
-        reg.register("m", fake_artifact(tmp_path / "nosplit", metrics={"sharpe": 1.0}), stage="rl")
+        reg.register("m", src, stage="rl", metrics=RL, metrics_split="train")
+    with pytest.raises(RegistryError, match="held-out metrics .* need their 'split'"):
+        reg.register("m", src, stage="rl", held_out={"sharpe": 1.0})
     with pytest.raises(RegistryError, match="alias '1.2.0' looks like a version"):
         reg.register("m", src, stage="rl", aliases=("1.2.0",))
     with pytest.raises(RegistryError, match="metric 'sharpe' .* is 'high'"):
@@ -155,7 +162,7 @@ def test_register_refuses_bad_names_stages_splits_and_sources(reg, src, tmp_path
     assert reg.entries() == []
     e = reg.register("m", src, stage="rl", metrics={"sharpe": np.float32(np.nan), "iteration": np.int64(4),
                                                      "split": "test"})
-    assert e.metrics == {"sharpe": None, "iteration": 4, "split": "test"} and e.grade == "F"
+    assert e.held_out == {"sharpe": None, "iteration": 4, "split": "test"} and e.grade == "F"
 
 
 def test_semantic_versions(reg, tmp_path):
@@ -203,17 +210,20 @@ def test_aliases_move_and_tags_touch_only_the_index(reg, src):
 def test_list_filters(reg, tmp_path):
     good = fake_artifact(tmp_path / "good", metrics={"sharpe": 2.5, "max_drawdown": -0.02,
                                                      "annual_return": 0.3, "split": "test"})
-    poor = fake_artifact(tmp_path / "poor", metrics={"sharpe": 0.1, "split": "val"})
-    enc = fake_artifact(tmp_path / "enc", metrics={"val_r2": 0.075, "split": "val"})
+    poor = fake_artifact(tmp_path / "poor", metrics={"held_out": {"sharpe": 0.1, "split": "test"}})
+    enc = fake_artifact(tmp_path / "enc", metrics={"held_out": {"val_r2": 0.075, "split": "test"}})
+    lucky = fake_artifact(tmp_path / "lucky", metrics={"sharpe": 2.5, "split": "val"})   # earlier, flat
     reg.register("a", good, stage="rl")                          # S
     reg.register("a", poor, stage="rl", aliases=("champion",))   # F
     reg.register("b", good, stage="ensemble")                    # S
     reg.register("e", enc, stage="pretrain")                     # A- (0.75)
+    reg.register("c", lucky, stage="rl")                         # validation only: ungraded
     refs = lambda **kw: [e.ref for e in reg.list(**kw)]
-    assert refs() == ["a/v1", "a/v2", "b/v1", "e/v1"]
+    assert refs() == ["a/v1", "a/v2", "b/v1", "e/v1", "c/v1"]
     assert refs(name="a") == ["a/v1", "a/v2"] and refs(stage="ensemble") == ["b/v1"]
     assert refs(grade="S") == ["a/v1", "b/v1"] and refs(grade="F") == ["a/v2"] and refs(grade="A") == []
-    assert refs(grade=">=A-") == ["a/v1", "b/v1", "e/v1"] and refs(grade=">=F") == refs()
+    assert refs(grade=">=A-") == ["a/v1", "b/v1", "e/v1"] and refs(grade=">=F") == refs()[:4]
+    assert refs(grade="ungraded") == ["c/v1"]
     assert refs(alias="champion") == ["a/v2"] and refs(name="a", grade="S") == ["a/v1"]
     with pytest.raises(RegistryError, match="grade filter 'Z'"):
         reg.list(grade="Z")
@@ -354,26 +364,30 @@ def _cli(*args, root):
 
 
 def test_command_line_list_info_promote_verify(reg, tmp_path):
-    enc = fake_artifact(tmp_path / "enc", metrics={"val_r2": 0.05, "directional_accuracy": 0.58,
-                                                   "split": "val"})
+    enc = fake_artifact(tmp_path / "enc", metrics={"held_out": {
+        "val_r2": 0.05, "directional_accuracy_edge": 0.08, "split": "test"}})
     reg.register("enc", enc, stage="pretrain")
     reg.register("ppo", fake_artifact(tmp_path / "ppo", agent="ppo"), stage="rl", parents=("enc",))
-    reg.register("ppo", fake_artifact(tmp_path / "ppo2", metrics=dict(RL, sharpe=2.0)), stage="rl")
+    reg.register("ppo", fake_artifact(tmp_path / "ppo2", metrics={"held_out": dict(RL, sharpe=2.0)}),
+                 stage="rl")
     out = _cli("list", root=reg.root)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["ref", "semver", "stage", "agent", "grade", "score", "created", "split",
-                                "sharpe", "max_dd", "ann_ret", "val_r2", "dir_acc", "aliases", "parents"]
+    assert lines[0].split() == [
+        "ref", "semver", "stage", "agent", "grade", "score", "created", "held_out_split", "sharpe(held-out)",
+        "max_dd(held-out)", "ann_ret(held-out)", "val_r2(held-out)", "dir_edge(held-out)",
+        "sharpe(selection)", "max_dd(selection)", "ann_ret(selection)", "aliases", "parents"]
     assert lines[2].split()[:6] == ["ppo/v1", "1.0.0", "rl", "ppo", "B", "0.560"]   # the agent recorded
-    assert lines[2].split()[8:] == ["val", "1.250", "-10.0%", "8.0%", "enc/v1"]   # date and time: 6, 7
-    assert lines[1].split()[8:] == ["val", "0.050", "58.0%"] and lines[1].split()[:6] == [
+    assert lines[2].split()[8:] == ["test", "1.250", "-10.0%", "8.0%", "3.000", "-5.0%", "30.0%",
+                                    "enc/v1"]   # date and time: 6, 7
+    assert lines[1].split()[8:] == ["test", "0.050", "8.0%"] and lines[1].split()[:6] == [
         "enc/v1", "1.0.0", "pretrain", "-", "B+", "0.650"]
     out = _cli("list", "--stage=rl", "--grade=>=B+", root=reg.root)
     assert [x.split()[0] for x in out.stdout.splitlines()[1:]] == ["ppo/v2"] and "val_r2" not in out.stdout
     out = _cli("promote", "ppo/v1", "--alias=champion", root=reg.root)
     assert out.returncode == 0 and reg.get("ppo@champion").ref == "ppo/v1"
     out = _cli("info", "ppo@champion", root=reg.root)
-    assert out.returncode == 0 and "grade:       B (score 0.560, from val metrics)" in out.stdout
+    assert out.returncode == 0 and "grade:       B (score 0.560, from held-out test metrics)" in out.stdout
     assert "parents:     enc/v1" in out.stdout and "checksums:   ok" in out.stdout
     assert "sharpe = 1.25: normalized 0.500" in out.stdout
     assert "children:    ppo/v1" in _cli("info", "enc", root=reg.root).stdout
@@ -390,7 +404,8 @@ def test_command_line_list_info_promote_verify(reg, tmp_path):
         assert out.returncode == 2 and out.stderr.startswith("error: ") and message in out.stderr, out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
     assert _cli("frobnicate", root=reg.root).returncode == 1          # absl usage error
-    new = fake_artifact(tmp_path / "ppo3", params=b"retrained")
+    flat = {k: v for k, v in RL.items() if k != "split"}      # an earlier artifact: flat, no split
+    new = fake_artifact(tmp_path / "ppo3", params=b"retrained", metrics=flat)
     out = _cli("register", "ppo", new, "--stage=rl", "--parents=enc/v9", root=reg.root)
     assert out.returncode == 2 and "parent 'enc/v9' of ppo is not registered" in out.stderr
     out = _cli("register", "ppo", new, "--stage=hybrid", "--parents=enc", "--tags=x,y", "--alias=challenger",
@@ -398,7 +413,7 @@ def test_command_line_list_info_promote_verify(reg, tmp_path):
     assert out.returncode == 0 and out.stdout.startswith("ppo/v3 1.1.0 grade B (score 0.560)"), out.stderr
     e = reg.get("ppo@challenger")
     assert (e.ref, e.stage, e.parents, e.tags) == ("ppo/v3", "hybrid", ("enc/v1",), ("x", "y"))
-    assert e.metrics_split == "test"
+    assert e.held_out == RL and e.selection == {}
 
 
 # A REAL ARTIFACT
@@ -417,7 +432,7 @@ def real_artifact(tmp_path_factory):
     config = smoke.get_config()
     s = setup_lib.build(config)
     agent = ppo.make(config, s.env)
-    spec = loop.model_spec(s, agent, {**RL, "split": "val"}, code_version="test")
+    spec = loop.model_spec(s, agent, {"selection": SEL, "held_out": RL}, code_version="test")
     return artifact.save_model(str(tmp_path_factory.mktemp("real") / "model"),
                                agent.init_params(jax.random.key(0), s.train_params), spec)
 
@@ -474,3 +489,24 @@ def test_readme_grading_table_is_the_codes():
     readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                "README.md"), encoding="utf-8").read()
     assert reg_lib.grading_table().strip() in readme, "README's grading table differs from grading_table()"
+
+
+def test_selection_metrics_never_grade(reg, tmp_path):
+    """The best of many validation checkpoints of a model with no skill shows a validation Sharpe of
+    ~1.6 by selection alone (A- on validation); only held-out metrics grade, and a model without them
+    is registered ungraded. An index written by the earlier format (val-graded) reads back ungraded."""
+    lucky = {"sharpe": 1.63, "max_drawdown": -0.08, "annual_return": 0.18, "split": "val"}
+    assert grade(lucky, "rl")[0] == "A-"                      # what the old registry recorded
+    e = reg.register("m", fake_artifact(tmp_path / "m", metrics={"selection": lucky}), stage="rl")
+    assert (e.grade, e.score, e.held_out, e.selection) == ("ungraded", None, {}, lucky)
+    e = reg.register("m", fake_artifact(tmp_path / "m2", metrics={"selection": lucky, "held_out": dict(
+        lucky, sharpe=0.1, annual_return=-0.02, max_drawdown=-0.3, split="test")}), stage="rl")
+    assert e.grade == "F" and e.selection["sharpe"] == 1.63
+    index = json.load(open(reg.index_path))
+    old = dict(index["entries"][0], metrics=lucky, metrics_split="val", grade="A-", score=0.72)
+    for k in ("selection", "held_out", "trials"):
+        old.pop(k)
+    with open(reg.index_path, "w") as f:
+        json.dump({"format": "jaxtrade-registry/1", "entries": [old]}, f)
+    (back,) = Registry(reg.root).entries()
+    assert (back.grade, back.score, back.selection["sharpe"], back.held_out) == ("ungraded", None, 1.63, {})
