@@ -28,14 +28,17 @@ def step_count_init():
     return jnp.zeros((), jnp.int32)
 
 
-def _first_then_act(first, then, key, i, obs):
-    del key, obs
-    return jnp.where(i == 0, first, then), i + 1
+def _enter_then_act(first, then, key, carry, obs):
+    del key
+    flat = obs["state"][-1] >= 1.0 - 1e-4               # the book is all cash: at reset, or gated out
+    return jnp.where(flat, first, then), carry
 
 
-def first_then_policy(first, then) -> Policy:
-    """Action `first` at the first step, `then` at every later one (carry: the step count)."""
-    return Policy(init=step_count_init, act=Partial(_first_then_act, jnp.asarray(first), jnp.asarray(then)))
+def enter_then_policy(first, then) -> Policy:
+    """Action `first` whenever the book is all cash (`obs["state"]`, the weights with cash last: the
+    first step, and the day after the turbulence gate emptied it), `then` otherwise: "choose and hold"
+    that gets back in after a gated day, as the agent can."""
+    return Policy(init=stateless_init, act=Partial(_enter_then_act, jnp.asarray(first), jnp.asarray(then)))
 
 
 def _schedule_act(targets, keep, key, i, obs):

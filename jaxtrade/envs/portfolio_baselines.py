@@ -19,7 +19,7 @@ from jaxtrade.envs import costs as costs_lib
 from jaxtrade.envs import lots as lots_lib
 from jaxtrade.envs import market
 from jaxtrade.envs.base import ContinuousSpec, Policy
-from jaxtrade.envs.fixed_policies import first_then_policy, schedule_policy, stateless_init
+from jaxtrade.envs.fixed_policies import enter_then_policy, schedule_policy, stateless_init
 from jaxtrade.envs.minvar import min_variance_schedule, month_starts
 from jaxtrade.envs.portfolio import REGIMES, Regime
 
@@ -110,11 +110,12 @@ def _fixed_act(logits, key, carry, obs):
 
 
 def constant_policies(env, params) -> dict[str, Policy]:
-    """regimes: for each regime k but HOLD, "choose k on the first day and hold" (`regime_<NAME>`);
+    """regimes: for each regime k but HOLD, "choose k on the first day and hold" (`regime_<NAME>`; it
+    chooses k again the day after the turbulence gate emptied the book, as TargetEnv's baselines do);
     weights: a coarse grid of fixed weight vectors, rebalanced every step: all in one asset
     (`asset_<i>`), equal weight over the assets (`equal_weight`), all cash (`cash`)."""
     if env.unwrapped.action_space == "regimes":
-        return {f"regime_{name}": first_then_policy(jnp.int32(k), jnp.int32(Regime.HOLD))
+        return {f"regime_{name}": enter_then_policy(jnp.int32(k), jnp.int32(Regime.HOLD))
                 for k, name in enumerate(REGIMES) if k != Regime.HOLD}
     n = params.data.n_assets
     big = 30.0                                   # softmax of +-30 logits: weights 1 and ~1e-26

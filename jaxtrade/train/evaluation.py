@@ -5,8 +5,8 @@ of the current policy over the whole validation split, with the training costs:
 
 - sharpe, annual_return, max_drawdown: `jaxtrade.eval.stats` of the backtest's value series;
 - win_rate: share of the backtest's closed trades with positive net PnL (NaN without a closed trade);
-- profit_rate: share of the split's calendar months (of at least 5 rows) that end above their start,
-  the per-episode profit rate of a backtest that is a single episode;
+- profit_rate: `eval.stats.profit_rate`, the share of the split's calendar months (of at least 5 rows)
+  that end above their start: the one profit rate (a training episode's is the same share over episodes);
 - composite: `metrics.composite_score` of those trading metrics only (agent diagnostics never
   choose a model).
 
@@ -32,15 +32,6 @@ VAL_KEYS = ("sharpe", "annual_return", "cumulative_return", "max_drawdown", "win
             "total_costs")
 
 
-def monthly_profit_rate(values: pd.Series, min_rows: int = 5) -> float:
-    """Share of calendar months (with >= min_rows rows) whose last value exceeds the one before them."""
-    v = pd.Series(np.asarray(values, dtype=np.float64), index=pd.DatetimeIndex(values.index))
-    prev = v.shift(1).fillna(v.iloc[0])
-    groups = pd.DataFrame({"v": v, "prev": prev}).groupby(v.index.to_period("M"))
-    wins = [g["v"].iloc[-1] > g["prev"].iloc[0] for _, g in groups if len(g) >= min_rows]
-    return float(np.mean(wins)) if wins else math.nan
-
-
 def baseline_history(market, split, rows: int = 252):
     """Closes [rows, N] of the market rows before `split` (its history rows excluded too): the
     minimum-variance baseline's covariance warm-up, never data from the split itself."""
@@ -50,8 +41,7 @@ def baseline_history(market, split, rows: int = 252):
 def validation_metrics(frame: pd.DataFrame, weights: dict | None = None) -> dict:
     """The model-selection metrics of one validation backtest frame (see the module docstring)."""
     st = evaluate.stats(frame)
-    out = {k: float(st[k]) for k in VAL_KEYS}
-    out["profit_rate"] = monthly_profit_rate(frame["value"])
+    out = {k: float(st[k]) for k in (*VAL_KEYS, "profit_rate")}
     out["composite"] = composite_score(sharpe=out["sharpe"], annual_return=out["annual_return"],
                                        win_rate=out["win_rate"], profit_rate=out["profit_rate"],
                                        max_drawdown=out["max_drawdown"], weights=weights)
@@ -141,7 +131,13 @@ def split_results(policies, env_config: dict, split, *, market, history_rows: in
     env, params = make_split_env(env_config, split)
     agent = evaluate.evaluate_policies({name: policies}, env, params, split)
     base = evaluate.baselines(env, params, split, history=baseline_history(market, split, history_rows))
-    return {**agent, **base}, env, params
+    results = {**agent, **base}
+    basis = getattr(market, "periods_per_year_basis", None)
+    if basis and float(market.periods_per_year) == float(params.data.periods_per_year):
+        for frames in results.values():       # the report states how the annualization was derived
+            for f in frames:
+                f.attrs["periods_per_year_basis"] = basis
+    return results, env, params
 
 
 def cost_description(env, params) -> str:
@@ -173,8 +169,10 @@ def in_sample_comparison(setup, policies, *, splits=("train", "val")) -> pd.Data
 
     policies: one Policy or one per seed. Returns one row per split: agent_median / agent_min /
     agent_max (Sharpe over seeds), best_constant (its name), best_constant_sharpe, and beats
-    (agent_median >= best_constant_sharpe). The constant policies run with the turbulence gate off
-    (like the baselines); the agent in its env as trained."""
+    (agent_median >= best_constant_sharpe). The constant policies run in the agent's world, its
+    turbulence gate included; best_constant_no_gate / best_constant_no_gate_sharpe are the same rules
+    with the gate off, a labelled reference (a gated "choose and hold" sits in cash after the first
+    gated day)."""
     import jax.numpy as jnp
 
     from jaxtrade.eval.baselines import constant_policies
@@ -190,20 +188,23 @@ def in_sample_comparison(setup, policies, *, splits=("train", "val")) -> pd.Data
         run = lambda pol, split=split, params=params, env=env: evaluate.stats(evaluate.backtest(
             pol, env, params, dates=split.dates, symbols=split.symbols))["sharpe"]
         agent = np.array([run(p) for p in policies], np.float64)
-        # The constant rules run with the turbulence gate off, as the baselines do: a gated "choose
-        # and hold" would sit in cash for good after the first gated day.
         ungated = params.replace(turbulence_threshold=jnp.asarray(jnp.inf, jnp.float32))
-        constants = {k: float(run(p, params=ungated))
-                     for k, p in constant_policies(env, params).items()}
-        best = max(constants, key=lambda k: -math.inf if math.isnan(constants[k]) else constants[k])
+        pols = constant_policies(env, params)
+        best = _best({k: float(run(p)) for k, p in pols.items()})
+        free = _best({k: float(run(p, params=ungated)) for k, p in pols.items()})
         rows[name] = dict(period=f"{split.traded_dates[0]:%Y-%m-%d} .. {split.traded_dates[-1]:%Y-%m-%d}",
                           n_seeds=len(agent), agent_median=float(np.median(agent)),
-                          agent_min=float(agent.min()), agent_max=float(agent.max()), best_constant=best,
-                          best_constant_sharpe=constants[best],
-                          beats=bool(np.median(agent) >= constants[best]))
+                          agent_min=float(agent.min()), agent_max=float(agent.max()), best_constant=best[0],
+                          best_constant_sharpe=best[1], best_constant_no_gate=free[0],
+                          best_constant_no_gate_sharpe=free[1], beats=bool(np.median(agent) >= best[1]))
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "split"
     return table
+
+
+def _best(sharpes: dict) -> tuple[str, float]:
+    best = max(sharpes, key=lambda k: -math.inf if math.isnan(sharpes[k]) else sharpes[k])
+    return best, sharpes[best]
 
 
 def in_sample_markdown(table: pd.DataFrame) -> str:
@@ -211,11 +212,15 @@ def in_sample_markdown(table: pd.DataFrame) -> str:
     lines = ["## In sample: the agent against the best constant policy", "",
              "Deterministic backtests of the whole split; Sharpe of the agent (median and range over seeds) "
              "against the best constant policy of its own action space (for regimes: one regime chosen "
-             "on the first day and held). Training and validation data only.", "",
+             "on the first day and held), both in the agent's world (turbulence gate on); the last two "
+             "columns are the same rules with the gate off, for reference only. Training and validation "
+             "data only.", "",
              "| split | period | seeds | agent Sharpe median [min, max] | best constant policy | its Sharpe "
-             "| agent >= best constant |", "|" + " --- |" * 7]
+             "| agent >= best constant | best constant, gate off (reference) | its Sharpe |",
+             "|" + " --- |" * 9]
     for name, r in table.iterrows():
         lines.append(f"| {name} | {r['period']} | {int(r['n_seeds'])} | {r['agent_median']:.3f} "
                      f"[{r['agent_min']:.3f}, {r['agent_max']:.3f}] | {r['best_constant']} | "
-                     f"{r['best_constant_sharpe']:.3f} | {'yes' if r['beats'] else 'no'} |")
+                     f"{r['best_constant_sharpe']:.3f} | {'yes' if r['beats'] else 'no'} | "
+                     f"{r['best_constant_no_gate']} | {r['best_constant_no_gate_sharpe']:.3f} |")
     return "\n".join(lines) + "\n"
