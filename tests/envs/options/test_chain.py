@@ -16,6 +16,7 @@ import pytest
 from jaxtrade.data import DataError, load_dataset, risk_free_daily
 from jaxtrade.envs.options.chain import (
     MIN_PRICE,
+    SP500_DIVIDEND_YIELD,
     Chain,
     ChainConfig,
     annual_rate_series,
@@ -260,18 +261,25 @@ def test_annual_rate_series():
         annual_rate_series(["1926-06-30"])
 
 
-def test_real_sp500_vix_chain():
+@pytest.fixture(scope="module")
+def real_inputs():
     """The bundled S&P 500 index closes and VIX closes (as a fraction), aligned on common dates."""
     spx, vix = load_dataset("sp500-ohlcv"), load_dataset("vix")
     dates = spx.dates.intersection(vix.dates)
     dates = dates[dates <= "2018-11-30"]                       # the Fama-French RF ends 2018-11
     close = spx.close[spx.dates.get_indexer(dates), 0]
     aux = {"iv": vix.close[vix.dates.get_indexer(dates), 0] / 100.0}
-    cfg = ChainConfig(strike_increment=5.0)
-    iv, label = implied_vol_series(close, aux, cfg, spx.periods_per_year)
+    iv, label = implied_vol_series(close, aux, ChainConfig(), spx.periods_per_year)
     assert label == "vix" and np.isfinite(iv).all()
-    ch = build_chain(close, day_numbers(dates), iv, annual_rate_series(dates), cfg)
-    n = len(dates)
+    return close, day_numbers(dates), iv, annual_rate_series(dates)
+
+
+def test_real_sp500_vix_chain(real_inputs):
+    """The real chain's shape, quotes and no-arbitrage orderings, at q = 0 (with a dividend yield above
+    the rate, deep in-the-money calls may lose value with expiry and have positive theta)."""
+    close = real_inputs[0]
+    ch = build_chain(*real_inputs, ChainConfig(strike_increment=5.0, dividend_yield=0.0))
+    n = len(close)
     assert n > 1200 and ch.mid.shape == (n, 5, 15, 2)
     for name in FIELDS:
         assert np.isfinite(np.asarray(getattr(ch, name))).all(), name
@@ -288,6 +296,30 @@ def test_real_sp500_vix_chain():
     assert ((delta[..., CALL] >= 0) & (delta[..., CALL] <= 1)).all()
     assert ((delta[..., PUT] <= 0) & (delta[..., PUT] >= -1)).all()
     assert (np.asarray(ch.theta)[..., CALL] < 0).all()
+
+
+def test_real_chain_prices_the_dividend_yield(real_inputs):
+    """The env's default chain prices the S&P 500's dividend yield (2% a year): put-call parity
+    C - P = S exp(-q tau) - K exp(-r tau) on every unfloored pair, and the 28-day at-the-money call is
+    cheaper, the put dearer, than with q = 0 (by about 6% and 5.5% on 2014-2018)."""
+    close, day, iv, rate = real_inputs
+    assert ChainConfig().dividend_yield == SP500_DIVIDEND_YIELD == 0.02
+    ch = build_chain(close, day, iv, rate, ChainConfig())
+    mid = np.asarray(ch.mid, np.float64)
+    S = close[:, None, None]
+    tau = np.asarray(ch.dte, np.float64)[:, :, None] / 365.0
+    r = np.asarray(ch.rate, np.float64)[:, None, None]
+    K = np.asarray(ch.strike, np.float64)[:, None, :]
+    parity = S * np.exp(-0.02 * tau) - K * np.exp(-r * tau)
+    live = (mid[..., CALL] > 2 * MIN_PRICE) & (mid[..., PUT] > 2 * MIN_PRICE)
+    assert live.mean() > 0.9
+    err = np.abs(mid[..., CALL] - mid[..., PUT] - parity)[live]
+    assert err.max() <= 2e-6 * close.max(), err.max()           # float32 at spot ~2900: 3.5e-4 / ulp
+    q0 = np.asarray(build_chain(close, day, iv, rate, ChainConfig(dividend_yield=0.0)).mid, np.float64)
+    atm = (slice(None), 3, 7)                                   # 28 days, the at-the-money strike
+    call, put = mid[atm][:, CALL] / q0[atm][:, CALL] - 1, mid[atm][:, PUT] / q0[atm][:, PUT] - 1
+    assert (call < 0).all() and (put > 0).all()
+    assert -0.08 < call.mean() < -0.04 and 0.04 < put.mean() < 0.07, (call.mean(), put.mean())
 
 
 def test_leg_mid_is_leg_quotes_mid():
