@@ -116,17 +116,24 @@ class TracedFields:
         return jax.tree.map(lambda *x: jnp.stack([jnp.asarray(v, jnp.float32) for v in x]), *members)
 
 
+def check_keys(section, known, *, name: str) -> dict:
+    """Config section `name` (a mapping) as a dict; ValueError naming every key outside `known` by its
+    dotted path (`name.key`) and listing the known keys. Every section parser uses it (the agents'
+    sections here, and the pipeline's `pretrain`, `pipeline`, `search`, `walk_forward`)."""
+    section = dict(section)
+    unknown = sorted(set(section) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {name} config key(s) {[f'{name}.{k}' for k in unknown]}; known: "
+                         f"{sorted(known)}")
+    return section
+
+
 def static_kwargs(static_cls, traced_cls, section, *, name: str, exclude=()) -> dict:
     """The keys of an agent's config section (`config.<name>`) that are fields of `static_cls`, with
     `frozen` as a tuple; ValueError naming every key that is neither static nor traced (`traced_cls`).
     `exclude`: static fields that come from elsewhere (e.g. `continuous_dist` from the model section)."""
-    section = dict(section)
     static = {f.name for f in dataclasses.fields(static_cls)} - set(exclude)
-    traced = set(traced_cls.names())
-    unknown = sorted(set(section) - static - traced)
-    if unknown:
-        raise ValueError(f"unknown {name} config key(s) {[f'{name}.{k}' for k in unknown]}; known: "
-                         f"{sorted(static | traced)}")
+    section = check_keys(section, static | set(traced_cls.names()), name=name)
     kwargs = {k: v for k, v in section.items() if k in static}
     if "frozen" in kwargs:
         frozen = kwargs["frozen"]

@@ -48,6 +48,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from jaxtrade.agents.base import check_keys
 from jaxtrade.data import fingerprint
 from jaxtrade.envs import market as market_lib
 from jaxtrade.envs.base import ObsSpec
@@ -60,7 +61,7 @@ log = logging.getLogger("jaxtrade")
 
 
 def default_config(**changes) -> ml_collections.ConfigDict:
-    """The `pretrain` section."""
+    """The `pretrain` section, updated with `changes` (an unknown key raises, naming `pretrain.<key>`)."""
     cfg = ml_collections.ConfigDict(dict(
         epochs=50,               # at most; early stopping usually ends sooner
         batch_size=64,
@@ -70,7 +71,7 @@ def default_config(**changes) -> ml_collections.ConfigDict:
         val_fraction=0.2,        # the last samples of the training split (chronological)
         vol_window=20,           # rows of the realized-volatility target; also the train/val gap
     ))
-    cfg.update(changes)
+    cfg.update(check_keys(changes, cfg, name="pretrain"))
     return cfg
 
 

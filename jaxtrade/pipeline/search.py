@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import ml_collections
 from ml_collections import config_dict
 
+from jaxtrade.agents.base import check_keys
 from jaxtrade.pipeline.registry import Registry
 from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import loop as loop_lib
@@ -52,7 +53,8 @@ _JOURNAL = "study.journal"
 
 
 def default_config(**changes) -> ml_collections.ConfigDict:
-    """The `search` section: what to search, how many trials, in batches of how many."""
+    """The `search` section: what to search, how many trials, in batches of how many (an unknown key
+    raises, naming `search.<key>`)."""
     cfg = ml_collections.ConfigDict(dict(
         n_trials=32,
         batch_size=8,                  # K trials trained as one population (one compile)
@@ -70,7 +72,7 @@ def default_config(**changes) -> ml_collections.ConfigDict:
         space=ml_collections.ConfigDict(dict(actor_lr="log:3e-5:3e-3", critic_lr="log:1e-4:1e-2",
                                              ent_coef="log:1e-4:5e-2", clip_eps="float:0.1:0.3")),
     ))
-    cfg.update(changes)
+    cfg.update(check_keys(changes, cfg, name="search"))
     return cfg
 
 
@@ -106,6 +108,7 @@ def parse_space(space, traced: tuple[str, ...]) -> list[Dimension]:
 
 
 def _check(s) -> None:
+    check_keys(s, default_config(), name="search")
     if s.objective not in BEST_METRICS:
         raise ValueError(f"search.objective={s.objective!r}: must be one of {BEST_METRICS} (validation "
                          "metrics with a best-model artifact)")

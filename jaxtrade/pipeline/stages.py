@@ -34,6 +34,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from jaxtrade.agents import registry as agent_registry
+from jaxtrade.agents.base import check_keys
 from jaxtrade.pipeline import ensemble as ensemble_lib
 from jaxtrade.pipeline import hybrid as hybrid_lib
 from jaxtrade.pipeline import pretrain as pretrain_lib
@@ -50,7 +51,7 @@ _STATE = "pipeline.json"
 
 
 def default_config(**changes) -> ml_collections.ConfigDict:
-    """The `pipeline` section."""
+    """The `pipeline` section, updated with `changes` (an unknown key raises, naming `pipeline.<key>`)."""
     cfg = ml_collections.ConfigDict(dict(
         prefix="sp500",                 # registry names <prefix>_encoder, _<agent>, _hybrid, _ensemble
         registry=config_dict.placeholder(str),   # default: <workdir>/registry
@@ -59,7 +60,7 @@ def default_config(**changes) -> ml_collections.ConfigDict:
         ensemble_mode="weighted",                # winner | weighted | majority
         ensemble_temperature=1.0,
     ))
-    cfg.update(changes)
+    cfg.update(check_keys(changes, cfg, name="pipeline"))
     return cfg
 
 

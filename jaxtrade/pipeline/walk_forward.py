@@ -56,6 +56,7 @@ from ml_collections import config_dict
 
 from jaxtrade import eval as evaluate
 from jaxtrade.agents import registry as agent_registry
+from jaxtrade.agents.base import check_keys
 from jaxtrade.data.dates import format_date
 from jaxtrade.pipeline.registry import Registry
 from jaxtrade.train import artifact as artifact_lib
@@ -387,6 +388,7 @@ def _check_config(config) -> None:
         )
     if "walk_forward" not in config:
         raise ValueError("the config has no walk_forward section (see experiments/configs/walk_forward_*.py)")
+    check_keys(config.walk_forward, default_config(), name="walk_forward")
 
 
 def run(
@@ -875,8 +877,6 @@ def default_config(**changes) -> ml_collections.ConfigDict:
             registry_name="walk_forward",
         )
     )
-    for k, v in changes.items():
-        if k not in cfg:
-            raise ValueError(f"unknown walk_forward key {k!r}; known: {sorted(cfg)}")
+    for k, v in check_keys(changes, cfg, name="walk_forward").items():
         cfg[k] = v
     return cfg

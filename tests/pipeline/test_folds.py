@@ -101,7 +101,7 @@ def test_phases_by_fraction_of_folds_done():
     bad.phases.fine_tune.until = 0.9
     with pytest.raises(ValueError, match="must run until 1.0"):
         wf.phases_of(bad)
-    with pytest.raises(ValueError, match="unknown walk_forward key 'decay_rate'"):
+    with pytest.raises(ValueError, match=r"unknown walk_forward config key\(s\) \['walk_forward.decay_rate"):
         wf.default_config(decay_rate=0.9)
 
 
