@@ -36,7 +36,8 @@ def options_baseline_specs() -> dict:
     28-day call sold against it whenever it is uncovered: BXM's covered call, rolled when the env
     force-closes it at <= force_close_dte days instead of at the monthly expiry), put (no shares, an
     at-the-money 28-day cash-secured put sold whenever no position is open, sized to the whole NAV as
-    collateral: CBOE PUT; the collateral earns no interest here, unlike PUT's T-bills)."""
+    collateral: CBOE PUT; the collateral earns the T-bill rate, like PUT's T-bills, where
+    `cash_earns_risk_free` is on). Shares earn the env's dividend yield (`dividend_yield`)."""
     t = strategies.numpy_table("full")
     return {"cash": (None, False, dict(stock_weight=0.0)),
             "underlying_buy_hold": (None, False, dict(stock_weight=1.0)),

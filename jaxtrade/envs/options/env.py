@@ -12,9 +12,10 @@ One step, for one unbatched environment at row t = state.t (trade at close[t], m
    the turbulence gate (turbulence[t-1] > threshold) breaches with `on_breach="close_all"`, and the
    slot a legacy "close slot i" action names.
 3. The action: a masked action never executes (it becomes hold); the mask already bars opens on a
-   gated step (the gate reads turbulence[t-1], known when the mask is made). An open fills its legs from chain
-   row t: buys at ask x (1 + slippage), sells at bid x (1 - slippage) (`costs.slippage_fraction` of the
-   leg's contracts against the volume proxy), paying `costs.contract_fees` per leg. Its size, in
+   gated step (the gate reads turbulence[t-1], known when the mask is made). An open fills its legs
+   from chain row t: buys at ask x (1 + slippage), sells at bid x (1 - slippage)
+   (`costs.slippage_fraction` of the leg's contracts against the volume proxy), paying
+   `costs.contract_fees` per leg. Its size, in
    units of the strategy (each leg `ratio` contracts per unit), is the risk budget over the
    strategy's maximum loss per unit at expiry: `premium_fraction` x NAV for debit strategies,
    `collateral_fraction` x NAV for credit ones (cash-secured puts, iron condors), whose maximum loss
@@ -25,11 +26,18 @@ One step, for one unbatched environment at row t = state.t (trade at close[t], m
    a 1% move) and theta ($ per day per $100,000 of NAV) after the trade against `delta_limit`,
    `gamma_limit`, `theta_limit`: a delta breach multiplies the new trade's units by
    `delta_reduction` (0.5), a gamma or theta breach by `gamma_reduction` (0.7) (once each).
-5. Mark: NAV = cash + shares x close + sum over legs of side x contracts x 100 x mid, with every
+5. Carry to row t+1 (`carry_rates`): the cash after the trade (pledged collateral included, like
+   CBOE PUT's T-bills) earns risk_free = exp(r[t] d / 365) - 1, the chain's own dated rate of row t
+   (`cash_earns_risk_free`, default on; 0 off) over the d calendar days to row t+1, and held shares
+   earn the dividend yield q (`dividend_yield`, the chain's: 2% a year by default, a stated constant;
+   `chain.SP500_DIVIDEND_YIELD`) as cash: shares x close[t] x (exp(q d / 365) - 1). Both rates are
+   known at t.
+6. Mark: NAV = cash + shares x close + sum over legs of side x contracts x 100 x mid, with every
    open leg priced by `chain.leg_quote` at its own strike and expiry on that row. The reward is the
    log change of NAV from row t (before the trade) to row t+1, so fees, spread and slippage are paid
    once, through the fills. Accounting identity after every step: value == cash + shares x close[t+1]
-   + marked legs; and value - value_before == mark-to-market PnL - fees - spread and slippage paid.
+   + marked legs; and value - value_before == mark-to-market PnL - fees - spread and slippage paid
+   + interest + dividends.
 
 The book starts as `stock_weight` of `initial_cash` in shares of the underlying (bought at close[start]
 without cost: the covered calls' cover) and the rest in cash. Slots: `max_positions` strategy slots
@@ -41,7 +49,8 @@ cash] of NAV): "book" [3] (shares, options, cash of NAV after the trade), "nav",
 (`costs.FEE_KINDS`), "spread_paid", "units", "slot_open" [P], "slot_value" [P], "leg_strike" /
 "leg_expiry" / "leg_qty" [P, 4], "greeks" [3] (delta, gamma, theta exposures after the trade),
 "settled" (cash from expiries), "forced_close" bool, "trade_closed" / "trade_pnl" [P] (a slot's
-strategy ended: its net PnL over its life, fees included).
+strategy ended: its net PnL over its life, fees included), "risk_free" (the simple rate cash earned
+from row t to t+1, 0.0 with `cash_earns_risk_free` off), "interest" and "dividends" ($ of that carry).
 """
 
 from __future__ import annotations
@@ -70,7 +79,7 @@ from jaxtrade.envs.base import (
 from jaxtrade.envs.options import chain as chain_lib
 from jaxtrade.envs.options import costs as costs_lib
 from jaxtrade.envs.options import strategies
-from jaxtrade.envs.options.pricing import MULTIPLIER, intrinsic
+from jaxtrade.envs.options.pricing import DAYS_PER_YEAR, MULTIPLIER, intrinsic
 from jaxtrade.envs.rewards import RewardParams
 
 THETA_NAV_UNIT = 100_000.0      # theta exposure: $ per day per this much NAV
@@ -110,6 +119,7 @@ class OptionsParams:
     delta_reduction: jax.Array = 0.5
     gamma_reduction: jax.Array = 0.7
     ruin_floor: jax.Array = 0.1
+    cash_earns_risk_free: jax.Array = True     # traced (1.0 / 0.0): vmappable, no recompile
     episode_length: int = struct.field(pytree_node=False, default=256)
     window: int = struct.field(pytree_node=False, default=30)
     random_start: bool = struct.field(pytree_node=False, default=True)
@@ -121,11 +131,17 @@ class OptionsParams:
     fee_note: str = struct.field(pytree_node=False, default="")
 
     def describe_costs(self) -> str:
-        """One sentence on how this env charges trading (for report notes)."""
+        """One sentence on how this env charges trading and what its cash and shares earn (for report
+        notes)."""
+        q = self.chain_config.dividend_yield
+        cash = ("cash (collateral included) earns the Fama-French one-month T-bill rate of its month"
+                if float(self.cash_earns_risk_free) > 0 else "cash earns no interest")
         return ("options fill at the synthetic chain's ask (buys) / bid (sells), spread clip(3% + 5% x "
                 "|1 - K/S| + liquidity and IV terms, 2%, 10%) of the mid, plus order-size slippage tiers "
                 f"against the volume proxy; per-contract fees: {self.fee_note}; expiries settle in cash at "
-                "intrinsic value without fees; the shares carry no costs")
+                "intrinsic value without fees; the shares carry no costs; "
+                f"dividends: a constant yield of {q:.2%} a year (env.dividend_yield, an assumed figure, not "
+                "dated dividends) prices the options and is paid on held shares; " + cash)
 
 
 @struct.dataclass
@@ -189,6 +205,21 @@ def _exposures(side_qty, S, g, value):
 
 def _fees(qty, premium, is_sell, rates, params):
     return costs_lib.contract_fees(qty, premium, is_sell, rates, round_up_cents=params.round_fees_up)
+
+
+def carry_rates(params: OptionsParams, t):
+    """(risk_free, dividend_rate): the simple rates that cash and held shares earn from row t to t + 1.
+
+    risk_free = exp(r[t] d / 365) - 1, r[t] the chain's continuous annual rate of row t's month (the
+    Fama-French one-month T-bill, known at the month's start: causal) and d = day[t + 1] - day[t]
+    calendar days, the discounting the chain prices with; 0 with `cash_earns_risk_free` off.
+    dividend_rate = exp(q d / 365) - 1, q = `chain_config.dividend_yield`: a share held from t to
+    t + 1 pays dividend_rate x close[t] in cash (a continuous yield, as the chain prices it)."""
+    c = params.chain
+    days = (c.day[t + 1] - c.day[t]).astype(jnp.float32)
+    rf = jnp.where(params.cash_earns_risk_free > 0, jnp.expm1(c.rate[t] * days / DAYS_PER_YEAR), 0.0)
+    div_rate = jnp.expm1(jnp.float32(params.chain_config.dividend_yield) * days / DAYS_PER_YEAR)
+    return rf.astype(jnp.float32), div_rate
 
 
 # The host-side tables of make.
@@ -465,7 +496,12 @@ def transition(state: OptionsState, action, params: OptionsParams):
         leg_strike=put(state.leg_strike, K), leg_expiry=put(state.leg_expiry, exp),
         leg_qty=put(state.leg_qty, qty))
 
-    # 4. mark at row t + 1.
+    # 4. carry from row t to t + 1 (interest on cash, dividends on shares), then mark at row t + 1.
+    cash_t = state.cash
+    rf, div_rate = carry_rates(params, t)
+    interest = cash_t * rf
+    dividends = state.shares * S * div_rate
+    state = state.replace(cash=cash_t + interest + dividends)
     mid1 = chain_lib.leg_mid(S1, state.leg_strike, state.leg_expiry, c.day[t + 1], c.rate[t + 1],
                              c.atm_iv[t + 1], state.leg_kind, params.chain_config)
     slot_value1 = _marked(state, mid1)
@@ -484,14 +520,16 @@ def transition(state: OptionsState, action, params: OptionsParams):
     g_t = Greeks3(*(jnp.where(new, c_field(f)[None], getattr(g_book, f))
                     for f in ("delta", "gamma", "theta")))
     slot_value_t = _marked(state, mid_t)
-    post = state.cash + state.shares * S + jnp.sum(slot_value_t)
+    post = cash_t + state.shares * S + jnp.sum(slot_value_t)
     post_safe = jnp.where(post > 0, post, 1.0)
     v1_safe = jnp.where(value1 > 0, value1, 1.0)
-    book = jnp.stack([state.shares * S, jnp.sum(slot_value_t), state.cash]) / post_safe
+    book = jnp.stack([state.shares * S, jnp.sum(slot_value_t), cash_t]) / post_safe
     # weights [N + 1] as every env reports them: the underlying (shares and the options on it), cash.
     weights = jnp.stack([book[0] + book[1], book[2]])
     weights_marked = jnp.stack([state.shares * S1 + jnp.sum(slot_value1), state.cash]) / v1_safe
-    state_fin = _finish(state, params, t, S_obs=S, mid=mid_t, g=g_t)
+    # The next observation: the book at row t (its cash before the carry to t + 1).
+    state_fin = _finish(state.replace(cash=cash_t), params, t, S_obs=S, mid=mid_t, g=g_t)
+    state_fin = state_fin.replace(cash=state.cash)
     traded = jnp.sum(jnp.abs(proceeds)) + jnp.sum(jnp.abs(side * qty * MULTIPLIER * fill_o))
     info = {
         "truncated": truncated, "terminated": terminated, "episode_return": episode_return,
@@ -506,7 +544,7 @@ def transition(state: OptionsState, action, params: OptionsParams):
         "slot_open": state.slot_open, "slot_value": slot_value1, "leg_strike": state.leg_strike,
         "leg_expiry": state.leg_expiry, "leg_qty": jnp.where(state.leg_active, state.leg_qty, 0.0),
         "greeks": state_fin.obs_state[4:7] * jnp.array([1.0, 1.0, 100.0]), "settled": jnp.sum(settle),
-        "forced_close": jnp.any(forced),
+        "forced_close": jnp.any(forced), "risk_free": rf, "interest": interest, "dividends": dividends,
     }
     return state_fin, reward, done, info
 
@@ -625,6 +663,9 @@ def _build(data, config, tables, cfg):
         top[k] = market._static_int(f"env.{k}", top[k])
     top["random_start"] = bool(top["random_start"])
     top["round_fees_up"] = bool(top["round_fees_up"])
+    earns = top["cash_earns_risk_free"]
+    if isinstance(earns, str) or earns not in (True, False):
+        raise ValueError(f"env.cash_earns_risk_free must be True or False, got {earns!r}")
     top = {k: (v if k in statics else jnp.asarray(v, jnp.float32)) for k, v in top.items()}
     params = OptionsParams(data=data, obs_table=market.obs_table(data), reward=jax.tree.map(
         lambda x: jnp.asarray(x, jnp.float32), reward), chain_config=cfg, **tables, **top)

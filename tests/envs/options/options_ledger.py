@@ -14,10 +14,14 @@ the environment's code, what every step must have done:
 - the fees of the fills by kind (the published 2024 flat rates and the $0.65 retail commission,
   written out here), bounds on the spread paid (half the bid-ask width of 2%..10% plus slippage of
   0.1%..10%, of the mid);
-- with its own Black-Scholes-Merton mids (scipy, float64): the cash identity (cash after - cash
-  before = legs ended marked at mid - legs opened at mid - fees - spread), the NAV identity
-  (value == cash + shares x close[t+1] + sum of side x qty x 100 x mid at t+1) and the PnL identity
-  (value - value_before == mark-to-market PnL - fees - spread paid).
+- the carry to row t + 1: interest on the cash after the trade at exp(r d / 365) - 1 (d calendar
+  days; `info["risk_free"]`, 0 with cash_earns_risk_free off) and dividends of shares x close[t] x
+  (exp(q d / 365) - 1);
+- with its own Black-Scholes-Merton mids (scipy, float64, dividend yield q): the cash identity (cash
+  after - cash before = legs ended marked at mid - legs opened at mid - fees - spread + interest +
+  dividends), the NAV identity (value == cash + shares x close[t+1] + sum of side x qty x 100 x mid
+  at t+1) and the PnL identity (value - value_before == mark-to-market PnL - fees - spread paid +
+  interest + dividends).
 
 It returns the residuals (float64 arrays [B, n]) and booleans of the discrete checks; the tests
 assert on them with stated tolerances.
@@ -42,9 +46,9 @@ COMMISSION, OCC, OCC_CAP, OCC_CAP_ABOVE, ORF, TAF, SEC, CAT = (0.65, 0.02, 55.0,
 HALF_SPREAD_MIN, HALF_SPREAD_MAX, SLIP_MIN, SLIP_MAX = 0.01, 0.05, 0.001, 0.10
 
 
-def bsm_mid(S, K, dte, r, iv, kind):
-    """The chain's mid per share in float64: max(BSM price, $0.01) while dte > 0 (q = 0, no skew),
-    intrinsic value from the expiry day on (dte <= 0)."""
+def bsm_mid(S, K, dte, r, iv, kind, q=0.0):
+    """The chain's mid per share in float64: max(BSM price, $0.01) while dte > 0 (dividend yield q,
+    no skew), intrinsic value from the expiry day on (dte <= 0)."""
     S, K, dte, r, iv = (np.asarray(x, np.float64) for x in (S, K, dte, r, iv))
     S, K, dte, r, iv = np.broadcast_arrays(S, K, dte, r, iv)
     put = np.asarray(kind) == strategies.PUT
@@ -53,11 +57,11 @@ def bsm_mid(S, K, dte, r, iv, kind):
     tau = np.where(live, dte, 1.0) / 365.0
     sd = iv * np.sqrt(tau)
     Ks = np.where(K > 0, K, 1.0)
-    d1 = (np.log(S / Ks) + (r + 0.5 * iv * iv) * tau) / sd
+    d1 = (np.log(S / Ks) + (r - q + 0.5 * iv * iv) * tau) / sd
     d2 = d1 - sd
-    disc = np.exp(-r * tau)
-    call = S * ndtr(d1) - K * disc * ndtr(d2)
-    putp = K * disc * ndtr(-d2) - S * ndtr(-d1)
+    disc, Sq = np.exp(-r * tau), S * np.exp(-q * tau)
+    call = Sq * ndtr(d1) - K * disc * ndtr(d2)
+    putp = K * disc * ndtr(-d2) - Sq * ndtr(-d1)
     price = np.where(put, putp, call)
     return np.where(live, np.maximum(price, MIN_MID), intrinsic)
 
@@ -82,6 +86,8 @@ class Config:
     initial_cash: float
     stock_weight: np.ndarray          # [B]
     threshold: np.ndarray             # [B] turbulence threshold
+    dividend_yield: float = 0.02      # q, continuous annual (the env's default)
+    cash_earns_risk_free: bool = True
 
 
 def replay(out: dict, m: Market, cfg: Config) -> dict:
@@ -94,7 +100,8 @@ def replay(out: dict, m: Market, cfg: Config) -> dict:
     z = lambda *s, dt=np.float64: np.zeros((B, *s), dt)
     res = {k: z(n) for k in ("nav", "nav_scale", "nav_px", "pnl", "pnl_scale", "pnl_px", "cash", "cash_scale",
                              "cash_px", "value_before", "settled", "fee_kinds", "sec", "spread_lo",
-                             "spread_hi", "reward", "n_legs_open")}
+                             "spread_hi", "reward", "n_legs_open", "risk_free", "interest",
+                             "dividends")}
     chk = {k: z(n, dt=bool) for k in ("action", "ended", "executed_slot", "slot_open", "legs_new",
                                       "legs_held", "legs_closed", "units", "forced", "gate", "mask_slots",
                                       "mask_cc", "mask_close", "mask_hold", "masked_never_executes",
@@ -213,10 +220,11 @@ def replay(out: dict, m: Market, cfg: Config) -> dict:
         chk["legs_closed"][:, k] = np.where(vacated[..., None], lq == 0.0, True).all((-1, -2))
 
         # Prices (own BSM): the old legs at row t, the new legs at row t, the book after at row t + 1.
+        q = cfg.dividend_yield
         m0 = bsm_mid(S[:, None, None], strike, expiry - day[:, None, None], m.rate[t][:, None, None],
-                     m.iv[t][:, None, None], kind)
+                     m.iv[t][:, None, None], kind, q)
         m0_new = bsm_mid(S[:, None], ls_new, le_new - day[:, None], m.rate[t][:, None], m.iv[t][:, None],
-                         n_kind)
+                         n_kind, q)
         # The ledger's book after the step.
         new_active = np.where(onehot[..., None], a_leg_active[:, None], active & keep[..., None])
         new_side = np.where(onehot[..., None], n_side[:, None], side)
@@ -227,7 +235,7 @@ def replay(out: dict, m: Market, cfg: Config) -> dict:
         cc = tab.needs_shares[act]
         new_covers = np.where(onehot, np.where(cc, units, 0.0)[:, None], covers)
         m1 = bsm_mid(S1[:, None, None], new_strike, new_expiry - day1[:, None, None],
-                     m.rate[t + 1][:, None, None], m.iv[t + 1][:, None, None], new_kind)
+                     m.rate[t + 1][:, None, None], m.iv[t + 1][:, None, None], new_kind, q)
         sq_old = np.where(active, side * qty * MULT, 0.0)
         sq_new = np.where(a_leg_active & executed[:, None], n_side * n_qty * MULT, 0.0)
         sq_post = np.where(new_active, new_side * new_qty * MULT, 0.0)
@@ -236,6 +244,15 @@ def replay(out: dict, m: Market, cfg: Config) -> dict:
         gone = ended[..., None] & active
         cash_flow = (np.where(gone, sq_old * m0, 0.0).sum((-1, -2)) - (sq_new * m0_new).sum(-1)
                      - fees - spread)
+        # The carry to row t + 1: interest on the cash after the trade, dividends on the shares.
+        days = (day1 - day).astype(np.float64)
+        rf = np.expm1(m.rate[t] * days / 365.0) if cfg.cash_earns_risk_free else np.zeros(B)
+        interest = (cash_prev + cash_flow) * rf
+        dividends = shares * S * np.expm1(q * days / 365.0)
+        res["risk_free"][:, k] = info["risk_free"] - rf
+        res["interest"][:, k] = info["interest"] - interest
+        res["dividends"][:, k] = info["dividends"] - dividends
+        cash_flow = cash_flow + interest + dividends
         cash = info["cash"]
         # Scales of the float32 error: dollars held or moved, and shares-equivalent x spot priced.
         res["cash"][:, k] = (cash - cash_prev) - cash_flow
@@ -252,7 +269,7 @@ def replay(out: dict, m: Market, cfg: Config) -> dict:
         held_legs = active & keep[..., None]
         mtm = (shares * (S1 - S) + np.where(held_legs, sq_old * (m1 - m0), 0.0).sum((-1, -2))
                + np.where(onehot[..., None], sq_post * (m1 - m0_new[:, None]), 0.0).sum((-1, -2)))
-        res["pnl"][:, k] = (value - info["value_before"]) - (mtm - fees - spread)
+        res["pnl"][:, k] = (value - info["value_before"]) - (mtm - fees - spread + interest + dividends)
         res["pnl_scale"][:, k] = np.abs(value) + np.abs(info["value_before"])
         res["pnl_px"][:, k] = (np.abs(sq_old).sum((-1, -2)) + np.abs(sq_post).sum((-1, -2))) * S1
         res["reward"][:, k] = info["reward"] - np.log(value / info["value_before"])

@@ -41,7 +41,7 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0}
 RANDOM_ALLOWED, RANDOM_ANY = -1, -2          # script entries: a uniform allowed / any action
 INFO = ("value", "value_before", "cash", "action", "executed", "fees", "spread_paid", "units", "slot_open",
         "leg_strike", "leg_expiry", "leg_qty", "trade_closed", "trade_pnl", "settled", "forced_close", "gate",
-        "greeks", "truncated", "terminated")
+        "greeks", "truncated", "terminated", "risk_free", "interest", "dividends")
 # Tolerances (module docstring).
 REL_TOL, PX_TOL, REWARD_TOL = 2e-7, 4e-7, 5e-7
 # vmap against one by one: XLA fuses the batched program differently (1e-7 relative on the obs state,
@@ -131,7 +131,9 @@ class Setup:
         return Config(layout=p.table.layout, max_positions=p.max_positions, force_close_dte=p.force_close_dte,
                       on_breach=p.on_breach, initial_cash=float(p.initial_cash),
                       stock_weight=np.full(B, float(p.stock_weight)),
-                      threshold=np.full(B, float(p.turbulence_threshold)))
+                      threshold=np.full(B, float(p.turbulence_threshold)),
+                      dividend_yield=p.chain_config.dividend_yield,
+                      cash_earns_risk_free=p.cash_earns_risk_free)
 
     def market_of(self, params) -> Market:
         return Market(**{**self.market.__dict__,
@@ -172,6 +174,10 @@ def _assert_identities(led):
         assert ok.all(), (f"{name} identity off by ${res[name][worst]:.4f} (tolerance ${tol[worst]:.4f}) at "
                           f"{first_failure(ok)}")
     assert np.all(np.abs(res["value_before"]) <= 1e-7 * 1e6 + 0.1)
+    # The carry to t + 1: the rate exactly as the ledger's (float32 rounding), its dollars to $0.001.
+    assert np.abs(res["risk_free"]).max() <= 1e-10, np.abs(res["risk_free"]).max()
+    for name in ("interest", "dividends"):
+        assert np.abs(res[name]).max() <= 1e-3, (name, np.abs(res[name]).max())
     assert np.all(np.abs(res["settled"]) <= 1e-6 * 1e6)
     assert np.all(res["fee_kinds"] <= 1.0), first_failure(res["fee_kinds"] <= 1.0)
     assert np.all(res["sec"] <= 1.0), first_failure(res["sec"] <= 1.0)
@@ -250,7 +256,8 @@ def test_settlement_at_expiry_and_forced_close(setup):
     payoff = (m.close[rs] - K) * 100 * qty
     assert payoff > 0
     np.testing.assert_allclose(o["settled"][k], payoff, rtol=1e-5)
-    np.testing.assert_allclose(o["cash"][k] - o["cash"][k - 1], payoff, rtol=1e-5)
+    carry = o["interest"][k] + o["dividends"][k]                      # earned on to row rs + 1
+    np.testing.assert_allclose(o["cash"][k] - o["cash"][k - 1], payoff + carry, rtol=1e-5)
     assert o["fees"][k].sum() == 0 and o["spread_paid"][k] == 0
     # Masked legacy closes of empty slots (1) and beyond max_positions (9) did nothing.
     assert list(o["action"][:3]) == [LEG_BUY_CALL_M5, 0, 0] and not o["executed"][1:3].any()
@@ -378,8 +385,9 @@ def test_greeks_limits_cut_the_units(setup):
     m, t = setup.market, start
     K = m.close[t] * 1.03
     eps = 1e-3 * m.close[t]
-    delta = (bsm_mid(m.close[t] + eps, K, 28, m.rate[t], m.iv[t], 0)
-             - bsm_mid(m.close[t] - eps, K, 28, m.rate[t], m.iv[t], 0)) / (2 * eps)
+    q = p.chain_config.dividend_yield
+    delta = (bsm_mid(m.close[t] + eps, K, 28, m.rate[t], m.iv[t], 0, q)
+             - bsm_mid(m.close[t] - eps, K, 28, m.rate[t], m.iv[t], 0, q)) / (2 * eps)
     ud_call, _ = units(BUY_CALL_P3)
     exposure = u * 100 * delta * m.close[t] / 1e6
     assert exposure > float(p.delta_limit) and ud_call <= np.floor(f32(u) * f32(0.5))
@@ -487,3 +495,69 @@ def test_reward_is_the_log_growth_of_nav(main_run):
     assert np.abs(res).max() <= REWARD_TOL, np.abs(res).max()
     out = main_run["out"]
     np.testing.assert_allclose(out["reward"], np.log(out["value"] / out["value_before"]), atol=REWARD_TOL)
+
+
+# 9. the carry: cash earns the dated risk-free rate, held shares the dividend yield
+
+def _episode(setup, params, start):
+    """One scripted hold episode of EPISODE steps from `start` (its first episode only)."""
+    o = jax.tree.map(lambda x: x[:EPISODE], _first(setup.run(start, [], params=params)))
+    assert (np.diff(o["t"]) == 1).all() and o["done"][-1] and not o["done"][:-1].any()
+    return o
+
+
+def _calendar_days(setup, rows):
+    """[n] calendar days from each of the consecutive rows `rows` to the next."""
+    return np.diff(setup.market.day[rows[0]: rows[-1] + 2]).astype(np.float64)
+
+
+def test_all_cash_grows_at_the_compounded_risk_free_rate(setup):
+    """An all-cash book held for N_STEPS grows by prod over steps of (1 + RF_m)^(12 d / 365) (RF_m the
+    Fama-French one-month T-bill return of the step's month, d its calendar days), by the data layer's
+    `risk_free_daily`, not the env's chain rate; `info["risk_free"]` is that per-step rate; with
+    `cash_earns_risk_free` off the book stays flat and the rate reads 0."""
+    import pandas as pd
+
+    from jaxtrade.data import risk_free_daily
+
+    start = setup.first + setup.n_starts - 1           # 2016-09 .. 12: RF 0.02% .. 0.03% a month
+    cash_only = setup.quiet.replace(stock_weight=jnp.float32(0.0))
+    o = _episode(setup, cash_only, start)
+    rows = o["t"]
+    dates = pd.DatetimeIndex(setup.market.day[rows].astype("datetime64[D]"))
+    monthly = risk_free_daily(dates, periods_per_year=12.0)
+    step = (1.0 + monthly) ** (12.0 * _calendar_days(setup, rows) / 365.0) - 1.0
+    np.testing.assert_allclose(o["risk_free"], step, rtol=1e-5)
+    np.testing.assert_allclose(o["value"], 1e6 * np.cumprod(1.0 + step), rtol=2e-6)
+    assert o["value"][-1] / 1e6 - 1 > 1e-4 and (o["dividends"] == 0).all()
+    assert "T-bill" in cash_only.describe_costs()
+    off = cash_only.replace(cash_earns_risk_free=jnp.float32(0.0))
+    o = _episode(setup, off, start)
+    assert (o["value"] == 1e6).all() and (o["risk_free"] == 0).all() and (o["interest"] == 0).all()
+    assert "cash earns no interest" in off.describe_costs()
+
+
+def test_held_shares_earn_the_dividend_yield_on_a_flat_price(setup):
+    """On a flat price path with cash earning nothing, the book (long shares, or short shares) changes
+    by the dividend only: shares x S x (exp(q d / 365) - 1) per step of d calendar days, paid to a long
+    and by a short (q = the env's default, 2% a year: stated in every options report's cost note)."""
+    from jaxtrade.envs.options.chain import SP500_DIVIDEND_YIELD
+
+    S = 2000.0
+    flat = setup.data.replace(close=jnp.full_like(setup.data.close, S))
+    _, p = envs.make("options", flat, {**CONFIG, "cash_earns_risk_free": False})
+    q = p.chain_config.dividend_yield
+    assert q == SP500_DIVIDEND_YIELD == 0.02 and "2.00% a year" in p.describe_costs()
+    start = setup.first + 60
+    for weight in (0.5, -0.5):
+        params = p.replace(turbulence_threshold=jnp.float32(np.inf), stock_weight=jnp.float32(weight))
+        o = _episode(setup, params, start)
+        shares = 1e6 * weight / S
+        paid = shares * S * np.expm1(q * _calendar_days(setup, o["t"]) / 365.0)
+        np.testing.assert_allclose(o["dividends"], paid, rtol=1e-5)
+        # each step's change of NAV is that step's dividend, to float32 rounding of the cash ($0.125)
+        np.testing.assert_allclose(np.diff(o["value"], prepend=1e6), paid, atol=0.25)
+        # ... about q x the calendar time held of the shares' value
+        years = (setup.market.day[o["t"][-1] + 1] - setup.market.day[start]) / 365.0
+        assert abs((o["value"][-1] - 1e6) / (shares * S * q * years) - 1) < 1e-2
+
