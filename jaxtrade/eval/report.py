@@ -46,6 +46,7 @@ class Report(NamedTuple):
     md_path: str
     csv_path: str
     png_paths: list[str]
+    results: dict | None = None   # {name: [frames]} the table was made of
 
 
 def as_results(results) -> dict[str, list[pd.DataFrame]]:
@@ -269,7 +270,7 @@ def report(results, workdir: str, *, periods_per_year: float | None = None, risk
     md_path = os.path.join(workdir, "report.md")
     with open(md_path, "w") as f:
         f.write("\n".join(md) + "\n")
-    return Report(table, md_path, csv_path, pngs)
+    return Report(table, md_path, csv_path, pngs, results)
 
 
 # PLOTS: matplotlib's object API only (no pyplot): no global state, no display needed.

@@ -124,10 +124,10 @@ def add_held_out(directory: str, held_out: dict) -> ModelSpec:
     beside its selection metrics; returns the updated spec. Only data no choice has seen belongs here."""
     if held_out.get("split") is None:
         raise ValueError(f"held-out metrics for {directory} need their 'split' (test, or the fold's window)")
-    path, d = _read_spec(directory, "a model artifact")
+    directory, d = _read_spec(directory, "a model artifact")
     selection, _ = metric_sources(d.get("metrics"))
     d["metrics"] = json_safe_tree({SELECTION: selection, HELD_OUT: dict(held_out)})
-    write_json_atomic(path, d)
+    write_json_atomic(os.path.join(directory, _SPEC), d)
     return load_spec(directory)
 
 

@@ -70,12 +70,55 @@ class Evaluator:
     def validate_many(self, params_list) -> list[dict]:
         """`validate_params` of each of `params_list` (a population's members), backtested in one
         vmapped run (`eval.backtest_many`)."""
+        return [self.metrics(f) for f in self.frames(params_list)]
+
+    def frames(self, params_list) -> list[pd.DataFrame]:
+        """The validation backtest frames of `params_list` (one vmapped run for many members)."""
         s = self.s
         if len(params_list) == 1:
-            return [self.validate_params(params_list[0])]
-        frames = evaluate.backtest_many([self.agent.policy(p) for p in params_list], s.val_env, s.val_params,
-                                        dates=s.splits.val.dates, symbols=s.splits.val.symbols)
-        return [validation_metrics(f, self.weights) for f in frames]
+            policy = self.agent.policy(params_list[0])
+            return [evaluate.backtest(policy, s.val_env, s.val_params, dates=s.splits.val.dates,
+                                      symbols=s.splits.val.symbols)]
+        return evaluate.backtest_many([self.agent.policy(p) for p in params_list], s.val_env, s.val_params,
+                                      dates=s.splits.val.dates, symbols=s.splits.val.symbols)
+
+    def metrics(self, frame: pd.DataFrame) -> dict:
+        return validation_metrics(frame, self.weights)
+
+
+def split_metrics(frame: pd.DataFrame, split: str) -> dict:
+    """The metrics of a backtest of a whole split, JSON-safe, with the split's name and period: what
+    a model records as held-out metrics when `split` is data no choice has seen."""
+    m = {k: (float(v) if math.isfinite(v) else None) for k, v in validation_metrics(frame).items()}
+    return dict(m, split=split, period=f"{_date(frame.index[0])} .. {_date(frame.index[-1])}")
+
+
+def _date(x) -> str:
+    return f"{x:%Y-%m-%d}" if hasattr(x, "strftime") else str(x)
+
+
+def record_held_out(directory: str, frame: pd.DataFrame, split: str = "test") -> dict:
+    """Writes the metrics of `frame` (the artifact in `directory` backtested on `split`, data no choice
+    has seen) into its spec as held-out metrics; returns them."""
+    from jaxtrade.train import artifact as artifact_lib
+
+    held_out = split_metrics(frame, split)
+    artifact_lib.add_held_out(directory, held_out)
+    return held_out
+
+
+def held_out_of_artifact(directory: str, split: str = "test", market=None) -> dict:
+    """Backtests the artifact in `directory` on its own data's `split` (deterministic, whole split, its
+    env and costs) and records the metrics as held-out in its spec; returns them. For the stages that
+    choose on validation and never read the test split otherwise (pipeline, search)."""
+    from jaxtrade.train import artifact as artifact_lib
+    from jaxtrade.train.setup import make_split_env
+
+    policy, spec = artifact_lib.load_model(directory)
+    _, data_split = split_of(spec, split, market=market)
+    env, params = make_split_env(spec.env, data_split)
+    frame = evaluate.backtest(policy, env, params, dates=data_split.dates, symbols=data_split.symbols)
+    return record_held_out(directory, frame, split)
 
 
 def split_of(spec, name: str, market=None):
@@ -187,7 +230,7 @@ def in_sample_comparison(setup, policies, *, splits=("train", "val")) -> pd.Data
         env = setup.env                        # backtests unwrap it and run the whole split
         run = lambda pol, split=split, params=params, env=env: evaluate.stats(evaluate.backtest(
             pol, env, params, dates=split.dates, symbols=split.symbols))["sharpe"]
-        agent = np.array([run(p) for p in policies], np.float64)
+        agent = split_sharpes(setup, policies, name)
         ungated = params.replace(turbulence_threshold=jnp.asarray(jnp.inf, jnp.float32))
         pols = constant_policies(env, params)
         best = _best({k: float(run(p)) for k, p in pols.items()})
@@ -200,6 +243,14 @@ def in_sample_comparison(setup, policies, *, splits=("train", "val")) -> pd.Data
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "split"
     return table
+
+
+def split_sharpes(setup, policies, name: str) -> np.ndarray:
+    """[seeds] Sharpe of deterministic backtests of `policies` over the whole split `name` of `setup`."""
+    split, params = getattr(setup.splits, name), setup.split_params(name)
+    frames = [evaluate.backtest(p, setup.env, params, dates=split.dates, symbols=split.symbols)
+              for p in policies]
+    return np.array([evaluate.stats(f)["sharpe"] for f in frames], np.float64)
 
 
 def _best(sharpes: dict) -> tuple[str, float]:

@@ -53,6 +53,7 @@ from jaxtrade.train import setup as setup_lib
 from jaxtrade.train.checkpoints import BEST_METRICS, CheckpointError, Checkpoints
 from jaxtrade.train.metrics import TIMING_KEYS, EarlyStopping, iteration_row
 from jaxtrade.train.reporting import MlflowSink, Reporter, run_log_file, trended_of
+from jaxtrade.train.trials import TrialLedger, frame_returns, trial_name
 
 log = logging.getLogger("jaxtrade")
 
@@ -118,7 +119,8 @@ def device_memory_gib() -> float | None:
     return stats["bytes_in_use"] / 2**30
 
 
-RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "tensorboard", "report.md", "report.csv")
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "tensorboard", "report.md", "report.csv", "trials.json",
+               "overfitting.json")
 
 
 def archive_previous(workdir: str, names=RUN_OUTPUTS) -> None:
@@ -354,6 +356,8 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
     failed = True
     evaluator = (evaluation.Evaluator(s, agent, dict(config.train.composite))
                  if s.val_params is not None else None)
+    # Every checkpoint compared on validation is a trial of the best-model choice (module docstring, 3).
+    ledger = TrialLedger.open(workdir, s.splits.val.periods_per_year) if evaluator is not None else None
     sha = artifact_lib.code_version()
     stopped = "budget"
     try:
@@ -399,7 +403,15 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                 params = agent.params(state)
                 member_params = [params] if len(seeds) == 1 else [_member(params, k)
                                                                    for k in range(len(seeds))]
-                vals = evaluator.validate_many(member_params)
+                frames = evaluator.frames(member_params)
+                vals = [evaluator.metrics(f) for f in frames]
+                for m, (frame, val_m) in enumerate(zip(frames, vals, strict=True)):
+                    ledger.add(trial_name(labels[m], run.iteration), frame_returns(frame), kind="checkpoint",
+                               metrics=val_m, dates=frame.index, member=labels[m], seed=seeds[m],
+                               iteration=run.iteration,
+                               **({} if hparams_json is None else {"hparams": hparams_json[m]}))
+                if jax.process_index() == 0:
+                    ledger.save(workdir)
                 val = _mean_row(vals)
                 if len(seeds) > 1:
                     val = dict(val, **{f"composite/{lb}": v["composite"] for lb, v in zip(labels, vals,
@@ -416,10 +428,11 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                     for metric in improved:
                         run.best[best_key(metric, labels, m)] = val_m[metric]
                         recorded = dict(json_floats(val_m), iteration=run.iteration, selected_by=metric,
-                                        split="val")
+                                        split="val", trial=trial_name(labels[m], run.iteration))
                         if hparams_json is not None:
                             recorded["hparams"] = hparams_json[m]
-                        spec = model_spec(s, agent, recorded, code_version=sha, seed=seeds[m])
+                        spec = model_spec(s, agent, artifact_lib.selection_metrics(recorded),
+                                          code_version=sha, seed=seeds[m])
                         artifact_lib.save_model(best_directory(ckpts, metric, labels, m), p_m, spec)
                 if run.early.update(val.get("composite", math.nan)):
                     stopped = "early_stopping"
@@ -454,45 +467,105 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
 def final_report(s, agent, state, ckpts: Checkpoints, workdir: str, *, code_version: str,
                  population: Population | None = None) -> str:
     """Backtests the best-composite artifact of every seed (the final model where no validation ran)
-    on the test split against the baselines, writes report.md into workdir and returns its path."""
+    on the test split against the baselines, writes report.md into workdir and returns its path.
+
+    The test split is data no choice has seen: its metrics go into each chosen artifact's spec as its
+    held-out metrics (the registry grades those only). The report ends with the overfitting section:
+    the trials behind the model (`trials.json`), its deflated Sharpe and PBO, and its Sharpe on the
+    training, validation and test splits side by side (`overfitting.json`)."""
     config = s.config
     pop = population or Population(("seed_" + str(config.seed),), (int(config.seed),))
     seeds, labels = list(pop.seeds), list(pop.labels)
     params = agent.params(state)
-    policies, specs, which = [], [], []
+    policies, specs, which, chosen = [], [], [], []
     for m, seed in enumerate(seeds):
         directory = best_directory(ckpts, "composite", labels, m)
         if artifact_lib.is_artifact(directory):
             policy, spec = artifact_lib.load_model(directory)
+            selection, _ = artifact_lib.metric_sources(spec.metrics)
             which.append(f"seed {seed}: best validation composite (iteration "
-                         f"{spec.metrics.get('iteration')}, {directory})")
+                         f"{selection.get('iteration')}, {directory})")
+            chosen.append((directory, selection.get("trial")))
         else:
-            spec = model_spec(s, agent, {"iteration": None}, code_version=code_version, seed=seed)
+            spec = model_spec(s, agent, {}, code_version=code_version, seed=seed)
             policy = agent.policy(params if len(seeds) == 1 else _member(params, m))
             which.append(f"seed {seed}: final model (no validation ran)")
+            chosen.append((None, None))
         policies.append(policy)
         specs.append(spec)
     split = s.splits.test
     notes = (f"Agent: {'; '.join(which)}; trained on {s.splits.train.traded_dates[0]:%Y-%m-%d}"
              f"..{s.splits.train.traded_dates[-1]:%Y-%m-%d}; test split "
-             f"{split.traded_dates[0]:%Y-%m-%d}..{split.traded_dates[-1]:%Y-%m-%d}. Same environment and "
-             f"costs for every row." + (f" The agent row is the mean ± std over {len(seeds)} seeds, its "
-                                        "Sharpe interval a bootstrap of the seeds' mean daily returns."
-                                        if len(seeds) > 1 else ""))
+             f"{split.traded_dates[0]:%Y-%m-%d}..{split.traded_dates[-1]:%Y-%m-%d} (held out: no choice "
+             "saw it). Every row trades in the agent's environment with its costs and its turbulence gate; "
+             "a row marked \"gate off\" is a reference outside that world." +
+             (f" The agent row is the mean ± std over {len(seeds)} seeds, its Sharpe interval a bootstrap "
+              "that resamples the seeds and the days together." if len(seeds) > 1 else ""))
     rep = evaluation.evaluate_artifact(policies if len(seeds) > 1 else policies[0], specs[0], split,
                                        market=s.market, n_boot=config.train.bootstrap_samples,
                                        seed=config.seed, out_dir=workdir, notes=notes)
+    row = evaluation.agent_row(specs[0])
+    for (directory, _), frame in zip(chosen, rep.results[row], strict=True):
+        if directory is not None and jax.process_index() == 0:
+            evaluation.record_held_out(directory, frame, "test")
     from jaxtrade import eval as evaluate
 
     log.info("test-split report:\n%s", evaluate.to_markdown(rep.table))
+    in_sample = None
     if config.train.get("in_sample_report", True):
-        table = evaluation.in_sample_comparison(s, policies)
-        table.to_csv(os.path.join(workdir, "in_sample.csv"))
-        section = evaluation.in_sample_markdown(table)
-        with open(rep.md_path, "a", encoding="utf-8") as f:
-            f.write("\n" + section)
-        log.info("%s", section)
+        in_sample = evaluation.in_sample_comparison(s, policies)
+        in_sample.to_csv(os.path.join(workdir, "in_sample.csv"))
+        _append(rep.md_path, evaluation.in_sample_markdown(in_sample))
+    test_sharpe = float(rep.table.loc[row, "sharpe"])
+    section = overfitting_section(s, workdir, policies, chosen, test_sharpe, in_sample)
+    if section:
+        _append(rep.md_path, section)
     return rep.md_path
+
+
+def _append(path: str, section: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\n" + section)
+    log.info("%s", section)
+
+
+def overfitting_section(s, workdir: str, policies, chosen, test_sharpe: float, in_sample=None) -> str:
+    """The report's overfitting section ("" without a trial ledger): `eval.overfitting.trial_summary`
+    of choosing the best seed's chosen checkpoint (highest validation Sharpe) among every trial of the
+    run's ledger, and the agent's Sharpe by split (median over seeds; test: the report's mean),
+    written to overfitting.json too."""
+    from jaxtrade.eval.overfitting import markdown_section
+
+    path = os.path.join(workdir, "trials.json")
+    if not os.path.exists(path):
+        return ""
+    ledger = TrialLedger.load(path)
+    names = [t for _, t in chosen if t in ledger.trials]
+    if not names:
+        return ""
+    sharpe_of = lambda n: ledger.trials[n]["metrics"].get("sharpe")
+    best = max(names, key=lambda n: -math.inf if sharpe_of(n) is None else sharpe_of(n))
+    summary = ledger.summary(best)
+    if in_sample is not None and "train" in in_sample.index:
+        train = float(in_sample.loc["train", "agent_median"])
+    else:
+        train = float(np.median(evaluation.split_sharpes(s, policies, "train")))
+    val = [sharpe_of(n) for n in names if sharpe_of(n) is not None]
+    by_split = {"train": train, "val": float(np.median(val)) if val else None, "test": test_sharpe}
+    summary["sharpe_by_split"] = by_split
+    summary["chosen_trials"] = names
+    summary = artifact_lib.json_safe_tree(summary)
+    artifact_lib.write_json_atomic(os.path.join(workdir, "overfitting.json"), summary)
+    fmt = lambda x: "n/a" if x is None or not math.isfinite(x) else f"{x:.3f}"
+    lines = [markdown_section(summary), "",
+             f"Sharpe by split ({len(policies)} seed(s)' chosen models; train and validation: median over "
+             "seeds of deterministic backtests of the whole split; test: the report's agent row). "
+             "Training and validation chose the model; only the test column is held out.", "",
+             "| split | role | agent Sharpe |", "| --- | --- | --- |",
+             f"| train | fitted the model | {fmt(by_split['train'])} |",
+             f"| val | chose the model (selection) | {fmt(by_split['val'])} |",
+             f"| test | held out | {fmt(by_split['test'])} |"]
+    return "\n".join(lines) + "\n"
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str | None = None,
