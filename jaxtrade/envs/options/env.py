@@ -8,9 +8,13 @@ One step, for one unbatched environment at row t = state.t (trade at close[t], m
    now ("action_mask", computed from that book and the calendar).
 2. Legs whose expiry day has come (day[t] >= expiry_day) settle in cash at intrinsic value (no fee:
    exercise and assignment fees are not modelled). Slots with <= `force_close_dte` calendar days left
-   close at the chain's bid (longs) / ask (shorts) less slippage, paying fees; so do all slots when
-   the turbulence gate (turbulence[t-1] > threshold) breaches with `on_breach="close_all"`, and the
-   slot a legacy "close slot i" action names.
+   close at the chain's bid (longs) / ask (shorts) less slippage, paying fees (a roll rule: a
+   position leaves before its expiry week); so do all slots when the turbulence gate
+   (turbulence[t-1] > threshold) breaches with `on_breach="close_all"`, and the slot a legacy "close
+   slot i" action names. A slot opened with <= `force_close_dte` days to expiry (the 7-day
+   multi-leg actions under the defaults: whoever buys a weekly means to hold it to its expiry) is
+   not force-closed: it settles at expiry. So every action of the table, opened on any row of the
+   bundled data, is still held after the next step (unless the gate closes it).
 3. The action: a masked action never executes (it becomes hold); the mask already bars opens on a
    gated step (the gate reads turbulence[t-1], known when the mask is made). An open fills its legs
    from chain row t: buys at ask x (1 + slippage), sells at bid x (1 - slippage)
@@ -154,6 +158,7 @@ class OptionsState:
     slot_family: jax.Array        # [P] int32
     slot_units: jax.Array         # [P]
     slot_cash: jax.Array          # [P] net cash flow since the slot opened (fills and fees)
+    slot_close_day: jax.Array     # [P] int32 calendar day from which the slot is force-closed
     collateral: jax.Array         # [P] cash pledged by the slot (credit strategies)
     covers: jax.Array             # [P] contracts of shares the slot's short calls cover
     leg_active: jax.Array         # [P, 4] bool
@@ -205,6 +210,14 @@ def _exposures(side_qty, S, g, value):
 
 def _fees(qty, premium, is_sell, rates, params):
     return costs_lib.contract_fees(qty, premium, is_sell, rates, round_up_cents=params.round_fees_up)
+
+
+def _close_day(expiry, day, force_close_dte: int):
+    """The calendar day from which a slot opened on `day` whose first leg expires on `expiry` is
+    force-closed: force_close_dte days before that expiry; a slot opened with no more than
+    force_close_dte days left (the 7-day multi-leg actions under the defaults) is held to its expiry
+    and settles there (the close day is the expiry itself)."""
+    return jnp.where(expiry - day > force_close_dte, expiry - force_close_dte, expiry)
 
 
 def carry_rates(params: OptionsParams, t):
@@ -293,8 +306,9 @@ class OptionsEnv(SpecProperties):
 
 def _empty_book(P: int):
     z = lambda *s: jnp.zeros(s, jnp.float32)
-    return dict(slot_open=jnp.zeros((P,), bool), slot_family=jnp.zeros((P,), jnp.int32), slot_units=z(P),
-                slot_cash=z(P), collateral=z(P), covers=z(P), leg_active=jnp.zeros((P, 4), bool),
+    i = lambda *s: jnp.zeros(s, jnp.int32)
+    return dict(slot_open=jnp.zeros((P,), bool), slot_family=i(P), slot_units=z(P), slot_cash=z(P),
+                slot_close_day=i(P), collateral=z(P), covers=z(P), leg_active=jnp.zeros((P, 4), bool),
                 leg_kind=jnp.zeros((P, 4), jnp.int32), leg_side=z(P, 4), leg_strike=z(P, 4),
                 leg_expiry=jnp.zeros((P, 4), jnp.int32), leg_qty=z(P, 4))
 
@@ -352,7 +366,6 @@ def _finish(state: OptionsState, params: OptionsParams, row, *, S_obs, mid=None,
     side_qty = jnp.where(state.leg_active, state.leg_side * state.leg_qty, 0.0)
     greeks = _exposures(side_qty, S_obs, g, nav_safe)
     cash_free, shares_free = _free(state)
-    day_next = params.chain.day[row + 1]
     dte = jnp.where(state.leg_active, state.leg_expiry - params.chain.day[row], 10_000).min(-1)
     n_open = jnp.sum(state.slot_open)
     head = jnp.stack([cash_free / nav_safe, stock / nav_safe, jnp.sum(slot_value) / nav_safe,
@@ -363,8 +376,7 @@ def _finish(state: OptionsState, params: OptionsParams, row, *, S_obs, mid=None,
                           slot_value / nav_safe], -1).reshape(-1)
     obs_state = jnp.nan_to_num(jnp.concatenate([head, per_slot]), nan=0.0).astype(jnp.float32)
     # Slots that settle or force-close on the next row free up before its action (calendar only).
-    next_dte = jnp.where(state.leg_active, state.leg_expiry - day_next, 10_000).min(-1)
-    freeing = state.slot_open & (next_dte <= params.force_close_dte)
+    freeing = state.slot_open & (params.chain.day[row + 1] >= state.slot_close_day)
     n_after = n_open - jnp.sum(freeing)
     free_collateral = jnp.sum(jnp.where(freeing, state.collateral, 0.0))
     free_covers = jnp.sum(jnp.where(freeing, state.covers, 0.0))
@@ -410,8 +422,7 @@ def transition(state: OptionsState, action, params: OptionsParams):
         act = jnp.where(gate, 0, act)
     else:
         act = jnp.where(gate & tab.is_open[act], 0, act)
-    dte = jnp.where(state.leg_active, state.leg_expiry - day, 10_000).min(-1)
-    forced = state.slot_open & ~expired & (dte <= params.force_close_dte)
+    forced = state.slot_open & ~expired & (day >= state.slot_close_day)
     gate_close = state.slot_open & ~expired & gate & (params.on_breach == "close_all")
     chosen = state.slot_open & ~expired & (jnp.arange(P) == tab.close_slot[act])
     closing = forced | gate_close | chosen
@@ -486,9 +497,12 @@ def transition(state: OptionsState, action, params: OptionsParams):
     onehot = (jnp.arange(P) == slot) & executed
     put = lambda old, new: jnp.where(onehot.reshape((P,) + (1,) * (old.ndim - 1)), new, old)
     covers = jnp.where(tab.needs_shares[act], units * tab.shares_needed[act], 0.0)
+    close_day = _close_day(jnp.where(legs.active, exp, jnp.iinfo(jnp.int32).max).min(), day,
+                           params.force_close_dte)
     state = state.replace(
         cash=cash, slot_open=state.slot_open | onehot, slot_family=put(state.slot_family, tab.family[act]),
         slot_units=put(state.slot_units, units), slot_cash=put(state.slot_cash, -paid),
+        slot_close_day=put(state.slot_close_day, close_day),
         collateral=put(state.collateral, jnp.where(credit, units * risk_u, 0.0)),
         covers=put(state.covers, covers),
         leg_active=put(state.leg_active, legs.active & executed),

@@ -26,7 +26,10 @@ Full layout, `Discrete(91)` (`layout="full"`):
     86-90    long call butterfly  +1 call -2, -2 call ATM, +1 call +2
 
   For every multi-leg family, variation k = 1..5 (action = first + k - 1) puts all its legs on
-  expiry index k - 1 (7k days); the strikes are the same across the five variations.
+  expiry index k - 1 (7k days); the strikes are the same across the five variations. The 7-day
+  variations open inside the env's default force-close window (`force_close_dte` = 7): the env holds
+  them to their expiry instead of closing them the next day (`envs.options.env`, point 2), so none of
+  the 91 actions is a round trip.
 
   Single-leg expiry: index 3 (28 days) for all four single-leg families. Reasons: it is the grid
   point nearest 30 days, the horizon of the VIX and of most quoted at-the-money implied vols (the

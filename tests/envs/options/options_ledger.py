@@ -5,7 +5,8 @@
 the environment's code, what every step must have done:
 
 - which slots end (settlement on the first row with day >= expiry_day, forced closes at
-  dte <= force_close_dte, the turbulence gate, a legacy close action), what settles (intrinsic value),
+  dte <= force_close_dte of slots opened with more days than that, the turbulence gate, a legacy
+  close action), what settles (intrinsic value),
   which action executes (a masked one never does: it becomes 0) and into which slot it goes, with
   which legs (the strategy table, strikes spot x (1 + 1% offset), expiries day + 7 (e + 1)) and
   how many contracts (units x ratio);
@@ -115,6 +116,7 @@ def replay(out: dict, m: Market, cfg: Config) -> dict:
     expiry = np.zeros((B, P, L), np.int64)
     qty = z(P, L)
     covers = z(P)
+    close_day = np.zeros((B, P), np.int64)          # the day each slot is force-closed from
     shares = z()
     cash_prev = z()
     value_prev = z()
@@ -137,9 +139,7 @@ def replay(out: dict, m: Market, cfg: Config) -> dict:
                                            info["value_before"] == value_prev)
 
         # The observation's mask (decided at row t - 1 for the actions at row t; calendar of row t).
-        dte_leg = np.where(active, expiry - day[:, None, None], 10_000)
-        dte_slot = dte_leg.min(-1)
-        freeing = open_ & (dte_slot <= fcd)
+        freeing = open_ & (day[:, None] >= close_day)
         n_after = open_.sum(-1) - freeing.sum(-1)
         mask = info["mask"]
         opens = tab.is_open
@@ -182,7 +182,7 @@ def replay(out: dict, m: Market, cfg: Config) -> dict:
             act = np.where(gate & tab.is_open[act], 0, act)
         chk["action"][:, k] = info["action"] == act
         chk["masked_never_executes"][:, k] = allowed | ((info["action"] == 0) & ~info["executed"])
-        forced = open_ & ~expired & (dte_slot <= fcd)
+        forced = open_ & ~expired & (day[:, None] >= close_day)
         chk["forced"][:, k] = info["forced_close"] == forced.any(-1)
         closing = forced | (open_ & ~expired & (gate & (cfg.on_breach == "close_all"))[:, None])
         closing |= open_ & ~expired & (np.arange(P)[None] == tab.close_slot[act][:, None])
@@ -234,6 +234,11 @@ def replay(out: dict, m: Market, cfg: Config) -> dict:
         new_qty = np.where(onehot[..., None], n_qty[:, None], qty)
         cc = tab.needs_shares[act]
         new_covers = np.where(onehot, np.where(cc, units, 0.0)[:, None], covers)
+        # A slot opened with more than fcd days left is force-closed fcd days before its first expiry;
+        # one opened inside that window is held to its expiry.
+        first_exp = np.where(a_leg_active, n_expiry_expected, np.iinfo(np.int64).max).min(-1)
+        opened_close_day = np.where(first_exp - day > fcd, first_exp - fcd, first_exp)
+        new_close_day = np.where(onehot, opened_close_day[:, None], close_day)
         m1 = bsm_mid(S1[:, None, None], new_strike, new_expiry - day1[:, None, None],
                      m.rate[t + 1][:, None, None], m.iv[t + 1][:, None, None], new_kind, q)
         sq_old = np.where(active, side * qty * MULT, 0.0)
@@ -299,6 +304,7 @@ def replay(out: dict, m: Market, cfg: Config) -> dict:
         open_ = keep | onehot
         active, side, kind, strike, expiry, qty, covers = (new_active, new_side, new_kind, new_strike,
                                                            new_expiry, new_qty, new_covers)
+        close_day = new_close_day
         cash_prev = cash.astype(np.float64)
         value_prev = value.astype(np.float64)
         new_episode = info["done"].astype(bool)
