@@ -44,8 +44,10 @@ One step, for one unbatched environment at row t = state.t (trade at close[t], m
    + interest + dividends.
 
 The book starts as `stock_weight` of `initial_cash` in shares of the underlying (bought at close[start]
-without cost: the covered calls' cover) and the rest in cash. Slots: `max_positions` strategy slots
-of up to 4 legs; a slot frees when its legs settle or close.
+without cost: the covered calls' cover) and the rest in cash. The episode's first observation, made
+before close[start] is known, shows that book as bought at close[start - 1] (the same weights; its
+mask counts the lots at that close). Slots: `max_positions` strategy slots of up to 4 legs; a slot
+frees when its legs settle or close.
 
 info (beyond `jaxtrade.envs.base.INFO_KEYS`, whose weights [2] are [underlying: shares and options marked,
 cash] of NAV): "book" [3] (shares, options, cash of NAV after the trade), "nav", "cash",
@@ -325,8 +327,13 @@ def reset_state(u, params: OptionsParams) -> OptionsState:
         obs_state=jnp.zeros((N_STATE_HEAD + 3 * P,), jnp.float32),
         mask=jnp.zeros((params.table.n_actions,), bool), reward_state=rewards_lib.init_reward_state(cash0),
         episode_return=jnp.zeros((), jnp.float32), episode_length=jnp.zeros((), jnp.int32))
-    # What the first observation shows: the book as it is, marked at row start - 1, and the mask.
-    return _finish(state, params, start - 1, S_obs=params.data.close[start - 1, 0])   # empty book
+    # What the first observation shows (rows < start only): the book as the same stock_weight bought
+    # at close[start - 1] would be, marked there, and its mask. The shares themselves are bought at
+    # close[start], which the observation must not reveal (not even through their lot count).
+    S_seen = params.data.close[start - 1, 0]
+    shares_seen = cash0 * params.stock_weight / S_seen
+    seen = state.replace(shares=shares_seen, cash=cash0 - shares_seen * S_seen)
+    return _finish(seen, params, start - 1, S_obs=S_seen).replace(shares=shares, cash=cash)   # empty book
 
 
 def observe(state: OptionsState, params: OptionsParams) -> dict:

@@ -440,7 +440,9 @@ def test_turbulence_gate(setup, on_breach):
 def test_observation_reads_rows_before_t_only(setup):
     """Perturbing every row >= t0 of the data (prices, features, market features, the VIX) and rebuilding
     the env leaves every observation up to row t0 unchanged (window rows < t, chain row t - 1, the book
-    marked at t - 1, the mask from the calendar), and so every random decision before it."""
+    marked at t - 1, the mask from the calendar), and so every random decision before it; so is the
+    first observation of an episode that starts at t0 (reset's, whose shares are bought at close[t0]:
+    it once showed their weight marked at close[t0 - 1], revealing close[t0] / close[t0 - 1])."""
     start, lead = setup.first + 300, 20
     t0 = start + lead
     rng = np.random.default_rng(3)
@@ -464,6 +466,13 @@ def test_observation_reads_rows_before_t_only(setup):
     # ... and the perturbation does reach the next observation.
     assert not np.array_equal(a["obs"]["window"][0, lead + 1], b["obs"]["window"][0, lead + 1])
     assert not np.array_equal(a["obs"]["chain"][0, lead + 1], b["obs"]["chain"][0, lead + 1])
+    # An episode starting at t0: reset's observation reads rows < t0 only (its first step's next one
+    # does not, and the perturbed close[t0] changed the shares it holds).
+    a, b = (setup.run(t0, [0], params=p) for p in (setup.params, p_pert))
+    for name in ("window", "chain", "state", "action_mask"):
+        np.testing.assert_array_equal(a["obs"][name][0, 0], b["obs"][name][0, 0],
+                                      err_msg=f"reset {name}")
+    assert not np.array_equal(a["obs"]["state"][0, 1], b["obs"]["state"][0, 1])
 
 
 # 7. determinism, vmap against one by one
