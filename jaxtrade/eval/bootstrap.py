@@ -3,7 +3,9 @@
 Resampling blocks of consecutive days (of random, geometrically distributed length) keeps the
 short-range dependence of daily returns (volatility clustering) that an i.i.d. bootstrap destroys.
 Agent and baseline returns are resampled with the *same* indices, so the common market moves cancel
-in their difference.
+in their difference. With several agent seeds, each replicate also redraws the seeds with replacement
+(from a stream of its own), so the interval holds the seed-to-seed variance of a learned agent as well as
+the sampling variance of the days.
 """
 
 from __future__ import annotations
@@ -52,8 +54,11 @@ def sharpe_diff_ci(agent_returns, baseline_returns, *, periods_per_year: float =
 
     agent_returns: per-period simple returns [T], or [S, T] for S seeds of a learned agent (then the
         statistic is the mean over seeds of Sharpe(seed) - Sharpe(baseline)). baseline_returns: [T],
-        the same periods. Every resample draws one set of block indices and applies it to the agent
-        seeds and the baseline alike. Same `seed`, same interval.
+        the same periods. Every replicate draws S seeds with replacement and one set of block indices,
+        and applies the indices to the drawn seeds and the baseline alike: the interval covers the
+        variance between seeds and over time. The time indices come from `seed` exactly as with one
+        seed (S = 1 draws no seeds and gives the time-only interval); the seed draws come from a child
+        stream of `seed`. Same `seed`, same interval.
     """
     a = np.atleast_2d(np.asarray(agent_returns, np.float64))
     b = np.asarray(baseline_returns, np.float64).reshape(-1)
@@ -62,10 +67,17 @@ def sharpe_diff_ci(agent_returns, baseline_returns, *, periods_per_year: float =
     n = b.shape[0]
     diff = float(np.mean(_sharpe(a, periods_per_year)) - _sharpe(b, periods_per_year))
     rng = np.random.default_rng(seed)
+    seed_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    n_seeds = a.shape[0]
     boots = []
     for start in range(0, n_boot, chunk):
         idx = stationary_bootstrap_indices(n, min(chunk, n_boot - start), block_length, rng)
-        sa = _sharpe(a[:, idx], periods_per_year).mean(0)       # [S, B, n] -> [B]
+        per_seed = _sharpe(a[:, idx], periods_per_year)          # [S, B, n] -> [S, B]
+        if n_seeds > 1:                                           # resample the seeds of each replicate
+            drawn = seed_rng.integers(0, n_seeds, size=(idx.shape[0], n_seeds))
+            sa = np.take_along_axis(per_seed.T, drawn, axis=1).mean(1)
+        else:
+            sa = per_seed.mean(0)
         sb = _sharpe(b[idx], periods_per_year)
         boots.append(sa - sb)
     boots = np.concatenate(boots)

@@ -61,3 +61,47 @@ def test_indices_are_wrapped_blocks():
     assert idx.shape == (200, 50) and idx.min() >= 0 and idx.max() < 50
     steps = (np.diff(idx, axis=1) % 50) == 1          # continuing a block = next row, wrapped
     assert steps.mean() == pytest.approx(1 - 1 / 5.0, abs=0.02)
+
+
+def _time_only_ci(agent, base, *, n_boot, seed, chunk, alpha=0.05, block_length=20.0):
+    """The pre-seed-resampling interval: one set of stationary-bootstrap days per replicate, applied to
+    every seed and the baseline, seeds averaged as they are (the same time indices as sharpe_diff_ci)."""
+    sharpe = lambda r: r.mean(-1) / r.std(-1, ddof=1) * math.sqrt(252)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for start in range(0, n_boot, chunk):
+        idx = stationary_bootstrap_indices(base.size, min(chunk, n_boot - start), block_length, rng)
+        boots.append(sharpe(agent[:, idx]).mean(0) - sharpe(base[idx]))
+    return np.quantile(np.concatenate(boots), [alpha / 2, 1 - alpha / 2])
+
+
+def test_one_seed_interval_is_unchanged():
+    """One seed, [T] or [1, T]: exactly the numbers of the time-only bootstrap before seeds were resampled
+    (recorded from that implementation)."""
+    rng = np.random.default_rng(11)
+    market = rng.normal(3e-4, 0.01, 600)
+    agent = market + 2e-4 + rng.normal(0, 0.003, 600)
+    base = market + rng.normal(0, 0.003, 600)
+    ci = sharpe_diff_ci(agent, base, n_boot=400, seed=5, chunk=150)
+    assert ci == (0.5627789848258056, 0.0363854969253606, 1.0920257896055054, 0.2657659066499905, 400, 20.0)
+    assert sharpe_diff_ci(agent[None], base, n_boot=400, seed=5, chunk=150) == ci
+
+
+def test_seed_variance_widens_the_interval():
+    """Four seeds of one agent whose Sharpes differ by a lot (a seed lottery) over the same market days:
+    the interval must hold the seed-to-seed spread, so it is much wider than the time-only interval. Seeds
+    that are identical give the time-only interval (the seed draw then changes nothing)."""
+    rng = np.random.default_rng(21)
+    n = 800
+    market = rng.normal(3e-4, 0.01, n)
+    base = market + rng.normal(0, 0.002, n)
+    edges = np.array([-6e-4, -2e-4, 4e-4, 1e-3])                    # per-day alpha of each seed
+    seeds = market + edges[:, None] + rng.normal(0, 0.002, (4, n))
+    ci = sharpe_diff_ci(seeds, base, n_boot=600, seed=3, chunk=200)
+    low, high = _time_only_ci(seeds, base, n_boot=600, seed=3, chunk=200)
+    assert ci.high - ci.low > 2.0 * (high - low), (ci, low, high)
+    same = np.repeat(seeds[2:3], 3, axis=0)
+    ci_same = sharpe_diff_ci(same, base, n_boot=600, seed=3, chunk=200)
+    np.testing.assert_allclose([ci_same.low, ci_same.high],
+                               _time_only_ci(same, base, n_boot=600, seed=3, chunk=200), rtol=1e-9)
+    assert ci == sharpe_diff_ci(seeds, base, n_boot=600, seed=3, chunk=200)     # same seed, same interval
