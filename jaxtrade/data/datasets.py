@@ -90,6 +90,14 @@ _SP500_20_CAVEATS = (
     "\"S&P 500 (price index)\" row is the price index without dividends, while the stocks' closes are "
     "dividend-adjusted.")
 SP500_LABEL = "S&P 500 (price index)"
+_SP500_VIX_CAVEATS = (
+    "Data caveats (sp500-vix): the S&P 500 series is a price index, without dividends, and no option "
+    "quotes exist for it here: the options env prices a synthetic Black-Scholes chain from the VIX (one "
+    "implied volatility for every strike and expiry) with a constant dividend yield, by default 2% a year "
+    "(env.dividend_yield: an assumption near the index's trailing yield of about 1.8%-2.1% at the year "
+    "ends 2014-2018, A. Damodaran's S&P 500 earnings table; no dated dividend series is bundled), which it "
+    "also pays on held shares; cash earns the Fama-French one-month T-bill rate (env.cash_earns_risk_free), "
+    "published to 2018-11.")
 
 
 def dataset_caveats(name: str | None) -> str:
@@ -161,7 +169,7 @@ _DATASETS = {
         DatasetInfo("sp500-vix", "S&P 500 index daily OHLCV on the VIX's dates, 2014-01-03 .. 2018-12-31, "
                     "1,257 rows, symbol SP500, with aux['iv'] = VIX close / 100 (implied volatility for "
                     "the options env)", ("sp500_index_ohlcv.csv.gz", "vix_close.csv.gz"), _ARCH, "NCSA",
-                    _load_sp500_vix),
+                    _load_sp500_vix, caveats=_SP500_VIX_CAVEATS),
         DatasetInfo("factor-etfs", "factor ETFs MTUM, QUAL, SIZE, USMV, VLUE: daily adjusted closes, "
                     "2014-01-02 .. 2022-12-28, close-only",
                     ("factor_etfs_adjclose.csv.gz",), _SKFOLIO, "BSD-3-Clause",
