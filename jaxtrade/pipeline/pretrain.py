@@ -23,13 +23,21 @@
    the training samples (an epoch is one pass, the remainder dropped); the validation loss before
    training (epoch 0) and after every epoch; early stopping after `patience` epochs without a lower
    validation loss; the best-validation params are the result.
-5. Output: `workdir/encoder` (`artifact.save_encoder`: the encoder subtree and its `EncoderSpec`, whose
-   metrics are the best epoch's: val_loss and val_loss_<target>; val_loss_baseline, the loss of
-   predicting each target's training mean; val_r2 (1 - MSE / variance on validation of the
-   standardized targets, averaged over targets) and val_r2_<target>; directional_accuracy (sign of the
-   predicted vs the realized next-bar return on validation; bars with a zero return left out);
-   initial_val_loss, epochs, best_epoch, train_samples, val_samples, split="val") and
-   `workdir/history.json` (the per-epoch losses).
+5. Metrics of a set of windows (`window_metrics`): val_loss and val_loss_<target>; val_loss_baseline,
+   the loss of predicting each target's training mean; val_r2 (1 - MSE / variance of the standardized
+   targets, averaged over targets) and val_r2_<target>; directional_accuracy (sign of the predicted vs
+   the realized next-bar return, over every asset; bars with a zero return left out),
+   majority_accuracy (the share of the more common sign among those same moved bars: what "always up"
+   or "always down" scores) and directional_accuracy_edge = directional_accuracy - majority_accuracy.
+6. Selection vs held out: the best epoch is chosen on the validation windows, so their metrics are
+   selection metrics. Where the config has a test split, the best params are also scored on the test
+   split's windows (built as in steps 1-2, standardized with the training statistics; the targets read
+   test rows only): held-out metrics, which no choice has seen.
+7. Output: `workdir/encoder` (`artifact.save_encoder`: the encoder subtree and its `EncoderSpec`, whose
+   metrics are {"selection": {the best epoch's step-5 metrics, initial_val_loss, epochs, best_epoch,
+   train_samples, val_samples, split="val"}, "held_out": {the step-5 metrics on test, test_samples,
+   split="test"}} (held_out absent without a test split; the names keep their "val_" prefix, "split"
+   says which data) and `workdir/history.json` (the per-epoch losses and validation metrics).
 """
 
 from __future__ import annotations
@@ -147,11 +155,11 @@ def observations(data, base_obs: dict, rows, window: int) -> dict:
             for k, v in base_obs.items()}
 
 
-def build_samples(setup, pre_cfg) -> Samples:
-    """The samples of `setup`'s training split (module docstring, steps 1-3). ValueError where the
-    env's observation window is not `market.window_rows` of its data (not a market env)."""
+def _split_windows(setup, split, h: int):
+    """(data, base_obs, obs_spec, window, rows, raw targets) of one split (module docstring, steps
+    1-2). ValueError where the env's observation window is not `market.window_rows` of its data."""
     env_cfg = setup_lib.env_dict(setup.config.env)
-    env, params = setup_lib.make_split_env(env_cfg, setup.splits.train)
+    env, params = setup_lib.make_split_env(env_cfg, split)
     data, window = params.data, int(env_cfg["window"])
     obs, _ = env.reset(jax.random.key(0), params)        # whole-split episode: t = data.start
     base_obs = jax.tree.map(np.asarray, obs)
@@ -161,17 +169,45 @@ def build_samples(setup, pre_cfg) -> Samples:
                          "rows t-W .. t-1 (jaxtrade.envs.market.window_rows), which pretraining feeds the "
                          "encoder; pretrain on a market env (portfolio, single, options)")
     obs_spec = getattr(env, "obs_spec", None) or ObsSpec.from_obs(base_obs)   # what the RL agent records
+    rows = np.arange(data.start, data.n_valid_rows - h, dtype=np.int32)
+    raw = raw_targets(np.asarray(data.close), np.asarray(data.volume) if data.has_volume else None, rows, h)
+    return data, base_obs, obs_spec, window, rows, raw
+
+
+def _vol_window(pre_cfg) -> int:
     h = int(pre_cfg.vol_window)
     if h < 2:
         raise ValueError(f"pretrain.vol_window must be >= 2 (rows of the realized volatility), got {h}")
-    rows = np.arange(data.start, data.n_valid_rows - h, dtype=np.int32)
+    return h
+
+
+def build_samples(setup, pre_cfg) -> Samples:
+    """The samples of `setup`'s training split (module docstring, steps 1-3). ValueError where the
+    env's observation window is not `market.window_rows` of its data (not a market env)."""
+    h = _vol_window(pre_cfg)
+    data, base_obs, obs_spec, window, rows, raw = _split_windows(setup, setup.splits.train, h)
     n_train, n_val = chronological_split(len(rows), float(pre_cfg.val_fraction), gap=h)
-    raw = raw_targets(np.asarray(data.close), np.asarray(data.volume) if data.has_volume else None, rows, h)
     mean = {k: v[:n_train].mean(axis=0) for k, v in raw.items()}
     std = {k: v[:n_train].std(axis=0) for k, v in raw.items()}
     std = {k: np.where(s > 0, s, 1.0) for k, s in std.items()}
     targets = {k: ((v - mean[k]) / std[k]).astype(np.float32) for k, v in raw.items()}
     return Samples(data, base_obs, obs_spec, window, rows, n_train, n_val, raw, mean, std, targets)
+
+
+def held_out_samples(setup, samples: Samples, pre_cfg) -> Samples | None:
+    """The windows of `setup`'s test split (module docstring, step 6), standardized with the training
+    statistics of `samples`, all of them in the `val` slice (n_train = 0); None without a test split."""
+    if setup.splits.test is None:
+        return None
+    h = _vol_window(pre_cfg)
+    data, base_obs, _, window, rows, raw = _split_windows(setup, setup.splits.test, h)
+    if len(rows) == 0:
+        raise ValueError(f"the test split {setup.splits.test} has no pretraining window: its rows end within "
+                         f"pretrain.vol_window={h} rows of its first traded row; lengthen data.test or "
+                         "unset it (no held-out metrics)")
+    targets = {k: ((v - samples.mean[k]) / samples.std[k]).astype(np.float32) for k, v in raw.items()}
+    return Samples(data, base_obs, samples.obs_spec, window, rows, 0, len(rows), raw, samples.mean,
+                   samples.std, targets)
 
 
 # MODEL
@@ -201,7 +237,7 @@ def _mse(pred: dict, y: dict) -> dict:
 @dataclasses.dataclass
 class PretrainResult:
     artifact: str
-    metrics: dict
+    metrics: dict                # {"selection": {...}, "held_out": {...}}: the artifact's (docstring, step 7)
     history: list[dict]
     params: dict                 # the best-validation params of the whole net (encoder + heads)
 
@@ -233,8 +269,9 @@ def _make_fns(net, tx, samples: Samples):
     return jax.jit(epoch), jax.jit(predict)
 
 
-def validation_metrics(pred: dict, samples: Samples) -> dict:
-    """Losses, R^2 and directional accuracy of standardized predictions {target: [n_val, N]}."""
+def window_metrics(pred: dict, samples: Samples) -> dict:
+    """Losses, R^2 and directional accuracy (with the majority-class accuracy it must beat) of
+    standardized predictions {target: [n_val, N]} of the windows `samples.val` (module docstring, step 5)."""
     val = samples.val
     out = {}
     for k in samples.names:
@@ -250,6 +287,9 @@ def validation_metrics(pred: dict, samples: Samples) -> dict:
     realized = samples.raw["return"][val]
     moved = realized != 0                                  # a flat bar has no direction to get right
     out["directional_accuracy"] = float(np.mean(np.sign(predicted[moved]) == np.sign(realized[moved])))
+    up = float(np.mean(realized[moved] > 0))
+    out["majority_accuracy"] = max(up, 1.0 - up)           # "always up" (or "always down") on these bars
+    out["directional_accuracy_edge"] = out["directional_accuracy"] - out["majority_accuracy"]
     return out
 
 
@@ -273,7 +313,7 @@ def fit(samples: Samples, model_config, pre_cfg, *, seed: int = 0) -> tuple[dict
     y_all = {k: jnp.asarray(v) for k, v in samples.targets.items()}
 
     def validate(p):
-        return validation_metrics(jax.device_get(predict(p, samples.data, base_obs, val_rows)), samples)
+        return window_metrics(jax.device_get(predict(p, samples.data, base_obs, val_rows)), samples)
 
     best_params, best, best_epoch = params, validate(params), 0
     history = [dict(epoch=0, train_loss=None, **{k: v for k, v in best.items()})]
@@ -303,6 +343,16 @@ def fit(samples: Samples, model_config, pre_cfg, *, seed: int = 0) -> tuple[dict
     return best_params, dict(best, best_epoch=best_epoch, epochs=len(history) - 1), history
 
 
+def score(params, samples: Samples, model_config) -> dict:
+    """`window_metrics` of `params` (the whole net's) on the windows `samples.val`."""
+    net, window = make_net(model_config, samples), samples.window
+    predict = jax.jit(lambda p, data, base_obs, rows: net.apply(
+        {"params": p}, observations(data, base_obs, rows, window)))
+    pred = predict(params, samples.data, jax.tree.map(jnp.asarray, samples.base_obs),
+                   jnp.asarray(samples.rows[samples.val]))
+    return window_metrics(jax.device_get(pred), samples)
+
+
 def run(config, workdir: str, *, market=None) -> PretrainResult:
     """Pretrains `config.model`'s encoder on `config`'s training split into `workdir/encoder` (module
     docstring). market: the MarketData to use instead of loading `config.data`."""
@@ -310,12 +360,20 @@ def run(config, workdir: str, *, market=None) -> PretrainResult:
     pre_cfg = default_config(**dict(config.get("pretrain", {})))
     setup = setup_lib.build(config, market=market)
     samples = build_samples(setup, pre_cfg)
+    test = held_out_samples(setup, samples, pre_cfg)
     log.info("pretrain: %s encoder on %s, %d training and %d validation samples (%s, window %d)",
              config.model.encoder, setup.splits.train, samples.n_train, samples.n_val,
              ", ".join(samples.names), samples.window)
-    params, metrics, history = fit(samples, config.model, pre_cfg, seed=int(config.seed))
-    metrics = dict(metrics, initial_val_loss=history[0]["val_loss"], train_samples=samples.n_train,
-                   val_samples=samples.n_val, split="val")
+    params, selection, history = fit(samples, config.model, pre_cfg, seed=int(config.seed))
+    metrics = {artifact_lib.SELECTION: dict(selection, initial_val_loss=history[0]["val_loss"],
+                                            train_samples=samples.n_train, val_samples=samples.n_val,
+                                            split="val")}
+    if test is not None:
+        held_out = score(params, test, config.model)
+        metrics[artifact_lib.HELD_OUT] = dict(held_out, test_samples=test.n_val, split="test")
+        log.info("pretrain: held out on %s (%d windows): loss %.4f (R^2 %.3f, direction %.3f vs %.3f for "
+                 "the majority sign)", setup.splits.test, test.n_val, held_out["val_loss"],
+                 held_out["val_r2"], held_out["directional_accuracy"], held_out["majority_accuracy"])
     model = artifact_lib.as_plain(model_config_dict(config.model))
     env_cfg = setup_lib.env_dict(config.env)
     spec = artifact_lib.EncoderSpec(

@@ -57,12 +57,18 @@ def samples(setup):
 
 
 EPOCHS, PATIENCE = 10, 2
+TEST = ("2015-04-01", "2015-07-31")
+
+
+def pretrained_config():
+    cfg = tiny_config(epochs=EPOCHS, patience=PATIENCE)
+    cfg.data.test = TEST                   # held-out metrics on the test split's windows
+    return cfg
 
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    cfg = tiny_config(epochs=EPOCHS, patience=PATIENCE)
-    return pretrain.run(cfg, str(tmp_path_factory.mktemp("pretrain")))
+    return pretrain.run(pretrained_config(), str(tmp_path_factory.mktemp("pretrain")))
 
 
 # SAMPLES
@@ -149,7 +155,7 @@ def test_nothing_after_the_training_split_is_read(setup, samples):
 
 
 def test_pretraining_reduces_the_validation_loss_on_real_data(pretrained):
-    m, hist = pretrained.metrics, pretrained.history
+    m, hist = pretrained.metrics["selection"], pretrained.history
     initial = hist[0]["val_loss"]
     assert m["initial_val_loss"] == initial and hist[0]["train_loss"] is None
     assert m["val_loss"] < 0.7 * initial, (m["val_loss"], initial)
@@ -164,16 +170,50 @@ def test_pretraining_reduces_the_validation_loss_on_real_data(pretrained):
     assert m["val_loss"] == pytest.approx(m["val_loss_return"] + m["val_loss_volatility"])
 
 
+def _predict(params, samples):
+    """The net's predictions for the windows samples.val (one jit: eager CLSTM ops compile one by one)."""
+    net, window = pretrain.make_net(tiny_config().model, samples), samples.window
+
+    @jax.jit
+    def predict(p, data, base_obs, rows):
+        return net.apply({"params": p}, pretrain.observations(data, base_obs, rows, window))
+
+    base_obs = jax.tree.map(jax.numpy.asarray, samples.base_obs)
+    rows = jax.numpy.asarray(samples.rows[samples.val])
+    return jax.device_get(predict(params, samples.data, base_obs, rows))
+
+
 def test_the_result_is_the_best_epoch(pretrained, samples):
     """The returned params (and the artifact's encoder) give the recorded best validation metrics."""
-    net = pretrain.make_net(tiny_config().model, samples)
-    rows = jax.numpy.asarray(samples.rows[samples.val])
-    obs = pretrain.observations(samples.data, samples.base_obs, rows, samples.window)
-    pred = jax.device_get(net.apply({"params": pretrained.params}, obs))
-    again = pretrain.validation_metrics(pred, samples)
-    for k in ("val_loss", "val_loss_return", "val_r2", "directional_accuracy"):
-        assert again[k] == pytest.approx(pretrained.metrics[k], rel=1e-5), k
-    assert pretrained.metrics["best_epoch"] < pretrained.metrics["epochs"]   # the last epoch was not the best
+    again = pretrain.window_metrics(_predict(pretrained.params, samples), samples)
+    selection = pretrained.metrics["selection"]
+    for k in ("val_loss", "val_loss_return", "val_r2", "directional_accuracy", "directional_accuracy_edge"):
+        assert again[k] == pytest.approx(selection[k], rel=1e-5), k
+    assert selection["best_epoch"] < selection["epochs"]   # the last epoch was not the best
+
+
+def test_held_out_metrics_are_the_best_params_on_the_test_windows(pretrained, samples, setup):
+    """held_out: the chosen params scored on every window of the test split (targets from its rows
+    only, standardized with the training statistics); the validation windows chose them."""
+    assert pretrain.held_out_samples(setup, samples, setup.config.pretrain) is None      # no test split
+    cfg = pretrained_config()
+    with_test = setup_lib.build(cfg)
+    test = pretrain.held_out_samples(with_test, samples, cfg.pretrain)
+    split = with_test.splits.test
+    assert test.n_train == 0 and test.n_val == len(test.rows) > 0
+    np.testing.assert_array_equal(test.rows, np.arange(split.start, len(split.close) - H))
+    assert split.dates[split.start] == split.traded_dates[0] >= pd.Timestamp(TEST[0])
+    close = split.close                                 # float64, the test split's own rows
+    np.testing.assert_allclose(test.raw["return"], np.log(close[test.rows + 1] / close[test.rows]),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(test.targets["return"] * samples.std["return"] + samples.mean["return"],
+                               test.raw["return"], rtol=1e-4, atol=1e-6)
+    held_out = pretrained.metrics["held_out"]
+    assert held_out["split"] == "test" and held_out["test_samples"] == test.n_val
+    assert pretrained.metrics["selection"]["split"] == "val"
+    again = pretrain.window_metrics(_predict(pretrained.params, test), test)
+    for k in ("val_loss", "val_r2", "directional_accuracy", "majority_accuracy", "directional_accuracy_edge"):
+        assert again[k] == pytest.approx(held_out[k], rel=1e-5), k
 
 
 def test_validation_metrics_against_numpy(samples):
@@ -182,7 +222,7 @@ def test_validation_metrics_against_numpy(samples):
     val = samples.val
     pred = {k: 0.5 * samples.targets[k][val] + rng.normal(0, 0.1, samples.targets[k][val].shape)
             for k in samples.names}
-    m = pretrain.validation_metrics(pred, samples)
+    m = pretrain.window_metrics(pred, samples)
     for k in samples.names:
         y = samples.targets[k][val].astype(np.float64)
         mse = np.mean((pred[k] - y) ** 2)
@@ -193,6 +233,10 @@ def test_validation_metrics_against_numpy(samples):
                                                       strict=True) if r != 0]
     assert 0 < len(hits) < raw_pred.size          # sp500-20 has flat bars: they are left out
     assert m["directional_accuracy"] == pytest.approx(np.mean(hits))
+    ups = sum(r > 0 for r in samples.raw["return"][val].ravel())
+    downs = sum(r < 0 for r in samples.raw["return"][val].ravel())
+    assert ups != downs and m["majority_accuracy"] == pytest.approx(max(ups, downs) / (ups + downs))
+    assert m["directional_accuracy_edge"] == pytest.approx(np.mean(hits) - max(ups, downs) / (ups + downs))
     assert m["val_loss_baseline"] == pytest.approx(sum(np.mean(samples.targets[k][val].astype(float) ** 2)
                                                        for k in samples.names))
 
@@ -203,7 +247,7 @@ def test_encoder_artifact_round_trip(pretrained, setup):
     assert spec.encoder == {"encoder": "clstm", "hidden_dim": 8, "n_heads": 2}
     assert spec.obs_spec == setup.env.obs_spec and spec.preprocessor == setup.preprocessor
     assert spec.targets == ("return", "volatility")
-    assert spec.metrics["val_loss"] == pretrained.metrics["val_loss"]
+    assert spec.metrics == pretrained.metrics           # {"selection": ..., "held_out": ...}
     with open(os.path.join(pretrained.artifact, "spec.json")) as f:
         assert json.load(f)["format"] == "jaxtrade-encoder/1"
     with pytest.raises(ValueError, match="pretrained encoder.*model.encoder_init"):
@@ -220,9 +264,14 @@ def test_pretrain_command_prints_the_artifact_last_and_registers_it(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "pretrain epoch 1: train loss" in out.stderr
     path = out.stdout.strip().splitlines()[-1]
-    assert path == str(tmp_path / "run" / "encoder") and artifact.load_encoder(path)[1].metrics["epochs"] == 1
+    assert path == str(tmp_path / "run" / "encoder")
+    metrics = artifact.load_encoder(path)[1].metrics
+    assert metrics["selection"]["epochs"] == 1 and metrics["held_out"]["split"] == "test"
     (entry,) = Registry(str(tmp_path / "reg")).list()
-    assert entry.ref == "enc/v1" and entry.stage == "pretrain" and entry.metrics_split == "val"
+    assert entry.ref == "enc/v1" and entry.stage == "pretrain"
+    assert entry.selection["split"] == "val" and entry.held_out["split"] == "test"
+    edge = "directional_accuracy_edge"
+    assert entry.held_out[edge] == pytest.approx(metrics["held_out"][edge])
 
 
 # TRANSPLANT
