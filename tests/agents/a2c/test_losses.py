@@ -119,25 +119,24 @@ def test_nstep_returns_match_python_loop_across_truncation_and_termination(boots
     np.testing.assert_allclose(targets[1, 0], reward[1, 0] + (gamma * 4.0 if bootstrap else 0.0), rtol=1e-6)
 
 
-
 def test_update_differentiates_the_rollout_policy_with_dropout():
     """model.dropout > 0: the update's loss is that of the deterministic network the rollout runs, so
     its policy_loss and value_loss are those of the rollout's own log-probs and values."""
     env, env_params = make_probe("constant", episode_length=5)
     cfg = a2c.default_config()
-    cfg.model.update(hidden_dim=8, n_layers=1, encoder_layers=1, dropout=0.5)
+    cfg.model.update(hidden_dim=8, n_layers=1, encoder_layers=1, core="mlp", dropout=0.5)
     cfg.a2c.update(n_envs=4, n_steps=4, norm_adv=False)
     agent = a2c.make(cfg, env)
-    train_state = agent.init_train_state(jax.random.key(0), env_params)
     T, B = 4, 4
-    k_obs, k_act, k_adv = jax.random.split(jax.random.key(1), 3)
-    obs = {"window": jax.random.normal(k_obs, (T, B, 4, 1)), "state": jax.random.normal(k_obs, (T, B, 2))}
-    reset = jnp.zeros((T, B), bool).at[2, 1].set(True)
-    action = jax.random.randint(k_act, (T, B), 0, 2)
-    hidden = agent.model.initialize_carry(B)
 
-    @jax.jit
-    def run(ts, h):
+    @jax.jit          # one compile: eager init and sampling would compile op by op
+    def run(key, h):
+        k_init, k_obs, k_act, k_adv = jax.random.split(key, 4)
+        ts = agent.init_train_state(k_init, env_params, h)
+        obs = {"window": jax.random.normal(k_obs, (T, B, 4, 1)), "state": jax.random.normal(k_obs, (T, B, 2))}
+        reset = jnp.zeros((T, B), bool).at[2, 1].set(True)
+        action = jax.random.randint(k_act, (T, B), 0, 2)
+        hidden = agent.model.initialize_carry(B)
         _, dist, value = agent.model.apply({"params": ts.params}, hidden, obs, reset)     # as in a rollout
         z = jnp.zeros((T, B))
         traj = Trajectory(obs, reset, action, dist.log_prob(action), value, z, z.astype(bool),
@@ -147,6 +146,6 @@ def test_update_differentiates_the_rollout_policy_with_dropout():
                                 hp=agent.hp, hparams=h)
         return metrics, -jnp.mean(traj.log_prob * adv), 0.5 * jnp.mean(jnp.square(value - targets))
 
-    metrics, policy_loss, value_loss = run(train_state, agent.hparams)
+    metrics, policy_loss, value_loss = run(jax.random.key(0), agent.hparams)
     np.testing.assert_allclose(metrics["policy_loss"], policy_loss, rtol=1e-6)
     np.testing.assert_allclose(metrics["value_loss"], value_loss, rtol=1e-6)
