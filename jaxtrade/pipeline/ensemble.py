@@ -6,7 +6,8 @@
 1. Members agree on action_spec, obs_spec, the env config, the Preprocessor (one observation
    pipeline feeds them all) and `continuous_dist`; a disagreement is refused naming the member and
    the field. An ensemble of ensembles is refused. A member's validation Sharpe is its
-   spec.metrics["sharpe"], recorded when it was chosen (missing or non-finite: refused).
+   its selection metrics' "sharpe" (the validation Sharpe recorded when it was chosen: weights are
+   themselves a choice on validation; missing or non-finite: refused).
 2. The artifact (`artifact.save_model`: atomic): spec.json with agent "ensemble" and model = {"mode",
    "temperature", "members" (names or registry refs, as given), "val_sharpe", "schedule_every",
    "active" (the best validation Sharpe; ties: the lowest index)}; action_spec, obs_spec, env,
@@ -43,8 +44,8 @@ _AGREE = ("action_spec", "obs_spec", "env", "preprocessor")
 
 
 def val_sharpe(spec, name: str) -> float:
-    """spec.metrics["sharpe"] of member `name` (ValueError when missing or not finite)."""
-    s = spec.metrics.get("sharpe")
+    """The selection (validation) Sharpe of member `name` (ValueError when missing or not finite)."""
+    s = artifact_lib.metric_sources(spec.metrics)[0].get("sharpe")
     if s is None or not math.isfinite(float(s)):
         raise ValueError(f"ensemble member {name}: its spec.json has no finite metrics.sharpe (got {s!r}); "
                          "ensembles weigh and choose members by validation Sharpe, so use an artifact "

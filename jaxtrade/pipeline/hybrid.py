@@ -26,9 +26,10 @@ import ml_collections
 from jaxtrade.agents import registry as agent_registry
 from jaxtrade.models import encoder_config
 from jaxtrade.train import artifact as artifact_lib
-from jaxtrade.train import loop
+from jaxtrade.train import evaluation, loop
 from jaxtrade.train import setup as setup_lib
 from jaxtrade.train.checkpoints import Checkpoints
+from jaxtrade.train.trials import summary_of_artifact
 
 log = logging.getLogger("jaxtrade")
 
@@ -67,9 +68,11 @@ def check_parents(encoder_dir: str, rl_dir: str, rl, *, obs_spec=None, train_end
 
 def make_hybrid(config, workdir: str, *, encoder_dir: str, rl_dir: str, iterations: int, registry=None,
                 encoder_ref: str | None = None, rl_ref: str | None = None, name: str = "hybrid",
-                verbosity: str = "quiet") -> HybridResult:
+                verbosity: str = "quiet", held_out: bool = False) -> HybridResult:
     """Fine-tunes the RL artifact `rl_dir` end to end (module docstring) into `workdir`; registers the
-    result in `registry` (a `pipeline.registry.Registry`) as `name` with parents (encoder_ref, rl_ref)."""
+    result in `registry` (a `pipeline.registry.Registry`) as `name` with parents (encoder_ref, rl_ref),
+    with the trials of its fine-tuning run. held_out: first backtest the chosen model on the test split
+    (data no choice saw) and record it as its held-out metrics, so the registry can grade it."""
     if registry is not None and not (encoder_ref and rl_ref):
         raise ValueError("make_hybrid with a registry needs encoder_ref and rl_ref, the registry refs of "
                          "its two parents (e.g. 'clstm-sp500/v1', 'ppo-sp500/v2')")
@@ -96,6 +99,9 @@ def make_hybrid(config, workdir: str, *, encoder_dir: str, rl_dir: str, iteratio
                          f"({best}); it needs at least one validation (train.eval_every <= {iterations})")
     entry = None
     if registry is not None:
-        entry = registry.register(name, best, stage="hybrid", parents=(encoder_ref, rl_ref))
+        if held_out:
+            evaluation.held_out_of_artifact(best, "test")
+        entry = registry.register(name, best, stage="hybrid", parents=(encoder_ref, rl_ref),
+                                  trials=summary_of_artifact(workdir, best))
         log.info("hybrid registered as %s (parents %s, %s)", entry.ref, encoder_ref, rl_ref)
     return HybridResult(os.path.abspath(best), result, entry)

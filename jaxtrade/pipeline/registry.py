@@ -699,14 +699,17 @@ def _read_spec(src: str) -> dict:
 
 
 def _clean_metrics(metrics, stage: str, where: str) -> dict:
-    """JSON-safe metrics: numbers as int/float (NaN, inf -> None); strings, bools and None kept. The
-    stage's graded metrics must be numbers or None."""
+    """JSON-safe metrics: numbers as int/float (NaN, inf -> None); strings, bools, None and (ungraded)
+    nested records such as hyperparameters kept. The stage's graded metrics must be numbers or None."""
     if not isinstance(metrics, Mapping):
         raise RegistryError(f"metrics of {where} must be a dict of name -> number, got "
                             f"{type(metrics).__name__}")
     graded = {m.name for m in GRADE_METRICS[stage]}
     out = {}
     for k, v in metrics.items():
+        if isinstance(v, (Mapping, list, tuple)) and k not in graded:   # e.g. a model's hyperparameters
+            out[str(k)] = json_safe_tree(dict(v) if isinstance(v, Mapping) else list(v))
+            continue
         if v is None or isinstance(v, (str, bool)):
             if k in graded and v is not None:
                 raise RegistryError(f"metric {k!r} of {where} is {v!r}: a graded metric must be a number "

@@ -19,10 +19,13 @@
    every member of a batch is pruned the batch stops. A pruned member rides along in the vmapped
    computation until then: it costs compute, not results.
 4. A trial's value is the best validation objective its member reached, whose model is
-   `checkpoints/trial_<n>/best_<objective>`. Validation metrics only: the test split is never read
-   (`train.final_report` is switched off).
+   `checkpoints/trial_<n>/best_<objective>`. Validation metrics only choose: the test split is never
+   read while searching (`train.final_report` is switched off).
 5. At the end: `trials.csv`, `search.md` (trials by value, best parameters) and `search.png`; the best
-   trial's artifact is registered (`search.registry`, as `search.name`) with its parameters.
+   trial's artifact is registered (`search.registry`, as `search.name`) with its parameters, its
+   validation metrics as selection metrics, its test-split metrics as held-out metrics (the test split
+   read once, for the winner only, where the config has one; else it is registered ungraded) and the
+   overfitting summary of choosing it among every checkpoint of every batch (`study_ledger`).
 """
 
 from __future__ import annotations
@@ -41,10 +44,11 @@ from ml_collections import config_dict
 
 from jaxtrade.agents.base import check_keys
 from jaxtrade.pipeline.registry import Registry
-from jaxtrade.train import artifact as artifact_lib
+from jaxtrade.train import evaluation
 from jaxtrade.train import loop as loop_lib
 from jaxtrade.train import setup as setup_lib
 from jaxtrade.train.checkpoints import BEST_METRICS, Checkpoints
+from jaxtrade.train.trials import TrialLedger, summary_of_artifact
 
 log = logging.getLogger("jaxtrade")
 
@@ -283,13 +287,13 @@ def _finish(config, study, workdir, *, batches, compiles, seconds, stopped) -> S
     artifact = os.path.join(workdir, best.user_attrs["artifact"]) if best is not None else None
     registered = None
     if best is not None and stopped == "done" and s.get("registry"):
-        recorded = artifact_lib.load_spec(artifact).metrics
+        # The winner was chosen on validation; its grade needs data no trial saw: the test split, read
+        # here once for the chosen model only. The trials behind it: every checkpoint of every batch.
+        if config.data.get("test"):
+            evaluation.held_out_of_artifact(artifact, "test")
         entry = Registry(s.registry).register(
             s.name, artifact, stage="rl", tags=(f"search:{s.study_name}", f"trial_{best.number}"),
-            # numbers and undefined ones (None: graded as 0, never dropped), not the labels or hparams
-            metrics={k: v for k, v in recorded.items() if (v is None or isinstance(v, (int, float)))
-                     and k != "iteration"},
-            metrics_split="val",
+            trials=summary_of_artifact(study_ledger(workdir), artifact),
             description=json.dumps({"search": s.study_name, "trial": best.number, "objective": s.objective,
                                     "value": best.value, "params": best.params, "seed":
                                         best.user_attrs.get("seed")}, sort_keys=True))
@@ -300,6 +304,13 @@ def _finish(config, study, workdir, *, batches, compiles, seconds, stopped) -> S
     return SearchResult(workdir, None if best is None else best.number, None if best is None else best.value,
                         {} if best is None else dict(best.params), artifact, registered, counts, batches,
                         compiles, seconds, stopped, report)
+
+
+def study_ledger(workdir: str) -> TrialLedger:
+    """Every batch's trial ledger of the study in `workdir`, merged (names prefixed by the batch)."""
+    batches = sorted(d for d in os.listdir(workdir) if d.startswith("batch_")
+                     and os.path.exists(os.path.join(workdir, d, "trials.json")))
+    return TrialLedger.merge([TrialLedger.load(os.path.join(workdir, d)) for d in batches], prefixes=batches)
 
 
 def _write_report(frame, workdir: str, s, best, registered) -> str:

@@ -43,6 +43,7 @@ from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import evaluation
 from jaxtrade.train import loop as loop_lib
 from jaxtrade.train.checkpoints import Checkpoints
+from jaxtrade.train.trials import summary_of_artifact
 
 log = logging.getLogger("jaxtrade")
 
@@ -99,6 +100,13 @@ def run(config, workdir: str, *, verbosity: str = "normal") -> PipelineResult:
         reg.check(ref)           # a finished stage's entry must still verify before it is built on
         log.info("pipeline: %s already done (%s)", stage, ref)
     seconds = {}
+    # Every stage chooses on validation; its grade needs data no choice saw: the test split, read once
+    # per chosen model (held-out metrics in its spec). Without data.test the entries are ungraded.
+    has_test = bool(config.data.get("test"))
+
+    def held_out(artifact_dir):
+        if has_test:
+            evaluation.held_out_of_artifact(artifact_dir, "test")
 
     def done(stage, entry, t0):
         refs[stage] = entry.ref
@@ -122,8 +130,9 @@ def run(config, workdir: str, *, verbosity: str = "normal") -> PipelineResult:
         rl_dir = os.path.join(workdir, "rl")
         loop_lib.train(cfg, rl_dir, verbosity=verbosity)   # a killed rl stage resumes from its latest
         best = Checkpoints(rl_dir).directory("composite")
+        held_out(best)
         done("rl", reg.register(f"{p.prefix}_{agent_registry.agent_name(cfg)}", best, stage="rl",
-                                parents=(refs["pretrain"],)), t0)
+                                parents=(refs["pretrain"],), trials=summary_of_artifact(rl_dir, best)), t0)
 
     if "hybrid" not in refs:
         t0 = time.perf_counter()
@@ -133,6 +142,7 @@ def run(config, workdir: str, *, verbosity: str = "normal") -> PipelineResult:
             section[key] = float(section[key]) * p.hybrid_lr_scale
         cfg.train.final_report = False
         h = hybrid_lib.make_hybrid(cfg, os.path.join(workdir, "hybrid"), encoder_dir=encoder_dir,
+                                   held_out=has_test,
                                    rl_dir=reg.path(refs["rl"]), iterations=int(p.hybrid_iterations),
                                    registry=reg, encoder_ref=refs["pretrain"], rl_ref=refs["rl"],
                                    name=f"{p.prefix}_hybrid", verbosity=verbosity)
@@ -144,9 +154,11 @@ def run(config, workdir: str, *, verbosity: str = "normal") -> PipelineResult:
         dirs = [reg.path(r) for r in members]
         frame, _ = ensemble_lib.backtest_ensemble(dirs, "val", mode=p.ensemble_mode,
                                                   temperature=p.ensemble_temperature)
-        metrics = dict(loop_lib.json_floats(evaluation.validation_metrics(frame)), split="val")
+        metrics = artifact_lib.selection_metrics(loop_lib.json_floats(evaluation.validation_metrics(frame)),
+                                                 split="val")
         path = ensemble_lib.build_ensemble(dirs, os.path.join(workdir, "ensemble"), mode=p.ensemble_mode,
                                            temperature=p.ensemble_temperature, names=members, metrics=metrics)
+        held_out(path)
         done("ensemble", reg.register(f"{p.prefix}_ensemble", path, stage="ensemble",
                                       parents=tuple(members)), t0)
     return PipelineResult(workdir, reg.root, dict(refs), seconds)

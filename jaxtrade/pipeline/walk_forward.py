@@ -63,6 +63,7 @@ from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import evaluation, loop
 from jaxtrade.train import setup as setup_lib
 from jaxtrade.train.checkpoints import Checkpoints
+from jaxtrade.train.trials import TrialLedger, frame_returns, summary_of_artifact
 
 log = logging.getLogger("jaxtrade")
 
@@ -585,14 +586,26 @@ def _run_fold(
         candidates["previous"] = init_params
     if not candidates:
         raise RuntimeError(f"fold {i}: no model to choose (no validation ran and nothing was carried)")
-    scores = {k: evaluator.validate_params(p) for k, p in candidates.items()}
+    frames = {k: evaluator.frames([p])[0] for k, p in candidates.items()}
+    scores = {k: evaluator.metrics(f) for k, f in frames.items()}
     composite = {k: v["composite"] for k, v in scores.items()}
     chosen = choose(composite)
     params = candidates[chosen]
+    # The candidates are trials of this fold's choice too: the new model is its run's best checkpoint
+    # (already in the fold's ledger), the carried model joins the ledger as a walk-forward candidate.
+    ledger = TrialLedger.open(fold_dir, setup.splits.val.periods_per_year)
+    trial = {"previous": "previous_fold_model"}
+    if "new" in candidates:
+        trial["new"] = artifact_lib.metric_sources(artifact_lib.load_spec(best_dir).metrics)[0].get("trial")
+    if "previous" in candidates:
+        ledger.add(trial["previous"], frame_returns(frames["previous"]), kind="walk_forward_candidate",
+                   metrics=scores["previous"], dates=frames["previous"].index, fold=i)
+    ledger.save(fold_dir)
     spec = loop.model_spec(
         setup,
         agent,
-        dict(loop.json_floats(scores[chosen]), fold=i, chosen=chosen, selected_by="composite", split="val"),
+        artifact_lib.selection_metrics(loop.json_floats(scores[chosen]), fold=i, chosen=chosen,
+                                       selected_by="composite", split="val", trial=trial[chosen]),
     )
     model_dir = os.path.join(fold_dir, "model")
     artifact_lib.save_model(model_dir, params, spec)
@@ -601,6 +614,8 @@ def _run_fold(
     test_results, _, _ = evaluation.split_results(
         agent.policy(params), setup.env_config, setup.splits.test, market=md, name=row
     )
+    # The fold's test window is data no choice saw: the model's held-out metrics, what grades it.
+    evaluation.record_held_out(model_dir, test_results[row][0], f"test window of fold {i}")
     test_dir = os.path.join(fold_dir, "test")
     os.makedirs(test_dir, exist_ok=True)
     for name, frames in test_results.items():
@@ -666,8 +681,9 @@ def _register_fold(wf, workdir: str, record: dict, records: list[dict]) -> str:
         record["model"],
         stage="rl",
         parents=parents,
-        metrics_split="val",
-        metrics=dict(record["val_scores"][record["chosen"]]),  # None (undefined) grades as 0, never dropped
+        # its spec: the candidates' validation scores chose it (selection); its fold's test window,
+        # which no choice saw, grades it (held-out)
+        trials=summary_of_artifact(os.path.join(_fold_dir(workdir, record["index"])), record["model"]),
         tags=(run_tag, fold_tag),
         description=f"walk-forward {workdir}, fold {record['index']}",
     )

@@ -99,6 +99,7 @@ class TrialLedger:
 
     def save(self, workdir_or_path: str) -> str:
         path = _path(workdir_or_path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         artifact_lib.write_json_atomic(path, self.to_json())
         return path
 
@@ -130,6 +131,20 @@ class TrialLedger:
             prefix = "" if prefixes is None else f"{prefixes[i]}/"
             out.trials.update({prefix + n: t for n, t in ledger.trials.items()})
         return out
+
+
+def summary_of_artifact(ledger: TrialLedger | str, artifact_dir: str) -> dict:
+    """The overfitting summary of the model in `artifact_dir` among the trials of `ledger` (a ledger,
+    or a workdir / path holding one): its chosen trial is the one its selection metrics name
+    ("trial", the name the loop records). {} where the ledger or the trial is missing."""
+    if isinstance(ledger, str):
+        if not os.path.exists(_path(ledger)):
+            return {}
+        ledger = TrialLedger.load(ledger)
+    selection, _ = artifact_lib.metric_sources(artifact_lib.load_spec(artifact_dir).metrics)
+    chosen = selection.get("trial")
+    matches = [n for n in ledger.names if n == chosen or n.endswith("/" + str(chosen))]
+    return ledger.summary(matches[0]) if chosen is not None and len(matches) == 1 else {}
 
 
 def trial_name(label: str, iteration: int) -> str:

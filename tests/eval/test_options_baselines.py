@@ -17,7 +17,8 @@ def results():
     cfg.train.iterations = 1
     s = setup.build(cfg)
     out = evaluate.baselines(s.test_env, s.test_params, s.splits.test,
-                             include=["cash", "underlying_buy_hold", "bxm", "put", "underlying_buy_hold_no_gate"])
+                             include=["cash", "underlying_buy_hold", "bxm", "put",
+                                      "underlying_buy_hold_no_gate"])
     return {k: v[0] for k, v in out.items()}
 
 

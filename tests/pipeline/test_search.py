@@ -16,6 +16,7 @@ import pytest
 
 from jaxtrade.agents import ppo
 from jaxtrade.pipeline import search
+from jaxtrade.pipeline.registry import grade
 from jaxtrade.train import artifact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -84,11 +85,12 @@ def test_trial_values_are_their_best_models_validation_metric(resumed):
     assert len(complete) >= 2
     for t in complete:
         spec = artifact.load_spec(os.path.join(workdir, t.user_attrs["artifact"]))
-        assert spec.metrics["split"] == "val" and spec.metrics["selected_by"] == cfg.search.objective
-        assert spec.metrics[cfg.search.objective] == pytest.approx(t.value, rel=1e-12)
+        selection = artifact.metric_sources(spec.metrics)[0]
+        assert selection["split"] == "val" and selection["selected_by"] == cfg.search.objective
+        assert selection[cfg.search.objective] == pytest.approx(t.value, rel=1e-12)
         assert spec.seed == t.user_attrs["seed"]
         for k, v in t.params.items():      # the member trained with the trial's own hyperparameters
-            assert spec.metrics["hparams"][k] == pytest.approx(v, rel=1e-6)
+            assert selection["hparams"][k] == pytest.approx(v, rel=1e-6)
     best = max(complete, key=lambda t: t.value)
     assert result.best_trial == best.number and result.best_value == best.value
     assert len({tuple(sorted(t.params.items())) for t in complete}) == len(complete)
@@ -130,10 +132,13 @@ def test_best_trial_is_registered_with_its_parameters(resumed):
 
     entry = Registry(cfg.search.registry).get(result.registered)
     assert entry.stage == "rl" and f"trial_{result.best_trial}" in entry.tags
-    assert entry.metrics["composite"] == pytest.approx(result.best_value, rel=1e-12)
+    assert entry.selection["composite"] == pytest.approx(result.best_value, rel=1e-12)
+    # graded on the test split, read once for the winner; the trials behind it: every checkpoint of the study
+    assert entry.held_out["split"] == "test" and entry.grade == grade(entry.held_out, "rl")[0]
+    assert entry.trials["n_trials"] == len(search.study_ledger(workdir)) >= len(study.get_trials())
     policy, spec = Registry(cfg.search.registry).load_model(result.registered)
     for k, v in result.best_params.items():
-        assert spec.metrics["hparams"][k] == pytest.approx(v, rel=1e-6)
+        assert artifact.metric_sources(spec.metrics)[0]["hparams"][k] == pytest.approx(v, rel=1e-6)
 
 
 PPO_TRACED = ppo.TracedHParams.names()          # what the search may vary for PPO

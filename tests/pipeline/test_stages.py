@@ -52,9 +52,12 @@ def test_four_models_registered_with_their_lineage(pipeline):
     assert enc.parents == () and rl.parents == (enc.ref,)
     assert hyb.parents == (enc.ref, rl.ref) and ens.parents == (rl.ref, hyb.ref)
     for e in entries.values():
-        assert e.metrics_split == "val" and e.grade in [g for g, _ in GRADES] + ["F"]
-        assert (e.grade, e.score) == grade(e.metrics, e.stage)      # graded on what it recorded
+        # chosen on validation (selection), graded on the test split no stage read to choose (held-out)
+        assert e.selection["split"] == "val" and e.held_out["split"] == "test"
+        assert e.grade in [g for g, _ in GRADES] + ["F"]
+        assert (e.grade, e.score) == grade(e.held_out, e.stage)      # graded on what it recorded
         reg.check(e)
+    assert rl.trials["n_trials"] >= 1 and hyb.trials["n_trials"] >= 1     # the checkpoints compared
     # The rl model started from the registered encoder, frozen: its encoder is the encoder's, bit for bit.
     enc_params, _ = artifact.load_encoder(reg.path(enc.ref))
     rl_params = artifact.load_params(reg.path(rl.ref))
@@ -81,7 +84,7 @@ def test_registered_ensemble_is_a_policy_with_its_validation_metrics(pipeline):
     frame, _ = ensemble_lib.backtest_ensemble(reg.path(ref), "val")
     again = evaluation.validation_metrics(frame)
     for k in ("sharpe", "max_drawdown", "annual_return"):
-        recorded = reg.get(ref).metrics[k]
+        recorded = reg.get(ref).selection[k]
         assert (recorded is None and not np.isfinite(again[k])) or recorded == pytest.approx(again[k],
                                                                                              rel=1e-9)
 

@@ -64,8 +64,11 @@ def test_every_fold_model_is_registered_once_with_its_warm_start_parent(referenc
     refs = [f"walk_forward/v{i}" for i in (1, 2, 3)]
     assert [e.ref for e in entries] == [f["registered"] for f in folds] == refs
     for i, (e, f) in enumerate(zip(entries, folds, strict=True)):
-        assert f"fold_{i}" in e.tags and e.stage == "rl" and e.metrics_split == "val"
-        assert e.metrics["composite"] == pytest.approx(f["val_composite"], rel=1e-12)
+        assert f"fold_{i}" in e.tags and e.stage == "rl" and e.selection["split"] == "val"
+        assert e.selection["composite"] == pytest.approx(f["val_composite"], rel=1e-12)
+        # graded on the fold's own test window, which no choice saw, never on the validation that chose it
+        assert e.held_out["split"] == f"test window of fold {i}"
+        assert e.held_out["sharpe"] == pytest.approx(f["test"][f["agent_row"]]["sharpe"], rel=1e-9)
         assert e.parents == ((folds[i - 1]["registered"],) if i and f["warm_start"] else ())
         assert e.files == reg.check(e).files          # the stored copy verifies
     # A resumed run meeting an already registered fold finds it instead of registering it again.

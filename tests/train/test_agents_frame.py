@@ -81,7 +81,8 @@ def test_saved_dqn_and_a2c_models_are_rebuilt_in_a_fresh_process_from_the_artifa
         here = evaluate.backtest(policy, env, params, dates=split.dates, symbols=split.symbols)
         np.testing.assert_array_equal(fresh["value"].to_numpy(), here["value"].to_numpy())
         # ... and it is the model the run selected: its recorded validation Sharpe.
-        assert evaluate.stats(here)["sharpe"] == pytest.approx(spec.metrics["sharpe"], rel=1e-6, abs=1e-9)
+        assert evaluate.stats(here)["sharpe"] == pytest.approx(
+            artifact.metric_sources(spec.metrics)[0]["sharpe"], rel=1e-6, abs=1e-9)
 
 
 def test_the_registry_records_each_models_agent(trained, tmp_path):

@@ -20,7 +20,7 @@ import pytest
 
 from experiments.configs import smoke
 from jaxtrade.train import TrainingDiverged, artifact, train
-from jaxtrade.train.artifact import load_spec
+from jaxtrade.train.artifact import load_spec, metric_sources
 from jaxtrade.train.checkpoints import BEST_METRICS, Checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -86,9 +86,10 @@ def test_best_checkpoints_hold_the_best_validation_model(reference):
         values = [(-math.inf if r[metric] is None else r[metric]) for r in val]
         best_at = val[int(np.argmax(values))]["iteration"]   # first maximum: ties keep the earlier model
         spec = load_spec(ck.directory(metric))               # every best_<metric> is a model artifact
-        assert spec.metrics["iteration"] == best_at, metric
-        assert spec.metrics["selected_by"] == metric and spec.metrics["split"] == "val"
-        assert spec.metrics[metric] == pytest.approx(max(values), rel=0, abs=0)
+        selection = metric_sources(spec.metrics)[0]          # chosen on validation: selection metrics
+        assert selection["iteration"] == best_at, metric
+        assert selection["selected_by"] == metric and selection["split"] == "val"
+        assert selection[metric] == pytest.approx(max(values), rel=0, abs=0)
         assert spec.seed == 0 and spec.env["name"] == "portfolio"
         assert spec.data_fingerprint and spec.versions["jax"] == jax.__version__
 
