@@ -126,11 +126,12 @@ def main(argv):
           flush=True)
     t0 = time.perf_counter()
     pre = pretrain.run(cfg, os.path.join(root, "pretrain"))
-    m = pre.metrics
+    m = pre.metrics["selection"]          # the validation windows that chose the epoch
     print(f"pretraining: {m['epochs']} epochs (best {m['best_epoch']}), validation loss "
           f"{m['initial_val_loss']:.3f} before -> {m['val_loss']:.3f} (predicting the training means: "
           f"{m['val_loss_baseline']:.3f}), "
-          f"R^2 {m['val_r2']:+.3f}, directional accuracy {m['directional_accuracy']:.3f}; "
+          f"R^2 {m['val_r2']:+.3f}, directional accuracy {m['directional_accuracy']:.3f} "
+          f"(edge over the majority class {m['directional_accuracy_edge']:+.3f}); "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
     arms = {"none": {}, "frozen": {"model.encoder_init": pre.artifact, "ppo.frozen": ("encoder",)},
             "fine-tuned": {"model.encoder_init": pre.artifact}}

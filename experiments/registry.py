@@ -9,8 +9,10 @@ python -m experiments.registry register NAME ARTIFACT_DIR --stage=rl [--parents=
 
 Every command takes --root (default: $JAXTRADE_REGISTRY, else ./registry). A ref is name/v<k>,
 name@<alias>, name@<semver> or name (its latest version). `list` prints one row per entry: ref,
-semver, stage, grade, score, created (UTC, to the minute), the split its metrics come from, the key
-metrics (sharpe, max_dd, ann_ret; for encoders val_r2, dir_acc), aliases and parents. `benchmark`
+semver, stage, grade (from held-out metrics only; "ungraded" without them), score, created (UTC, to
+the minute), the split its held-out metrics come from, the key metrics of both kinds, labelled
+"(held-out)" and "(selection)" (sharpe, max_dd, ann_ret; for encoders val_r2, dir_edge), aliases and
+parents. `benchmark`
 backtests the models (default: every entry with a policy, i.e. not stage pretrain) over one split
 of their own data (default val; --split=test for the final comparison) and prints
 ref, grade (as registered), split_grade (these numbers' grade), Sharpe, annual return, max drawdown

@@ -388,8 +388,10 @@ class EncoderSpec:
     the settings that shape its parameter tree: what a transplant must match); model: that model
     config. obs_spec: the env observation spec its inputs had; env: the env config. data, preprocessor,
     data_fingerprint: as in ModelSpec (the preprocessor's `train` dates are the rows it learnt from).
-    targets: the supervised targets, in order. metrics: validation metrics (val_loss, val_r2,
-    directional_accuracy, ..., split="val").
+    targets: the supervised targets, in order. metrics: {"selection": the validation windows' metrics
+    that chose the epoch (val_loss, val_r2, directional_accuracy and its edge over the majority class,
+    ..., split="val"), "held_out": the same on the test split's windows (split="test"), where the run
+    has a test split} (`metric_sources`).
     """
 
     encoder: dict

@@ -1,8 +1,9 @@
 """The options env's baselines run through the env's own chain, fills and fees: cash never trades,
 buy-and-hold of the underlying holds it, `bxm` sells covered calls on all of it, `put` sells
 cash-secured puts from cash. All of them in the agent's world: the turbulence gate acts on them as on
-the agent (gate off, bxm made +3.49% in 2018 against the index's +2.39%; gated, +2.87%), and the
-gate-free buy-and-hold is a separate, labelled reference row."""
+the agent (2018, measured: bxm +4.11% gated against +4.67% gate-off), and the gate-free buy-and-hold is
+a separate, labelled reference row. Cash earns the T-bill rate (+1.60% over Jan-Nov 2018) and held
+shares the 2% dividend yield (the index's +2.39% becomes +4.27%)."""
 
 import pytest
 
@@ -26,13 +27,13 @@ def test_options_baselines_trade_what_they_say(results):
     growth = {k: f["value"].iloc[-1] / f["value"].iloc[0] - 1 for k, f in results.items()}
     closed = {k: int(f["trade_closed"].sum()) for k, f in results.items()}
     costs = {k: float(f["costs"].sum()) for k, f in results.items()}
-    assert growth["cash"] == 0 and closed["cash"] == 0 and costs["cash"] == 0
+    assert growth["cash"] == pytest.approx(0.0160, abs=5e-4) and closed["cash"] == 0 and costs["cash"] == 0
     assert closed["underlying_buy_hold"] == 0 and costs["underlying_buy_hold"] == 0
-    assert growth["underlying_buy_hold"] == pytest.approx(0.0239, abs=5e-4)   # the index, Jan-Nov 2018
+    # the index, Jan-Nov 2018 (+2.39%), with the dividend yield on the shares and interest on spare cash
+    assert growth["underlying_buy_hold"] == pytest.approx(0.0427, abs=5e-4)
     # A covered call every ~3 weeks, each closed and paid for; with no cash, the premium pays the fees.
-    assert closed["bxm"] >= 10 and costs["bxm"] > 0
-    assert growth["bxm"] == pytest.approx(0.0287, abs=2e-3) and growth["bxm"] > growth["underlying_buy_hold"]
-    assert closed["put"] >= 10 and costs["put"] > 0 and growth["put"] == pytest.approx(-0.0154, abs=2e-3)
+    assert closed["bxm"] >= 10 and costs["bxm"] > 0 and growth["bxm"] == pytest.approx(0.0411, abs=2e-3)
+    assert closed["put"] >= 10 and costs["put"] > 0 and growth["put"] == pytest.approx(0.0064, abs=2e-3)
 
 
 def test_baselines_trade_with_the_agents_gate(results):
