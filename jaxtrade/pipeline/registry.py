@@ -366,8 +366,9 @@ class Registry:
         metrics. held_out: held-out metrics to grade, with their "split" (overrides the spec's).
         metrics + metrics_split: one dict from one split: "val" (the data that chose the model) is
         recorded as selection, "test" as held-out (metrics_split default: metrics["split"]).
-        trials: the overfitting summary of the trials behind the model. aliases: set on the new
-        version (moved from the version of `name` that had them). Returns the new Entry."""
+        trials: the overfitting summary of the trials behind the model (default: the spec's).
+        aliases: set on the new version (moved from the version of `name` that had them). Returns the
+        new Entry."""
         _check_name(name, "model name")
         _check_stage(stage, f"register {name}")
         aliases = tuple(_check_name(a, "alias", alias=True) for a in _strings(aliases))
@@ -397,6 +398,7 @@ class Registry:
         selection = _clean_metrics(selection, stage, where + " selection metrics")
         stored = _clean_metrics(stored, stage, where + " held-out metrics")
         letter, score = grade(stored, stage) if stored else (UNGRADED, None)
+        trials = json_safe_tree(dict(trials or raw.get("trials") or {}))
         parent_refs = tuple(self._checked_parent(p, name) for p in _strings(parents))
         files = hash_tree(src)
         os.makedirs(self.root, exist_ok=True)
@@ -418,7 +420,7 @@ class Registry:
                               selection=selection, held_out=stored, score=score, grade=letter,
                               parents=parent_refs, tags=tuple(_strings(tags)), aliases=aliases,
                               description=str(description), files=files, source=src,
-                              agent=str(spec.get("agent") or ""), trials=json_safe_tree(dict(trials or {})))
+                              agent=str(spec.get("agent") or ""), trials=trials)
                 os.makedirs(os.path.dirname(entry.path), exist_ok=True)
                 os.rename(tmp, entry.path)
                 _fsync_dir(os.path.dirname(entry.path))

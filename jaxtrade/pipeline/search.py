@@ -44,6 +44,7 @@ from ml_collections import config_dict
 
 from jaxtrade.agents.base import check_keys
 from jaxtrade.pipeline.registry import Registry
+from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import evaluation
 from jaxtrade.train import loop as loop_lib
 from jaxtrade.train import setup as setup_lib
@@ -285,22 +286,26 @@ def _finish(config, study, workdir, *, batches, compiles, seconds, stopped) -> S
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     best = max(complete, key=lambda t: t.value) if complete else None
     artifact = os.path.join(workdir, best.user_attrs["artifact"]) if best is not None else None
-    registered = None
+    registered, trials = None, {}
+    if best is not None and stopped == "done":
+        # The trials behind the winner: every checkpoint of every batch, all compared on validation.
+        trials = summary_of_artifact(study_ledger(workdir), artifact)
+        if trials:
+            artifact_lib.add_trials(artifact, trials)
     if best is not None and stopped == "done" and s.get("registry"):
         # The winner was chosen on validation; its grade needs data no trial saw: the test split, read
-        # here once for the chosen model only. The trials behind it: every checkpoint of every batch.
+        # here once for the chosen model only.
         if config.data.get("test"):
             evaluation.held_out_of_artifact(artifact, "test")
         entry = Registry(s.registry).register(
             s.name, artifact, stage="rl", tags=(f"search:{s.study_name}", f"trial_{best.number}"),
-            trials=summary_of_artifact(study_ledger(workdir), artifact),
             description=json.dumps({"search": s.study_name, "trial": best.number, "objective": s.objective,
                                     "value": best.value, "params": best.params, "seed":
                                         best.user_attrs.get("seed")}, sort_keys=True))
         registered = entry.ref
         log.info("registered the best trial (%d, %s %.4g) as %s", best.number, s.objective, best.value,
                  registered)
-    report = _write_report(frame, workdir, s, best, registered) if stopped == "done" else None
+    report = _write_report(frame, workdir, s, best, registered, trials) if stopped == "done" else None
     return SearchResult(workdir, None if best is None else best.number, None if best is None else best.value,
                         {} if best is None else dict(best.params), artifact, registered, counts, batches,
                         compiles, seconds, stopped, report)
@@ -313,7 +318,7 @@ def study_ledger(workdir: str) -> TrialLedger:
     return TrialLedger.merge([TrialLedger.load(os.path.join(workdir, d)) for d in batches], prefixes=batches)
 
 
-def _write_report(frame, workdir: str, s, best, registered) -> str:
+def _write_report(frame, workdir: str, s, best, registered, trials=None) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -349,6 +354,8 @@ def _write_report(frame, workdir: str, s, best, registered) -> str:
         lines.append("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols)
                      + " |")
     lines += ["", "![search](search.png)", ""]
+    if trials:
+        lines += [evaluation.overfitting_markdown(trials)]
     path = os.path.join(workdir, "search.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))

@@ -63,7 +63,8 @@ class ModelSpec:
     from, `{"selection": {...}, "held_out": {...}}` (`metric_sources`): selection, the metrics on the
     data that chose the model (validation: iteration, the metric it was selected by, "split": "val");
     held_out, metrics on data no choice has seen ("split": "test", or a walk-forward fold's test
-    window), added when it is evaluated there (`add_held_out`). created: UTC ISO time. seed.
+    window), added when it is evaluated there (`add_held_out`); trials, the overfitting summary of the
+    trials it was chosen among (`add_trials`). created: UTC ISO time. seed.
     """
 
     agent: str
@@ -98,7 +99,7 @@ class ModelSpec:
         return dataclasses.replace(self, **changes)
 
 
-SELECTION, HELD_OUT = "selection", "held_out"
+SELECTION, HELD_OUT, TRIALS = "selection", "held_out", "trials"
 
 
 def metric_sources(metrics) -> tuple[dict, dict]:
@@ -124,9 +125,22 @@ def add_held_out(directory: str, held_out: dict) -> ModelSpec:
     beside its selection metrics; returns the updated spec. Only data no choice has seen belongs here."""
     if held_out.get("split") is None:
         raise ValueError(f"held-out metrics for {directory} need their 'split' (test, or the fold's window)")
+    return _update_metrics(directory, HELD_OUT, dict(held_out))
+
+
+def add_trials(directory: str, summary: dict) -> ModelSpec:
+    """Records the overfitting summary of the trials the model in `directory` was chosen among
+    (`jaxtrade.train.trials`) in its spec's metrics as "trials"; returns the updated spec."""
+    return _update_metrics(directory, TRIALS, dict(summary))
+
+
+def _update_metrics(directory: str, key: str, value: dict) -> ModelSpec:
     directory, d = _read_spec(directory, "a model artifact")
-    selection, _ = metric_sources(d.get("metrics"))
-    d["metrics"] = json_safe_tree({SELECTION: selection, HELD_OUT: dict(held_out)})
+    selection, held_out = metric_sources(d.get("metrics"))
+    trials = dict((d.get("metrics") or {}).get(TRIALS) or {})
+    metrics = {SELECTION: selection, HELD_OUT: held_out, TRIALS: trials}
+    metrics[key] = value
+    d["metrics"] = json_safe_tree({k: v for k, v in metrics.items() if v or k == SELECTION})
     write_json_atomic(os.path.join(directory, _SPEC), d)
     return load_spec(directory)
 

@@ -146,9 +146,11 @@ def agent_row(spec) -> str:
 
 def evaluate_artifact(policies, spec, split, *, market, history_rows: int = 252, n_boot: int = 1000,
                       seed: int = 0, out_dir: str, notes: str = "", title: str | None = None,
-                      name: str | None = None):
+                      name: str | None = None, trials_section: bool = True):
     """Backtests `policies` (one Policy or one per seed, all of `spec`'s architecture) on `split`
     against the baselines, through the env of `spec.env`; writes report.md/.csv/PNGs into out_dir.
+    trials_section: append the overfitting section of the trials `spec` records it was chosen among
+    (`overfitting_markdown`), where it records them.
 
     Returns the `Report`."""
     from jaxtrade.data import dataset_caveats
@@ -161,8 +163,35 @@ def evaluate_artifact(policies, spec, split, *, market, history_rows: int = 252,
     notes = " ".join(x for x in (notes, period_note(spec.data.get(split.name), split),
                                  f"Costs: {cost_note}." if cost_note else "") if x)
     caveats = "" if spec.data.get("csv_path") else dataset_caveats(spec.data.get("dataset"))
-    return evaluate.report(results, out_dir, n_boot=n_boot, seed=seed, notes=notes,
-                           table_note=caveats, **kw)
+    rep = evaluate.report(results, out_dir, n_boot=n_boot, seed=seed, notes=notes, table_note=caveats, **kw)
+    trials = (spec.metrics or {}).get("trials")
+    if trials_section:
+        section = (overfitting_markdown(trials) if trials else
+                   "## Overfitting\n\nThis model records no trials it was chosen among (an artifact saved "
+                   "before trial ledgers, or not chosen on validation): its selection luck is unknown.\n")
+        with open(rep.md_path, "a", encoding="utf-8") as f:
+            f.write("\n" + section)
+    return rep
+
+
+def overfitting_markdown(summary: dict) -> str:
+    """The overfitting section of a report: `eval.overfitting.markdown_section` of the trials summary,
+    and the agent's Sharpe on the train / validation / test splits side by side where it has them."""
+    from jaxtrade.eval.overfitting import markdown_section
+
+    lines = [markdown_section(summary)]
+    by_split = summary.get("sharpe_by_split")
+    if by_split:
+        fmt = lambda x: "n/a" if x is None or not math.isfinite(x) else f"{x:.3f}"
+        n = summary.get("n_seeds") or 1
+        lines += ["", f"Sharpe by split ({n} seed(s)' chosen models; train and validation: median over "
+                  "seeds of deterministic backtests of the whole split; test: the report's agent row). "
+                  "Training and validation chose the model; only the test column is held out.", "",
+                  "| split | role | agent Sharpe |", "| --- | --- | --- |",
+                  f"| train | fitted the model | {fmt(by_split.get('train'))} |",
+                  f"| val | chose the model (selection) | {fmt(by_split.get('val'))} |",
+                  f"| test | held out | {fmt(by_split.get('test'))} |"]
+    return "\n".join(lines) + "\n"
 
 
 def split_results(policies, env_config: dict, split, *, market, history_rows: int = 252,

@@ -503,7 +503,7 @@ def final_report(s, agent, state, ckpts: Checkpoints, workdir: str, *, code_vers
               "that resamples the seeds and the days together." if len(seeds) > 1 else ""))
     rep = evaluation.evaluate_artifact(policies if len(seeds) > 1 else policies[0], specs[0], split,
                                        market=s.market, n_boot=config.train.bootstrap_samples,
-                                       seed=config.seed, out_dir=workdir, notes=notes)
+                                       seed=config.seed, out_dir=workdir, notes=notes, trials_section=False)
     row = evaluation.agent_row(specs[0])
     for (directory, _), frame in zip(chosen, rep.results[row], strict=True):
         if directory is not None and jax.process_index() == 0:
@@ -534,8 +534,6 @@ def overfitting_section(s, workdir: str, policies, chosen, test_sharpe: float, i
     of choosing the best seed's chosen checkpoint (highest validation Sharpe) among every trial of the
     run's ledger, and the agent's Sharpe by split (median over seeds; test: the report's mean),
     written to overfitting.json too."""
-    from jaxtrade.eval.overfitting import markdown_section
-
     path = os.path.join(workdir, "trials.json")
     if not os.path.exists(path):
         return ""
@@ -554,18 +552,14 @@ def overfitting_section(s, workdir: str, policies, chosen, test_sharpe: float, i
     by_split = {"train": train, "val": float(np.median(val)) if val else None, "test": test_sharpe}
     summary["sharpe_by_split"] = by_split
     summary["chosen_trials"] = names
+    summary["n_seeds"] = len(policies)
     summary = artifact_lib.json_safe_tree(summary)
-    artifact_lib.write_json_atomic(os.path.join(workdir, "overfitting.json"), summary)
-    fmt = lambda x: "n/a" if x is None or not math.isfinite(x) else f"{x:.3f}"
-    lines = [markdown_section(summary), "",
-             f"Sharpe by split ({len(policies)} seed(s)' chosen models; train and validation: median over "
-             "seeds of deterministic backtests of the whole split; test: the report's agent row). "
-             "Training and validation chose the model; only the test column is held out.", "",
-             "| split | role | agent Sharpe |", "| --- | --- | --- |",
-             f"| train | fitted the model | {fmt(by_split['train'])} |",
-             f"| val | chose the model (selection) | {fmt(by_split['val'])} |",
-             f"| test | held out | {fmt(by_split['test'])} |"]
-    return "\n".join(lines) + "\n"
+    if jax.process_index() == 0:
+        artifact_lib.write_json_atomic(os.path.join(workdir, "overfitting.json"), summary)
+        for directory, _ in chosen:        # every chosen model carries the trials it was chosen among
+            if directory is not None:
+                artifact_lib.add_trials(directory, summary)
+    return evaluation.overfitting_markdown(summary)
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str | None = None,

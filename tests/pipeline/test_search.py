@@ -136,6 +136,7 @@ def test_best_trial_is_registered_with_its_parameters(resumed):
     # graded on the test split, read once for the winner; the trials behind it: every checkpoint of the study
     assert entry.held_out["split"] == "test" and entry.grade == grade(entry.held_out, "rl")[0]
     assert entry.trials["n_trials"] == len(search.study_ledger(workdir)) >= len(study.get_trials())
+    assert "## Overfitting: how much of this is selection luck" in open(result.report_path).read()
     policy, spec = Registry(cfg.search.registry).load_model(result.registered)
     for k, v in result.best_params.items():
         assert artifact.metric_sources(spec.metrics)[0]["hparams"][k] == pytest.approx(v, rel=1e-6)
