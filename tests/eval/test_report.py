@@ -106,3 +106,24 @@ def test_verdict_names_the_winner_when_the_agent_loses():
     assert "significant at 95%)" in text and "not significant" not in text
     hi = table.loc["ppo", "sharpe_diff_high"]
     assert hi < 0 and f"{hi:+.3f}]" in text
+
+
+def test_report_leaves_out_columns_equal_in_every_row_and_states_the_rate(tmp_path):
+    """A statistic that reads the same in every row (here every row's profit rate ends above its start
+    in each month: all rows 100%) is constant by construction: the table leaves it out and names it;
+    the CSV keeps it. A dated risk-free column of one frame sets every row's excess returns."""
+    frames = _frames()
+    up = pd.DataFrame({"value": 1e6 * 1.001 ** np.arange(252)}, index=frames["index"].index)
+    rate = np.full(252, 0.0001)
+    rated = {"a": up.assign(risk_free=rate), "b": up * 1.0}
+    out = report(rated, str(tmp_path), n_boot=50, reference=None)
+    md = open(out.md_path).read()
+    header = next(line for line in md.splitlines() if line.startswith("| policy |"))
+    assert "profit_rate" not in header and "Left out, the same in every row: " in md
+    assert "profit_rate 100.00%" in md and "profit_rate" in pd.read_csv(out.csv_path).columns
+    assert "Sharpe and Sortino are on returns in excess of it" in md
+    table = pd.read_csv(out.csv_path, index_col=0)
+    assert table.loc["a", "sharpe"] == table.loc["b", "sharpe"]        # the index row too: one period
+    full = report(_frames(), str(tmp_path / "varied"), n_boot=50)     # profit rates differ: shown
+    assert "profit_rate" in next(line for line in open(full.md_path).read().splitlines()
+                                 if line.startswith("| policy |"))
