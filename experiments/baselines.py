@@ -19,7 +19,8 @@ _ACTION_SPACE = flags.DEFINE_enum("action_space", "regimes", ["regimes", "weight
                                   "The environment's action space (the random policy plays in it).")
 _SEEDS = flags.DEFINE_integer("random_seeds", 5, "Seeds of the random policy.")
 _COV_WINDOW = flags.DEFINE_integer("cov_window", 252, "Rows of daily returns in the min-variance covariance.")
-_GATE = flags.DEFINE_bool("gate", False, "Keep the turbulence gate on for the baselines.")
+_GATE = flags.DEFINE_bool("gate", True, "Run the baselines with the turbulence gate an agent would trade "
+                          "with (--nogate: gate-free, a different world from any gated agent).")
 common.accept_verbosity_words()
 
 
