@@ -265,7 +265,8 @@ def report(results, workdir: str, *, periods_per_year: float | None = None, risk
           "Percent statistics are fractions of the starting value; turnover is per year (1.0 = the whole "
           "book once). Multi-seed rows read mean ± std over seeds. Sharpe differences are against "
           f"`{ref}`, with a 95% stationary-bootstrap interval of daily returns "
-          f"({n_boot} resamples, mean block 20 days, seed {seed}).", ""]
+          f"({n_boot} resamples, mean block 20 days, seed {seed}; a multi-seed row's resamples draw its "
+          "seeds with replacement together with the days).", ""]
     md += [f"![{os.path.splitext(os.path.basename(p))[0]}]({os.path.basename(p)})" for p in pngs]
     md_path = os.path.join(workdir, "report.md")
     with open(md_path, "w") as f:
