@@ -47,6 +47,11 @@ class EnvData:
         `pad_rows`: rows >= valid_rows are padding (copies of the last row) that random-start
         episodes never reach. Walk-forward pads its growing training windows to one shape so that
         every fold reuses one compiled iteration.
+    start_count: None, or int32 [T] (traced): the running count of the rows <= t on which a
+        random-start episode may begin (row t may iff the count steps up at t). Set, it replaces the
+        uniform start over `start .. valid_rows - 1 - episode_length`: episodes start uniformly on the
+        rows it allows (walk-forward's CPCV mode: only rows whose window and episode lie inside one
+        training block). None (every split `Split.to_device` makes) changes nothing.
     """
 
     close: jax.Array
@@ -72,6 +77,7 @@ class EnvData:
     has_size: bool = struct.field(pytree_node=False, default=False)
     periods_per_year: float = struct.field(pytree_node=False, default=252.0)
     valid_rows: jax.Array | None = None
+    start_count: jax.Array | None = None
 
     @property
     def n_rows(self) -> int:
@@ -88,7 +94,7 @@ class EnvData:
 
 
 _ROW_FIELDS = ("close", "open", "high", "low", "volume", "features", "market", "turbulence", "momentum",
-               "volatility", "sharpe", "size", "fees", "day", "rollover")
+               "volatility", "sharpe", "size", "fees", "day", "rollover", "start_count")
 
 
 def pad_rows(data: EnvData, n_rows: int) -> EnvData:

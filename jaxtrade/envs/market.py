@@ -27,6 +27,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from jax import lax
 
@@ -63,12 +64,19 @@ def episode_bounds(u: jax.Array, params) -> tuple[jax.Array, jax.Array]:
 
     S = data.start, the first tradable row. random_start: start ~ uniform{S, ..., T-1-L},
     end = start + L (so close[end] exists), with T = data.valid_rows where the data were padded
-    (`jaxtrade.data.envdata.pad_rows`: padding is never reached). Otherwise one episode over the
-    whole split: start = S (the split's first trading day), end = T - 1 (the last row).
+    (`jaxtrade.data.envdata.pad_rows`: padding is never reached); where `data.start_count` is set,
+    start ~ uniform over the rows it allows instead (the (j+1)-th, j = floor(u * count)). Otherwise
+    one episode over the whole split: start = S (the split's first trading day), end = T - 1 (the
+    last row).
     """
     data = params.data
     n_rows = data.n_rows if data.valid_rows is None else data.valid_rows
     first, length = data.start, params.episode_length
+    if params.random_start and data.start_count is not None:
+        count = data.start_count[-1]
+        j = jnp.minimum((u * count).astype(jnp.int32), count - 1)
+        start = jnp.searchsorted(data.start_count, j, side="right").astype(jnp.int32)
+        return start, start + length
     if params.random_start:
         n_starts = n_rows - length - first
         start = first + jnp.minimum((u * n_starts).astype(jnp.int32), n_starts - 1)
@@ -445,6 +453,8 @@ def check_rows(params) -> None:
                 "traded date of this data: set env.costs.regulatory_fees='flat' with explicit "
                 "env.costs.sec_fee_rate / finra_taf_per_share / finra_taf_cap, or 'none' (FX, non-US "
                 "markets)")
+    if data.start_count is not None:
+        _check_start_count(data, first, n_rows - 1 - length, params.random_start)
     if params.random_start and n_rows - 1 - length < first:
         raise ValueError(f"random_start needs at least EnvData.start + env.episode_length + 1 = "
                          f"{first + length + 1} rows, the data has {n_rows}: shorten env.episode_length "
@@ -452,6 +462,19 @@ def check_rows(params) -> None:
     if not params.random_start and n_rows - 1 <= first:
         raise ValueError(f"the data has {n_rows} rows, EnvData.start={first} of them history: not one "
                          "step to trade")
+
+
+def _check_start_count(data, first: int, last: int, random_start: bool) -> None:
+    """ValueError unless `data.start_count` is a running count whose start rows lie in [first, last]."""
+    if not random_start:
+        raise ValueError("EnvData.start_count (the rows random-start episodes may begin on) is for "
+                         "random-start training only: set env.random_start=True or drop it")
+    steps = np.diff(np.asarray(data.start_count), prepend=0)
+    rows = np.flatnonzero(steps)
+    if steps.min() < 0 or steps.max() > 1 or not rows.size or rows[0] < first or rows[-1] > last:
+        raise ValueError(f"EnvData.start_count must count up by 0 or 1 per row and allow at least one "
+                         f"start row in [{first}, {last}] (EnvData.start .. valid rows - 1 - "
+                         f"env.episode_length); it allows rows {rows[:3].tolist()} .. {rows[-3:].tolist()}")
 
 
 def keeps_derived_tables(**builders):

@@ -35,6 +35,14 @@
    `registry_name` (stage rl, graded on that fold's validation window, tags fold_<i> and the
    walk-forward's id), with the previous fold's version as its parent when it was warm-started from
    it. A resumed run finds a fold already registered by those tags and does not register it twice.
+8. Mode "cpcv" (`walk_forward.mode`, with `n_groups`, `n_test_groups`, `val_size` and optionally
+   `purge` / `embargo`): combinatorial purged cross-validation instead of rolling windows
+   (`jaxtrade.pipeline.cpcv`: the groups, the purge and embargo sized from the window and the episode
+   length, validation, training on non-contiguous blocks). The folds are not a sequence, so every fold
+   trains from scratch for `timesteps` env steps with the agent section's hyperparameters (no warm
+   start, budget decay, phases or fold patience) and is tested on its k test groups; the phi backtest
+   paths assembled from the groups' test results, each path's Sharpe and their distribution (mean,
+   std, min, max) go into `walk_forward.json` (`cpcv`, `paths`) and `report.md` (`paths/`, `paths.png`).
 """
 
 from __future__ import annotations
@@ -54,10 +62,13 @@ import numpy as np
 import pandas as pd
 from ml_collections import config_dict
 
+from jaxtrade import envs
 from jaxtrade import eval as evaluate
 from jaxtrade.agents import registry as agent_registry
 from jaxtrade.agents.base import check_keys
 from jaxtrade.data.dates import format_date
+from jaxtrade.data.envdata import pad_rows
+from jaxtrade.pipeline import cpcv
 from jaxtrade.pipeline.registry import Registry
 from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import evaluation, loop
@@ -67,7 +78,8 @@ from jaxtrade.train.trials import TrialLedger, frame_returns, summary_of_artifac
 
 log = logging.getLogger("jaxtrade")
 
-MODES = ("sliding", "expanding")
+MODES = ("sliding", "expanding")   # rolling windows (`make_folds`)
+CPCV = "cpcv"                      # combinatorial purged cross-validation (`jaxtrade.pipeline.cpcv`)
 JSON_NAME = "walk_forward.json"
 FORMAT = "jaxtrade-walk-forward/1"
 
@@ -128,7 +140,7 @@ def make_folds(
     training split may start on: feature warm-up + window). ValueError naming the key and the
     constraint when the spec is inconsistent or the data hold no full fold."""
     if spec.mode not in MODES:
-        raise ValueError(f"walk_forward.mode must be one of {list(MODES)}, got {spec.mode!r}")
+        raise ValueError(f"walk_forward.mode must be one of {[*MODES, CPCV]}, got {spec.mode!r}")
     step = _int("step", spec.step, 1)
     val_size = _int("val_size", spec.val_size, 2)
     test_size = _int("test_size", spec.test_size, 2)
@@ -303,7 +315,8 @@ def apply_phase(config, phase: Phase | None) -> tuple[str, ...]:
 class WalkForwardHooks:
     """should_stop(): polled between folds and inside them (a stop finishes the iteration, saves and
     returns; the next call continues). on_fold_start(fold, init_params or None): before each fold's
-    training (tests capture the warm start with it)."""
+    training (tests capture the warm start with it); the fold is a `Fold`, in mode "cpcv" a
+    `cpcv.PurgedFold` (always None: CPCV folds train from scratch)."""
 
     should_stop: Callable[[], bool] | None = None
     on_fold_start: Callable[[Fold, object], None] | None = None
@@ -317,9 +330,10 @@ class WalkForwardResult:
     report_path: str | None
 
 
-def _fold_config(config, fold: Fold, iterations: int, phase: Phase | None):
+def _fold_config(config, ranges: tuple, iterations: int, phase: Phase | None):
+    """The fold's experiment config: data.train / val / test = `ranges` (row ranges or None)."""
     c = ml_collections.ConfigDict(config.to_dict())
-    c.data.train, c.data.val, c.data.test = fold.train, fold.val, fold.test
+    c.data.train, c.data.val, c.data.test = ranges
     c.train.iterations = int(iterations)
     c.train.total_timesteps = None
     c.train.episodes = None
@@ -332,7 +346,7 @@ def _fold_config(config, fold: Fold, iterations: int, phase: Phase | None):
 
 
 def _archive(workdir: str) -> None:
-    ours = (JSON_NAME, "report.md", "oos", "folds.png")
+    ours = (JSON_NAME, "report.md", "oos", "folds.png", "paths", "paths.png")
     loop.archive_previous(workdir, lambda p: p.startswith("fold_") or p in ours)
 
 
@@ -353,6 +367,15 @@ def _finite(x):
     return x if math.isfinite(x) else None
 
 
+def _frame_stats(frame: pd.DataFrame) -> dict:
+    """The numeric `eval.stats` of a backtest frame, JSON-safe (None for non-finite)."""
+    return {
+        k: _finite(v)
+        for k, v in evaluate.stats(frame).items()
+        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+    }
+
+
 def _spec_of(cfg) -> FoldSpec:
     return FoldSpec(
         initial_window=int(cfg.get("initial_window", 0) or 0),
@@ -366,9 +389,13 @@ def _spec_of(cfg) -> FoldSpec:
     )
 
 
-def plan(config, market) -> tuple[list[Fold], list[int]]:
-    """(folds, budget in env steps per fold) of `config` on `market` (checked; nothing trained)."""
+def plan(config, market) -> tuple[list, list[int]]:
+    """(folds, budget in env steps per fold) of `config` on `market` (checked; nothing trained): `Fold`s,
+    or in mode "cpcv" the `cpcv.PurgedFold`s of `plan_cpcv`, each with the full `timesteps`."""
     wf = config.walk_forward
+    if wf.get("mode") == CPCV:
+        folds = list(plan_cpcv(config, market).folds)
+        return folds, budget_schedule(len(folds), timesteps=int(wf.timesteps), decay=1.0, min_timesteps=0)
     window = int(config.env.window)
     first_row = market.features().first_valid + window
     folds = make_folds(
@@ -390,6 +417,70 @@ def _check_config(config) -> None:
     if "walk_forward" not in config:
         raise ValueError("the config has no walk_forward section (see experiments/configs/walk_forward_*.py)")
     check_keys(config.walk_forward, default_config(), name="walk_forward")
+    mode = config.walk_forward.get("mode", "sliding")
+    if mode not in (*MODES, CPCV):
+        raise ValueError(f"walk_forward.mode must be one of {[*MODES, CPCV]}, got {mode!r}")
+    if mode == CPCV and not bool(config.env.get("random_start", True)):
+        raise ValueError(
+            "walk_forward.mode='cpcv' trains on random-start episodes inside the training blocks: "
+            "env.random_start must be True"
+        )
+
+
+def history_rows_of(config, market) -> int:
+    """H, the history rows every split of `config` carries: the window, or more where the env's
+    registration needs more (the same number `train.setup.build` cuts its splits with)."""
+    cfg = setup_lib.env_dict(config.env)
+    return max(int(cfg["window"]),
+               envs.history_rows(cfg["name"], cfg, has_volume=market.volume is not None))
+
+
+def plan_cpcv(config, market) -> cpcv.CPCVPlan:
+    """The CPCV plan of a `walk_forward.mode = "cpcv"` config on `market` (checked; nothing trained):
+    the walk-forward period runs from the first row with the features' warm-up and H history rows
+    before it (or `walk_forward.start`) to the data's last row."""
+    wf = config.walk_forward
+    h = history_rows_of(config, market)
+    dates = market.dates
+    first_row = market.features().first_valid + h
+    origin = first_row
+    if wf.get("start") is not None:
+        origin = int(dates.searchsorted(pd.Timestamp(wf.start), "left"))
+        if origin < first_row:
+            raise ValueError(
+                f"walk_forward.start={wf.start} leaves too little history: the first row must be >= row "
+                f"{first_row} ({format_date(dates[min(first_row, len(dates) - 1)])}), after the features' "
+                f"warm-up and {h} history rows"
+            )
+    return cpcv.make_plan(
+        len(dates),
+        origin=origin,
+        n_groups=wf.n_groups,
+        n_test_groups=wf.n_test_groups,
+        val_size=wf.val_size,
+        history=h,
+        episode_length=int(config.env.episode_length),
+        purge=wf.get("purge"),
+        embargo=wf.get("embargo"),
+        dates=dates,
+    )
+
+
+def _finished_folds(json_path: str, plan_json: list, workdir: str, n_folds: int) -> list[dict]:
+    """The fold records of an earlier run in the workdir (its plan must be this one), or []."""
+    if not os.path.exists(json_path):
+        return []
+    with open(json_path, encoding="utf-8") as f:
+        previous = json.load(f)
+    if previous.get("plan") != plan_json:
+        raise ValueError(
+            f"{json_path} holds a walk-forward over other folds than this config's; pass "
+            "--fresh_start to move it aside, or another --workdir"
+        )
+    records = list(previous.get("folds", []))
+    if records:
+        log.info("continuing the walk-forward in %s after fold %d of %d", workdir, len(records), n_folds)
+    return records
 
 
 def run(
@@ -412,6 +503,8 @@ def run(
     _check_config(config)
     wf = config.walk_forward
     md = setup_lib.load_market_data(config.data) if market is None else market
+    if wf.mode == CPCV:
+        return _run_cpcv(config, md, workdir, hooks, fresh_start, verbosity)
     folds, budgets = plan(config, md)
     phases = phases_of(wf)
     os.makedirs(workdir, exist_ok=True)
@@ -419,20 +512,7 @@ def run(
         _archive(workdir)
     json_path = os.path.join(workdir, JSON_NAME)
     plan_json = [f.to_json(md.dates) for f in folds]
-    records: list[dict] = []
-    if os.path.exists(json_path):
-        with open(json_path, encoding="utf-8") as f:
-            previous = json.load(f)
-        if previous.get("plan") != plan_json:
-            raise ValueError(
-                f"{json_path} holds a walk-forward over other folds than this config's; pass "
-                "--fresh_start to move it aside, or another --workdir"
-            )
-        records = list(previous.get("folds", []))
-        if records:
-            log.info(
-                "continuing the walk-forward in %s after fold %d of %d", workdir, len(records), len(folds)
-            )
+    records = _finished_folds(json_path, plan_json, workdir, len(folds))
     pad = (
         max(f.train[1] - f.train[0] + 1 for f in folds) + int(config.env.window)
         if wf.mode == "expanding"
@@ -529,7 +609,7 @@ def _run_fold(
     phase = phase_for(i, n, phases)
     t0 = time.perf_counter()
     fold_dir = _fold_dir(workdir, i)
-    fold_cfg = _fold_config(config, fold, 1, phase)
+    fold_cfg = _fold_config(config, (fold.train, fold.val, fold.test), 1, phase)
     setup = setup_lib.build(fold_cfg, market=md, train_rows=pad)
     fold_patience = int(wf.get("fold_patience", 0) or 0)
     frozen = fold_patience > 0 and stalled >= fold_patience
@@ -620,14 +700,7 @@ def _run_fold(
     os.makedirs(test_dir, exist_ok=True)
     for name, frames in test_results.items():
         frames[0].to_csv(os.path.join(test_dir, f"{name}.csv"))
-    test_stats = {
-        name: {
-            k: _finite(v)
-            for k, v in evaluate.stats(frames[0]).items()
-            if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-        }
-        for name, frames in test_results.items()
-    }
+    test_stats = {name: _frame_stats(frames[0]) for name, frames in test_results.items()}
     trained_its = 0 if result is None else result.iterations
     spi = setup.budget.steps_per_iteration
     record = {
@@ -863,6 +936,286 @@ def _plot_folds(records, path: str) -> str:
     return path
 
 
+# CPCV: COMBINATORIAL PURGED CROSS-VALIDATION (mode "cpcv")
+
+
+def _run_cpcv(config, md, workdir: str, hooks: WalkForwardHooks, fresh_start: bool,
+              verbosity: str) -> WalkForwardResult:
+    """`run` in mode "cpcv" (module docstring, step 8; `jaxtrade.pipeline.cpcv`)."""
+    wf = config.walk_forward
+    cv = plan_cpcv(config, md)
+    folds, budgets = plan(config, md)
+    os.makedirs(workdir, exist_ok=True)
+    if fresh_start:
+        _archive(workdir)
+    json_path = os.path.join(workdir, JSON_NAME)
+    plan_json = [f.to_json(md.dates) for f in folds]
+    records = _finished_folds(json_path, plan_json, workdir, len(folds))
+    pad = max(f.span[1] - f.span[0] + 1 for f in folds) + cv.history   # one shape: one compile
+    log.info(
+        "walk-forward CPCV: %d groups of %d rows, %d tested per fold: %d folds, %d backtest paths; each "
+        "fold trains from scratch for %s env steps with config.%s (warm starts, budget decay, phases and "
+        "fold patience do not apply to folds that are not a sequence)",
+        cv.n_groups, cv.groups[0][1] - cv.groups[0][0] + 1, cv.n_test_groups, len(folds), cv.n_paths,
+        f"{budgets[0]:,}", agent_registry.agent_name(config),
+    )
+    log.info("CPCV rule: %s", cv.rule())
+    agents: dict = {}
+    t_start = time.perf_counter()
+    wall_before = sum(r.get("wall_seconds", 0.0) for r in records)
+
+    def summarize(*, complete: bool) -> dict:
+        wall = wall_before + time.perf_counter() - t_start
+        out = _summary(config, folds, plan_json, budgets, records, agents, wall, complete=complete)
+        out["cpcv"] = cv.to_json(md.dates)
+        return out
+
+    complete = True
+    for fold in folds[len(records):]:
+        if hooks.should_stop is not None and hooks.should_stop():
+            complete = False
+            break
+        record = _run_cpcv_fold(config, md, fold, cv, budgets[fold.index], agents, workdir, pad, hooks,
+                                verbosity)
+        if record is None:
+            complete = False
+            break
+        if wf.get("registry"):
+            record["registered"] = _register_fold(wf, workdir, record, records)
+        records.append(record)
+        _write_json(json_path, summarize(complete=False))
+    summary = summarize(complete=complete and len(records) == len(folds))
+    report_path = None
+    if summary["complete"]:
+        summary["paths"], report_path = _cpcv_report(config, md, cv, records, workdir, summary)
+    _write_json(json_path, summary)
+    return WalkForwardResult(workdir, summary, summary["complete"], report_path)
+
+
+def _blocks_env(setup, md, fold: cpcv.PurgedFold, cv: cpcv.CPCVPlan, pad: int):
+    """(env, params) of a CPCV fold's training: the rows from H history rows before its first training
+    block to the end of its last, cut and normalized by the fold's Preprocessor, padded to `pad` rows,
+    with episodes starting only where window and episode lie inside one training block."""
+    split = setup.preprocessor.transform(md, fold.span, name="train")
+    if split.start != cv.history:
+        raise AssertionError(f"the training split carries {split.start} history rows, the plan {cv.history}")
+    count = cpcv.start_count(fold, fold.span[0] - split.start, split.n_rows, history=cv.history,
+                             episode_length=cv.episode_length)
+    data = pad_rows(split.to_device().replace(start_count=jax.numpy.asarray(count)), pad)
+    return envs.make(setup.env_config["name"], data, setup.env_config)
+
+
+def _run_cpcv_fold(config, md, fold: cpcv.PurgedFold, cv: cpcv.CPCVPlan, budget: int, agents, workdir: str,
+                   pad: int, hooks: WalkForwardHooks, verbosity: str) -> dict | None:
+    """Trains one CPCV fold from scratch, chooses its best checkpoint on the validation window and tests
+    it on each of its test groups; its walk_forward.json record (None: stopped by request)."""
+    i, n = fold.index, len(cv.folds)
+    t0 = time.perf_counter()
+    fold_dir = _fold_dir(workdir, i)
+    fold_cfg = _fold_config(config, (fold.fit, fold.val, None), 1, None)
+    setup = setup_lib.build(fold_cfg, market=md)
+    setup.env, setup.train_params = _blocks_env(setup, md, fold, cv, pad)
+    iterations = iterations_for(budget, setup.budget.steps_per_iteration)
+    fold_cfg.train.iterations = iterations
+    setup.budget = dataclasses.replace(setup.budget, iterations=iterations)
+    agent = _agent_for(agents, setup)
+    n_starts = int(setup.train_params.data.start_count[-1])
+    dates = md.dates
+    log.info(
+        "CPCV fold %d/%d: tests groups %s; trains on %s (%d episode start rows), validates on %s .. %s; %d "
+        "iterations (%s env steps)",
+        i + 1, n, list(fold.test_groups),
+        ", ".join(f"{format_date(dates[a])} .. {format_date(dates[b])}" for a, b in fold.train), n_starts,
+        format_date(dates[fold.val[0]]), format_date(dates[fold.val[1]]), iterations,
+        f"{iterations * setup.budget.steps_per_iteration:,}",
+    )
+    if hooks.on_fold_start is not None:
+        hooks.on_fold_start(fold, None)
+    result = loop.run(setup, agent, fold_dir, hooks=loop.Hooks(should_stop=hooks.should_stop),
+                      verbosity=verbosity)
+    if result.stopped == "signal":
+        return None
+    best_dir = os.path.join(fold_dir, "checkpoints", "best_composite")
+    if not artifact_lib.is_artifact(best_dir):
+        raise RuntimeError(f"CPCV fold {i}: no model to choose (no validation ran in {fold_dir})")
+    params = artifact_lib.load_params(best_dir)
+    evaluator = evaluation.Evaluator(setup, agent, dict(fold_cfg.train.composite))
+    scores = evaluator.metrics(evaluator.frames([params])[0])
+    trial = artifact_lib.metric_sources(artifact_lib.load_spec(best_dir).metrics)[0].get("trial")
+    spec = loop.model_spec(
+        setup, agent,
+        artifact_lib.selection_metrics(loop.json_floats(scores), fold=i, chosen="new",
+                                       selected_by="composite", split="val", trial=trial),
+    )
+    model_dir = os.path.join(fold_dir, "model")
+    artifact_lib.save_model(model_dir, params, spec)
+    # The chosen model on each of the fold's test groups (a window each, starting flat), with the
+    # baselines on the same windows; the paths are assembled from these windows at the end.
+    row = f"{agent.name}_agent"
+    policy = agent.policy(params)
+    test_stats, tested = {}, []
+    for g, rows in zip(fold.test_groups, fold.test, strict=True):
+        split = setup.preprocessor.transform(md, rows, name="test")
+        results, _, _ = evaluation.split_results(policy, setup.env_config, split, market=md, name=row)
+        group_dir = os.path.join(fold_dir, "test", f"group_{g}")
+        os.makedirs(group_dir, exist_ok=True)
+        for name, frames in results.items():
+            frames[0].to_csv(os.path.join(group_dir, f"{name}.csv"))
+        test_stats[str(g)] = {name: _frame_stats(frames[0]) for name, frames in results.items()}
+        tested.append(results[row][0])
+    # The test groups are data no choice saw: the model's held-out metrics (the groups end to end).
+    evaluation.record_held_out(model_dir, stitch(tested),
+                               f"test groups {list(fold.test_groups)} of CPCV fold {i}")
+    trained_its = result.iterations
+    spi = setup.budget.steps_per_iteration
+    record = {
+        **fold.to_json(dates),
+        "agent": agent.name,
+        "agent_row": row,
+        "hparams": {k: float(v) for k, v in dataclasses.asdict(agent.hparams).items()},
+        "update_epochs": agent_registry.section(fold_cfg).get("update_epochs"),
+        "trained": True,
+        "train_rows": sum(b - a + 1 for a, b in fold.train),
+        "episode_start_rows": n_starts,
+        "budget_timesteps": budget,
+        "budget_iterations": iterations,
+        "iterations": trained_its,
+        "timesteps": trained_its * spi,
+        "steps_per_iteration": spi,
+        "early_stopped": result.stopped == "early_stopping",
+        "warm_start": None,
+        "reset_optimizer": True,
+        "val_scores": {"new": {m: _finite(x) for m, x in scores.items()}},
+        "val_composite": _finite(scores["composite"]),
+        "chosen": "new",
+        "model": model_dir,
+        "test": test_stats,
+        "wall_seconds": time.perf_counter() - t0,
+    }
+    sharpes = [_num(test_stats[str(g)][row].get("sharpe"), ".3f") for g in fold.test_groups]
+    log.info("CPCV fold %d/%d: validation composite %.4f; test Sharpe %s; %.1f s", i + 1, n,
+             scores["composite"], ", ".join(f"group {g} {x}" for g, x in zip(fold.test_groups, sharpes,
+                                                                            strict=True)),
+             record["wall_seconds"])
+    return record
+
+
+def _num(x, spec: str) -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def _group_frames(records) -> dict:
+    """{(fold, group): {row name: test frame}} from the folds' test/group_<g>/ directories."""
+    out = {}
+    for r in records:
+        for g in r["test_groups"]:
+            d = os.path.join(os.path.dirname(r["model"]), "test", f"group_{g}")
+            out[(r["index"], g)] = {
+                p[:-4]: pd.read_csv(os.path.join(d, p), index_col=0, parse_dates=True)
+                for p in sorted(os.listdir(d)) if p.endswith(".csv")
+            }
+    return out
+
+
+def cpcv_paths(cv: cpcv.CPCVPlan, frames: dict, periods_per_year: float) -> tuple[list[dict], dict]:
+    """(per path {path, folds, stats: {row: {sharpe, cumulative_return, max_drawdown}}}, the stitched
+    frames {row: [one per path]}): path p is groups 0 .. N-1 end to end, group g as tested by fold
+    paths[p][g] (`stitch`: each group's window starts flat)."""
+    names = sorted(set.intersection(*(set(v) for v in frames.values())))
+    per_path, stitched = [], {name: [] for name in names}
+    for p, fold_of in enumerate(cv.paths):
+        stats = {}
+        for name in names:
+            s = stitch([frames[(fold_of[g], g)][name] for g in range(cv.n_groups)])
+            s.attrs["periods_per_year"] = float(periods_per_year)
+            st = evaluate.stats(s)
+            stats[name] = {k: _finite(st[k]) for k in ("sharpe", "cumulative_return", "max_drawdown")}
+            stitched[name].append(s)
+        per_path.append({"path": p, "folds": list(fold_of), "stats": stats})
+    return per_path, stitched
+
+
+def _cpcv_report(config, md, cv: cpcv.CPCVPlan, records, workdir: str, summary: dict) -> tuple[dict, str]:
+    """The paths' statistics ({agent_row, per_path, sharpe: {row: distribution}}) and report.md."""
+    row = records[0]["agent_row"]
+    per_path, stitched = cpcv_paths(cv, _group_frames(records), md.periods_per_year)
+    dist = {name: cpcv.distribution([q["stats"][name]["sharpe"] for q in per_path]) for name in stitched}
+    paths_dir = os.path.join(workdir, "paths")
+    os.makedirs(paths_dir, exist_ok=True)
+    for p, s in enumerate(stitched[row]):
+        s.to_csv(os.path.join(paths_dir, f"path_{p}_{row}.csv"))
+    png = _plot_paths(stitched[row], row, os.path.join(workdir, "paths.png"))
+    out = {"agent_row": row, "per_path": per_path, "sharpe": dist}
+    first, last = cv.groups[0][0], cv.groups[-1][1]
+    t = summary["totals"]
+    order = [row] + [k for k in stitched if k != row]
+    lines = [
+        "# Walk-forward: combinatorial purged cross-validation",
+        "",
+        f"{len(cv.folds)} folds: every {cv.n_test_groups} of {cv.n_groups} groups "
+        f"({cv.groups[0][1] - cv.groups[0][0] + 1} rows each) of {format_date(md.dates[first])} .. "
+        f"{format_date(md.dates[last])} on {config.data.get('csv_path') or config.data.dataset}; "
+        f"{cv.n_paths} backtest paths, each covering every group once. Each fold trains from scratch "
+        f"({t['timesteps']:,} env steps in all, {t['wall_seconds']:.1f} s) on its training blocks, chooses "
+        f"its best checkpoint on its validation window (the last {cv.val_size} rows of its last training "
+        "block) and is tested on its test groups, each a window starting flat; baselines on the same "
+        "windows.",
+        "",
+        f"Rule: {cv.rule()}. The Preprocessor is fitted on each fold's longest training block.",
+        "",
+        f"## Sharpe across the {cv.n_paths} paths (annualized, held-out)",
+        "",
+        "| policy | paths | mean | std | min | max |",
+        "|---|---|---|---|---|---|",
+        *(f"| {k} | {dist[k]['n']} | {_num(dist[k]['mean'], '.3f')} | {_num(dist[k]['std'], '.3f')} | "
+          f"{_num(dist[k]['min'], '.3f')} | {_num(dist[k]['max'], '.3f')} |" for k in order),
+        "",
+        "## Paths",
+        "",
+        "| path | fold testing each group | " + " | ".join(f"{k} Sharpe" for k in order)
+        + f" | {row} return |",
+        "|" + "---|" * (len(order) + 3),
+        *(f"| {q['path']} | {', '.join(map(str, q['folds']))} | "
+          + " | ".join(_num(q["stats"][k]["sharpe"], ".3f") for k in order)
+          + f" | {_num(q['stats'][row]['cumulative_return'], '.2%')} |" for q in per_path),
+        "",
+        "## Folds",
+        "",
+        "| fold | test groups | training blocks | val | iterations | val composite | test Sharpe by group "
+        "| seconds |",
+        "|---|---|---|---|---|---|---|---|",
+        *(f"| {r['index']} | {', '.join(map(str, r['test_groups']))} | "
+          f"{'; '.join(f'{a} .. {b}' for a, b in r['train_dates'])} | "
+          f"{r['val_dates'][0]} .. {r['val_dates'][1]} | "
+          f"{r['iterations']} | {_num(r['val_composite'], '.4f')} | "
+          + ", ".join(_num(r["test"][str(g)][row].get("sharpe"), ".3f") for g in r["test_groups"])
+          + f" | {r['wall_seconds']:.1f} |" for r in records),
+        "",
+        f"![paths]({os.path.basename(png)})",
+        "",
+    ]
+    path = os.path.join(workdir, "report.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    return out, path
+
+
+def _plot_paths(frames: list[pd.DataFrame], row: str, path: str) -> str:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10.0, 4.5), dpi=100)
+    ax = fig.subplots()
+    for p, f in enumerate(frames):
+        ax.plot(f.index, f["value"] / f["value"].iloc[0], lw=1.0, label=f"path {p}")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_title(f"CPCV backtest paths: {row}, growth of 1")
+    ax.legend(loc="upper left", fontsize=8, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
 def default_config(**changes) -> ml_collections.ConfigDict:
     """The `walk_forward` config section with its defaults (every key overridable from the command
     line, e.g. --config.walk_forward.decay=0.9), updated with `changes`.
@@ -870,7 +1223,11 @@ def default_config(**changes) -> ml_collections.ConfigDict:
     initial_window / step / val_size / test_size (None = step) / mode / start / first_test /
     max_folds: the `FoldSpec`. timesteps, decay, min_timesteps: the budget. warm_start,
     reset_optimizer. fold_patience: early stopping across folds (0 = off). use_phases, phases: the
-    phase presets (name -> until, lr, update_epochs, ent_coef, clip_eps)."""
+    phase presets (name -> until, lr, update_epochs, ent_coef, clip_eps).
+
+    mode="cpcv" (`jaxtrade.pipeline.cpcv`) reads start, val_size, timesteps, registry and its own keys:
+    n_groups (N, default 6) and n_test_groups (k, default 2): C(N, k) folds, C(N-1, k-1) paths;
+    purge / embargo (None = the rule's minimum: history rows + env.episode_length, history rows)."""
     cfg = ml_collections.ConfigDict(
         dict(
             initial_window=0,
@@ -891,6 +1248,10 @@ def default_config(**changes) -> ml_collections.ConfigDict:
             phases={k: dict(v) for k, v in PRESET_PHASES.items()},
             registry=config_dict.placeholder(str),  # a registry root: every fold's model is registered
             registry_name="walk_forward",
+            n_groups=6,
+            n_test_groups=2,
+            purge=config_dict.placeholder(int),
+            embargo=config_dict.placeholder(int),
         )
     )
     for k, v in check_keys(changes, cfg, name="walk_forward").items():

@@ -159,9 +159,9 @@ def test_to_device(splits, sp500_ohlcv):
     assert d.fee_gap == f"{splits.train.traded_dates[0]:%Y-%m-%d}" == "1995-01-03"
     np.testing.assert_allclose(np.asarray(d.fees)[-1], [22.10e-6, 0.000119, 5.95, 0.002], rtol=1e-6)
     static = {"has_volume", "has_size", "periods_per_year", "start", "fee_gap"}
-    assert (set(shapes) | static | {"day", "rollover", "aux", "valid_rows"}
+    assert (set(shapes) | static | {"day", "rollover", "aux", "valid_rows", "start_count"}
             == {f.name for f in dataclasses.fields(EnvData)})
-    assert d.valid_rows is None and d.n_valid_rows == d.n_rows
+    assert d.valid_rows is None and d.n_valid_rows == d.n_rows and d.start_count is None
     # day: calendar days since 1970 of each row's date; aux: none on sp500-20.
     assert d.day.dtype == jnp.int32 and d.day.shape == (T,) and d.aux == {}
     np.testing.assert_array_equal(np.asarray(d.day).astype("datetime64[D]"),

@@ -1,9 +1,11 @@
-"""Walk-forward's fold arithmetic, its errors, the budget schedule and the phases: pure functions."""
+"""Walk-forward's fold arithmetic (rolling windows and CPCV), its errors, the budget schedule and the
+phases: pure functions."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from jaxtrade.pipeline import cpcv
 from jaxtrade.pipeline import walk_forward as wf
 
 DATES = pd.bdate_range("2010-01-01", periods=1000)
@@ -52,7 +54,7 @@ def test_first_test_date_derives_the_initial_window_and_max_folds_caps():
     [
         (dict(initial_window=120), r"initial_window \(120 rows\) must be >= 3 \* walk_forward.step \(150\)"),
         (dict(test_size=40), r"test_size \(40\) must equal walk_forward.step \(50\)"),
-        (dict(mode="rolling"), r"walk_forward.mode must be one of \['sliding', 'expanding'\]"),
+        (dict(mode="rolling"), r"walk_forward.mode must be one of \['sliding', 'expanding', 'cpcv'\]"),
         (dict(step=0), r"walk_forward.step must be an integer >= 1"),
         (dict(val_size=1), r"walk_forward.val_size must be an integer >= 2"),
         (
@@ -154,3 +156,133 @@ def test_a_users_15_minute_mt5_csv_plans_folds(tmp_path):
     first = md.features().first_valid + cfg.env.window
     assert folds[0].train[0] == first and len(folds) == (md.n_rows - first - 960 - 288 - 288) // 288 + 1
     assert budgets[:2] == [50_000, 47_500]
+
+
+# CPCV (walk_forward.mode = "cpcv"): the plan from a config, the purge / embargo rule, the episode starts.
+
+
+@pytest.fixture(scope="module")
+def eurusd():
+    from jaxtrade.data import load_dataset
+
+    return load_dataset("eurusd-1h")
+
+
+def cpcv_config(window=30, episode_length=32, **changes):
+    from experiments.configs import walk_forward_eurusd
+
+    cfg = walk_forward_eurusd.get_config()
+    cfg.env.window, cfg.env.episode_length = window, episode_length
+    w = cfg.walk_forward
+    w.mode, w.val_size, w.start = "cpcv", 60, "2017-09-01"
+    for k, v in changes.items():
+        w[k] = v
+    return cfg
+
+
+def _oracle_train_rows(cv, fold, origin, end):
+    """The training rows by the rule, one row at a time: not tested, not within purge rows before or
+    embargo rows after a test block, not validation."""
+    tested = {r for a, b in fold.test for r in range(a, b + 1)}
+    out = set()
+    for r in range(origin, end + 1):
+        if r in tested or fold.val[0] <= r <= fold.val[1]:
+            continue
+        if any(q in tested for q in range(r + 1, r + cv.purge + 1)):      # a test row within purge after r
+            continue
+        if any(q in tested for q in range(r - cv.embargo, r)):            # a test row within embargo before r
+            continue
+        out.add(r)
+    return out
+
+
+@pytest.mark.parametrize("n_groups, n_test_groups", [(3, 1), (4, 2), (6, 2)])
+def test_cpcv_plan_from_a_config(eurusd, n_groups, n_test_groups):
+    import math
+
+    cfg = cpcv_config(n_groups=n_groups, n_test_groups=n_test_groups)
+    cv = wf.plan_cpcv(cfg, eurusd)
+    h, length = 30, 32
+    assert (cv.history, cv.episode_length, cv.purge, cv.embargo) == (h, length, h + length, h)
+    assert len(cv.folds) == math.comb(n_groups, n_test_groups)
+    assert cv.n_paths == math.comb(n_groups - 1, n_test_groups - 1)
+    origin, end = cv.groups[0][0], cv.groups[-1][1]
+    start = int(eurusd.dates.searchsorted(pd.Timestamp("2017-09-01")))     # walk_forward.start
+    assert origin == start + (eurusd.n_rows - start) % n_groups and end == eurusd.n_rows - 1
+    assert {b - a + 1 for a, b in cv.groups} == {(eurusd.n_rows - origin) // n_groups}   # equal groups
+    assert all(b + 1 == c for (_, b), (c, _) in zip(cv.groups, cv.groups[1:], strict=False))
+    for f in cv.folds:
+        assert [cv.groups[g] for g in f.test_groups] == list(f.test)
+        train = {r for a, b in f.train for r in range(a, b + 1)}
+        assert train == _oracle_train_rows(cv, f, origin, end), f.test_groups
+        # validation: the last val_size rows of the last training block, just before its purge or the end
+        assert f.val[1] - f.val[0] + 1 == 60 and f.val[0] == f.train[-1][1] + 1
+        assert f.fit in f.train and all(f.fit[1] - f.fit[0] >= b - a for a, b in f.train)
+        # episodes start only where window and episode lie inside one training block, and everywhere they do
+        starts = set(cpcv.start_rows(f, history=h, episode_length=length).tolist())
+        inside = {s for s in range(origin, end + 1)
+                  if any(a <= s - h and s + length <= b for a, b in f.train)}
+        assert starts == inside and starts
+    # every path reads each group from a fold that tests it, and the folds testing a group are all used
+    paths = np.array(cv.paths)
+    for g in range(n_groups):
+        assert sorted(paths[:, g]) == [i for i, f in enumerate(cv.folds) if g in f.test_groups]
+
+
+def test_cpcv_purge_and_embargo_follow_the_window_and_the_episode_length(eurusd):
+    cv = wf.plan_cpcv(cpcv_config(window=20, episode_length=48, n_groups=4, n_test_groups=1), eurusd)
+    assert (cv.purge, cv.embargo) == (68, 20)
+    raised = wf.plan_cpcv(cpcv_config(n_groups=4, n_test_groups=1, purge=100, embargo=40), eurusd)
+    assert (raised.purge, raised.embargo) == (100, 40)
+    f = raised.folds[1]                                  # tests group 1: blocks on both sides
+    assert f.train[0][1] == f.test[0][0] - 101 and f.train[1][0] == f.test[0][1] + 41
+
+
+def test_cpcv_episodes_start_only_inside_one_training_block(eurusd):
+    """The env draws its episode starts uniformly from `EnvData.start_count`'s rows and from no other."""
+    import types
+
+    import jax
+    import jax.numpy as jnp
+
+    from jaxtrade.envs import market
+
+    cv = wf.plan_cpcv(cpcv_config(n_groups=3, n_test_groups=1), eurusd)
+    f = cv.folds[1]                                       # two training blocks around the test group
+    assert len(f.train) == 2
+    first = f.span[0] - cv.history
+    n_rows = f.span[1] - first + 1 + 7                    # a few padding rows past the last block
+    count = cpcv.start_count(f, first, n_rows, history=cv.history, episode_length=cv.episode_length)
+    data = types.SimpleNamespace(start_count=jnp.asarray(count), start=cv.history, n_rows=n_rows,
+                                 valid_rows=None)
+    params = types.SimpleNamespace(data=data, episode_length=cv.episode_length, random_start=True)
+    k = int(count[-1])
+    u = (jnp.arange(k, dtype=jnp.float32) + 0.5) / k      # one draw in each of the k equal slices of [0, 1)
+    start, end = jax.vmap(lambda x: market.episode_bounds(x, params))(u)
+    want = cpcv.start_rows(f, history=cv.history, episode_length=cv.episode_length) - first
+    np.testing.assert_array_equal(np.asarray(start), want)     # each allowed row once: uniform over them
+    np.testing.assert_array_equal(np.asarray(end), want + cv.episode_length)
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        (dict(n_groups=3, n_test_groups=3),
+         r"walk_forward.n_test_groups \(3\) must be .* < walk_forward.n_groups \(3\)"),
+        (dict(n_test_groups=0), r"walk_forward.n_test_groups \(0\) must be an integer >= 1"),
+        (dict(purge=61),
+         r"walk_forward.purge \(61\) must be >= 62: history rows 30 \+ env.episode_length 32"),
+        (dict(embargo=29), r"walk_forward.embargo \(29\) must be >= 30"),
+        (dict(n_groups=40), r"walk_forward.n_groups \(40\) cuts the \d+ rows .* one observation window and "
+                            r"one episode \(history 30 \+ env.episode_length 32 \+ 1 = 63 rows\)"),
+        (dict(n_groups=3, n_test_groups=2, purge=2000),
+         r"walk_forward.purge \(2000\) and walk_forward.embargo \(30\): .* no training rows"),
+        (dict(n_groups=3, n_test_groups=2, val_size=700), r"walk_forward.val_size \(700\) does not fit"),
+        (dict(n_groups=3, n_test_groups=2, val_size=560),
+         r"testing groups \(0, 2\) has no training block of 63 rows"),
+        (dict(start="2017-01-02"), r"walk_forward.start=2017-01-02 leaves too little history"),
+    ],
+)
+def test_bad_cpcv_sizes_name_the_key_and_the_constraint(eurusd, changes, match):
+    with pytest.raises(ValueError, match=match):
+        wf.plan_cpcv(cpcv_config(**changes), eurusd)

@@ -287,3 +287,41 @@ def test_reset_optimizer_false_carries_the_optimizer_state(reference, tmp_path):
     # fold 1 continued fold 0's Adam counters; with the reset it started them from zero
     carried = [a + b for a, b in zip(_adam_counts(ref[0]), _adam_counts(ref[1]), strict=True)]
     assert _adam_counts(kept) == carried
+
+
+def test_cpcv_trains_every_combination_and_reports_every_path(tmp_path):
+    """walk_forward.mode="cpcv" end to end: 3 groups, 2 tested per fold: C(3, 2) = 3 folds of one
+    iteration, each from scratch on its own training block (one compile for all: padded to one shape),
+    and C(2, 1) = 2 backtest paths assembled from the folds' tests of each group."""
+    cfg = tiny_config()
+    w = cfg.walk_forward
+    w.mode, w.n_groups, w.n_test_groups, w.start, w.timesteps = "cpcv", 3, 2, "2017-11-01", 32
+    cfg.ppo.update_epochs = 1        # no phases in CPCV mode: the agent section's value, kept small
+    starts = {}
+    hooks = wf.WalkForwardHooks(on_fold_start=lambda fold, p: starts.__setitem__(fold.index, p))
+    result = wf.run(cfg, str(tmp_path / "cpcv"), hooks=hooks)
+    s = result.summary
+    with open(os.path.join(result.workdir, wf.JSON_NAME)) as f:
+        assert json.load(f) == json.loads(json.dumps(s)) and result.complete
+    cv = s["cpcv"]
+    assert (cv["n_folds"], cv["n_paths"], cv["purge"], cv["embargo"]) == (3, 2, 30 + 32, 30)
+    assert cv["paths"] == [[0, 0, 1], [1, 2, 2]] and len(s["folds"]) == 3
+    assert starts == {0: None, 1: None, 2: None} and s["totals"]["compiles"] == 1
+    for r, groups in zip(s["folds"], [[0, 1], [0, 2], [1, 2]], strict=True):
+        assert r["test_groups"] == groups and r["iterations"] == 1 and artifact.is_artifact(r["model"])
+        assert r["episode_start_rows"] == sum(b - a + 1 - 30 - 32 for a, b in r["train_blocks"])
+        assert set(r["test"]) == {str(g) for g in groups}
+    paths, row = s["paths"], s["paths"]["agent_row"]
+    assert [q["folds"] for q in paths["per_path"]] == cv["paths"]
+    for q in paths["per_path"]:
+        # a path compounds group g's test window as tested by fold q["folds"][g], for every group
+        want = np.prod([1 + s["folds"][f]["test"][str(g)][row]["cumulative_return"]
+                        for g, f in enumerate(q["folds"])]) - 1
+        assert q["stats"][row]["cumulative_return"] == pytest.approx(want, rel=1e-9, abs=1e-12)
+    sharpes = [q["stats"][row]["sharpe"] for q in paths["per_path"]]
+    d = paths["sharpe"][row]
+    assert d["n"] == 2 and d["min"] == min(sharpes) and d["max"] == max(sharpes)
+    assert d["mean"] == pytest.approx(np.mean(sharpes)) and d["std"] == pytest.approx(np.std(sharpes, ddof=1))
+    report = open(result.report_path).read()
+    assert "## Sharpe across the 2 paths" in report and f"| {row} | 2 | {d['mean']:.3f} |" in report
+    assert os.path.exists(os.path.join(result.workdir, "paths.png"))
