@@ -694,8 +694,12 @@ def _run_fold(
     test_results, _, _ = evaluation.split_results(
         agent.policy(params), setup.env_config, setup.splits.test, market=md, name=row
     )
-    # The fold's test window is data no choice saw: the model's held-out metrics, what grades it.
+    # The fold's test window is data no choice saw: the model's held-out metrics, what grades it; the
+    # trials it was chosen among (this fold's checkpoints and the carried model) say how lucky the choice.
     evaluation.record_held_out(model_dir, test_results[row][0], f"test window of fold {i}")
+    trials = summary_of_artifact(ledger, model_dir)
+    if trials:
+        artifact_lib.add_trials(model_dir, trials)
     test_dir = os.path.join(fold_dir, "test")
     os.makedirs(test_dir, exist_ok=True)
     for name, frames in test_results.items():
@@ -725,6 +729,7 @@ def _run_fold(
         "model": model_dir,
         "test": test_stats,
         "wall_seconds": time.perf_counter() - t0,
+        "overfitting": {k: trials.get(k) for k in ("n_trials", "dsr", "pbo", "psr")},
     }
     log.info(
         "fold %d/%d: chose the %s model (validation composite %s); test Sharpe %.3f; %.1f s",
@@ -756,7 +761,7 @@ def _register_fold(wf, workdir: str, record: dict, records: list[dict]) -> str:
         parents=parents,
         # its spec: the candidates' validation scores chose it (selection); its fold's test window,
         # which no choice saw, grades it (held-out)
-        trials=summary_of_artifact(os.path.join(_fold_dir(workdir, record["index"])), record["model"]),
+        # its spec: the trials it was chosen among
         tags=(run_tag, fold_tag),
         description=f"walk-forward {workdir}, fold {record['index']}",
     )
@@ -895,18 +900,20 @@ def fold_table(records) -> str:
     """A markdown table: one row per fold."""
     head = (
         "| fold | train | val | test | phase | iterations | timesteps | early stop | chosen | val composite "
-        "| test Sharpe | test return | seconds |"
+        "| trials | DSR | PBO | test Sharpe | test return | seconds |"
     )
-    rows = [head, "|" + "---|" * 13]
+    rows = [head, "|" + "---|" * 16]
     for r in records:
         t = r["test"][r.get("agent_row", "ppo_agent")]
+        o = r.get("overfitting") or {}       # the trials the fold's model was chosen among (selection)
         num = lambda x, f: "n/a" if x is None else format(x, f)
         rows.append(
             f"| {r['index']} | {r['train_dates'][0]} .. {r['train_dates'][1]} | "
             f"{r['val_dates'][0]} .. {r['val_dates'][1]} | "
             f"{r['test_dates'][0]} .. {r['test_dates'][1]} | {r['phase'] or '-'} | "
             f"{r['iterations']} | {r['timesteps']:,} | {'yes' if r['early_stopped'] else 'no'} | "
-            f"{r['chosen']} | {num(r['val_composite'], '.4f')} | {num(t.get('sharpe'), '.3f')} | "
+            f"{r['chosen']} | {num(r['val_composite'], '.4f')} | {num(o.get('n_trials'), 'd')} | "
+            f"{num(o.get('dsr'), '.3f')} | {num(o.get('pbo'), '.2f')} | {num(t.get('sharpe'), '.3f')} | "
             f"{num(t.get('cumulative_return'), '.2%')} | {r['wall_seconds']:.1f} |"
         )
     return "\n".join(rows)

@@ -69,6 +69,8 @@ def test_every_fold_model_is_registered_once_with_its_warm_start_parent(referenc
         # graded on the fold's own test window, which no choice saw, never on the validation that chose it
         assert e.held_out["split"] == f"test window of fold {i}"
         assert e.held_out["sharpe"] == pytest.approx(f["test"][f["agent_row"]]["sharpe"], rel=1e-9)
+        # the trials it was chosen among: its fold's checkpoints and the carried model
+        assert e.trials["n_trials"] == f["overfitting"]["n_trials"] >= 1
         assert e.parents == ((folds[i - 1]["registered"],) if i and f["warm_start"] else ())
         assert e.files == reg.check(e).files          # the stored copy verifies
     # A resumed run meeting an already registered fold finds it instead of registering it again.
