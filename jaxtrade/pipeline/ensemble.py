@@ -35,7 +35,7 @@ import numpy as np
 from jaxtrade import eval as evaluate
 from jaxtrade.agents import ensemble as ensemble_lib
 from jaxtrade.train import artifact as artifact_lib
-from jaxtrade.train import evaluation
+from jaxtrade.train import evaluation, sources
 from jaxtrade.train import setup as setup_lib
 
 SCHEDULE_EVERY = 63
@@ -45,7 +45,7 @@ _AGREE = ("action_spec", "obs_spec", "env", "preprocessor")
 
 def val_sharpe(spec, name: str) -> float:
     """The selection (validation) Sharpe of member `name` (ValueError when missing or not finite)."""
-    s = artifact_lib.metric_sources(spec.metrics)[0].get("sharpe")
+    s = sources.metric_sources(spec.metrics)[0].get("sharpe")
     if s is None or not math.isfinite(float(s)):
         raise ValueError(f"ensemble member {name}: its spec.json has no finite metrics.sharpe (got {s!r}); "
                          "ensembles weigh and choose members by validation Sharpe, so use an artifact "

@@ -38,7 +38,7 @@ versions, aliases, tags, lineage, grades from held-out metrics only, and SHA-256
    the model (the validation split a best checkpoint, a search trial, a hybrid or an ensemble weight
    was picked on), and `held_out`, measured on data no choice has seen (the test split; for a
    walk-forward fold model, its fold's test window), each with its "split". By default both come
-   from the artifact's spec.json (`jaxtrade.train.artifact.metric_sources`). Grades come from the
+   from the artifact's spec.json (`jaxtrade.train.sources.metric_sources`). Grades come from the
    held-out metrics only: the best of many validation checkpoints of a model with no skill shows a
    positive validation Sharpe by selection alone. An entry without held-out metrics is registered
    ungraded (grade "ungraded", score None); `list` shows both kinds. `trials`: the overfitting
@@ -83,7 +83,7 @@ import time
 import uuid
 from collections.abc import Mapping
 
-from jaxtrade.train.artifact import json_safe_tree, metric_sources
+from jaxtrade.train.sources import json_safe_tree, metric_sources
 
 log = logging.getLogger("jaxtrade")
 

@@ -40,7 +40,7 @@ from jaxtrade.pipeline import hybrid as hybrid_lib
 from jaxtrade.pipeline import pretrain as pretrain_lib
 from jaxtrade.pipeline.registry import Registry
 from jaxtrade.train import artifact as artifact_lib
-from jaxtrade.train import evaluation
+from jaxtrade.train import evaluation, sources
 from jaxtrade.train import loop as loop_lib
 from jaxtrade.train.checkpoints import Checkpoints
 from jaxtrade.train.trials import summary_of_artifact
@@ -154,7 +154,7 @@ def run(config, workdir: str, *, verbosity: str = "normal") -> PipelineResult:
         dirs = [reg.path(r) for r in members]
         frame, _ = ensemble_lib.backtest_ensemble(dirs, "val", mode=p.ensemble_mode,
                                                   temperature=p.ensemble_temperature)
-        metrics = artifact_lib.selection_metrics(loop_lib.json_floats(evaluation.validation_metrics(frame)),
+        metrics = sources.selection_metrics(loop_lib.json_floats(evaluation.validation_metrics(frame)),
                                                  split="val")
         path = ensemble_lib.build_ensemble(dirs, os.path.join(workdir, "ensemble"), mode=p.ensemble_mode,
                                            temperature=p.ensemble_temperature, names=members, metrics=metrics)

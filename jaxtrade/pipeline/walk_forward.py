@@ -71,7 +71,7 @@ from jaxtrade.data.envdata import pad_rows
 from jaxtrade.pipeline import cpcv
 from jaxtrade.pipeline.registry import Registry
 from jaxtrade.train import artifact as artifact_lib
-from jaxtrade.train import evaluation, loop
+from jaxtrade.train import evaluation, loop, sources
 from jaxtrade.train import setup as setup_lib
 from jaxtrade.train.checkpoints import Checkpoints
 from jaxtrade.train.trials import TrialLedger, frame_returns, summary_of_artifact
@@ -507,12 +507,6 @@ def run(
         return _run_cpcv(config, md, workdir, hooks, fresh_start, verbosity)
     folds, budgets = plan(config, md)
     phases = phases_of(wf)
-    os.makedirs(workdir, exist_ok=True)
-    if fresh_start:
-        _archive(workdir)
-    json_path = os.path.join(workdir, JSON_NAME)
-    plan_json = [f.to_json(md.dates) for f in folds]
-    records = _finished_folds(json_path, plan_json, workdir, len(folds))
     pad = (
         max(f.train[1] - f.train[0] + 1 for f in folds) + int(config.env.window)
         if wf.mode == "expanding"
@@ -527,37 +521,64 @@ def run(
         ", ".join(p.name for p in phases) or f"none (config.{agent_registry.agent_name(config)} throughout)",
     )
 
+    def run_one(fold, records, agents):
+        return _run_fold(config, md, fold, folds, budgets, phases, agents, workdir, pad, hooks, verbosity,
+                         _stalled(records))
+
+    def report(records, summary):
+        summary["out_of_sample"], path = _final_report(config, md, folds, records, workdir, summary)
+        return path
+
+    return _drive(config, md, workdir, folds, budgets, run_one, report, hooks=hooks, fresh_start=fresh_start)
+
+
+def _stalled(records) -> int:
+    """Folds in a row, at the end of `records`, where new training lost to the carried model."""
+    n = 0
+    for r in records:
+        n = n + 1 if r.get("chosen") == "previous" else 0
+    return n
+
+
+def _drive(config, md, workdir: str, folds, budgets, run_one, report, *, hooks: WalkForwardHooks,
+           fresh_start: bool, extra=None) -> WalkForwardResult:
+    """The fold loop of every mode: the workdir (its earlier results moved aside on fresh_start), the
+    folds an earlier run finished (kept when the plan is the same), then per remaining fold
+    `run_one(fold, records, agents)` -> its record (None: stopped by request), registered where
+    `walk_forward.registry` is set, and the summary JSON rewritten; once every fold is done,
+    `report(records, summary)` -> the report's path (it may add to the summary). extra: what the
+    mode adds to every summary (CPCV: its plan)."""
+    wf = config.walk_forward
+    os.makedirs(workdir, exist_ok=True)
+    if fresh_start:
+        _archive(workdir)
+    json_path = os.path.join(workdir, JSON_NAME)
+    plan_json = [f.to_json(md.dates) for f in folds]
+    records = _finished_folds(json_path, plan_json, workdir, len(folds))
     agents: dict = {}
     t_start = time.perf_counter()
     wall_before = sum(r.get("wall_seconds", 0.0) for r in records)
 
     def summarize(*, complete: bool) -> dict:
         wall = wall_before + time.perf_counter() - t_start
-        return _summary(config, folds, plan_json, budgets, records, agents, wall, complete=complete)
+        out = _summary(config, folds, plan_json, budgets, records, agents, wall, complete=complete)
+        return {**out, **(extra or {})}
 
-    stalled = 0
-    for r in records:  # folds in a row where new training lost to the carried model
-        stalled = stalled + 1 if r.get("chosen") == "previous" else 0
     complete = True
-    for fold in folds[len(records) :]:
+    for fold in folds[len(records):]:
         if hooks.should_stop is not None and hooks.should_stop():
             complete = False
             break
-        record = _run_fold(
-            config, md, fold, folds, budgets, phases, agents, workdir, pad, hooks, verbosity, stalled
-        )
+        record = run_one(fold, records, agents)
         if record is None:  # stopped by request inside the fold
             complete = False
             break
-        stalled = stalled + 1 if record["chosen"] == "previous" else 0
         if wf.get("registry"):
             record["registered"] = _register_fold(wf, workdir, record, records)
         records.append(record)
         _write_json(json_path, summarize(complete=False))
     summary = summarize(complete=complete and len(records) == len(folds))
-    report_path = None
-    if summary["complete"]:
-        summary["out_of_sample"], report_path = _final_report(config, md, folds, records, workdir, summary)
+    report_path = report(records, summary) if summary["complete"] else None
     _write_json(json_path, summary)
     return WalkForwardResult(workdir, summary, summary["complete"], report_path)
 
@@ -676,7 +697,7 @@ def _run_fold(
     ledger = TrialLedger.open(fold_dir, setup.splits.val.periods_per_year)
     trial = {"previous": "previous_fold_model"}
     if "new" in candidates:
-        trial["new"] = artifact_lib.metric_sources(artifact_lib.load_spec(best_dir).metrics)[0].get("trial")
+        trial["new"] = sources.metric_sources(artifact_lib.load_spec(best_dir).metrics)[0].get("trial")
     if "previous" in candidates:
         ledger.add(trial["previous"], frame_returns(frames["previous"]), kind="walk_forward_candidate",
                    metrics=scores["previous"], dates=frames["previous"].index, fold=i)
@@ -684,7 +705,7 @@ def _run_fold(
     spec = loop.model_spec(
         setup,
         agent,
-        artifact_lib.selection_metrics(loop.json_floats(scores[chosen]), fold=i, chosen=chosen,
+        sources.selection_metrics(loop.json_floats(scores[chosen]), fold=i, chosen=chosen,
                                        selected_by="composite", split="val", trial=trial[chosen]),
     )
     model_dir = os.path.join(fold_dir, "model")
@@ -949,15 +970,8 @@ def _plot_folds(records, path: str) -> str:
 def _run_cpcv(config, md, workdir: str, hooks: WalkForwardHooks, fresh_start: bool,
               verbosity: str) -> WalkForwardResult:
     """`run` in mode "cpcv" (module docstring, step 8; `jaxtrade.pipeline.cpcv`)."""
-    wf = config.walk_forward
     cv = plan_cpcv(config, md)
     folds, budgets = plan(config, md)
-    os.makedirs(workdir, exist_ok=True)
-    if fresh_start:
-        _archive(workdir)
-    json_path = os.path.join(workdir, JSON_NAME)
-    plan_json = [f.to_json(md.dates) for f in folds]
-    records = _finished_folds(json_path, plan_json, workdir, len(folds))
     pad = max(f.span[1] - f.span[0] + 1 for f in folds) + cv.history   # one shape: one compile
     log.info(
         "walk-forward CPCV: %d groups of %d rows, %d tested per fold: %d folds, %d backtest paths; each "
@@ -967,36 +981,17 @@ def _run_cpcv(config, md, workdir: str, hooks: WalkForwardHooks, fresh_start: bo
         f"{budgets[0]:,}", agent_registry.agent_name(config),
     )
     log.info("CPCV rule: %s", cv.rule())
-    agents: dict = {}
-    t_start = time.perf_counter()
-    wall_before = sum(r.get("wall_seconds", 0.0) for r in records)
 
-    def summarize(*, complete: bool) -> dict:
-        wall = wall_before + time.perf_counter() - t_start
-        out = _summary(config, folds, plan_json, budgets, records, agents, wall, complete=complete)
-        out["cpcv"] = cv.to_json(md.dates)
-        return out
+    def run_one(fold, records, agents):
+        return _run_cpcv_fold(config, md, fold, cv, budgets[fold.index], agents, workdir, pad, hooks,
+                              verbosity)
 
-    complete = True
-    for fold in folds[len(records):]:
-        if hooks.should_stop is not None and hooks.should_stop():
-            complete = False
-            break
-        record = _run_cpcv_fold(config, md, fold, cv, budgets[fold.index], agents, workdir, pad, hooks,
-                                verbosity)
-        if record is None:
-            complete = False
-            break
-        if wf.get("registry"):
-            record["registered"] = _register_fold(wf, workdir, record, records)
-        records.append(record)
-        _write_json(json_path, summarize(complete=False))
-    summary = summarize(complete=complete and len(records) == len(folds))
-    report_path = None
-    if summary["complete"]:
-        summary["paths"], report_path = _cpcv_report(config, md, cv, records, workdir, summary)
-    _write_json(json_path, summary)
-    return WalkForwardResult(workdir, summary, summary["complete"], report_path)
+    def report(records, summary):
+        summary["paths"], path = _cpcv_report(config, md, cv, records, workdir, summary)
+        return path
+
+    return _drive(config, md, workdir, folds, budgets, run_one, report, hooks=hooks, fresh_start=fresh_start,
+                  extra={"cpcv": cv.to_json(md.dates)})
 
 
 def _blocks_env(setup, md, fold: cpcv.PurgedFold, cv: cpcv.CPCVPlan, pad: int):
@@ -1048,10 +1043,10 @@ def _run_cpcv_fold(config, md, fold: cpcv.PurgedFold, cv: cpcv.CPCVPlan, budget:
     params = artifact_lib.load_params(best_dir)
     evaluator = evaluation.Evaluator(setup, agent, dict(fold_cfg.train.composite))
     scores = evaluator.metrics(evaluator.frames([params])[0])
-    trial = artifact_lib.metric_sources(artifact_lib.load_spec(best_dir).metrics)[0].get("trial")
+    trial = sources.metric_sources(artifact_lib.load_spec(best_dir).metrics)[0].get("trial")
     spec = loop.model_spec(
         setup, agent,
-        artifact_lib.selection_metrics(loop.json_floats(scores), fold=i, chosen="new",
+        sources.selection_metrics(loop.json_floats(scores), fold=i, chosen="new",
                                        selected_by="composite", split="val", trial=trial),
     )
     model_dir = os.path.join(fold_dir, "model")
@@ -1073,6 +1068,9 @@ def _run_cpcv_fold(config, md, fold: cpcv.PurgedFold, cv: cpcv.CPCVPlan, budget:
     # The test groups are data no choice saw: the model's held-out metrics (the groups end to end).
     evaluation.record_held_out(model_dir, stitch(tested),
                                f"test groups {list(fold.test_groups)} of CPCV fold {i}")
+    trials = summary_of_artifact(fold_dir, model_dir)     # the fold run's checkpoints it was chosen among
+    if trials:
+        artifact_lib.add_trials(model_dir, trials)
     trained_its = result.iterations
     spi = setup.budget.steps_per_iteration
     record = {
@@ -1098,6 +1096,7 @@ def _run_cpcv_fold(config, md, fold: cpcv.PurgedFold, cv: cpcv.CPCVPlan, budget:
         "model": model_dir,
         "test": test_stats,
         "wall_seconds": time.perf_counter() - t0,
+        "overfitting": {k: trials.get(k) for k in ("n_trials", "dsr", "pbo", "psr")},
     }
     sharpes = [_num(test_stats[str(g)][row].get("sharpe"), ".3f") for g in fold.test_groups]
     log.info("CPCV fold %d/%d: validation composite %.4f; test Sharpe %s; %.1f s", i + 1, n,

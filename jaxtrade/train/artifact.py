@@ -41,6 +41,7 @@ from jaxtrade.envs.base import (
     action_spec_from_json,
     obs_spec_from_json,
 )
+from jaxtrade.train.sources import HELD_OUT, SELECTION, TRIALS, json_safe_tree, metric_sources
 
 log = logging.getLogger("jaxtrade")
 
@@ -99,27 +100,6 @@ class ModelSpec:
         return dataclasses.replace(self, **changes)
 
 
-SELECTION, HELD_OUT, TRIALS = "selection", "held_out", "trials"
-
-
-def metric_sources(metrics) -> tuple[dict, dict]:
-    """(selection, held_out) metrics of a spec's "metrics" (each {} where absent).
-
-    The form every artifact writes is {"selection": {...}, "held_out": {...}}. An artifact of an earlier
-    version holds one flat dict with its "split": "val" reads as selection, "test" as held-out."""
-    metrics = dict(metrics or {})
-    if SELECTION in metrics or HELD_OUT in metrics:
-        return dict(metrics.get(SELECTION) or {}), dict(metrics.get(HELD_OUT) or {})
-    if metrics.get("split") == "test":
-        return {}, metrics
-    return metrics, {}
-
-
-def selection_metrics(metrics: dict, **recorded) -> dict:
-    """The spec "metrics" of a model chosen on validation: {"selection": metrics + recorded}."""
-    return {SELECTION: dict(metrics, **recorded)}
-
-
 def add_held_out(directory: str, held_out: dict) -> ModelSpec:
     """Records `held_out` metrics (with their "split") in the spec.json of the artifact in `directory`,
     beside its selection metrics; returns the updated spec. Only data no choice has seen belongs here."""
@@ -157,22 +137,6 @@ def _provenance_of(d: dict) -> dict:
     return dict(data_fingerprint=d["data_fingerprint"], code_version=d.get("code_version", "unknown"),
                 versions=d.get("versions", {}), machine=d.get("machine", {}), metrics=d.get("metrics", {}),
                 created=d.get("created", ""), seed=d.get("seed"))
-
-
-def json_safe_tree(tree):
-    """NaN/inf -> None, numpy scalars -> Python numbers, recursively."""
-    if isinstance(tree, dict):
-        return {str(k): json_safe_tree(v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return [json_safe_tree(v) for v in tree]
-    if isinstance(tree, (np.floating, float)):
-        v = float(tree)
-        return v if np.isfinite(v) else None
-    if isinstance(tree, np.integer):
-        return int(tree)
-    if isinstance(tree, np.bool_):
-        return bool(tree)
-    return tree
 
 
 def code_version() -> str:

@@ -48,7 +48,7 @@ import numpy as np
 from jaxtrade.agents import registry as agent_registry
 from jaxtrade.data import fingerprint
 from jaxtrade.train import artifact as artifact_lib
-from jaxtrade.train import evaluation
+from jaxtrade.train import evaluation, sources
 from jaxtrade.train import setup as setup_lib
 from jaxtrade.train.checkpoints import BEST_METRICS, CheckpointError, Checkpoints
 from jaxtrade.train.metrics import TIMING_KEYS, EarlyStopping, iteration_row
@@ -431,7 +431,7 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                                         split="val", trial=trial_name(labels[m], run.iteration))
                         if hparams_json is not None:
                             recorded["hparams"] = hparams_json[m]
-                        spec = model_spec(s, agent, artifact_lib.selection_metrics(recorded),
+                        spec = model_spec(s, agent, sources.selection_metrics(recorded),
                                           code_version=sha, seed=seeds[m])
                         artifact_lib.save_model(best_directory(ckpts, metric, labels, m), p_m, spec)
                 if run.early.update(val.get("composite", math.nan)):
@@ -482,7 +482,7 @@ def final_report(s, agent, state, ckpts: Checkpoints, workdir: str, *, code_vers
         directory = best_directory(ckpts, "composite", labels, m)
         if artifact_lib.is_artifact(directory):
             policy, spec = artifact_lib.load_model(directory)
-            selection, _ = artifact_lib.metric_sources(spec.metrics)
+            selection, _ = sources.metric_sources(spec.metrics)
             which.append(f"seed {seed}: best validation composite (iteration "
                          f"{selection.get('iteration')}, {directory})")
             chosen.append((directory, selection.get("trial")))
@@ -553,7 +553,7 @@ def overfitting_section(s, workdir: str, policies, chosen, test_sharpe: float, i
     summary["sharpe_by_split"] = by_split
     summary["chosen_trials"] = names
     summary["n_seeds"] = len(policies)
-    summary = artifact_lib.json_safe_tree(summary)
+    summary = sources.json_safe_tree(summary)
     if jax.process_index() == 0:
         artifact_lib.write_json_atomic(os.path.join(workdir, "overfitting.json"), summary)
         for directory, _ in chosen:        # every chosen model carries the trials it was chosen among

@@ -27,6 +27,7 @@ import os
 import numpy as np
 
 from jaxtrade.train import artifact as artifact_lib
+from jaxtrade.train import sources
 
 FORMAT = "jaxtrade-trials/1"
 FILE = "trials.json"
@@ -58,8 +59,8 @@ class TrialLedger:
             raise ValueError(f"trial {name!r} has {r.size} validation returns, the ledger's split "
                              f"{len(self.dates) - 1} ({self.dates[0]} .. {self.dates[-1]}): not the same "
                              "split")
-        self.trials[str(name)] = {"kind": str(kind), "meta": artifact_lib.json_safe_tree(meta),
-                                  "metrics": artifact_lib.json_safe_tree(dict(metrics or {})),
+        self.trials[str(name)] = {"kind": str(kind), "meta": sources.json_safe_tree(meta),
+                                  "metrics": sources.json_safe_tree(dict(metrics or {})),
                                   "returns": [float(x) for x in r]}
 
     def returns_matrix(self) -> np.ndarray:
@@ -84,7 +85,7 @@ class TrialLedger:
         out = trial_summary(self.returns_matrix(), names.index(chosen), self.periods_per_year,
                             names=names, **kw)
         kinds = sorted({t["kind"] for t in self.trials.values()})
-        return dict(artifact_lib.json_safe_tree(out), kinds=kinds,
+        return dict(sources.json_safe_tree(out), kinds=kinds,
                     period=f"{self.dates[0]} .. {self.dates[-1]}" if self.dates else "")
 
     def to_json(self) -> dict:
@@ -141,7 +142,7 @@ def summary_of_artifact(ledger: TrialLedger | str, artifact_dir: str) -> dict:
         if not os.path.exists(_path(ledger)):
             return {}
         ledger = TrialLedger.load(ledger)
-    selection, _ = artifact_lib.metric_sources(artifact_lib.load_spec(artifact_dir).metrics)
+    selection, _ = sources.metric_sources(artifact_lib.load_spec(artifact_dir).metrics)
     chosen = selection.get("trial")
     matches = [n for n in ledger.names if n == chosen or n.endswith("/" + str(chosen))]
     return ledger.summary(matches[0]) if chosen is not None and len(matches) == 1 else {}

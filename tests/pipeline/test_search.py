@@ -17,7 +17,7 @@ import pytest
 from jaxtrade.agents import ppo
 from jaxtrade.pipeline import search
 from jaxtrade.pipeline.registry import grade
-from jaxtrade.train import artifact
+from jaxtrade.train import artifact, sources
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = "experiments/configs/search_smoke.py"
@@ -85,7 +85,7 @@ def test_trial_values_are_their_best_models_validation_metric(resumed):
     assert len(complete) >= 2
     for t in complete:
         spec = artifact.load_spec(os.path.join(workdir, t.user_attrs["artifact"]))
-        selection = artifact.metric_sources(spec.metrics)[0]
+        selection = sources.metric_sources(spec.metrics)[0]
         assert selection["split"] == "val" and selection["selected_by"] == cfg.search.objective
         assert selection[cfg.search.objective] == pytest.approx(t.value, rel=1e-12)
         assert spec.seed == t.user_attrs["seed"]
@@ -139,7 +139,7 @@ def test_best_trial_is_registered_with_its_parameters(resumed):
     assert "## Overfitting: how much of this is selection luck" in open(result.report_path).read()
     policy, spec = Registry(cfg.search.registry).load_model(result.registered)
     for k, v in result.best_params.items():
-        assert artifact.metric_sources(spec.metrics)[0]["hparams"][k] == pytest.approx(v, rel=1e-6)
+        assert sources.metric_sources(spec.metrics)[0]["hparams"][k] == pytest.approx(v, rel=1e-6)
 
 
 PPO_TRACED = ppo.TracedHParams.names()          # what the search may vary for PPO

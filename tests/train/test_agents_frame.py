@@ -17,7 +17,7 @@ import pytest
 
 from jaxtrade import eval as evaluate
 from jaxtrade.pipeline.registry import Registry
-from jaxtrade.train import artifact, evaluation
+from jaxtrade.train import artifact, evaluation, sources
 from jaxtrade.train import loop as loop_lib
 from jaxtrade.train.setup import make_split_env
 
@@ -82,7 +82,7 @@ def test_saved_dqn_and_a2c_models_are_rebuilt_in_a_fresh_process_from_the_artifa
         np.testing.assert_array_equal(fresh["value"].to_numpy(), here["value"].to_numpy())
         # ... and it is the model the run selected: its recorded validation Sharpe.
         assert evaluate.stats(here)["sharpe"] == pytest.approx(
-            artifact.metric_sources(spec.metrics)[0]["sharpe"], rel=1e-6, abs=1e-9)
+            sources.metric_sources(spec.metrics)[0]["sharpe"], rel=1e-6, abs=1e-9)
 
 
 def test_the_registry_records_each_models_agent(trained, tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.configs import smoke
-from jaxtrade.train import artifact, train
+from jaxtrade.train import artifact, sources, train
 from jaxtrade.train.loop import seeds_of
 from jaxtrade.train.trials import TrialLedger
 
@@ -32,7 +32,7 @@ def test_two_seeds_train_as_one_population_with_per_seed_artifacts_and_report(tm
         assert artifact.is_artifact(str(best)), best
         specs[seed] = artifact.load_spec(str(best))
         assert specs[seed].seed == seed
-        selection, held_out = artifact.metric_sources(specs[seed].metrics)
+        selection, held_out = sources.metric_sources(specs[seed].metrics)
         assert result.best[f"composite/seed_{seed}"] == selection["composite"]
         assert selection["split"] == "val" and held_out["split"] == "test"   # the report's test metrics
     # The trial ledger: 2 members x 2 validations, each with its validation return series; the chosen
@@ -40,7 +40,7 @@ def test_two_seeds_train_as_one_population_with_per_seed_artifacts_and_report(tm
     ledger = TrialLedger.load(str(tmp_path / "pop"))
     assert sorted(ledger.names) == ["seed_3/it1", "seed_3/it2", "seed_4/it1", "seed_4/it2"]
     assert ledger.returns_matrix().shape == (len(ledger.dates) - 1, 4)
-    assert artifact.metric_sources(specs[3].metrics)[0]["trial"] in ledger.names
+    assert sources.metric_sources(specs[3].metrics)[0]["trial"] in ledger.names
     over = json.loads((tmp_path / "pop" / "overfitting.json").read_text())
     assert over["n_trials"] == 4 and set(over["sharpe_by_split"]) == {"train", "val", "test"}
     assert over["dsr"] <= over["psr"]                    # deflating by 4 trials can only lower it
@@ -81,4 +81,4 @@ def test_two_seeds_train_as_one_population_with_per_seed_artifacts_and_report(tm
 
 
 def selection_of(spec) -> dict:
-    return artifact.metric_sources(spec.metrics)[0]
+    return sources.metric_sources(spec.metrics)[0]

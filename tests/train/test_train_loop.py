@@ -20,8 +20,9 @@ import pytest
 
 from experiments.configs import smoke
 from jaxtrade.train import TrainingDiverged, artifact, train
-from jaxtrade.train.artifact import load_spec, metric_sources
+from jaxtrade.train.artifact import load_spec
 from jaxtrade.train.checkpoints import BEST_METRICS, Checkpoints
+from jaxtrade.train.sources import metric_sources
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "experiments", "configs", "smoke.py")
