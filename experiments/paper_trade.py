@@ -1,7 +1,11 @@
 r"""Paper-trade a trained model on Alpaca, one bar at a time:
 
-python -m experiments.paper_trade --model=runs/portfolio_gru/checkpoints/best_composite \
+.venv/bin/python -m experiments.paper_trade --model=runs/portfolio_gru/checkpoints/seed_0/best_composite \
     --timeframe=1Day --dry_run
+
+--model is one model artifact: for a run of several seeds (the default experiment trains three) name the
+seed, checkpoints/seed_<s>/best_composite; a one-seed run keeps it in checkpoints/best_composite. A path
+that is no artifact is refused with the artifacts that exist under its run.
 
 --dry_run fills orders in a simulator with the env's own costs (no order reaches Alpaca; bars, clock and
 calendar still come from Alpaca unless --bars_csv replays a file); without it orders go to the Alpaca
@@ -17,8 +21,9 @@ from absl import app, flags
 
 from experiments import common
 
-_MODEL = flags.DEFINE_string("model", None, "A model artifact directory, or with --registry a registry ref "
-                             "(name/v3, name@champion).", required=True)
+_MODEL = flags.DEFINE_string("model", None, "A model artifact directory (e.g. <workdir>/checkpoints/seed_0/"
+                             "best_composite), or with --registry a registry ref (name/v3, name@champion).",
+                             required=True)
 _REGISTRY = flags.DEFINE_string("registry", None, "A registry root: --model is then a ref in it.")
 _SYMBOLS = flags.DEFINE_list("symbols", None, "The symbols (default and only choice: the model's).")
 _TIMEFRAME = flags.DEFINE_enum("timeframe", "1Day", ["1Min", "5Min", "15Min", "30Min", "1Hour", "4Hour",
@@ -69,6 +74,10 @@ def main(argv):
         from jaxtrade.pipeline.registry import Registry
 
         model = Registry(_REGISTRY.value).path(model)
+    else:
+        from jaxtrade.train.offline import require_artifact
+
+        require_artifact(model)
     run_id = _RUN_ID.value or runner.default_run_id(model)
     os.makedirs(_JOURNAL_DIR.value, exist_ok=True)
     handler = logging.FileHandler(os.path.join(_JOURNAL_DIR.value, f"{run_id}.log"), encoding="utf-8")

@@ -3,14 +3,25 @@
     policy, spec = load_model(directory)
     market, split = evaluation.split_of(spec, "test")       # the artifact's data, its Preprocessor
     frame = backtest(policy, *make_split_env(spec.env, split), dates=split.dates, symbols=split.symbols)
+
+Where a run keeps its models (`loop.best_directory`): a one-seed run in `<workdir>/checkpoints/best_<metric>`,
+a run of several seeds (`train.seeds`, the default experiment's three) each seed's in
+`<workdir>/checkpoints/seed_<s>/best_<metric>`. `run_artifacts(workdir)` finds them for either, and a path
+that is no artifact is refused with the artifacts that do exist under its run (`require_artifact`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import evaluation
+
+_SEED_DIR = re.compile(r"seed_(\d+)")
+_NOT_MODELS = ("latest", "tensorboard")     # Orbax training state and event files: never an artifact
+_ARCHIVES = "previous-"                     # earlier runs moved aside by --fresh_start: not this run's
+_LISTED = 24                                # artifacts named in an error; the rest are counted
 
 
 def run_dir(path: str) -> str:
@@ -21,6 +32,88 @@ def run_dir(path: str) -> str:
     return os.path.dirname(os.path.abspath(path))
 
 
+def _natural(path: str) -> list:
+    """Sort key: seed_2 before seed_10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
+
+
+def artifacts_under(root: str, *, max_depth: int = 4) -> list[str]:
+    """Every model artifact directory (one holding spec.json) under `root`, at most `max_depth`
+    directories down, as paths relative to root in natural order; an artifact's own subdirectories
+    (an ensemble's members), `latest`, `tensorboard` and earlier runs' `previous-*` archives are not
+    searched."""
+    root = os.path.abspath(root)
+    found = []
+    for here, dirs, _ in os.walk(root):
+        rel = os.path.relpath(here, root)
+        depth = 0 if rel == "." else rel.count(os.sep) + 1
+        if here != root and artifact_lib.is_artifact(here):
+            found.append(rel)
+            dirs[:] = []
+            continue
+        dirs[:] = [] if depth >= max_depth else [d for d in dirs if d not in _NOT_MODELS
+                                                  and not d.startswith((".", _ARCHIVES))]
+    return sorted(found, key=_natural)
+
+
+_LAYOUT = ("a one-seed run keeps its models in <workdir>/checkpoints/best_<metric>, a run of several seeds "
+           "(train.seeds, 3 by default) each seed's in <workdir>/checkpoints/seed_<s>/best_<metric>")
+
+
+def _what_exists(root: str) -> str:
+    """One sentence naming the model artifacts under `root` (relative to it), and the layout."""
+    if not os.path.isdir(root):
+        return f"{root} does not exist ({_LAYOUT})"
+    found = artifacts_under(root)
+    if not found:
+        return f"no model artifact exists under {root}: has a run finished there? ({_LAYOUT})"
+    more = f" and {len(found) - _LISTED} more" if len(found) > _LISTED else ""
+    return f"the model artifacts under {root} are {', '.join(found[:_LISTED])}{more} ({_LAYOUT})"
+
+
+def missing_artifact_message(path: str) -> str:
+    """Why `path` is no model artifact, and the model artifacts that exist under its run's workdir
+    (`path` itself where it is a directory, else `run_dir(path)`)."""
+    path = os.path.abspath(path)
+    root = path if os.path.isdir(path) else run_dir(path)
+    why = "it has no spec.json" if os.path.isdir(path) else "no such directory"
+    return f"{path} is not a model artifact ({why}); {_what_exists(root)}"
+
+
+def require_artifact(path: str) -> str:
+    """`path` if it is a model artifact; else FileNotFoundError naming the artifacts that do exist."""
+    if not artifact_lib.is_artifact(path):
+        raise FileNotFoundError(missing_artifact_message(path))
+    return path
+
+
+def run_artifacts(workdir: str, metric: str = "composite") -> list[str]:
+    """The best-`metric` model artifact of every seed of the run in `workdir` (a run directory or its
+    `checkpoints` directory): [checkpoints/best_<metric>] for a one-seed run, checkpoints/seed_<s>/
+    best_<metric> in seed order for a run of several. A workdir holding both layouts (two runs' files)
+    or neither is refused, naming the artifacts it does hold."""
+    workdir = os.path.abspath(workdir)
+    ckpts = workdir if os.path.basename(workdir) == "checkpoints" else os.path.join(workdir, "checkpoints")
+    name = f"best_{metric}"
+    single = os.path.join(ckpts, name)
+    seeds = []                                      # (seed, its artifact), seed_<s> directories only
+    for label in os.listdir(ckpts) if os.path.isdir(ckpts) else []:
+        m = _SEED_DIR.fullmatch(label)
+        if m and artifact_lib.is_artifact(os.path.join(ckpts, label, name)):
+            seeds.append((int(m.group(1)), os.path.join(ckpts, label, name)))
+    seeds.sort()
+    if artifact_lib.is_artifact(single) and seeds:
+        raise ValueError(f"{ckpts} holds both a one-seed run's {name} and seeds "
+                         f"{[s for s, _ in seeds]}' (the files of two runs): give one model with "
+                         f"--checkpoint, or train again with --fresh_start")
+    if artifact_lib.is_artifact(single):
+        return [single]
+    if seeds:
+        return [p for _, p in seeds]
+    raise FileNotFoundError(f"{workdir} holds no {name} model (neither checkpoints/{name} nor "
+                            f"checkpoints/seed_<s>/{name}); {_what_exists(workdir)}")
+
+
 def evaluate_model(checkpoint: str, *, split: str = "test", out_dir: str | None = None,
                    seeds_dirs: tuple[str, ...] = (), n_boot: int = 1000) -> str:
     """Backtests the model artifact `checkpoint` (and `seeds_dirs`: artifacts of the same experiment
@@ -28,9 +121,7 @@ def evaluate_model(checkpoint: str, *, split: str = "test", out_dir: str | None 
     PNGs) into out_dir (default `<workdir>/eval-<split>`) and returns its path."""
     paths = (checkpoint,) + tuple(seeds_dirs)
     for p in paths:
-        if not artifact_lib.is_artifact(p):
-            raise FileNotFoundError(f"{os.path.abspath(p)} is not a model artifact (no spec.json): give a "
-                                    "best_<metric> directory such as <workdir>/checkpoints/best_composite")
+        require_artifact(p)
     loaded = [artifact_lib.load_model(p) for p in paths]
     spec = loaded[0][1]
     for p, (_, other) in zip(paths[1:], loaded[1:], strict=True):
@@ -43,3 +134,11 @@ def evaluate_model(checkpoint: str, *, split: str = "test", out_dir: str | None 
     rep = evaluation.evaluate_artifact([pol for pol, _ in loaded], spec, data_split, market=market,
                                        n_boot=n_boot, seed=spec.seed or 0, out_dir=out_dir, notes=notes)
     return rep.md_path
+
+
+def evaluate_run(workdir: str, *, metric: str = "composite", split: str = "test", out_dir: str | None = None,
+                 n_boot: int = 1000) -> str:
+    """`evaluate_model` of every seed's best-`metric` model of the run in `workdir` (`run_artifacts`):
+    one row over the seeds (mean, std and count); returns the report's path."""
+    paths = run_artifacts(workdir, metric)
+    return evaluate_model(paths[0], split=split, out_dir=out_dir, seeds_dirs=tuple(paths[1:]), n_boot=n_boot)
