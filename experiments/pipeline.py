@@ -9,11 +9,10 @@ same --workdir skips the stages already done. Prints the registry's table of the
 """
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from experiments import common
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/pipeline_sp500.py",
+_CONFIG = common.define_config_file("config", "experiments/configs/pipeline_sp500.py",
                                           "Pipeline config file (an experiment config with pretrain and "
                                           "pipeline sections).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "One directory per stage, pipeline.json, the registry.",
