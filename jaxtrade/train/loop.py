@@ -47,6 +47,7 @@ import numpy as np
 from jaxtrade.agents import registry as agent_registry
 from jaxtrade.data import fingerprint
 from jaxtrade.train import artifact as artifact_lib
+from jaxtrade.train import config as config_lib
 from jaxtrade.train import evaluation, sources
 from jaxtrade.train import setup as setup_lib
 from jaxtrade.train.checkpoints import BEST_METRICS, CheckpointError, Checkpoints
@@ -564,7 +565,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str |
     else:
         meta = check_resume(workdir, _config_json(config), budget_iterations=setup.budget.iterations,
                             report_expected=setup.test_params is not None and bool(config.train.final_report),
-                            resume_from=resume_from)
+                            resume_from=resume_from, defaults=_config_json(config_lib.base_config()))
         if meta is not None:
             done = RunState.from_meta(meta, config)
             report = os.path.join(workdir, "report.md")

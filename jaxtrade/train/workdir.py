@@ -112,12 +112,17 @@ def _flat(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-def config_changes(saved: dict, config: dict) -> list[tuple[str, object, object]]:
+def config_changes(saved: dict, config: dict,
+                   defaults: dict | None = None) -> list[tuple[str, object, object]]:
     """(dotted key, saved value, new value) of every leaf where the two JSON configs differ, sorted;
-    a key only one of them has shows `_ABSENT` on the other side."""
+    a key only one of them has shows `_ABSENT` on the other side. defaults: the code's default config
+    (JSON); a key the saved config lacks (the code gained it after that run) and the new config holds
+    at its default is no difference: the old run ran without it, as the default does."""
     a, b = _flat(json.loads(json.dumps(saved))), _flat(json.loads(json.dumps(config)))
+    d = _flat(json.loads(json.dumps(defaults))) if defaults is not None else {}
     return [(k, a.get(k, _ABSENT), b.get(k, _ABSENT)) for k in sorted(set(a) | set(b))
-            if a.get(k, _ABSENT) != b.get(k, _ABSENT)]
+            if a.get(k, _ABSENT) != b.get(k, _ABSENT)
+            and not (k not in a and k in d and b.get(k, _ABSENT) == d[k])]
 
 
 def _show(v) -> str:
@@ -125,11 +130,12 @@ def _show(v) -> str:
 
 
 def check_resume(workdir: str, config: dict, *, budget_iterations: int, report_expected: bool,
-                 resume_from: str | None = None) -> dict | None:
+                 resume_from: str | None = None, defaults: dict | None = None) -> dict | None:
     """Before a run without --fresh_start touches `workdir` (module docstring, 2 and 3).
 
-    config: the run's config as JSON (what config.json will hold). Raises ValueError when the workdir's
-    run was trained with another config (keys outside `RESUMABLE_KEYS`). Returns `latest`'s metadata
+    config: the run's config as JSON (what config.json will hold); defaults: the code's default config
+    (`config_changes`). Raises ValueError when the workdir's run was trained with another config (keys
+    outside `RESUMABLE_KEYS`). Returns `latest`'s metadata
     when that run already finished (`budget_iterations` reached, or stopped early) and needs nothing
     more (its report is there, or `report_expected` is False), after saying so; else None: go on.
     An explicit `resume_from` other than latest starts a new run from those params: never "finished".
@@ -141,7 +147,7 @@ def check_resume(workdir: str, config: dict, *, budget_iterations: int, report_e
     if saved is None and meta is not None:
         saved = meta.get("config")
     if saved is not None:
-        changed = [c for c in config_changes(saved, config) if c[0] not in RESUMABLE_KEYS]
+        changed = [c for c in config_changes(saved, config, defaults) if c[0] not in RESUMABLE_KEYS]
         if changed:
             shown = ", ".join(f"{k} {_show(old)} -> {_show(new)}" for k, old, new in changed[:8])
             more = f" and {len(changed) - 8} more" if len(changed) > 8 else ""

@@ -153,3 +153,13 @@ def test_fresh_start_refuses_a_workdir_that_holds_no_run(tmp_path):
     with pytest.raises(ValueError, match=r"holds notes.txt but no jaxtrade run"):
         workdir_lib.archive_previous(str(tmp_path))
     assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_keys_the_code_gained_after_the_run_differ_only_off_their_default():
+    saved = {"seed": 0, "train": {"iterations": 1}}
+    new = {"seed": 0, "train": {"iterations": 2}, "data": {"sep": None, "tz": "EET"}}
+    defaults = {"seed": 0, "train": {"iterations": None}, "data": {"sep": None, "tz": None}}
+    changes = workdir_lib.config_changes(saved, new, defaults)
+    assert [(k, new_value) for k, _, new_value in changes] == [("data.tz", "EET"), ("train.iterations", 2)]
+    without = [k for k, _, _ in workdir_lib.config_changes(saved, new)]
+    assert without == ["data.sep", "data.tz", "train.iterations"]
