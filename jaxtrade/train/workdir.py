@@ -135,9 +135,9 @@ def check_resume(workdir: str, config: dict, *, budget_iterations: int, report_e
 
     config: the run's config as JSON (what config.json will hold); defaults: the code's default config
     (`config_changes`). Raises ValueError when the workdir's run was trained with another config (keys
-    outside `RESUMABLE_KEYS`). Returns `latest`'s metadata
-    when that run already finished (`budget_iterations` reached, or stopped early) and needs nothing
-    more (its report is there, or `report_expected` is False), after saying so; else None: go on.
+    outside `RESUMABLE_KEYS`). Returns `latest`'s metadata when that run already finished
+    (`budget_iterations` reached, or stopped early) and needs nothing more (its report is there, or
+    `report_expected` is False), after saying so; else None: go on.
     An explicit `resume_from` other than latest starts a new run from those params: never "finished".
     """
     if not holds_run(workdir):
