@@ -335,7 +335,7 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
             if uri else None)
     reporter = Reporter(workdir, total=s.budget.iterations, initial=run.iteration, verbosity=verbosity,
                         log_every=config.train.log_every, tensorboard=config.train.tensorboard, mlflow=sink,
-                        trended=trended_of(agent.diagnostics))
+                        trended=trended_of(agent.diagnostics), members=len(seeds))
     failed = True
     evaluator = (evaluation.Evaluator(s, agent, dict(config.train.composite))
                  if s.val_params is not None else None)
@@ -397,8 +397,8 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                     ledger.save(workdir)
                 val = _mean_row(vals)
                 if len(seeds) > 1:
-                    val = dict(val, **{f"composite/{lb}": v["composite"] for lb, v in zip(labels, vals,
-                                                                                           strict=True)})
+                    val = dict(val, **{f"{k}/{lb}": v[k] for lb, v in zip(labels, vals, strict=True)
+                                       for k in ("composite", "sharpe")})
                 run.val_history.append(dict(val, iteration=run.iteration))
                 reporter.evaluation(run.iteration, val)
                 if hooks.on_validation is not None:
