@@ -1,11 +1,11 @@
-r"""The model pipeline end to end: python -m experiments.pipeline \
+r"""The model pipeline end to end: .venv/bin/python -m experiments.pipeline \
     --config=experiments/configs/pipeline_sp500.py --workdir=runs/pipeline_sp500 \
     [--config.pipeline.registry=registry] [--config.pipeline.ensemble_mode=winner]
 
 pretrain -> rl (frozen pretrained encoder) -> hybrid (fine-tuned end to end) -> ensemble, each
 registered with its parents and graded on validation (`jaxtrade.pipeline.stages`). A rerun with the
 same --workdir skips the stages already done. Prints the registry's table of the four models last
-(the same as `python -m experiments.registry list --root=<registry>`).
+(the same as `.venv/bin/python -m experiments.registry list --root=<registry>`).
 """
 
 from absl import app, flags

@@ -1,4 +1,4 @@
-r"""Pretrain an encoder on supervised targets: python -m experiments.pretrain \
+r"""Pretrain an encoder on supervised targets: .venv/bin/python -m experiments.pretrain \
     --config=experiments/configs/pretrain_sp500.py --workdir=runs/pretrain [--config.pretrain.epochs=20] \
     [--registry=runs/registry --name=clstm-sp500]
 

@@ -1,4 +1,5 @@
-r"""Search hyperparameters: python -m experiments.search --config=experiments/configs/search_sp500.py \
+r"""Search hyperparameters: .venv/bin/python -m experiments.search \
+    --config=experiments/configs/search_sp500.py \
     --workdir=runs/search_sp500 [--config.search.n_trials=64] [--config.search.batch_size=16] \
     [--config.search.registry=registry]
 

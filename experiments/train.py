@@ -1,4 +1,4 @@
-r"""Train an agent: python -m experiments.train --config=experiments/configs/portfolio_gru.py \
+r"""Train an agent: .venv/bin/python -m experiments.train --config=experiments/configs/portfolio_gru.py \
     --workdir=runs/portfolio_gru [--config.ppo.critic_lr=1e-3] [--resume_from=latest] [--fresh_start]
 
 Multi-process (several hosts, or several processes on one machine): start the same command once per

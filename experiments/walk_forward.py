@@ -1,4 +1,4 @@
-r"""Walk a model forward through time: python -m experiments.walk_forward \
+r"""Walk a model forward through time: .venv/bin/python -m experiments.walk_forward \
     --config=experiments/configs/walk_forward_eurusd.py --workdir=runs/walk_forward_eurusd \
     [--config.walk_forward.decay=0.9] [--config.data.csv_path=my_m15.csv] [--fresh_start]
 
