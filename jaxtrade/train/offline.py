@@ -17,76 +17,9 @@ import re
 
 from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import evaluation
+from jaxtrade.train.artifact import require_artifact, run_dir, what_exists
 
 _SEED_DIR = re.compile(r"seed_(\d+)")
-_NOT_MODELS = ("latest", "tensorboard")     # Orbax training state and event files: never an artifact
-_ARCHIVES = "previous-"                     # earlier runs moved aside by --fresh_start: not this run's
-_LISTED = 24                                # artifacts named in an error; the rest are counted
-
-
-def run_dir(path: str) -> str:
-    """The run's workdir from a checkpoint path (.../<workdir>/checkpoints/<name>[/<step>])."""
-    parts = os.path.abspath(path).split(os.sep)
-    if "checkpoints" in parts:
-        return os.sep.join(parts[:len(parts) - 1 - parts[::-1].index("checkpoints")])
-    return os.path.dirname(os.path.abspath(path))
-
-
-def _natural(path: str) -> list:
-    """Sort key: seed_2 before seed_10."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
-
-
-def artifacts_under(root: str, *, max_depth: int = 4) -> list[str]:
-    """Every model artifact directory (one holding spec.json) under `root`, at most `max_depth`
-    directories down, as paths relative to root in natural order; an artifact's own subdirectories
-    (an ensemble's members), `latest`, `tensorboard` and earlier runs' `previous-*` archives are not
-    searched."""
-    root = os.path.abspath(root)
-    found = []
-    for here, dirs, _ in os.walk(root):
-        rel = os.path.relpath(here, root)
-        depth = 0 if rel == "." else rel.count(os.sep) + 1
-        if here != root and artifact_lib.is_artifact(here):
-            found.append(rel)
-            dirs[:] = []
-            continue
-        dirs[:] = [] if depth >= max_depth else [d for d in dirs if d not in _NOT_MODELS
-                                                  and not d.startswith((".", _ARCHIVES))]
-    return sorted(found, key=_natural)
-
-
-_LAYOUT = ("a one-seed run keeps its models in <workdir>/checkpoints/best_<metric>, a run of several seeds "
-           "(train.seeds, 3 by default) each seed's in <workdir>/checkpoints/seed_<s>/best_<metric>")
-
-
-def _what_exists(root: str) -> str:
-    """One sentence naming the model artifacts under `root` (relative to it), and the layout."""
-    if not os.path.isdir(root):
-        return f"{root} does not exist ({_LAYOUT})"
-    found = artifacts_under(root)
-    if not found:
-        return f"no model artifact exists under {root}: has a run finished there? ({_LAYOUT})"
-    more = f" and {len(found) - _LISTED} more" if len(found) > _LISTED else ""
-    return f"the model artifacts under {root} are {', '.join(found[:_LISTED])}{more} ({_LAYOUT})"
-
-
-def missing_artifact_message(path: str) -> str:
-    """Why `path` is no model artifact, and the model artifacts that exist under its run's workdir
-    (`path` itself where it is a directory, else `run_dir(path)`)."""
-    path = os.path.abspath(path)
-    root = path if os.path.isdir(path) else run_dir(path)
-    why = "it has no spec.json" if os.path.isdir(path) else "no such directory"
-    return f"{path} is not a model artifact ({why}); {_what_exists(root)}"
-
-
-def require_artifact(path: str) -> str:
-    """`path` if it is a model artifact; else FileNotFoundError naming the artifacts that do exist."""
-    if not artifact_lib.is_artifact(path):
-        raise FileNotFoundError(missing_artifact_message(path))
-    return path
-
-
 def run_artifacts(workdir: str, metric: str = "composite") -> list[str]:
     """The best-`metric` model artifact of every seed of the run in `workdir` (a run directory or its
     `checkpoints` directory): [checkpoints/best_<metric>] for a one-seed run, checkpoints/seed_<s>/
@@ -111,7 +44,7 @@ def run_artifacts(workdir: str, metric: str = "composite") -> list[str]:
     if seeds:
         return [p for _, p in seeds]
     raise FileNotFoundError(f"{workdir} holds no {name} model (neither checkpoints/{name} nor "
-                            f"checkpoints/seed_<s>/{name}); {_what_exists(workdir)}")
+                            f"checkpoints/seed_<s>/{name}); {what_exists(workdir)}")
 
 
 def evaluate_model(checkpoint: str, *, split: str = "test", out_dir: str | None = None,

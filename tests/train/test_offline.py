@@ -76,3 +76,7 @@ def test_a_missing_model_path_lists_the_artifacts_that_exist(two_seed_run, tmp_p
         offline.evaluate_model(str(two_seed_run))
     with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'nowhere'} does not exist"):
         offline.require_artifact(str(tmp_path / "nowhere" / "checkpoints" / "best_composite"))
+    # load_model itself (the README's Python example) names what exists too
+    with pytest.raises(FileNotFoundError, match="it has no spec.json; the model artifacts under .* are "
+                                                "checkpoints/seed_0/best_composite"):
+        artifact.load_model(str(two_seed_run / "checkpoints"))
