@@ -44,6 +44,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from jaxtrade.agents import devices as devices_lib
 from jaxtrade.agents import registry as agent_registry
 from jaxtrade.data import fingerprint
 from jaxtrade.train import artifact as artifact_lib
@@ -560,8 +561,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str |
     setup = setup_lib.build(config)
     if env_transform is not None:
         setup.env = env_transform(setup.env)
-    if fresh_start:
-        archive_previous(workdir)
+    if fresh_start:      # process 0 moves the run aside (a shared filesystem), the others wait for it
+        if jax.process_index() == 0:
+            archive_previous(workdir)
+        devices_lib.barrier("jaxtrade: fresh_start moved the earlier run aside")
     else:
         meta = check_resume(workdir, _config_json(config), budget_iterations=setup.budget.iterations,
                             report_expected=setup.test_params is not None and bool(config.train.final_report),
