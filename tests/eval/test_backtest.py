@@ -140,7 +140,7 @@ def test_learned_style_policy_compiles_once_for_new_params(prices, tmp_path):
     out = report(res, str(tmp_path), n_boot=100)
     assert out.table.loc["agent", "n_seeds"] == 2
     pngs = {p.name for p in tmp_path.glob("*.png")}
-    assert pngs == {"allocation_agent.png", "gate_agent.png", "equity.png"}
+    assert pngs == {"allocation_agent.png", "equity.png"}            # the gate never acted: no gate plot
 
 
 class _OpaqueState(envs.SpecProperties):
