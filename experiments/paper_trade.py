@@ -15,20 +15,20 @@ from a flag. Prints one line per bar and the journal's path last; rerun with the
 
 Offline, no keys, no network: replay recorded bars through the simulator.
 
-.venv/bin/python -m experiments.paper_trade --model=<artifact> --bars_csv=sample --dry_run --max_bars=20
+.venv/bin/python -m experiments.paper_trade --model=<artifact> --bars_csv=sample --dry_run
 .venv/bin/python -m experiments.paper_trade --export_bars=bars.csv --dataset=sp500-20 --start=2022-06-01 \
     --end=2022-06-30                  # then --bars_csv=bars.csv --dry_run --start=2022-06-01
 .venv/bin/python -m experiments.paper_trade --export_bars=bars.csv --model=<artifact> --start=2022-06-01
                                       # the model's own dataset (and the history its Preprocessor needs)
 
 --bars_csv=sample is the bundled sample (sp500-20's last 20 days, 2022-11-30 .. 2022-12-28, after 300 rows
-of history). The bars CSV: close-only data in the "wide" layout, a date column (YYYY-MM-DD) and one close
-column per model symbol plus the benchmark's close in the --benchmark column (default SPY); OHLC or volume
-data in the "long" layout, date,symbol,open,high,low,close,volume. It holds ~300 daily rows of history
-before the first traded bar (the Preprocessor's warm-up: the 252-row turbulence window, the features' 33
-rows, the window). See jaxtrade/live/replay.py. A session ends with its summary: bars by status, orders,
-fills, equity from start to end and the return, and the costs (fees, spread, impact) paid beyond the
-fills' notional.
+of history; traded whole unless --start or --max_bars say otherwise). The bars CSV: close-only data in the
+"wide" layout, a date column (YYYY-MM-DD) and one close column per model symbol plus the benchmark's close
+in the --benchmark column (default SPY); OHLC or volume data in the "long" layout,
+date,symbol,open,high,low,close,volume. It holds ~300 daily rows of history before the first traded bar (the
+Preprocessor's warm-up: the 252-row turbulence window, the features' 33 rows, the window). See
+jaxtrade/live/replay.py. A session ends with its summary: bars by status, orders, fills, equity from start
+to end and the return, and the costs (fees, spread, impact) paid beyond the fills' notional.
 """
 
 import logging
@@ -139,7 +139,9 @@ def main(argv):
     from jaxtrade.live import replay, runner
 
     model = _model_path()
-    bars_csv = replay.bundled_sample() if _BARS_CSV.value == "sample" else _BARS_CSV.value
+    bars_csv, start = _BARS_CSV.value, _START.value
+    if bars_csv == "sample":        # its traded bars by default: every row after its history
+        bars_csv, start = replay.bundled_sample(), start or (None if _MAX_BARS.value else replay.SAMPLE_START)
     run_id = _RUN_ID.value or runner.default_run_id(model)
     os.makedirs(_JOURNAL_DIR.value, exist_ok=True)
     handler = logging.FileHandler(os.path.join(_JOURNAL_DIR.value, f"{run_id}.log"), encoding="utf-8")
@@ -147,7 +149,7 @@ def main(argv):
     logging.getLogger("jaxtrade").addHandler(handler)
     journal = runner.paper_trade(
         model, timeframe_name=_TIMEFRAME.value, symbols=_SYMBOLS.value, dry_run=_DRY_RUN.value,
-        bars_csv=bars_csv, start=_START.value, end=_END.value, url_override=_URL.value,
+        bars_csv=bars_csv, start=start, end=_END.value, url_override=_URL.value,
         max_bars=_MAX_BARS.value or None, journal_dir=_JOURNAL_DIR.value, run_id=run_id,
         flatten_before_close_s=_FLATTEN.value, allow_sip=_ALLOW_SIP.value, feed=_FEED.value,
         benchmark=_BENCHMARK.value, cash=_CASH.value, fractional=_FRACTIONAL.value, lead_s=_LEAD.value,

@@ -31,13 +31,14 @@ from jaxtrade.data import MarketData
 # features' warm-up (33) and a window of up to 15 rows (the default configs' windows are 1 .. 10).
 DEFAULT_HISTORY = 300
 SAMPLE = "sample_bars_sp500_20.csv.gz"      # in jaxtrade/datasets: written by `export_bars` (see below)
+SAMPLE_START = "2022-11-30"                 # the sample's first traded bar (after DEFAULT_HISTORY rows)
 
 
 def bundled_sample() -> str:
     """The bundled sample bars CSV, jaxtrade/datasets/sample_bars_sp500_20.csv.gz: sp500-20's last 20 days
     (2022-11-30 .. 2022-12-28, the bars a replay trades) after DEFAULT_HISTORY rows of history, the S&P 500
     index close as column SPY. Written by
-    `export_bars(load_dataset("sp500-20"), path, start="2022-11-30")`."""
+    `export_bars(load_dataset("sp500-20"), path, start=SAMPLE_START)`."""
     return str(datasets.path(SAMPLE))
 
 

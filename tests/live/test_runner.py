@@ -411,7 +411,7 @@ def test_offline_dry_run_on_the_sample_prints_each_bar_once_and_a_summary(model,
     path, _, _ = model
     env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
     argv = [sys.executable, "-m", "experiments.paper_trade", f"--model={path}", "--bars_csv=sample",
-            "--dry_run", "--start=2022-11-30", f"--journal_dir={tmp_path}", "--run_id=offline"]
+            "--dry_run", f"--journal_dir={tmp_path}", "--run_id=offline"]
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     printed = proc.stdout + proc.stderr
