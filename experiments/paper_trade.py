@@ -57,7 +57,9 @@ _EXPORT = flags.DEFINE_string("export_bars", None, "Write a --bars_csv file here
                               "model needs (--history_rows without a model), and exit.")
 _DATASET = flags.DEFINE_string("dataset", None, "--export_bars: the bundled dataset (e.g. sp500-20).")
 _HISTORY = flags.DEFINE_integer("history_rows", None, "--export_bars: rows of history before --start "
-                                "(default: the --model's need, else 300).")
+                                "(default: a --model's warm-up plus 400 rows, so that its moving averages "
+                                "match a backtest's, as live sessions fetch; without a model 300, the "
+                                "warm-up of a window up to 15).")
 _START = flags.DEFINE_string("start", None, "Replay: the first bar (default: the last --max_bars rows); "
                              "--export_bars: the first bar to trade.")
 _END = flags.DEFINE_string("end", None, "Replay or --export_bars: the last bar.")
@@ -107,8 +109,7 @@ def _export() -> None:
         raise ValueError("--export_bars needs --dataset=<bundled dataset> (or a --model trained on one)")
     history = _HISTORY.value
     if history is None:
-        history = (replay.DEFAULT_HISTORY if spec is None
-                   else runner.history_rows(spec.preprocessor, converge=0))
+        history = replay.DEFAULT_HISTORY if spec is None else runner.history_rows(spec.preprocessor)
     first, last, rows = replay.export_bars(load_dataset(name), _EXPORT.value, start=_START.value,
                                            end=_END.value, history=history, benchmark=_BENCHMARK.value)
     print(f"wrote {_EXPORT.value}: {name}, {rows} rows, the bars {first:%Y-%m-%d} .. {last:%Y-%m-%d} after "
