@@ -52,8 +52,11 @@ SKIP = {
     "experiments.registry list --root=runs/pipeline_sp500/registry": "needs the pipeline's registry "
                                                                       "(skipped above)",
     "export APCA_API_KEY_ID": "Alpaca keys: network",
-    "experiments.paper_trade": "Alpaca's API (network and keys), or a bars.csv of the user's; "
-                               "tests/live runs the runner against a local fake of the API",
+    "experiments.paper_trade": "Alpaca's API (network and keys), or a bars.csv of the user's; the "
+                               "offline sample replay (--bars_csv=sample --dry_run) is run as written by "
+                               "tests/live/test_runner.py::test_offline_dry_run_on_the_sample_prints_each_"
+                               "bar_once_and_a_summary; tests/live runs the runner against a local fake of "
+                               "the API",
     "benchmarks.": "minutes each; figures in BUILD_NOTES.md",
 }
 SMOKE_TRAIN_CONFIG = "experiments/configs/smoke.py"
