@@ -279,7 +279,8 @@ def _date(x):
 
 def report(results, workdir: str, *, periods_per_year: float | None = None, risk_free: float = 0.0,
            reference: str | None = "auto", title: str = "Out-of-sample evaluation",
-           n_boot: int = 2000, seed: int = 0, notes: str = "", table_note: str = "") -> Report:
+           n_boot: int = 2000, seed: int = 0, notes: str = "", table_note: str = "",
+           boundaries=()) -> Report:
     """Write report.md, report.csv and PNGs (1000x700 px) into `workdir`; return their paths and the table.
 
     results: {name: backtest frame or [frames per seed]} (`evaluate_policies`, `baselines`).
@@ -288,7 +289,8 @@ def report(results, workdir: str, *, periods_per_year: float | None = None, risk
     reference: the Sharpe-difference reference; "auto": the first of `AUTO_REFERENCES` in `results`.
     A frame's `attrs["label"]` (e.g. the index's "S&P 500 (price index)") names its row in report.md.
     PNGs: equity.png (equity curves normalized to 1, mean over seeds with a min-max band, and their
-    drawdowns; legend names as the table's), and for each learned agent (its first seed):
+    drawdowns; legend names as the table's; `boundaries`: dates drawn as dotted vertical lines, e.g. a
+    walk-forward's fold starts), and for each learned agent (its first seed):
     actions_<agent>.png (a discrete agent's actions over time, one band per action),
     allocation_<agent>.png (weights over time, shorts below 0) and gate_<agent>.png (turbulence against
     the gate's threshold, the bars the gate acted shaded; only where it acted at least once).
@@ -304,7 +306,7 @@ def report(results, workdir: str, *, periods_per_year: float | None = None, risk
     table.attrs["reference"] = ref
     csv_path = os.path.join(workdir, "report.csv")
     table.to_csv(csv_path)
-    pngs = [_save(equity_figure(results), os.path.join(workdir, "equity.png"))]
+    pngs = [_save(equity_figure(results, boundaries), os.path.join(workdir, "equity.png"))]
     never_gated = []
     for name, frames in results.items():
         if kind_of(name) != "agent":
@@ -396,9 +398,10 @@ def label_of(name: str, frames) -> str:
     return label if isinstance(label, str) and label else name
 
 
-def equity_figure(results) -> Figure:
+def equity_figure(results, boundaries=()) -> Figure:
     """Equity curves normalized to 1 (multi-seed rows: the mean over seeds with a min..max band) and
-    their drawdowns; the legend names rows as the table does (`label_of`)."""
+    their drawdowns; the legend names rows as the table does (`label_of`). boundaries: dates (or row
+    labels) marked with a dotted vertical line on both panels (a walk-forward's fold starts)."""
     fig, (ax, ax_dd) = _figure(2, [2, 1])
     index = None
     for name, frames in results.items():
@@ -410,6 +413,9 @@ def equity_figure(results) -> Figure:
         if len(frames) > 1:
             ax.fill_between(index, curves.min(0), curves.max(0), color=line.get_color(), alpha=0.15)
         ax_dd.plot(index, drawdown(curves.mean(0)), lw=1.0, color=line.get_color())
+    for i, b in enumerate(boundaries):
+        for a in (ax, ax_dd):
+            a.axvline(b, color="grey", ls=":", lw=0.9, label="fold start" if a is ax and i == 0 else None)
     ax.set_ylabel("value / starting value")
     ax.set_title("Equity curves (after costs)")
     ax.legend(loc="upper left", fontsize=8)

@@ -185,6 +185,12 @@ def test_equity_legend_uses_row_labels():
     legend = equity_figure({"index": [index_frame], "ppo": [_agent(n_assets=1)] * 2}).axes[0].get_legend()
     texts = [t.get_text() for t in legend.get_texts()]
     assert texts == ["S&P 500 (price index)", "ppo (mean of 2 seeds)"]
+    # walk-forward equity: the fold starts are marked on both panels
+    frame = _agent(n_assets=1)
+    marks = [frame.index[2], frame.index[5]]
+    fig = equity_figure({"ppo": [frame]}, boundaries=marks)
+    dotted = [ln for a in fig.axes for ln in a.get_lines() if ln.get_linestyle() == ":"]
+    assert len(dotted) == 4 and "fold start" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
 
 
 def _costly(costs):
