@@ -1,1 +1,1 @@
-"""Benchmarks: `.venv/bin/python -m benchmarks.env`, `.train`, `.data`; what they share is in common.py."""
+"""Benchmarks: `python -m benchmarks.env`, `.train`, `.data`; what they share is in common.py."""

@@ -187,9 +187,7 @@ _DATASETS = {
 
 
 def list_datasets() -> tuple[str, ...]:
-    """Every name `load_dataset` loads, in this module's order: "sp500-20", "sp500-ohlcv",
-    "nasdaq-ohlcv", "vix", "sp500-vix", "factor-etfs", "eurusd-1h", "googl-ohlcv" (`dataset_info(name)`
-    describes each; the Fama-French file is no dataset but `risk_free_daily`)."""
+    """Names of the bundled datasets, for `load_dataset`."""
     return tuple(_DATASETS)
 
 
