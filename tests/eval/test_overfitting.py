@@ -12,13 +12,16 @@ the printed decimals, which a transcription error would not survive.
 import itertools
 import json
 import math
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
-import skfolio.measures as skm
 from scipy.stats import norm
-from skfolio.model_selection import CombinatorialPurgedCV
 
 from jaxtrade.data import load_dataset
 from jaxtrade.eval.overfitting import (
@@ -92,22 +95,49 @@ def test_min_track_record_is_where_psr_reaches_the_confidence():
 
 # --- an independent implementation: skfolio -------------------------------------------------------
 
+def _in_skfolio(code: str, **arrays) -> dict:
+    """Runs `code` (which sets a JSON-able dict `out`, with skfolio.measures as `skm` and the arrays as
+    `d[name]`) in a fresh interpreter and returns `out`. skfolio stays out of this process: with
+    scikit-learn's OpenMP runtime loaded, a test worker that later wrote XLA CPU executables to the
+    compile cache crashed in `executable.serialize()` (the same crash torch's runtime caused before:
+    BUILD_NOTES)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "arrays.npz")
+        np.savez(path, **arrays)
+        script = ("import json, sys\nimport numpy as np\nimport skfolio.measures as skm\n"
+                  "from skfolio.model_selection import CombinatorialPurgedCV\n"
+                  "d = np.load(sys.argv[1])\n" + textwrap.dedent(code) + "\nprint(json.dumps(out))\n")
+        done = subprocess.run([sys.executable, "-c", script, path], capture_output=True, text=True,
+                              timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_moments_psr_dsr_and_expected_max_match_skfolio():
     rng = np.random.default_rng(0)
     r = _fat_tailed(rng, 750)
+    trials = rng.normal(0.0, 0.03, 25)
+    pairs = [(2, 1e-3), (10, 4e-4), (100, 2e-3), (5000, 1e-4)]
+    ref = _in_skfolio("""
+        r, trials = d["r"], d["trials"]
+        out = {"sr": float(skm.mean(r) / skm.standard_deviation(r)), "skew": float(skm.skew(r)),
+               "kurt": float(skm.kurtosis(r)),
+               "psr": [float(skm.probabilistic_sharpe_ratio(r, benchmark_sharpe_ratio=b))
+                       for b in (0.0, 0.02, -0.01)],
+               "emax": [float(skm.expected_max_sharpe_ratio(int(n), float(np.sqrt(v))))
+                        for n, v in d["pairs"]],
+               "dsr": float(skm.deflated_sharpe_ratio(r, trials))}
+    """, r=r, trials=trials, pairs=np.array(pairs))
     m = sharpe_moments(r)
     assert m.n == 750
-    assert m.sr == pytest.approx(skm.mean(r) / skm.standard_deviation(r), rel=1e-12)
-    assert m.skew == pytest.approx(skm.skew(r), rel=1e-10)
-    assert m.kurt == pytest.approx(skm.kurtosis(r), rel=1e-10)
-    for bench in (0.0, 0.02, -0.01):
-        assert probabilistic_sharpe_ratio(m.sr, m.n, m.skew, m.kurt, bench) == pytest.approx(
-            skm.probabilistic_sharpe_ratio(r, benchmark_sharpe_ratio=bench), rel=1e-10)
-    for n_trials, var in [(2, 1e-3), (10, 4e-4), (100, 2e-3), (5000, 1e-4)]:
-        assert expected_max_sharpe(n_trials, var) == pytest.approx(
-            skm.expected_max_sharpe_ratio(n_trials, math.sqrt(var)), rel=1e-12)
-    trials = rng.normal(0.0, 0.03, 25)
-    assert deflated_sharpe_ratio(r, trials) == pytest.approx(skm.deflated_sharpe_ratio(r, trials), rel=1e-10)
+    assert m.sr == pytest.approx(ref["sr"], rel=1e-12)
+    assert m.skew == pytest.approx(ref["skew"], rel=1e-10)
+    assert m.kurt == pytest.approx(ref["kurt"], rel=1e-10)
+    for bench, want in zip((0.0, 0.02, -0.01), ref["psr"], strict=True):
+        assert probabilistic_sharpe_ratio(m.sr, m.n, m.skew, m.kurt, bench) == pytest.approx(want, rel=1e-10)
+    for (n_trials, var), want in zip(pairs, ref["emax"], strict=True):
+        assert expected_max_sharpe(n_trials, var) == pytest.approx(want, rel=1e-12)
+    assert deflated_sharpe_ratio(r, trials) == pytest.approx(ref["dsr"], rel=1e-10)
     # The two argument forms agree.
     assert deflated_sharpe_ratio(r, trials) == deflated_sharpe_ratio(
         sr=m.sr, n=m.n, skew=m.skew, kurt=m.kurt, n_trials=25, var_trials=float(np.var(trials, ddof=1)))
@@ -307,13 +337,18 @@ def test_cpcv_matches_skfolio():
     train rows, same path assignment."""
     n_rows, n_groups, k, p, e = 60, 6, 2, 2, 1
     ours = cpcv_folds(n_rows, n_groups, k, purge=p, embargo=p + e)
-    ref = CombinatorialPurgedCV(n_folds=n_groups, n_test_folds=k, purged_size=p, embargo_size=e)
-    splits = list(ref.split(np.zeros((n_rows, 1))))
-    assert len(splits) == len(ours.folds) and ref.n_test_paths == ours.n_paths
-    for fold, (train, tests) in zip(ours.folds, splits, strict=True):
+    ref = _in_skfolio(f"""
+        cv = CombinatorialPurgedCV(n_folds={n_groups}, n_test_folds={k}, purged_size={p}, embargo_size={e})
+        splits = list(cv.split(np.zeros(({n_rows}, 1))))
+        out = {{"train": [t.tolist() for t, _ in splits],
+                "test": [np.sort(np.concatenate(ts)).tolist() for _, ts in splits],
+                "n_paths": int(cv.n_test_paths), "paths": cv.recombined_paths.T.tolist()}}
+    """)
+    assert len(ref["train"]) == len(ours.folds) and ref["n_paths"] == ours.n_paths
+    for fold, train, test in zip(ours.folds, ref["train"], ref["test"], strict=True):
         np.testing.assert_array_equal(fold.train, train)
-        np.testing.assert_array_equal(fold.test, np.sort(np.concatenate(tests)))
-    np.testing.assert_array_equal(ours.paths, ref.recombined_paths.T)
+        np.testing.assert_array_equal(fold.test, test)
+    np.testing.assert_array_equal(ours.paths, ref["paths"])
 
 
 def test_cpcv_refuses_bad_sizes():
