@@ -911,10 +911,16 @@ def _final_report(config, md, folds, records, workdir, summary) -> tuple[dict, s
         f"![folds]({os.path.basename(png)})",
         "",
     ]
+    path = _write_markdown(workdir, lines)
+    return oos, path
+
+
+def _write_markdown(workdir: str, lines) -> str:
+    """`lines` as the walk-forward's report.md in `workdir` (either mode); its path."""
     path = os.path.join(workdir, "report.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
-    return oos, path
+    return path
 
 
 def fold_table(records) -> str:
@@ -1200,9 +1206,7 @@ def _cpcv_report(config, md, cv: cpcv.CPCVPlan, records, workdir: str, summary: 
         f"![paths]({os.path.basename(png)})",
         "",
     ]
-    path = os.path.join(workdir, "report.md")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
+    path = _write_markdown(workdir, lines)
     return out, path
 
 
