@@ -1,9 +1,11 @@
-"""Every registered agent on gymnax CartPole-v1 against published curves, and DQN's speed against
+r"""Every registered agent on gymnax CartPole-v1 against published curves, and DQN's speed against
 stable-baselines3's.
 
-    python -m benchmarks.agents --agents=ppo,a2c,dqn --out=runs/agents_cartpole
-    python -m benchmarks.agents --agents=ppo --seeds=2 --budget=50000 --speed=false      # a quick check
-    python -m benchmarks.agents --learn=false --speed_agent=dqn --speed_steps=20000       # speed only
+    .venv/bin/python -m benchmarks.agents --agents=ppo,a2c,dqn --out=runs/agents_cartpole
+    .venv/bin/python -m benchmarks.agents --agents=ppo --seeds=2 --budget=50000 \
+        --speed=false      # a quick check
+    .venv/bin/python -m benchmarks.agents --learn=false --speed_agent=dqn \
+        --speed_steps=20000       # speed only
 
 1. Learning. Each agent of `--agents` (a name that is not registered stops the run, naming it) is
    built by `agents.registry.make_agent(config, env)` on `jaxtrade.envs.gymnax.make_gymnax("CartPole-v1")`,

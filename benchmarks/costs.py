@@ -1,6 +1,6 @@
 r"""Cost sensitivity: the default experiment trained and reported at multiples of its default costs.
 
-    python -m benchmarks.costs --workdir=runs/cost_sensitivity [--multipliers=0.5,1,3]
+    .venv/bin/python -m benchmarks.costs --workdir=runs/cost_sensitivity [--multipliers=0.5,1,3]
         [--config=experiments/configs/portfolio_gru.py] [--iterations=N]
 
 For each multiplier m, every proportional cost coefficient of `config.env.costs` is scaled by m

@@ -1,7 +1,7 @@
 """Data-layer timing: load a bundled dataset and compute all its features (the < 3 s budget).
 
-    python -m benchmarks.data                                 # sp500-20, 7 repeats
-    python -m benchmarks.data --dataset=factor-etfs --repeats=5
+    .venv/bin/python -m benchmarks.data                                 # sp500-20, 7 repeats
+    .venv/bin/python -m benchmarks.data --dataset=factor-etfs --repeats=5
 
 Each repeat builds a fresh MarketData (CSV parse, validation, fill policy, benchmark alignment)
 and computes every feature (indicators, turbulence, size proxy); features are cached per object,

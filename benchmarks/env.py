@@ -1,9 +1,9 @@
 """Environment throughput: jitted, vmapped JAX `portfolio` env vs a plain numpy step loop.
 
-    python -m benchmarks.env                      # CPU: W = 30 and 1; 1, 64, 1024, 16384 envs
-    python -m benchmarks.env --n_envs=65536       # on a GPU
-    python -m benchmarks.env --windows=1 --n_envs=1024 --repeats=9
-    python -m benchmarks.env --env=options        # the options env: 1, 64, 1024, 16384 envs
+    .venv/bin/python -m benchmarks.env                      # CPU: W = 30 and 1; 1, 64, 1024, 16384 envs
+    .venv/bin/python -m benchmarks.env --n_envs=65536       # on a GPU
+    .venv/bin/python -m benchmarks.env --windows=1 --n_envs=1024 --repeats=9
+    .venv/bin/python -m benchmarks.env --env=options        # the options env: 1, 64, 1024, 16384 envs
 
 JAX: random regime actions, `lax.scan` of `n_steps` steps of `vmap(env.step)` (auto-reset
 included) inside one `jit`, keys split per env and step as a rollout does. The observation window,

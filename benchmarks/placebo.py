@@ -1,9 +1,11 @@
-"""The acceptance placebo of the overfitting statistics, over many placebo markets: DSR and PBO of the
+r"""The acceptance placebo of the overfitting statistics, over many placebo markets: DSR and PBO of the
 chosen model when there is no skill to find, and when there is.
 
-    python -m benchmarks.placebo                # tests/train/test_placebo.py's size, markets 0-11
-    python -m benchmarks.placebo --data_seeds=0,1,2 --drift=0.008 --drift_kind=long_short   # skill to find
-    python -m benchmarks.placebo --iterations=30 --eval_every=5 --hidden_dim=64 --n_envs=16 --n_steps=64
+    .venv/bin/python -m benchmarks.placebo                # tests/train/test_placebo.py's size, markets 0-11
+    .venv/bin/python -m benchmarks.placebo --data_seeds=0,1,2 --drift=0.008 \
+        --drift_kind=long_short   # skill to find
+    .venv/bin/python -m benchmarks.placebo --iterations=30 --eval_every=5 --hidden_dim=64 \
+        --n_envs=16 --n_steps=64
 
 A placebo market (`placebo_market`) is sp500-20 with its history reshuffled: the daily simple returns of
 the 20 stocks and the index, demeaned per series, are drawn as whole cross-sections (one date's returns

@@ -1,8 +1,9 @@
-"""Does a pretrained encoder help PPO? Validation Sharpe on sp500-20 without one, with it frozen, and
+r"""Does a pretrained encoder help PPO? Validation Sharpe on sp500-20 without one, with it frozen, and
 with it fine-tuned, 5 seeds each.
 
-    python -m benchmarks.pretraining                       # the BUILD_NOTES table (a few CPU minutes)
-    python -m benchmarks.pretraining --iterations=200 --hidden_dim=64
+    .venv/bin/python -m benchmarks.pretraining                       # the BUILD_NOTES table (a few \
+        CPU minutes)
+    .venv/bin/python -m benchmarks.pretraining --iterations=200 --hidden_dim=64
 
 1. One supervised pretraining run (`pipeline.pretrain`: next-bar log return and 20-bar realized
    volatility per stock, windows of the 2009-2014 training split, the last 20% of its samples for

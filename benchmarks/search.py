@@ -1,7 +1,8 @@
-"""Search wall time: N trials trained K at a time as vmapped populations against one at a time.
+r"""Search wall time: N trials trained K at a time as vmapped populations against one at a time.
 
-    python -m benchmarks.search                    # 32 trials, batches of 8 vs 1, search_sp500's network
-    python -m benchmarks.search --n_trials=16 --batch_size=16 --iterations=20
+    .venv/bin/python -m benchmarks.search                    # 32 trials, batches of 8 vs 1, \
+        search_sp500's network
+    .venv/bin/python -m benchmarks.search --n_trials=16 --batch_size=16 --iterations=20
 
 Both modes run the same study settings (TPE seed, space, budget per trial, no pruning, so every trial
 trains its whole budget) from the same built setup, each with its own agent (one compile each: the

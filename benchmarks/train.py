@@ -1,8 +1,8 @@
 """End-to-end PPO training throughput: jaxtrade's pmapped iteration vs stable-baselines3 peers.
 
-    python -m benchmarks.train                 # small+full x 64,1024,8192 x W=1,30, clstm, peers
-    python -m benchmarks.train --nets=small --n_envs=64,1024 --windows=1 --peers=false
-    python -m benchmarks.train --nets=full --n_envs=65536 --windows=1 --peers=false  # on a GPU
+    .venv/bin/python -m benchmarks.train                 # small+full x 64,1024,8192 x W=1,30, clstm, peers
+    .venv/bin/python -m benchmarks.train --nets=small --n_envs=64,1024 --windows=1 --peers=false
+    .venv/bin/python -m benchmarks.train --nets=full --n_envs=65536 --windows=1 --peers=false  # on a GPU
 
 jaxtrade: `ppo.make(config, env).make_iteration()` on the `portfolio` env (regimes) over the bundled
 sp500-20 training

@@ -1,8 +1,8 @@
 """Walk-forward wall time: one 50,000-timestep fold, and a whole walk-forward.
 
-    python -m benchmarks.walk_forward                          # fold + the whole EUR/USD run
-    python -m benchmarks.walk_forward --what=fold --repeats=3
-    python -m benchmarks.walk_forward --what=run --config=experiments/configs/walk_forward_sp500.py
+    .venv/bin/python -m benchmarks.walk_forward                          # fold + the whole EUR/USD run
+    .venv/bin/python -m benchmarks.walk_forward --what=fold --repeats=3
+    .venv/bin/python -m benchmarks.walk_forward --what=run --config=experiments/configs/walk_forward_sp500.py
 
 fold: a walk-forward of `--repeats` + 1 folds of `--config` (default walk_forward_eurusd: small
 network), every fold with the first fold's budget (50,000 env steps = 25 iterations of 32 envs x

@@ -1,4 +1,4 @@
-r"""The baseline table on a bundled dataset's test split: python -m experiments.baselines \
+r"""The baseline table on a bundled dataset's test split: .venv/bin/python -m experiments.baselines \
     --workdir=runs/baselines [--dataset=sp500-20] [--test=2016-01-01,2022-12-28] [--gate]
 
 Equal-weight buy-and-hold, equal-weight monthly, the index, minimum variance and a random policy

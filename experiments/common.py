@@ -5,8 +5,12 @@ Only mains (and benchmarks) configure logging or install signal handlers; the li
 
 from __future__ import annotations
 
+import ast
+import datetime
+import difflib
 import functools
 import logging
+import re
 import sys
 import traceback
 
@@ -63,7 +67,11 @@ USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryEr
 
 def user_errors_exit_2(main):
     """`main` for `app.run`: a user error prints one line (`error: <message>`) to stderr and exits
-    with status 2; the traceback comes first at --verbosity=verbose."""
+    with status 2; the traceback comes first at --verbosity=verbose. Called before `app.run` parses
+    the flags, it first checks the command line's config overrides (`check_config_args`): a
+    misspelled key or a value of the wrong type is one line and status 2 as well."""
+
+    _check_config_flags()
 
     @functools.wraps(main)
     def wrapped(argv):
@@ -79,3 +87,186 @@ def user_errors_exit_2(main):
             sys.exit(2)
 
     return wrapped
+
+
+# CONFIG OVERRIDES ON THE COMMAND LINE
+#
+# ml_collections parses `--config.a.b=value` inside absl's flag parsing (or, without --config, while
+# the main module defines the flag): a misspelled key is a 55-line traceback there and a bad value a
+# two-line "FATAL Flags parsing error". `check_config_args` reads the overrides first, against the
+# config file the command line names, and turns each mistake into one line; it also gives the tuple
+# fields their natural command-line form (`--config.data.train=2018-01-01,2019-12-31`).
+
+SPLIT_KEYS = ("data.train", "data.val", "data.test")
+SPLIT_FORMS = "START,END dates, e.g. 2018-01-01,2019-12-31 (leave a side empty for an open end: ,2019-12-31)"
+_TYPE_WORDS = {float: "a float (e.g. 3e-4)", int: "an integer", bool: "a boolean (true or false)"}
+_PARSERS = {float: flags.FloatParser(), int: flags.IntegerParser(), bool: flags.BooleanParser()}
+
+
+def split_dates(key: str, text: str) -> tuple:
+    """`--config.data.train`'s value as the (start, end) pair that `data.split` takes: "START,END"
+    (ISO dates, an empty side is None: open), or the Python form "('2018-01-01', '2019-12-31')"."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text.split(",")
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        pair = tuple(None if v is None or str(v).strip() in ("", "None", "none") else str(v).strip()
+                     for v in value)
+        try:
+            for v in pair:
+                if v is not None:
+                    datetime.datetime.fromisoformat(v)
+            if pair != (None, None):
+                return pair
+        except ValueError:
+            pass
+    raise ValueError(f"config key {key} takes {SPLIT_FORMS}; got {text!r}")
+
+
+def _tuple_value(text: str) -> tuple:
+    """A tuple field's command-line value: a Python literal ("('AAPL', 'MSFT')", "(1, 2)") or a
+    comma-separated list of words ("AAPL,MSFT")."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = None
+    if isinstance(value, (tuple, list)):
+        return tuple(value)
+    return tuple(w.strip() for w in text.split(",") if w.strip())
+
+
+def _unknown_key(config, path: str) -> str | None:
+    """The one-line message for an override path that is not a key of `config`, else None."""
+    node, done = config, []
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if not hasattr(node, "keys"):
+            return f"config key {'.'.join(done)} is a value, not a section: there is no {path}"
+        keys = list(node.keys())
+        if part not in keys:
+            close = difflib.get_close_matches(part, keys, n=1)
+            if not close:
+                where = f"{'.'.join(done)} has" if done else "the config has top-level keys"
+                return f"unknown config key {path} ({where} {', '.join(sorted(keys))})"
+            guess = done + close + parts[i + 1:]
+            if _unknown_key(config, ".".join(guess)) is not None:
+                guess = done + close
+            return f"unknown config key {path} (did you mean {'.'.join(guess)}?)"
+        node = node[part]
+        done.append(part)
+    return None
+
+
+def check_config_args(argv: list[str], name: str, config) -> list[str]:
+    """`argv` with its `--<name>.<key>=value` overrides checked against `config` (the loaded config
+    file): raises ValueError with one line for an unknown key (naming the closest known key) or a
+    value that does not parse as the key's type; returns argv with tuple values in the form
+    ml_collections parses (data.train / val / test: `START,END`, see `split_dates`; other tuples: a
+    comma-separated list). Repeated flags for one tuple key (`--config.data.train=A
+    --config.data.train=B`) are joined into one value."""
+    from ml_collections.config_flags import config_path
+
+    pattern = re.compile(rf"^--?(no)?{re.escape(name)}\.([^=]+)(?:=(.*))?$", re.DOTALL)
+    out, tuples = [], {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        m = pattern.match(arg) if i > 0 and arg != "--" else None
+        if arg == "--":
+            out.extend(argv[i:])
+            break
+        if m is None:
+            out.append(arg)
+            i += 1
+            continue
+        negated, path, value = m.group(1), m.group(2), m.group(3)
+        problem = _unknown_key(config, path)
+        if problem:
+            raise ValueError(problem)
+        kind = config_path.get_type(path, config)
+        if value is None and not negated and kind is not bool and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 1                    # the `--config.a.b value` form
+        i += 1
+        if kind is tuple and value is not None:
+            if path in tuples:                               # a repeated flag: one more element
+                at, previous = tuples[path]
+                joined = f"{previous},{value}"
+                tuples[path] = (at, joined)
+                out[at] = f"--{name}.{path}={joined}"
+            else:
+                tuples[path] = (len(out), value)
+                out.append(f"--{name}.{path}={value}")
+            continue
+        if kind is type(None):
+            raise ValueError(f"config key {path} is None in this config file, so it has no type to parse "
+                             f"{value!r} as: set it in a config file")
+        if kind in _PARSERS and value is not None:
+            try:
+                _PARSERS[kind].parse(value)
+            except ValueError:
+                raise ValueError(f"config key {path} takes {_TYPE_WORDS[kind]}, got {value!r}") from None
+        out.append(arg if value is None or "=" in arg else f"--{name}.{path}={value}")
+    for path, (at, text) in tuples.items():
+        pair = split_dates(path, text) if path in SPLIT_KEYS else _tuple_value(text)
+        out[at] = f"--{name}.{path}={pair!r}"
+    return out
+
+
+def _config_file(argv: list[str], name: str, default: str | None) -> str | None:
+    """The config file the command line names (`--<name>=path` or `--<name> path`, the last wins)."""
+    path = default
+    for i, arg in enumerate(argv[1:], 1):
+        if arg == "--":
+            break
+        if arg.startswith((f"--{name}=", f"-{name}=")):
+            path = arg.split("=", 1)[1]
+        elif arg in (f"--{name}", f"-{name}") and i + 1 < len(argv):
+            path = argv[i + 1]
+    return path
+
+
+def checked_argv(argv: list[str], name: str, default: str | None, parser) -> list[str]:
+    """`check_config_args` for config flag `name` (its file from argv, else `default`, loaded with
+    the flag's `parser`); a config file that does not load is left for ml_collections to report."""
+    from ml_collections import config_dict
+
+    path = _config_file(argv, name, default)
+    if not path:
+        return argv
+    try:
+        config = parser.parse(path)
+    except Exception:   # noqa: BLE001 -- the real parse reports a broken config file with its traceback
+        return argv
+    if not isinstance(config, config_dict.ConfigDict):
+        return argv
+    return check_config_args(argv, name, config)
+
+
+def _check_sys_argv_or_exit(name: str, default: str | None, parser) -> None:
+    try:
+        sys.argv[:] = checked_argv(sys.argv, name, default, parser)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def define_config_file(name: str, default: str | None, help_string: str, **kwargs):
+    """`config_flags.DEFINE_config_file` with the command line's overrides checked first: without
+    --config, ml_collections applies them while the flag is defined, before `app.run`."""
+    from ml_collections.config_flags import config_flags as cf
+
+    parser = cf.ConfigFileFlagParser(name=name, lock_config=kwargs.get("lock_config", True))
+    _check_sys_argv_or_exit(name, default, parser)
+    return cf.DEFINE_config_file(name, default, help_string, **kwargs)
+
+
+def _check_config_flags() -> None:
+    """Every defined config flag's overrides in sys.argv, checked before `app.run` parses them."""
+    from ml_collections.config_flags import config_flags as cf
+
+    for name in list(flags.FLAGS):
+        flag = flags.FLAGS[name]
+        if cf.is_config_flag(flag) and flag.name == name:
+            default = getattr(flag, "default_unparsed", None)   # unset when argv names the file
+            _check_sys_argv_or_exit(name, default if isinstance(default, str) else None, flag.parser)

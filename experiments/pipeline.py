@@ -1,19 +1,18 @@
-r"""The model pipeline end to end: python -m experiments.pipeline \
+r"""The model pipeline end to end: .venv/bin/python -m experiments.pipeline \
     --config=experiments/configs/pipeline_sp500.py --workdir=runs/pipeline_sp500 \
     [--config.pipeline.registry=registry] [--config.pipeline.ensemble_mode=winner]
 
 pretrain -> rl (frozen pretrained encoder) -> hybrid (fine-tuned end to end) -> ensemble, each
 registered with its parents and graded on validation (`jaxtrade.pipeline.stages`). A rerun with the
 same --workdir skips the stages already done. Prints the registry's table of the four models last
-(the same as `python -m experiments.registry list --root=<registry>`).
+(the same as `.venv/bin/python -m experiments.registry list --root=<registry>`).
 """
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from experiments import common
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/pipeline_sp500.py",
+_CONFIG = common.define_config_file("config", "experiments/configs/pipeline_sp500.py",
                                           "Pipeline config file (an experiment config with pretrain and "
                                           "pipeline sections).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "One directory per stage, pipeline.json, the registry.",

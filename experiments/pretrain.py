@@ -1,4 +1,4 @@
-r"""Pretrain an encoder on supervised targets: python -m experiments.pretrain \
+r"""Pretrain an encoder on supervised targets: .venv/bin/python -m experiments.pretrain \
     --config=experiments/configs/pretrain_sp500.py --workdir=runs/pretrain [--config.pretrain.epochs=20] \
     [--registry=runs/registry --name=clstm-sp500]
 
@@ -10,11 +10,10 @@ encoder artifact; start an RL run from it with `experiments.train
 """
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from experiments import common
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/pretrain_sp500.py",
+_CONFIG = common.define_config_file("config", "experiments/configs/pretrain_sp500.py",
                                           "Experiment config file with a `pretrain` section.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the encoder artifact and history.json go.",

@@ -14,9 +14,11 @@ the minute), the split its held-out metrics come from, the key metrics of both k
 "(held-out)" and "(selection)" (sharpe, max_dd, ann_ret; for encoders val_r2, dir_edge), aliases and
 parents. `benchmark`
 backtests the models (default: every entry with a policy, i.e. not stage pretrain) over one split
-of their own data (default val; --split=test for the final comparison) and prints
-ref, grade (as registered), split_grade (these numbers' grade), Sharpe, annual return, max drawdown
-and turnover. A user error (an unknown ref, a bad flag value, a tampered artifact) prints one line
+of their own data (default val; --split=test for the final comparison) and prints the split's dates,
+then ref, grade (as registered), split_grade (these numbers' grade), Sharpe, annual return, max drawdown
+and turnover of each model, then of the baselines of the same split in the same env (costs, gate):
+baseline:equal_weight_buy_hold, ..., baseline:index, baseline:random (mean of its seeds).
+A user error (an unknown ref, a bad flag value, a tampered artifact) prints one line
 and exits 2.
 """
 
@@ -73,12 +75,30 @@ def info_lines(reg, ref: str) -> list[str]:
 
 
 def benchmark_rows(rows: list[dict]) -> list[dict]:
+    """The table's rows: models, then the baselines of the same split (a period column where the rows'
+    periods differ)."""
     from jaxtrade.pipeline.registry import format_metric as fmt
 
+    periods = {r.get("period") for r in rows}
     return [dict(ref=r["ref"], grade=r["grade"], split_grade=r["split_grade"], sharpe=fmt(r, "sharpe", False),
                  annual_return=fmt(r, "annual_return", True), max_drawdown=fmt(r, "max_drawdown", True),
-                 turnover=fmt(r, "turnover", False))
+                 turnover=fmt(r, "turnover", False), **({"period": r["period"]} if len(periods) > 1 else {}))
             for r in rows]
+
+
+def benchmark_lines(rows: list[dict], split: str) -> list[str]:
+    """`benchmark`'s output: the split and its dates, the table, what the baselines are."""
+    from jaxtrade.pipeline.registry import text_table
+
+    if not rows:
+        return ["no models to benchmark"]
+    periods = sorted({r["period"] for r in rows})
+    head = f"split: {split} ({periods[0] if len(periods) == 1 else 'periods: see each row'})"
+    notes = [f"{r['ref']}: {r['label']}" for r in rows
+             if r["kind"] == "baseline" and r["label"] != r["ref"].removeprefix("baseline:")]
+    return [head, text_table(benchmark_rows(rows)), "",
+            "baselines: the same split in the models' env (costs, turbulence gate); grade '-': baselines are "
+            "not registered, split_grade: the grade their metrics would give an rl model", *notes]
 
 
 def main(argv):
@@ -118,8 +138,7 @@ def main(argv):
         return 0 if report.ok else 1
     elif command == "benchmark":
         rows = registry.benchmark(reg, args, split=_SPLIT.value)
-        print(f"split: {_SPLIT.value}\n" + registry.text_table(benchmark_rows(rows)) if rows
-              else "no models to benchmark", flush=True)
+        print("\n".join(benchmark_lines(rows, _SPLIT.value)), flush=True)
     else:
         if not _STAGE.value:
             raise ValueError(f"register needs --stage (one of {registry.STAGES})")

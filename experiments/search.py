@@ -1,4 +1,5 @@
-r"""Search hyperparameters: python -m experiments.search --config=experiments/configs/search_sp500.py \
+r"""Search hyperparameters: .venv/bin/python -m experiments.search \
+    --config=experiments/configs/search_sp500.py \
     --workdir=runs/search_sp500 [--config.search.n_trials=64] [--config.search.batch_size=16] \
     [--config.search.registry=registry]
 
@@ -9,11 +10,10 @@ the path of search.md. `jaxtrade.pipeline.search` has the details.
 """
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from experiments import common
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/search_sp500.py",
+_CONFIG = common.define_config_file("config", "experiments/configs/search_sp500.py",
                                           "Search config file (an experiment config with a search "
                                           "section).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "The study, one directory per batch, trials.csv, search.md.",

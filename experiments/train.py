@@ -1,4 +1,4 @@
-r"""Train an agent: python -m experiments.train --config=experiments/configs/portfolio_gru.py \
+r"""Train an agent: .venv/bin/python -m experiments.train --config=experiments/configs/portfolio_gru.py \
     --workdir=runs/portfolio_gru [--config.ppo.critic_lr=1e-3] [--resume_from=latest] [--fresh_start]
 
 Multi-process (several hosts, or several processes on one machine): start the same command once per
@@ -7,6 +7,12 @@ every process trains over all processes' devices (`jaxtrade.agents.devices`).
 
 The last line printed is the path of the out-of-sample report. The first SIGINT/SIGTERM finishes the
 iteration, saves `latest` and exits 0; a second exits at once.
+
+Rerunning into a workdir that holds a run resumes it from `latest` when the config is the one in its
+config.json but for the budget (train.iterations / total_timesteps / episodes) and the logging keys
+(`jaxtrade.train.workdir.RESUMABLE_KEYS`); any other difference exits 2 with one line naming the keys
+(old -> new), before anything is touched. A finished run is not run again: it says so and prints
+its report's path. --fresh_start moves the whole earlier run into <workdir>/previous-<time>/.
 """
 
 from absl import app, flags
@@ -20,7 +26,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics, logs and 
 _RESUME = flags.DEFINE_string("resume_from", None,
                               "latest | composite | win_rate | profit_rate | sharpe | a checkpoint or "
                               "model artifact path. Default: latest if the workdir has one.")
-_FRESH = flags.DEFINE_bool("fresh_start", False, "Ignore (and move aside) what the workdir holds.")
+_FRESH = flags.DEFINE_bool("fresh_start", False, "Move the whole earlier run (everything in the workdir "
+                           "but earlier previous-* archives) into <workdir>/previous-<time>/ and train "
+                           "from scratch.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None,
                                    "host:port of process 0 for a multi-process run (jax.distributed). "
                                    "Default: one process.")

@@ -1,4 +1,4 @@
-r"""Walk a model forward through time: python -m experiments.walk_forward \
+r"""Walk a model forward through time: .venv/bin/python -m experiments.walk_forward \
     --config=experiments/configs/walk_forward_eurusd.py --workdir=runs/walk_forward_eurusd \
     [--config.walk_forward.decay=0.9] [--config.data.csv_path=my_m15.csv] [--fresh_start]
 
@@ -9,11 +9,10 @@ line printed is the path of report.md.
 """
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from experiments import common
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/walk_forward_eurusd.py",
+_CONFIG = common.define_config_file("config", "experiments/configs/walk_forward_eurusd.py",
                                           "Walk-forward config file (an experiment config with a "
                                           "walk_forward section).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "One directory per fold, walk_forward.json, report.md.",

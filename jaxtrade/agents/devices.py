@@ -172,6 +172,14 @@ def first_device(tree):
     return jax.tree.map(first, tree)
 
 
+def barrier(name: str) -> None:
+    """Every process waits here until all have arrived (a no-op in a one-process run): e.g. process 0
+    moved a workdir aside before any process writes into it."""
+    if is_multiprocess():
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(name)
+
+
 def identical_across_devices(tree, across_processes: bool = True) -> bool:
     """True if every leaf is bit-identical on every device (leading device axis).
 

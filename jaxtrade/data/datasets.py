@@ -187,7 +187,9 @@ _DATASETS = {
 
 
 def list_datasets() -> tuple[str, ...]:
-    """Names of the bundled datasets, for `load_dataset`."""
+    """Every name `load_dataset` loads, in this module's order: "sp500-20", "sp500-ohlcv",
+    "nasdaq-ohlcv", "vix", "sp500-vix", "factor-etfs", "eurusd-1h", "googl-ohlcv" (`dataset_info(name)`
+    describes each; the Fama-French file is no dataset but `risk_free_daily`)."""
     return tuple(_DATASETS)
 
 

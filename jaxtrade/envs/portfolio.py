@@ -198,6 +198,8 @@ class PortfolioEnv(market.MarketEnv):
         self.action_spec = (DiscreteSpec(len(REGIMES)) if action_space == "regimes"
                             else ContinuousSpec((n_assets + 1,)))
         self.obs_spec = obs_spec
+        # what reports call each action (the backtest copies them into its frame's attrs)
+        self.action_names = tuple(REGIMES) if action_space == "regimes" else None
 
     def target(self, action, state: market.MarketState, params: PortfolioParams):
         """(target asset weights [N], keep) for `action` in `state`; uses rows < state.t only."""

@@ -68,6 +68,10 @@ class SingleEnv(market.MarketEnv):
         # Repeating the position held is no trade: a long is not re-levered to 1 every bar.
         return target, jnp.all(target == state.target)
 
+    def action_names(self, params: SingleParams) -> list[str]:
+        """What reports call each action: its target position, e.g. "-1x", "+0x", "+1x"."""
+        return [f"{p:+g}x" for p in np.asarray(params.positions, np.float64)]
+
 
 def select_asset(data: EnvData, asset: int) -> EnvData:
     """`data` restricted to the one column `asset` (every [T, N, ...] array keeps a length-1 axis)."""

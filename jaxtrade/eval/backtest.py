@@ -25,7 +25,9 @@ Row layout of the returned frame (one row per date t = start .. end of the episo
                           are frozen at the final value
 
 The last row has no trade (zeros). Columns are float64 (bool for `gate`); attrs carry
-`periods_per_year` and `initial_value`.
+`periods_per_year`, `initial_value` and, for a discrete env that names its actions (an
+`action_names` attribute: a sequence, or a function of the env params), `action_names` (the
+report's action timeline reads them).
 """
 
 from __future__ import annotations
@@ -225,4 +227,9 @@ def _frame(out, env, params, start: int, end: int, dates, symbols) -> pd.DataFra
     frame = pd.DataFrame(out, index=index)
     frame.index.name = "date"
     frame.attrs.update(periods_per_year=float(params.data.periods_per_year), initial_value=float(v0))
+    names = getattr(env, "action_names", None) if env.discrete else None
+    if callable(names):
+        names = names(params)
+    if names is not None:
+        frame.attrs["action_names"] = [str(x) for x in names]
     return frame

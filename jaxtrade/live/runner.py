@@ -564,7 +564,8 @@ class Runner:
         record.update(phase="done", status=status, orders=sent, closed=[o.to_json() for o in closed],
                       positions=positions, cash=account.cash, equity=account.equity, buy_scale=scale,
                       mismatch=mismatch or None, resumed=resumed)
-        log.info("bar %s %s: %d orders, equity %.2f", intent["bar"], status, len(sent), account.equity)
+        # debug: the main prints each bar's line itself (on_bar); the log file keeps this one
+        log.debug("bar %s %s: %d orders, equity %.2f", intent["bar"], status, len(sent), account.equity)
         return self._write(record)
 
 

@@ -618,22 +618,23 @@ def list_rows(entries) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in empty} for r in rows]
 
 
-def benchmark(registry: Registry, refs=(), *, split: str = "val") -> list[dict]:
+def benchmark(registry: Registry, refs=(), *, split: str = "val", baselines: bool = True) -> list[dict]:
     """Backtests models of the registry on one split of their own data (deterministic, whole split, the
-    artifact's env and costs; `jaxtrade.train.evaluation.split_of`, `jaxtrade.eval.backtest`).
+    artifact's env and costs; `jaxtrade.train.evaluation.split_of`, `jaxtrade.eval.backtest`), then the
+    baselines of that split in the same world (`baseline_rows`).
 
-    refs: default every entry with a policy (stage not pretrain). Returns one row per model: ref, grade
-    (as registered), split_grade (the grade these metrics would give; only a test split is held-out),
-    sharpe, annual_return, max_drawdown,
-    turnover, and the other `evaluation.validation_metrics`."""
-    from jaxtrade import eval as evaluate
-    from jaxtrade.train import evaluation
-    from jaxtrade.train.setup import load_market_data, make_split_env
+    refs: default every entry with a policy (stage not pretrain). Returns one row per model: kind "model",
+    ref, grade (as registered), split_grade (the grade these metrics would give; only a test split is
+    held-out), split, period (its first .. last traded date), sharpe, annual_return, max_drawdown,
+    turnover, and the other `evaluation.validation_metrics`; then, with `baselines`, one row per baseline
+    (kind "baseline", ref "baseline:<name>", grade "-") for each distinct world of the models (data, split
+    dates, env config: costs and gate), run in the first such model's env."""
+    from jaxtrade.train.setup import load_market_data
 
     if split not in SPLITS:
         raise RegistryError(f"benchmark split {split!r}: must be one of {SPLITS}")
     entries = [registry.get(r) for r in refs] or [e for e in registry.entries() if e.stage != "pretrain"]
-    markets, rows = {}, []
+    markets, worlds, rows = {}, {}, []
     for e in entries:
         if e.stage == "pretrain":
             raise RegistryError(f"{e.ref} is a pretrained encoder (stage pretrain): it has no policy to "
@@ -643,12 +644,58 @@ def benchmark(registry: Registry, refs=(), *, split: str = "val") -> list[dict]:
                             sort_keys=True, default=str)
         if source not in markets:
             markets[source] = load_market_data(spec.data)
-        _, data_split = evaluation.split_of(spec, split, market=markets[source])
-        env, params = make_split_env(spec.env, data_split)
-        frame = evaluate.backtest(policy, env, params, dates=data_split.dates, symbols=data_split.symbols)
-        m = evaluation.validation_metrics(frame)
-        rows.append(dict(ref=e.ref, grade=e.grade, split_grade=grade(m, e.stage)[0], split=split, **m))
+        m = _split_backtest(policy, spec, split, markets[source])
+        rows.append(dict(kind="model", ref=e.ref, grade=e.grade, split_grade=grade(m, e.stage)[0], **m))
+        world = json.dumps([source, spec.data.get(split), spec.env], sort_keys=True, default=str)
+        worlds.setdefault(world, (spec, markets[source], e.ref))
+    if baselines:
+        for spec, market, ref in worlds.values():
+            where = f" [{ref}'s env]" if len(worlds) > 1 else ""
+            rows += [dict(r, ref=r["ref"] + where) for r in baseline_rows(spec, split, market=market)]
     return rows
+
+
+def _split_backtest(policy, spec, split: str, market) -> dict:
+    """`evaluation.split_metrics` of `policy` backtested over the whole of `split` of spec's data."""
+    from jaxtrade import eval as evaluate
+    from jaxtrade.train import evaluation
+    from jaxtrade.train.setup import make_split_env
+
+    _, data_split = evaluation.split_of(spec, split, market=market)
+    env, params = make_split_env(spec.env, data_split)
+    frame = evaluate.backtest(policy, env, params, dates=data_split.dates, symbols=data_split.symbols)
+    return evaluation.split_metrics(frame, split)
+
+
+def baseline_rows(spec, split: str, *, market=None) -> list[dict]:
+    """The baselines of `split` of a model's data in the model's own world (its env, costs and turbulence
+    gate; `jaxtrade.eval.baselines`, the minimum-variance warm-up from the rows before the split): one row
+    per baseline, kind "baseline", ref "baseline:<name>", label (the report's name), grade "-",
+    split_grade (the grade its metrics would give an rl model), split, period and
+    `evaluation.validation_metrics`; a baseline of several seeds (random) is the mean over its seeds."""
+    from jaxtrade import eval as evaluate
+    from jaxtrade.train import evaluation
+    from jaxtrade.train.setup import load_market_data, make_split_env
+
+    market = load_market_data(spec.data) if market is None else market
+    _, data_split = evaluation.split_of(spec, split, market=market)
+    env, params = make_split_env(spec.env, data_split)
+    history = evaluation.baseline_history(market, data_split)
+    rows = []
+    for name, frames in evaluate.baselines(env, params, data_split, history=history).items():
+        each = [evaluation.split_metrics(f, split) for f in frames]
+        m = {k: (each[0][k] if k in ("split", "period") else _mean([x[k] for x in each])) for k in each[0]}
+        label = frames[0].attrs.get("label", name) + (f" (mean of {len(frames)} seeds)" if len(frames) > 1
+                                                      else "")
+        rows.append(dict(kind="baseline", ref=f"baseline:{name}", label=label, grade="-",
+                         split_grade=grade(m, "rl")[0], **m))
+    return rows
+
+
+def _mean(values) -> float | None:
+    """The mean of the values that are defined (None: none is)."""
+    ok = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return sum(ok) / len(ok) if ok else None
 
 
 # HELPERS

@@ -345,15 +345,33 @@ def _write_report(frame, workdir: str, s, best, registered, trials=None) -> str:
     lines = [f"# Search {s.study_name}: validation {s.objective}", "",
              f"{len(frame)} trials: " + ", ".join(f"{n} {st.lower()}" for st, n in
                                                   frame["state"].value_counts().items()) + ".", ""]
+    cell = lambda v: f"{v:.4g}" if isinstance(v, float) else ("-" if v is None else str(v))
+    table = lambda rows, cs: ["| " + " | ".join(cs) + " |", "|" + "---|" * len(cs),
+                              *("| " + " | ".join(cell(r[c]) for c in cs) + " |" for _, r in rows.iterrows())]
     if best is not None:
+        model = os.path.join(os.path.abspath(workdir), best.user_attrs["artifact"])
+        py = ".venv/bin/python -m experiments"
         lines += [f"Best: trial {best.number}, {s.objective} {best.value:.4f}, "
                   + ", ".join(f"{k}={v:.4g}" for k, v in best.params.items())
-                  + (f"; registered as {registered}" if registered else "") + ".", ""]
-    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in done.iterrows():
-        lines.append("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols)
-                     + " |")
-    lines += ["", "![search](search.png)", ""]
+                  + (f"; registered as {registered}" if registered else "") + ".", "",
+                  f"Best model: `{model}`", "",
+                  "Next: its held-out report (test split, baselines, intervals):", "", "```bash",
+                  f"{py}.evaluate --checkpoint={model}"]
+        if registered:
+            lines += [f"{py}.registry info {registered} --root={os.path.abspath(s.registry)}"]
+        lines += ["```", ""]
+    lines += [f"## Completed trials ({len(done)}), best first", "", *table(done, cols), ""]
+    others = frame[frame["state"] != "COMPLETE"].sort_values("trial")
+    if len(others):
+        rerun = {int(r): int(t) for t, r in zip(frame["trial"], frame["retry_of"], strict=True)
+                 if r is not None and r == r}
+        others = others.assign(note=[
+            (f"killed with its batch; rerun as trial {rerun[t]}" if t in rerun else
+             "pruned: below the median of earlier trials at a validation" if st == "PRUNED" else st.lower())
+            for t, st in zip(others["trial"], others["state"], strict=True)])
+        lines += [f"## Pruned and failed trials ({len(others)})", "",
+                  *table(others, ["trial", "state", *cols[2:], "note"]), ""]
+    lines += ["![search](search.png)", ""]
     if trials:
         lines += [evaluation.overfitting_markdown(trials)]
     path = os.path.join(workdir, "search.md")

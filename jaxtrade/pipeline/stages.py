@@ -16,7 +16,12 @@
    from their registered (checksummed) copies, backtested on the validation split for its own
    metrics, registered as `<prefix>_ensemble` (stage ensemble, parents: both members).
 
-Every stage reads the training and validation splits only (the test split is read by nobody here).
+5. report: `workdir/report.md`, the answer: each stage's registered ref and grade, its held-out metrics
+   on the test split (with the split's dates), the baselines of that same split in the rl model's env
+   (its costs and turbulence gate; `registry.baseline_rows`), and the commands to go on with.
+
+Every stage chooses on the training and validation splits only; the test split is read once per chosen
+model, after the choice, for its held-out metrics (the grade), and once for the report's baselines.
 `workdir/pipeline.json` records each finished stage's registry ref: a rerun with the same workdir
 skips finished stages (and checks their entries still verify). The registry is `pipeline.registry`
 (default `workdir/registry`).
@@ -161,4 +166,67 @@ def run(config, workdir: str, *, verbosity: str = "normal") -> PipelineResult:
         held_out(path)
         done("ensemble", reg.register(f"{p.prefix}_ensemble", path, stage="ensemble",
                                       parents=tuple(members)), t0)
+    if seconds or not os.path.exists(os.path.join(workdir, "report.md")):   # a rerun of nothing keeps it
+        write_report(workdir, reg, refs, has_test=has_test)
     return PipelineResult(workdir, reg.root, dict(refs), seconds)
+
+
+# (metric, column, as a percentage): the report's held-out columns
+_REPORT_METRICS = (("sharpe", "Sharpe", False), ("annual_return", "annual return", True),
+                   ("max_drawdown", "max drawdown", True), ("win_rate", "win rate", True),
+                   ("turnover", "turnover", False), ("total_costs", "costs / start", True))
+_ENCODER_METRICS = ("val_r2", "directional_accuracy", "directional_accuracy_edge")   # its grade's inputs
+
+
+def write_report(workdir: str, reg: Registry, refs: dict, *, has_test: bool) -> str:
+    """`workdir/report.md` (module docstring, step 5); returns its path."""
+    from jaxtrade.pipeline.registry import baseline_rows, format_metric
+
+    entries = {stage: reg.get(refs[stage]) for stage in STAGES if stage in refs}
+    labels = [label for _, label, _ in _REPORT_METRICS]
+    row = lambda cells: "| " + " | ".join(cells) + " |"
+    table = lambda head, rows: [row(head), row(["---"] * len(head)), *rows]
+    metric_cells = lambda m: [format_metric(m, k, pct) or "-" for k, _, pct in _REPORT_METRICS]
+    lines = ["# Pipeline report", "",
+             f"Registry: `{reg.root}`. Every stage chose its model on the validation split; a grade comes "
+             "from held-out metrics only (`experiments.registry info <ref>` explains it).", ""]
+    enc = entries.get("pretrain")
+    if enc is not None:
+        got = ", ".join(f"{k} {enc.held_out[k]:.4f}" for k in _ENCODER_METRICS
+                        if isinstance(enc.held_out.get(k), float)) or "none"
+        lines += [f"Encoder (pretrain): `{enc.ref}`, grade {enc.grade}; held-out "
+                  f"({enc.held_out.get('split', '-')}): {got}.", ""]
+    models = [(stage, e) for stage, e in entries.items() if stage != "pretrain"]
+    periods = sorted({str(e.held_out.get("period")) for _, e in models if e.held_out.get("period")})
+    if not has_test:
+        lines += ["No test split (data.test): the models have no held-out metrics and are ungraded; set "
+                  "data.test to grade them.", ""]
+    lines += [f"## Held-out: the test split ({', '.join(periods) or 'none'})", "",
+              *table(["stage", "ref", "grade", "score", *labels],
+                     [row([stage, f"`{e.ref}`", e.grade, "-" if e.score is None else f"{e.score:.3f}",
+                           *metric_cells(e.held_out)]) for stage, e in models]), ""]
+    if has_test and "rl" in entries:
+        rl = entries["rl"]
+        base = baseline_rows(artifact_lib.load_spec(reg.path(rl.ref)), "test")
+        lines += [f"## Baselines: the same test split ({base[0]['period'] if base else '-'}), in "
+                  f"`{rl.ref}`'s env (its costs and turbulence gate)", "",
+                  *table(["baseline", "its metrics' grade", *labels],
+                         [row([b["label"], b["split_grade"], *metric_cells(b)]) for b in base]),
+                  "", "(a baseline is not registered: \"its metrics' grade\" is the grade an rl model with "
+                  "these held-out metrics would get; costs / start: the costs paid as a fraction of the "
+                  "starting value)", ""]
+    last = entries.get("ensemble") or entries.get("rl")
+    if last is not None:
+        py = ".venv/bin/python -m experiments"
+        offline = artifact_lib.load_spec(reg.path(last.ref)).data.get("dataset") == "sp500-20"
+        trade = ("--bars_csv=sample --dry_run --max_bars=20   # offline replay of the bundled bars, no keys"
+                 if offline else "--dry_run   # Alpaca's bars (keys), simulated fills")
+        lines += ["## Next", "", "```bash",
+                  f"{py}.registry benchmark --root={reg.root} --split=test   # every model and the baselines",
+                  f"{py}.evaluate --checkpoint={reg.path(last.ref)}   # the full report: intervals, plots",
+                  f"{py}.paper_trade --registry={reg.root} --model={last.ref} {trade}", "```", ""]
+    path = os.path.join(workdir, "report.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    log.info("pipeline: the report is %s", path)
+    return path

@@ -872,7 +872,9 @@ def _final_report(config, md, folds, records, workdir, summary) -> tuple[dict, s
         n_boot=int(config.train.bootstrap_samples),
         seed=int(config.seed),
         notes=f"{len(folds)} folds' test windows, {format_date(first)} .. {format_date(last)}, "
-        "each traded by that fold's chosen model; baselines on the same windows.",
+        "each traded by that fold's chosen model; baselines on the same windows (dotted lines: the "
+        "fold starts).",
+        boundaries=[md.dates[f.test[0]] for f in folds[1:]],
     )
     table = rep.table
     oos = {

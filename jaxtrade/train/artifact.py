@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import uuid
@@ -276,12 +277,83 @@ def is_artifact(directory: str) -> bool:
     return os.path.isfile(os.path.join(directory, _SPEC))
 
 
+# WHERE THE MODELS OF A RUN ARE: what an error names when a path is no artifact
+
+_NOT_MODELS = ("latest", "tensorboard")     # Orbax training state and event files: never an artifact
+_ARCHIVES = "previous-"                     # earlier runs moved aside by --fresh_start: not this run's
+_LISTED = 24                                # artifacts named in an error; the rest are counted
+
+
+def run_dir(path: str) -> str:
+    """The run's workdir from a checkpoint path (.../<workdir>/checkpoints/<name>[/<step>])."""
+    parts = os.path.abspath(path).split(os.sep)
+    if "checkpoints" in parts:
+        return os.sep.join(parts[:len(parts) - 1 - parts[::-1].index("checkpoints")])
+    return os.path.dirname(os.path.abspath(path))
+
+
+def _natural(path: str) -> list:
+    """Sort key: seed_2 before seed_10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
+
+
+def artifacts_under(root: str, *, max_depth: int = 4) -> list[str]:
+    """Every model artifact directory (one holding spec.json) under `root`, at most `max_depth`
+    directories down, as paths relative to root in natural order; an artifact's own subdirectories
+    (an ensemble's members), `latest`, `tensorboard` and earlier runs' `previous-*` archives are not
+    searched."""
+    root = os.path.abspath(root)
+    found = []
+    for here, dirs, _ in os.walk(root):
+        rel = os.path.relpath(here, root)
+        depth = 0 if rel == "." else rel.count(os.sep) + 1
+        if here != root and is_artifact(here):
+            found.append(rel)
+            dirs[:] = []
+            continue
+        dirs[:] = [] if depth >= max_depth else [d for d in dirs if d not in _NOT_MODELS
+                                                  and not d.startswith((".", _ARCHIVES))]
+    return sorted(found, key=_natural)
+
+
+_LAYOUT = ("a one-seed run keeps its models in <workdir>/checkpoints/best_<metric>, a run of several seeds "
+           "(train.seeds, 3 by default) each seed's in <workdir>/checkpoints/seed_<s>/best_<metric>")
+
+
+def what_exists(root: str) -> str:
+    """One sentence naming the model artifacts under `root` (relative to it), and the layout."""
+    if not os.path.isdir(root):
+        return f"{root} does not exist ({_LAYOUT})"
+    found = artifacts_under(root)
+    if not found:
+        return f"no model artifact exists under {root}: has a run finished there? ({_LAYOUT})"
+    more = f" and {len(found) - _LISTED} more" if len(found) > _LISTED else ""
+    return f"the model artifacts under {root} are {', '.join(found[:_LISTED])}{more} ({_LAYOUT})"
+
+
+def missing_artifact_message(path: str) -> str:
+    """Why `path` is no model artifact, and the model artifacts that exist under its run's workdir
+    (`path` itself where it is a directory, else `run_dir(path)`)."""
+    path = os.path.abspath(path)
+    root = path if os.path.isdir(path) else run_dir(path)
+    why = "it has no spec.json" if os.path.isdir(path) else "no such directory"
+    return f"{path} is not a model artifact ({why}); {what_exists(root)}"
+
+
+def require_artifact(path: str) -> str:
+    """`path` if it is a model artifact; else FileNotFoundError naming the artifacts that do exist."""
+    if not is_artifact(path):
+        raise FileNotFoundError(missing_artifact_message(path))
+    return path
+
+
 def _read_spec(directory: str, what: str) -> tuple[str, dict]:
     """(absolute directory, its spec.json as a dict); FileNotFoundError naming `what` it should be."""
     directory = os.path.abspath(directory)
     path = os.path.join(directory, _SPEC)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{directory} is not {what}: it has no {_SPEC}")
+        raise FileNotFoundError(f"{directory} is not {what}: it has no {_SPEC}; "
+                                f"{what_exists(run_dir(directory))}")
     with open(path, encoding="utf-8") as f:
         return directory, json.load(f)
 

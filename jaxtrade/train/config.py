@@ -16,6 +16,12 @@ from jaxtrade.agents import registry as agents
 from jaxtrade.models import default_model_config
 from jaxtrade.train.metrics import DEFAULT_COMPOSITE_WEIGHTS
 
+# load_csv's keyword arguments besides `format` (jaxtrade/data/loaders.py), each a typed placeholder
+# of data.csv_options so that it can be set from the command line.
+CSV_OPTION_TYPES = dict(date_column=str, date_format=str, tz=str, sep=str, decimal=str, thousands=str,
+                        symbol=str, symbols=tuple, benchmark_column=str, max_gap=int, leading=str,
+                        periods_per_year=float, na_values=tuple)
+
 # Env keys whose default None means "decided from the data": their types, for CLI overrides.
 _DATA_DECIDED = {"turbulence_threshold": float, "impact_model": str, "strike_increment": float}
 
@@ -51,11 +57,13 @@ def base_config() -> ml_collections.ConfigDict:
     cfg.data = ml_collections.ConfigDict(dict(
         dataset="sp500-20",                    # a bundled dataset (jaxtrade.data.list_datasets())
         csv_path=config_dict.placeholder(str),  # or a CSV file of your own (wins over dataset)
-        # keyword arguments for jaxtrade.data.load_csv (unset ones take load_csv's defaults), e.g.
-        # --config.data.csv_options.tz=EET for a MetaTrader 5 export in broker time
+        # every keyword argument of jaxtrade.data.load_csv (unset ones take load_csv's defaults), e.g.
+        # --config.data.csv_options.tz=EET for a MetaTrader 5 export in broker time,
+        # --config.data.csv_options.date_format=%d/%m/%Y, --config.data.csv_options.symbols=AAPL,MSFT
         csv_options=ml_collections.ConfigDict(dict(
-            format="auto", tz=config_dict.placeholder(str), symbol=config_dict.placeholder(str),
-            sep=config_dict.placeholder(str), periods_per_year=config_dict.placeholder(float))),
+            format="auto", **{k: config_dict.placeholder(t) for k, t in CSV_OPTION_TYPES.items()})),
+        # split dates (start, end), either side None for open; on the command line
+        # --config.data.train=2009-01-01,2014-12-31 (experiments/common.py, split_dates)
         train=("2009-01-01", "2014-12-31"),
         val=("2015-01-01", "2015-12-31"),
         test=("2016-01-01", "2022-12-28"),

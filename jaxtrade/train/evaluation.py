@@ -191,6 +191,8 @@ def overfitting_markdown(summary: dict) -> str:
                   f"| train | fitted the model | {fmt(by_split.get('train'))} |",
                   f"| val | chose the model (selection) | {fmt(by_split.get('val'))} |",
                   f"| test | held out | {fmt(by_split.get('test'))} |"]
+        sentence = divergence_sentence(by_split.get("train"), by_split.get("val"))
+        lines += ["", sentence] if sentence else []
     return "\n".join(lines) + "\n"
 
 
@@ -287,8 +289,27 @@ def _best(sharpes: dict) -> tuple[str, float]:
     return best, sharpes[best]
 
 
+# Train and validation Sharpe "diverge strongly" when train exceeds validation by at least this much
+# and validation is at most this share of train.
+DIVERGENCE_GAP = 1.0
+DIVERGENCE_SHARE = 0.5
+
+
+def divergence_sentence(train, val) -> str:
+    """A sentence where the agent's train Sharpe is far above its validation Sharpe (`DIVERGENCE_GAP`,
+    `DIVERGENCE_SHARE`); "" otherwise or where either is missing."""
+    if train is None or val is None or not (math.isfinite(train) and math.isfinite(val)):
+        return ""
+    if train - val < DIVERGENCE_GAP or val > DIVERGENCE_SHARE * train:
+        return ""
+    return (f"**Train and validation Sharpe diverge strongly** ({train:.3f} on train against {val:.3f} on "
+            "validation): the agent does far better on the data it was fitted to than on data it was not, "
+            "a sign of overfitting; expect held-out results nearer the validation number.")
+
+
 def in_sample_markdown(table: pd.DataFrame) -> str:
-    """`in_sample_comparison`'s table as a report section."""
+    """`in_sample_comparison`'s table as a report section (with `divergence_sentence` of the agent's
+    median train and validation Sharpe where it has both)."""
     lines = ["## In sample: the agent against the best constant policy", "",
              "Deterministic backtests of the whole split; Sharpe of the agent (median and range over seeds) "
              "against the best constant policy of its own action space (for regimes: one regime chosen "
@@ -303,4 +324,7 @@ def in_sample_markdown(table: pd.DataFrame) -> str:
                      f"[{r['agent_min']:.3f}, {r['agent_max']:.3f}] | {r['best_constant']} | "
                      f"{r['best_constant_sharpe']:.3f} | {'yes' if r['beats'] else 'no'} | "
                      f"{r['best_constant_no_gate']} | {r['best_constant_no_gate_sharpe']:.3f} |")
+    if {"train", "val"} <= set(table.index):
+        sentence = divergence_sentence(table.loc["train", "agent_median"], table.loc["val", "agent_median"])
+        lines += ["", sentence] if sentence else []
     return "\n".join(lines) + "\n"

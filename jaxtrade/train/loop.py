@@ -37,7 +37,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 
@@ -45,15 +44,18 @@ import jax
 import ml_collections
 import numpy as np
 
+from jaxtrade.agents import devices as devices_lib
 from jaxtrade.agents import registry as agent_registry
 from jaxtrade.data import fingerprint
 from jaxtrade.train import artifact as artifact_lib
+from jaxtrade.train import config as config_lib
 from jaxtrade.train import evaluation, sources
 from jaxtrade.train import setup as setup_lib
 from jaxtrade.train.checkpoints import BEST_METRICS, CheckpointError, Checkpoints
 from jaxtrade.train.metrics import TIMING_KEYS, EarlyStopping, iteration_row
 from jaxtrade.train.reporting import MlflowSink, Reporter, run_log_file, trended_of
 from jaxtrade.train.trials import TrialLedger, frame_returns, trial_name
+from jaxtrade.train.workdir import archive_previous, check_resume
 
 log = logging.getLogger("jaxtrade")
 
@@ -66,7 +68,7 @@ class TrainingDiverged(RuntimeError):
 class TrainResult:
     workdir: str
     iterations: int
-    stopped: str                      # budget | early_stopping | signal
+    stopped: str                      # budget | early_stopping | signal | already_finished (nothing ran)
     report_path: str | None
     best: dict[str, float]            # best validation value per metric
     history: list[dict]
@@ -117,24 +119,6 @@ def device_memory_gib() -> float | None:
     if not stats or "bytes_in_use" not in stats:
         return None
     return stats["bytes_in_use"] / 2**30
-
-
-RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "tensorboard", "report.md", "report.csv", "trials.json",
-               "overfitting.json")
-
-
-def archive_previous(workdir: str, names=RUN_OUTPUTS) -> None:
-    """--fresh_start: move the workdir's earlier outputs (`names`, a tuple of entries or a predicate
-    on an entry's name) into `previous-<time>/` (nothing is deleted)."""
-    keep = names if callable(names) else (lambda p: p in names)
-    old = sorted(p for p in os.listdir(workdir) if keep(p)) if os.path.isdir(workdir) else []
-    if not old:
-        return
-    dest = os.path.join(workdir, f"previous-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.makedirs(dest)
-    for p in old:
-        shutil.move(os.path.join(workdir, p), os.path.join(dest, p))
-    log.info("fresh start: moved the earlier run's %s into %s", ", ".join(old), dest)
 
 
 def _config_json(config) -> dict:
@@ -352,7 +336,7 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
             if uri else None)
     reporter = Reporter(workdir, total=s.budget.iterations, initial=run.iteration, verbosity=verbosity,
                         log_every=config.train.log_every, tensorboard=config.train.tensorboard, mlflow=sink,
-                        trended=trended_of(agent.diagnostics))
+                        trended=trended_of(agent.diagnostics), members=len(seeds))
     failed = True
     evaluator = (evaluation.Evaluator(s, agent, dict(config.train.composite))
                  if s.val_params is not None else None)
@@ -414,8 +398,8 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                     ledger.save(workdir)
                 val = _mean_row(vals)
                 if len(seeds) > 1:
-                    val = dict(val, **{f"composite/{lb}": v["composite"] for lb, v in zip(labels, vals,
-                                                                                           strict=True)})
+                    val = dict(val, **{f"{k}/{lb}": v[k] for lb, v in zip(labels, vals, strict=True)
+                                       for k in ("composite", "sharpe")})
                 run.val_history.append(dict(val, iteration=run.iteration))
                 reporter.evaluation(run.iteration, val)
                 if hooks.on_validation is not None:
@@ -567,16 +551,30 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str |
           should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Builds the setup and the agent of `config` and runs them into `workdir`.
 
-    The config and the data are validated (by building the setup) before `fresh_start` moves the
-    workdir's earlier results aside. env_transform wraps the training env (tests inject faults).
+    The config and the data are validated (by building the setup) before anything in the workdir is
+    touched (`jaxtrade.train.workdir`): `fresh_start` moves the whole earlier run into
+    `previous-<time>/`; otherwise a run the workdir holds resumes only with the same config (but
+    `workdir.RESUMABLE_KEYS`), and a finished one is not run again (stopped="already_finished", its
+    report's path). env_transform wraps the training env (tests inject faults).
     """
     config = ml_collections.ConfigDict(config.to_dict())  # unlocked private copy
     setup = setup_lib.build(config)
     if env_transform is not None:
         setup.env = env_transform(setup.env)
-    if fresh_start:
-        os.makedirs(workdir, exist_ok=True)
-        archive_previous(workdir)
+    if fresh_start:      # process 0 moves the run aside (a shared filesystem), the others wait for it
+        if jax.process_index() == 0:
+            archive_previous(workdir)
+        devices_lib.barrier("jaxtrade: fresh_start moved the earlier run aside")
+    else:
+        meta = check_resume(workdir, _config_json(config), budget_iterations=setup.budget.iterations,
+                            report_expected=setup.test_params is not None and bool(config.train.final_report),
+                            resume_from=resume_from, defaults=_config_json(config_lib.base_config()))
+        if meta is not None:
+            done = RunState.from_meta(meta, config)
+            report = os.path.join(workdir, "report.md")
+            return TrainResult(workdir, done.iteration, "already_finished",
+                               report if os.path.exists(report) else None, dict(done.best), done.history,
+                               done.val_history)
     agent = setup.make_agent()
     return run(setup, agent, workdir, hooks=Hooks(should_stop=should_stop), resume_from=resume_from,
                fresh_start=fresh_start, verbosity=verbosity)

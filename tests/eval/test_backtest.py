@@ -140,7 +140,7 @@ def test_learned_style_policy_compiles_once_for_new_params(prices, tmp_path):
     out = report(res, str(tmp_path), n_boot=100)
     assert out.table.loc["agent", "n_seeds"] == 2
     pngs = {p.name for p in tmp_path.glob("*.png")}
-    assert pngs == {"allocation_agent.png", "gate_agent.png", "equity.png"}
+    assert pngs == {"allocation_agent.png", "equity.png"}            # the gate never acted: no gate plot
 
 
 class _OpaqueState(envs.SpecProperties):
@@ -288,3 +288,12 @@ def test_baselines_trade_in_the_agents_world_gate_included(prices):
     assert (gated["value"].iloc[41 - W:47 - W].diff().iloc[1:] == 0).all()     # flat while in cash
     np.testing.assert_allclose(free["value"] / free["value"].iloc[0], px[W:, 0] / px[W, 0], rtol=1e-6)
     assert not free["gate"].any() and free.attrs["label"].endswith("(gate off: reference only)")
+
+
+def test_frames_name_the_envs_actions(prices):
+    """Reports label the action timeline with the env's own names: regimes for the portfolio env."""
+    px = prices[["AAPL", "KO"]].loc["2016-01-01":"2016-02-29"].to_numpy()
+    env, params = envs.make("portfolio", envdata_from_close(px, start=W), dict(window=W, random_start=False))
+    frame = backtest(random_policy(env), env, params)
+    assert frame.attrs["action_names"][:3] == ["HOLD", "FULL_CASH", "DEFENSIVE"]
+    assert len(frame.attrs["action_names"]) == env.action_spec.n

@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 
 from jaxtrade import eval as evaluate
-from jaxtrade.data import load_dataset
+from jaxtrade.data import load_csv, load_dataset
+from jaxtrade.live import replay
 from jaxtrade.live import runner as runner_lib
 from jaxtrade.live.broker import AlpacaPaper, SimBroker
 from jaxtrade.live.runner import RecordedBars, Runner, plan_orders, scale_buys
@@ -398,3 +399,47 @@ def test_paper_trade_dry_run_against_the_fake_writes_no_key(model, market, fake_
         assert fake_alpaca.key_id not in text and fake_alpaca.secret not in text, name
     printed = proc.stdout + proc.stderr
     assert fake_alpaca.secret not in printed and fake_alpaca.key_id not in printed
+
+
+# OFFLINE: THE BUNDLED SAMPLE, NO KEYS
+
+
+def test_offline_dry_run_on_the_sample_prints_each_bar_once_and_a_summary(model, tmp_path):
+    """`paper_trade --bars_csv=sample --dry_run` with no key anywhere: each of the sample's 20 bars printed
+    once (stdout and stderr together, at the default verbosity), then the session summary, the journal last;
+    the summary's equity and costs agree with the journal."""
+    path, _, _ = model
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
+    argv = [sys.executable, "-m", "experiments.paper_trade", f"--model={path}", "--bars_csv=sample",
+            "--dry_run", f"--journal_dir={tmp_path}", "--run_id=offline"]
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    printed = proc.stdout + proc.stderr
+    bars = pd.bdate_range("2022-11-30", "2022-12-28").drop(pd.Timestamp("2022-12-26"))    # Christmas observed
+    assert len(bars) == 20
+    for b in bars:
+        assert printed.count(f"{b:%Y-%m-%d}T00:00:00") == 1, (b, printed)
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1] == str(tmp_path / "offline.jsonl")
+    records = runner_lib.Journal(lines[-1]).records()
+    done = [r for r in records if r["phase"] == "done"]
+    s = replay.summarize(records)
+    assert sum(s["bars"].values()) == 20 and s["orders"] > 0 and s["fills"] == s["orders"]
+    assert s["start_equity"] == 1_000_000.0 and s["equity"] == done[-1]["equity"] and s["costs"] > 0
+    assert s["return"] == pytest.approx(done[-1]["equity"] / 1e6 - 1)
+    assert lines[-3:-1] == replay.summary_lines(s) and lines[-3].startswith("session: 20 bars (")
+
+
+def test_export_bars_writes_what_a_replay_reads(market, tmp_path):
+    """`export_bars`: the wide layout with the benchmark column, history rows before start, read back
+    exactly by `load_csv`; a start without enough history is refused."""
+    out = str(tmp_path / "bars.csv")
+    first, last, rows = replay.export_bars(market, out, start="2022-12-01", end="2022-12-09", history=300)
+    assert (first, last) == (pd.Timestamp("2022-12-01"), pd.Timestamp("2022-12-09")) and rows == 307
+    md = load_csv(out, benchmark_column="SPY")
+    lo = int(market.dates.searchsorted(first)) - 300
+    assert md.symbols == market.symbols and md.dates.equals(market.dates[lo:lo + rows])
+    np.testing.assert_array_equal(md.close, market.close[lo:lo + rows])
+    np.testing.assert_array_equal(md.benchmark, market.benchmark[lo:lo + rows])
+    with pytest.raises(ValueError, match="rows before 1990-01-03, the replay needs 300"):
+        replay.export_bars(market, out, start="1990-01-03", history=300)

@@ -465,24 +465,36 @@ def test_benchmark_backtests_each_model_on_its_own_split(reg, real_artifact, tmp
     reg.register("ppo", real_artifact, stage="rl")
     # The reference: the source artifact, loaded and backtested without the registry.
     policy, spec = artifact.load_model(real_artifact)
-    _, val = evaluation.split_of(spec, "val")
+    md, val = evaluation.split_of(spec, "val")
     frame = evaluate.backtest(policy, *make_split_env(spec.env, val), dates=val.dates, symbols=val.symbols)
     want = evaluate.stats(frame)
-    (row,) = reg_lib.benchmark(reg, split="val")             # the encoder has no policy: not benchmarked
+    row, *base = reg_lib.benchmark(reg, split="val")         # the encoder has no policy: not benchmarked
     assert row["ref"] == "ppo/v1" and row["grade"] == "B" and row["split"] == "val"
     for k in ("sharpe", "annual_return", "max_drawdown", "turnover"):
         assert row[k] == pytest.approx(want[k], rel=1e-12), k
     assert row["split_grade"] == grade(want, "rl")[0]
+    period = f"{val.traded_dates[0]:%Y-%m-%d} .. {val.traded_dates[-1]:%Y-%m-%d}"
+    assert row["period"] == period and row["kind"] == "model"
+    # The baselines of the same split in the model's world (its env, costs and gate), after the models.
+    names = [b["ref"] for b in base]
+    assert {"baseline:equal_weight_buy_hold", "baseline:min_variance", "baseline:index",
+            "baseline:random"} <= set(names) and len(set(names)) == len(names)
+    assert all(b["kind"] == "baseline" and b["split"] == "val" and b["period"] == period for b in base)
+    (ew,) = evaluate.baselines(*make_split_env(spec.env, val), val, include={"equal_weight_buy_hold"},
+                               history=evaluation.baseline_history(md, val))["equal_weight_buy_hold"]
+    assert base[names.index("baseline:equal_weight_buy_hold")]["sharpe"] == pytest.approx(
+        evaluate.stats(ew)["sharpe"], rel=1e-12)
     with pytest.raises(RegistryError, match="enc/v1 is a pretrained encoder"):
         reg_lib.benchmark(reg, ["enc"], split="val")
     out = _cli("benchmark", "ppo", "--split=val", root=reg.root)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0] == "split: val" and lines[1].split() == ["ref", "grade", "split_grade", "sharpe",
-                                                             "annual_return", "max_drawdown", "turnover"]
+    assert lines[0] == f"split: val ({period})" and lines[1].split() == [
+        "ref", "grade", "split_grade", "sharpe", "annual_return", "max_drawdown", "turnover"]
     assert lines[2].split() == ["ppo/v1", "B", row["split_grade"], f"{want['sharpe']:.3f}",
                                 f"{100 * want['annual_return']:.1f}%", f"{100 * want['max_drawdown']:.1f}%",
                                 f"{want['turnover']:.3f}"]
+    assert [line.split()[0] for line in lines[3:3 + len(base)]] == [b["ref"] for b in base]
 
 
 def test_readme_grading_table_is_the_codes():

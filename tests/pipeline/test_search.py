@@ -163,3 +163,23 @@ def test_parse_space_reads_bounds():
     assert [(d.name, d.kind, d.low, d.high) for d in dims] == [("actor_lr", "log", 1e-5, 1e-3),
                                                                ("gamma", "float", 0.9, 0.999)]
     assert not any(math.isnan(d.low) for d in dims)
+
+
+def test_search_md_names_the_best_model_the_next_command_and_every_pruned_trial(resumed):
+    result, study, optuna, workdir, cfg = resumed
+    text = open(result.report_path, encoding="utf-8").read()
+    model = os.path.abspath(result.best_artifact)
+    assert f"Best model: `{model}`" in text
+    assert f".venv/bin/python -m experiments.evaluate --checkpoint={model}\n" in text
+    assert f"experiments.registry info {result.registered} --root=" in text
+    completed, others = text.split("## Completed trials")[1].split("## Pruned and failed trials")
+    rows = lambda part: {int(line.split("|")[1]) for line in part.splitlines()
+                         if line.startswith("| ") and line.split("|")[1].strip().isdigit()}
+    by_state = lambda *states: {t.number for t in study.get_trials() if t.state in states}
+    TS = optuna.trial.TrialState
+    assert rows(completed) == by_state(TS.COMPLETE)
+    assert rows(others) == by_state(TS.PRUNED, TS.FAIL) and by_state(TS.FAIL)    # the killed batch
+    for t in study.get_trials():
+        if t.state == TS.FAIL:             # the killed batch's trials name their reruns
+            rerun = next(u.number for u in study.get_trials() if u.user_attrs.get("retry_of") == t.number)
+            assert f"| {t.number} | FAIL |" in others and f"rerun as trial {rerun}" in others

@@ -106,3 +106,25 @@ def test_a_rerun_skips_finished_stages(pipeline):
     again = stages.run(tiny_config(), pipeline.workdir, verbosity="quiet")
     assert again.refs == pipeline.refs and again.seconds == {}
     assert len(Registry(pipeline.registry).list()) == 4
+
+
+def test_the_report_gives_each_stage_held_out_and_the_baselines_of_the_same_split(pipeline):
+    """report.md: each stage's ref and grade, the held-out test metrics with the split's dates, the baselines
+    of that same split (in the rl model's env), and the next commands."""
+    text = open(os.path.join(pipeline.workdir, "report.md"), encoding="utf-8").read()
+    reg = Registry(pipeline.registry)
+    entries = {e.stage: e for e in reg.list()}
+    period = entries["rl"].held_out["period"]
+    assert {entries[s].held_out["period"] for s in ("rl", "hybrid", "ensemble")} == {period}
+    assert f"## Held-out: the test split ({period})" in text
+    for stage in ("rl", "hybrid", "ensemble"):
+        e = entries[stage]
+        (line,) = [x for x in text.splitlines() if x.startswith(f"| {stage} | `{e.ref}` |")]
+        assert f"| {e.grade} | {e.score:.3f} | {e.held_out['sharpe']:.3f} |" in line
+    assert f"Encoder (pretrain): `{entries['pretrain'].ref}`, grade {entries['pretrain'].grade}" in text
+    base = text.split("## Baselines: the same test split (")[1].split("## Next")[0]
+    assert base.startswith(f"{period}), in `{entries['rl'].ref}`'s env")
+    for label in ("equal_weight_buy_hold", "min_variance", "random (mean of 5 seeds)"):
+        assert f"| {label} | " in base, label
+    assert f"experiments.evaluate --checkpoint={reg.path(entries['ensemble'].ref)}" in text
+    assert f"--model={entries['ensemble'].ref} --bars_csv=sample --dry_run" in text

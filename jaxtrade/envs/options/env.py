@@ -282,9 +282,10 @@ class OptionsEnv(SpecProperties):
 
     registry_name = "options"       # its registration (jaxtrade.envs.registry.registration_of)
 
-    def __init__(self, n_actions: int, obs_spec: ObsSpec | None = None):
+    def __init__(self, n_actions: int, obs_spec: ObsSpec | None = None, action_names=None):
         self.action_spec = DiscreteSpec(n_actions, masked=True)
         self.obs_spec = obs_spec
+        self.action_names = action_names      # what reports call each action (the table's labels)
 
     # reset / observe
 
@@ -663,7 +664,8 @@ def make(data: EnvData, config: dict | None = None):
     tables = dict(chain=chain, chain_obs=chain_features(chain), unit_debit=debit, unit_risk=risk,
                   unit_greeks=greeks, fee_rates=jnp.asarray(fee_rates, jnp.float32), table=table)
     params = _build(data, config, tables, cfg).replace(fee_note=fee_note)
-    env = OptionsEnv(table.n_actions, obs_spec=obs_spec(params))
+    env = OptionsEnv(table.n_actions, obs_spec=obs_spec(params),
+                     action_names=strategies.action_labels(layout))
     return EpisodeStats(AutoReset(env)), params
 
 
