@@ -24,3 +24,46 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(ROOT, ".pytest_cache", "jax-compilation"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
+
+# Every compiled XLA:CPU program holds memory maps of its machine code (about 6,000 for the
+# smoke config's training programs) until jax drops it, and jax keeps every program it compiled
+# for the life of the process. An xdist worker runs half the suite, so without a release its map
+# count grew past the kernel's vm.max_map_count (65,530 here and on CI) and the next mmap inside XLA
+# failed: the worker died with a segfault in the cache write or an abort in the compile, and
+# pytest-xdist's loadfile scheduling then hung waiting for the dead worker's files (BUILD_NOTES,
+# "The worker crash"). Each module therefore releases what it compiled when it ends; a program a
+# later module needs again comes back from the persistent cache above.
+import gc  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+MAX_MAP_COUNT_FILE = "/proc/sys/vm/max_map_count"
+MAPS_FILE = "/proc/self/maps"
+MAP_SHARE_LIMIT = 0.6  # of vm.max_map_count, at a module's start
+
+
+def memory_map_count():
+    """(maps this process holds, the kernel's per-process limit), or None where /proc has neither."""
+    try:
+        with open(MAX_MAP_COUNT_FILE) as f:
+            limit = int(f.read())
+        with open(MAPS_FILE) as f:
+            return sum(1 for _ in f), limit
+    except OSError:
+        return None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    counted = memory_map_count()
+    if counted is not None and counted[0] > MAP_SHARE_LIMIT * counted[1]:
+        pytest.fail(f"this test process holds {counted[0]:,} memory maps of the kernel's limit of "
+                    f"{counted[1]:,} (vm.max_map_count) before the module starts: compiled programs of "
+                    "earlier modules are not being released, and XLA will fail its next mmap",
+                    pytrace=False)
+    yield
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        jax.clear_caches()
+    gc.collect()
