@@ -1,7 +1,14 @@
-"""`single`: one instrument (daily index data or intraday FX-style bars), discrete target positions.
+"""`single`: one instrument (daily index data or intraday FX-style bars), a signed target exposure.
 
-Action k (int32 in [0, K)) asks for a position of `positions[k]` times the equity, signed: the
-default (-1, 0, 1) is short / flat / long. The position changes at close[t] and pays spread,
+`env.action_space` chooses how the agent asks for it:
+- "positions" (default): action k (int32 in [0, K)) asks for a position of `positions[k]` times the
+  equity, signed: the default (-1, 0, 1) is short / flat / long.
+- "exposure": a continuous action [1] (`ContinuousSpec`, bounds min(positions) .. max(positions)) is
+  the target exposure itself, clipped to the bounds and rounded to the nearest multiple of
+  `env.exposure_step` (default 0.05; 0: no rounding), so that holding needs no bit-exact repeat: the
+  continuous-action agents (DDPG, TD3, SAC) trade this. The rest of the step is the same.
+
+The target The position changes at close[t] and pays spread,
 commission, slippage, impact and fees (`costs.total_cost`); the position is marked to market at every
 bar; repeating the current position trades nothing (no daily re-levering). A trade closes when
 the position returns to flat or flips sign; `info["trade_pnl"]` is then
@@ -24,13 +31,15 @@ from flax import struct
 
 from jaxtrade.data.envdata import EnvData
 from jaxtrade.envs import market
-from jaxtrade.envs.base import AutoReset, DiscreteSpec, EpisodeStats, ObsSpec
+from jaxtrade.envs.base import AutoReset, ContinuousSpec, DiscreteSpec, EpisodeStats, ObsSpec
 from jaxtrade.envs.costs import CostParams
 from jaxtrade.envs.fixed_policies import constant_policy
 from jaxtrade.envs.lots import LotParams
 from jaxtrade.envs.rewards import RewardParams
 
 DEFAULT_POSITIONS = (-1.0, 0.0, 1.0)
+ACTION_SPACES = ("positions", "exposure")
+DEFAULT_EXPOSURE_STEP = 0.05
 
 
 @market.keeps_derived_tables(obs_table=market.obs_table)
@@ -57,20 +66,43 @@ class SingleEnv(market.MarketEnv):
 
     registry_name = "single"       # its registration (jaxtrade.envs.registry.registration_of)
 
-    def __init__(self, n_positions: int, leverage: bool = False, obs_spec: ObsSpec | None = None):
-        self.action_spec = DiscreteSpec(n_positions)
+    def __init__(self, n_positions: int, leverage: bool = False, obs_spec: ObsSpec | None = None,
+                 action_space: str = "positions", bounds: tuple[float, float] = (-1.0, 1.0),
+                 exposure_step: float = DEFAULT_EXPOSURE_STEP):
+        if action_space not in ACTION_SPACES:
+            raise ValueError(f"env.action_space must be one of {ACTION_SPACES}, not {action_space!r}")
+        if exposure_step < 0:
+            raise ValueError(f"env.exposure_step={exposure_step} must be >= 0 (0: no rounding)")
+        self.action_space = action_space
+        self.bounds = (float(bounds[0]), float(bounds[1]))
+        self.exposure_step = float(exposure_step)
+        self.action_spec = (DiscreteSpec(n_positions) if action_space == "positions"
+                            else ContinuousSpec((1,), self.bounds[0], self.bounds[1]))
         self.cash_floor = not leverage
         self.obs_spec = obs_spec
 
     def target(self, action, state: market.MarketState, params: SingleParams):
-        action = jnp.clip(action, 0, self.action_dim - 1)
-        target = params.positions[action][None]
+        if self.action_space == "exposure":
+            target = jnp.clip(jnp.reshape(jnp.asarray(action, jnp.float32), (-1,))[:1], *self.bounds)
+            if self.exposure_step > 0:
+                target = jnp.round(target / self.exposure_step) * self.exposure_step
+        else:
+            action = jnp.clip(action, 0, self.action_dim - 1)
+            target = params.positions[action][None]
         # Repeating the position held is no trade: a long is not re-levered to 1 every bar.
         return target, jnp.all(target == state.target)
 
-    def action_names(self, params: SingleParams) -> list[str]:
-        """What reports call each action: its target position, e.g. "-1x", "+0x", "+1x"."""
-        return [f"{p:+g}x" for p in np.asarray(params.positions, np.float64)]
+    @property
+    def action_names(self):
+        """What reports call each discrete action: its target position, e.g. "-1x", "+0x", "+1x" (a
+        function of the env params); None for the continuous exposure."""
+        if self.action_space == "exposure":
+            return None
+        return _position_names
+
+
+def _position_names(params: SingleParams) -> list[str]:
+    return [f"{p:+g}x" for p in np.asarray(params.positions, np.float64)]
 
 
 def select_asset(data: EnvData, asset: int) -> EnvData:
@@ -80,17 +112,22 @@ def select_asset(data: EnvData, asset: int) -> EnvData:
     return data.replace(features=data.features[:, col], **{k: getattr(data, k)[:, col] for k in per_asset})
 
 
-CONFIG_DEFAULTS = {**market.param_defaults(SingleParams), "asset": 0}
+CONFIG_DEFAULTS = {**market.param_defaults(SingleParams), "asset": 0, "action_space": "positions",
+                   "exposure_step": DEFAULT_EXPOSURE_STEP}
 
 
 def make(data: EnvData, config: dict | None = None):
     """(EpisodeStats(AutoReset(SingleEnv)), SingleParams) trading column `asset` of `data`.
 
     config: the checked nested env config (`jaxtrade.envs.make` checks it): `CONFIG_DEFAULTS`
-    (`asset` (default 0), `positions`, and the other fields of `SingleParams`), `costs`, `reward`.
+    (`asset` (default 0), `action_space` "positions" | "exposure", `exposure_step`, `positions` (in
+    "exposure": its min and max are the bounds), and the other fields of `SingleParams`), `costs`,
+    `reward`.
     """
     config = dict(config or {})
     asset = config.pop("asset", 0)
+    action_space = config.pop("action_space", "positions")
+    exposure_step = float(config.pop("exposure_step", DEFAULT_EXPOSURE_STEP))
     if not 0 <= asset < data.n_assets:
         raise ValueError(f"env.asset={asset} out of range for {data.n_assets} assets")
     if data.n_assets > 1:
@@ -101,7 +138,8 @@ def make(data: EnvData, config: dict | None = None):
     config["positions"] = positions
     params = market.build_params(SingleParams, data, config)
     env = SingleEnv(len(positions), leverage=max(abs(p) for p in positions) > 1.0,
-                    obs_spec=market.obs_spec(params))
+                    obs_spec=market.obs_spec(params), action_space=action_space,
+                    bounds=(min(positions), max(positions)), exposure_step=exposure_step)
     return EpisodeStats(AutoReset(env)), params
 
 
@@ -116,17 +154,29 @@ def baselines(env, params, split=None, *, history=None, cov_window: int = 252) -
     (0: cash), short (-1 held), each only where env.positions holds that position."""
     del split, history, cov_window
     positions = [float(p) for p in np.asarray(params.positions)]
-    return {name: (constant_policy(positions.index(pos)), env, params)
+    return {name: (_hold_position(env, positions.index(pos), pos), env, params)
             for name, pos in SINGLE_POSITIONS.items() if pos in positions}
 
 
 def constant_policies(env, params) -> dict:
     """Each position held from the first step (`position_<p>`)."""
-    return {f"position_{float(p):+g}": constant_policy(k) for k, p in enumerate(np.asarray(params.positions))}
+    return {f"position_{float(p):+g}": _hold_position(env, k, float(p))
+            for k, p in enumerate(np.asarray(params.positions))}
+
+
+def _hold_position(env, k: int, position: float):
+    """The policy that always asks for `position`: action k of "positions", the exposure itself
+    ([1] float32) of "exposure"."""
+    if env.discrete:
+        return constant_policy(k)
+    return constant_policy([position], jnp.float32)
 
 
 def hold_action(config: dict) -> int:
     """The flat position (the index of 0.0 in `positions`: no exposure)."""
+    if config.get("action_space", "positions") == "exposure":
+        raise ValueError("env.action_space='exposure' is continuous: majority voting needs discrete "
+                         "actions; use ensemble mode 'winner' or 'weighted'")
     positions = [float(p) for p in config.get("positions", DEFAULT_POSITIONS)]
     if 0.0 in positions:
         return positions.index(0.0)

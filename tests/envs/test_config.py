@@ -63,8 +63,10 @@ def test_unknown_keys_name_the_dotted_key_and_the_known_ones(tiny_data):
     for config, match in cases:
         with pytest.raises(ValueError, match=match):
             envs.make("portfolio", tiny_data, config)
-    with pytest.raises(ValueError, match=r"'env\.action_space'.*'single'"):
-        envs.make("single", tiny_data, dict(window=W, action_space="weights"))
+    with pytest.raises(ValueError, match=r"'env\.factor_tilt'.*'single'"):
+        envs.make("single", tiny_data, dict(window=W, factor_tilt=0.5))   # portfolio's key
+    with pytest.raises(ValueError, match=r"env\.action_space must be one of \('positions', 'exposure'\)"):
+        envs.make("single", tiny_data, dict(window=W, action_space="weights", random_start=False))
     with pytest.raises(ValueError, match=r"env\.action_space must be one of"):
         envs.make("portfolio", tiny_data, dict(window=W, action_space="regime"))
     with pytest.raises(ValueError, match=r"unknown environment 'nope'.*portfolio.*single"):
@@ -74,7 +76,7 @@ def test_unknown_keys_name_the_dotted_key_and_the_known_ones(tiny_data):
 def test_registry():
     assert {"portfolio", "single"} <= set(envs.registered())
     default = envs.default_config("single")
-    assert default["name"] == "single" and default["asset"] == 0 and "action_space" not in default
+    assert default["name"] == "single" and default["asset"] == 0 and default["action_space"] == "positions"
     assert set(default["costs"]) == {f for f in envs.CostParams.__dataclass_fields__}
     assert set(default["reward"]) == {f for f in envs.RewardParams.__dataclass_fields__}
     with pytest.raises(ValueError, match="unknown param groups"):

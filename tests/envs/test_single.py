@@ -148,3 +148,52 @@ def test_leverage_allows_negative_cash(tiny_data):
     assert float(s.cash) < -0.9e6           # borrowed about one equity
     # 2x the equity before costs; the ~3% impact of a 2x trade comes out of the equity.
     np.testing.assert_allclose(s.weights[0], 2.0, rtol=0.05)
+
+
+def test_continuous_exposure_against_the_independent_ledger(tiny_data):
+    """env.action_space='exposure': the action [1] is the target exposure, clipped to the positions'
+    bounds and rounded to env.exposure_step; the value path is `fill_ledger`'s, and an exposure that
+    rounds to the one held trades nothing."""
+    # Bounds +-0.8 keep the book inside the cash floor (a buy to 1.0 would be scaled to pay its costs).
+    config = dict(asset=1, positions=(-0.8, 0.0, 0.8), window=W, random_start=False, initial_cash=1e6,
+                  costs=LEDGER_COSTS, action_space="exposure", exposure_step=0.05)
+    env, params = envs.make("single", tiny_data, config)
+    assert not env.discrete and env.action_spec == envs.ContinuousSpec((1,), -0.8, 0.8)
+    assert env.unwrapped.action_names is None
+    core = env.unwrapped
+    actions = [[0.3], [0.31], [-0.449], [0.0], [0.72], [1.4], [1.2]]
+    out = run_actions(jax.jit(core.reset), jax.jit(core.step), params, actions)
+    held = [0.0, 0.3, 0.3, -0.45, 0.0, 0.7, 0.8, 0.8]   # 0.31 -> 0.3; -0.449 -> -0.45; 1.4, 1.2 -> 0.8
+    targets = [None if p == q else [p] for p, q in zip(held[1:], held[:-1], strict=True)]
+    close = np.asarray(tiny_data.close)[:, 1:2]
+    want = fill_ledger(close, tiny_data.start, targets, cash=1e6, cost_bps=LEDGER_BPS)
+    for (_, _, _, _, info), ref in zip(out[1:], want, strict=True):
+        np.testing.assert_allclose(float(info["value"]), ref["value"], rtol=2e-6)
+        np.testing.assert_allclose(float(info["costs"]), ref["costs"], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(info["weights"]), ref["weights"], atol=2e-6)
+    assert [float(o[4]["costs"]) > 0 for o in out[1:]] == [t is not None for t in targets]
+
+
+def test_exposure_baselines_hold_the_same_positions_as_the_discrete_ones(tiny_data):
+    """The registration's baselines and constant policies act in the env's own action space: held
+    exposure +1, 0 and -1 in "exposure" backtest to the same values as actions LONG, FLAT and SHORT in
+    "positions"."""
+    from jaxtrade.eval.backtest import backtest
+
+    base = dict(asset=2, window=W, random_start=False, episode_length=20)
+    discrete = envs.make("single", tiny_data, base)
+    continuous = envs.make("single", tiny_data, dict(base, action_space="exposure"))
+    hook = envs.registration("single")
+    got = {}
+    for label, (env, params) in {"positions": discrete, "exposure": continuous}.items():
+        rows = hook.baselines(env, params)
+        assert set(rows) == {"long_buy_hold", "flat", "short"}
+        assert set(hook.constant_policies(env, params)) == {"position_-1", "position_+0", "position_+1"}
+        got[label] = {name: backtest(*row)["value"].to_numpy() for name, row in rows.items()}
+    for name in ("long_buy_hold", "flat", "short"):
+        np.testing.assert_allclose(got["exposure"][name], got["positions"][name], rtol=1e-6, err_msg=name)
+    assert np.ptp(got["positions"]["flat"]) == 0.0 and np.ptp(got["positions"]["short"]) > 0
+    with pytest.raises(ValueError, match="majority voting needs discrete"):
+        hook.hold_action(dict(action_space="exposure"))
+    with pytest.raises(ValueError, match="action_space"):
+        envs.make("single", tiny_data, dict(base, action_space="lots"))
