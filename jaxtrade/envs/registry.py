@@ -23,7 +23,12 @@
      params)}; `constant_policies(env, params)`: the constant rules of its action space;
    - `hold_action(config)`: the discrete action that keeps the book (ensemble ties);
    - `describe_costs(params)`: the sentence a report states its costs with;
-   - `traded_symbols(config, symbols)`: the symbols a live executor trades (None: not traded live).
+   - `traded_symbols(config, symbols)`: the symbols a live executor trades (None: not traded live);
+   - `action_spaces`: {action kind ("discrete", "continuous"): the value of its `action_space` key
+     that gives that kind}, for an env with more than one. `env.action_space="auto"` takes the first
+     kind the agent supports (`choose_action_space`, called by `jaxtrade.train.setup` with the
+     agent registration's `action_kinds`): the same experiment config trains PPO on the portfolio
+     env's regimes and SAC on its weights.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class Registration:
     hold_action: Callable[[dict], int] | None = None
     describe_costs: Callable[[Any], str] | None = None
     traded_symbols: Callable[[dict, tuple], tuple] | None = None
+    action_spaces: Mapping[str, str] | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -154,11 +160,34 @@ def check_config(name: str, config=None) -> dict:
     return out
 
 
+AUTO = "auto"
+
+
 def make(name: str, data, config=None):
     """(env, params) of registered environment `name` on `data` (an `EnvData`), from the nested
     `config` (see the module docstring); env is `EpisodeStats(AutoReset(core))`."""
     reg = registration(name)
-    return reg.factory(data, check_config(name, config))
+    cfg = check_config(name, config)
+    if cfg.get("action_space") == AUTO:
+        raise ValueError(f"env.action_space='auto' is chosen from the agent's action kinds "
+                         f"(envs.choose_action_space, which jaxtrade.train.setup calls); give environment "
+                         f"{name!r} one of {sorted((reg.action_spaces or {}).values())} to make it directly")
+    return reg.factory(data, cfg)
+
+
+def choose_action_space(name: str, config, kinds) -> dict:
+    """`config` as a plain dict, with `action_space="auto"` replaced by the value of the first of
+    `kinds` (an agent's action kinds, in its order of preference) that environment `name` offers;
+    any other value is kept. ValueError naming the env, the kinds and what it offers otherwise."""
+    cfg = plain(config)
+    if cfg.get("action_space") != AUTO:
+        return cfg
+    offered = dict(registration(name).action_spaces or {})
+    for kind in kinds:
+        if kind in offered:
+            return dict(cfg, action_space=offered[kind])
+    raise ValueError(f"env.action_space='auto': environment {name!r} offers {offered or 'no choice'} and "
+                     f"the agent acts in {list(kinds)}; set env.action_space or choose another agent")
 
 
 def registration_of(env) -> Registration:

@@ -158,7 +158,7 @@ def observations(data, base_obs: dict, rows, window: int) -> dict:
 def _split_windows(setup, split, h: int):
     """(data, base_obs, obs_spec, window, rows, raw targets) of one split (module docstring, steps
     1-2). ValueError where the env's observation window is not `market.window_rows` of its data."""
-    env_cfg = setup_lib.env_dict(setup.config.env)
+    env_cfg = setup_lib.env_config_of(setup.config)
     env, params = setup_lib.make_split_env(env_cfg, split)
     data, window = params.data, int(env_cfg["window"])
     obs, _ = env.reset(jax.random.key(0), params)        # whole-split episode: t = data.start
@@ -375,7 +375,7 @@ def run(config, workdir: str, *, market=None) -> PretrainResult:
                  "the majority sign)", setup.splits.test, test.n_val, held_out["val_loss"],
                  held_out["val_r2"], held_out["directional_accuracy"], held_out["majority_accuracy"])
     model = artifact_lib.as_plain(model_config_dict(config.model))
-    env_cfg = setup_lib.env_dict(config.env)
+    env_cfg = setup_lib.env_config_of(config)
     spec = artifact_lib.EncoderSpec(
         encoder=encoder_config(model), model=model, obs_spec=samples.obs_spec,
         env=artifact_lib.as_plain(env_cfg), data=artifact_lib.as_plain(config.data),

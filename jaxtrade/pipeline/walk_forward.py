@@ -430,7 +430,7 @@ def _check_config(config) -> None:
 def history_rows_of(config, market) -> int:
     """H, the history rows every split of `config` carries: the window, or more where the env's
     registration needs more (the same number `train.setup.build` cuts its splits with)."""
-    cfg = setup_lib.env_dict(config.env)
+    cfg = setup_lib.env_config_of(config)
     return max(int(cfg["window"]),
                envs.history_rows(cfg["name"], cfg, has_volume=market.volume is not None))
 

@@ -69,7 +69,10 @@ def base_config() -> ml_collections.ConfigDict:
         test=("2016-01-01", "2022-12-28"),
         turbulence_quantile=0.99,               # gate threshold: this quantile of the train split
     ))
-    cfg.env = env_config("portfolio", action_space="regimes", episode_length=256, window=30)
+    # action_space "auto": the regimes for agents that act in discrete actions (PPO, A2C, DQN), the
+    # continuous weights for those that only act in continuous ones (DDPG, TD3, SAC); set it to
+    # choose (envs.choose_action_space).
+    cfg.env = env_config("portfolio", action_space="auto", episode_length=256, window=30)
     cfg.train = ml_collections.ConfigDict(dict(
         total_timesteps=config_dict.placeholder(int),  # first of these three that is set wins
         episodes=config_dict.placeholder(int),          # x env.episode_length env steps

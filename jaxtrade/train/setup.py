@@ -105,6 +105,14 @@ def env_dict(config_env, **changes) -> dict:
     return d
 
 
+def env_config_of(config) -> dict:
+    """The run's nested env config as a plain dict, with `env.action_space="auto"` chosen for the
+    config's agent (`envs.choose_action_space` with the agent registration's action kinds)."""
+    cfg = env_dict(config.env)
+    kinds = agents.registration(agents.agent_name(config)).action_kinds
+    return envs.choose_action_space(cfg["name"], cfg, kinds)
+
+
 def make_split_env(env_cfg: dict, split):
     """(env, params) for one deterministic episode over the whole of `split` (a `Split`)."""
     cfg = dict(env_cfg, random_start=False)
@@ -127,7 +135,7 @@ def build(config, *, market=None, train_rows: int | None = None) -> Setup:
     """
     d = config.data
     md = load_market_data(d) if market is None else market
-    cfg = env_dict(config.env)
+    cfg = env_config_of(config)
     window = int(cfg["window"])
     ranges = split_ranges(d)
     # The Preprocessor is fitted once; its window is the history rows every split (and every later cut

@@ -114,12 +114,14 @@ def test_command_line_overrides_of_nested_env_fields_reach_params(tiny_data):
     cfg = _parse(["--config.env.costs.spread_bps=1.0", "--config.env.reward.dsr_weight=0.5",
                   "--config.env.costs.adv_window=6", "--config.env.turbulence_threshold=4.5",
                   "--config.env.window=3"])
-    _, params = envs.make(cfg.env.name, tiny_data, cfg.env)
+    from jaxtrade.train.setup import env_config_of
+
+    _, params = envs.make(cfg.env.name, tiny_data, env_config_of(cfg))
     assert float(params.costs.spread_bps) == 1.0 and float(params.reward.dsr_weight) == 0.5
     assert params.costs.adv_window == 6 and params.window == 3
     assert float(params.turbulence_threshold) == 4.5
     # The untouched file reaches the defaults.
-    _, params = envs.make(cfg.env.name, tiny_data, _parse([]).env)
+    _, params = envs.make(cfg.env.name, tiny_data, env_config_of(_parse([])))
     assert float(params.costs.spread_bps) == 2.0 and float(params.turbulence_threshold) == np.inf
     # A misspelt nested key: the flag parser names it and suggests the real one ...
     with pytest.raises(AttributeError, match="spread_bps"):
@@ -129,7 +131,27 @@ def test_command_line_overrides_of_nested_env_fields_reach_params(tiny_data):
     bad.unlock()
     bad.env.costs.spred_bps = 1.0
     with pytest.raises(ValueError, match=r"'env\.costs\.spred_bps'"):
-        envs.make(bad.env.name, tiny_data, bad.env)
+        envs.make(bad.env.name, tiny_data, env_config_of(bad))
+
+
+def test_auto_action_space_follows_the_agents_action_kinds(tiny_data):
+    """env.action_space="auto" (the experiment configs' default) is the regimes for PPO (discrete
+    first), the continuous weights for an agent that acts only in continuous actions, and the
+    single env's continuous exposure; an explicit value is kept; make refuses "auto" itself."""
+    choose = envs.choose_action_space
+    assert choose("portfolio", dict(action_space="auto"), ("discrete", "continuous"))["action_space"] == "regimes"
+    assert choose("portfolio", dict(action_space="auto"), ("continuous",))["action_space"] == "weights"
+    assert choose("single", dict(action_space="auto"), ("continuous",))["action_space"] == "exposure"
+    assert choose("single", dict(action_space="auto"), ("discrete",))["action_space"] == "positions"
+    assert choose("portfolio", dict(action_space="weights"), ("discrete",))["action_space"] == "weights"
+    with pytest.raises(ValueError, match=r"environment 'options' offers no choice"):
+        choose("options", dict(action_space="auto"), ("continuous",))
+    with pytest.raises(ValueError, match=r"env\.action_space='auto' is chosen from the agent"):
+        envs.make("portfolio", tiny_data, dict(window=W, action_space="auto"))
+    from jaxtrade.train.setup import env_config_of
+
+    cfg = _parse([])
+    assert cfg.env.action_space == "auto" and env_config_of(cfg)["action_space"] == "regimes"
 
 
 # ------------------------------------------------------------------------ window and EnvData.start
