@@ -59,7 +59,8 @@ def _batch(env, env_params, n=16):
 
 def test_td3_delays_actor_and_targets_and_ddpg_does_not(drift):
     """TD3 (policy_delay 2): the first gradient step moves the critics only; the second moves the actor
-    and the targets (tau of the way). DDPG (delay 1) moves all three every step."""
+    and the targets (tau of the way). DDPG (delay 1) moves all three every step. Target smoothing: only
+    TD3's critic step depends on the step's key (the noise on the target action)."""
     env, env_params = drift
     batch = _batch(env, env_params)
     changed = lambda a, b: any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
@@ -73,6 +74,8 @@ def test_td3_delays_actor_and_targets_and_ddpg_does_not(drift):
         assert changed(p1["critic"], ts.params["critic"])
         assert changed(p1["actor"], ts.params["actor"]) == moves_first, name
         assert changed(t1, ts.target_params) == moves_first, name
+        (q1, _, _, _), _ = step(ts.params, ts.target_params, ts.opt_state, ts.updates, jax.random.key(7))
+        assert changed(q1["critic"], p1["critic"]) == (name == "td3"), name
         (p2, t2, _, _), _ = step(p1, t1, o1, n1, jax.random.key(6))
         assert changed(p2["actor"], p1["actor"])
         want = jax.tree.map(lambda p, t: 0.5 * p + 0.5 * t, p2, t1)
@@ -121,11 +124,16 @@ def test_protocol_registry_ddpg_defaults_and_the_ensemble_dist(drift):
 
     params = agent.init_params(jax.random.key(0), env_params)
     assert jax.tree.leaves(params["critic"])[0].shape[0] == 2
+    # an actor whose pre-tanh output is far from 0, where tanh matters
+    mu_out = params["actor"]["mu"]["out"]
+    params = dict(params, actor=dict(params["actor"], mu=dict(params["actor"]["mu"], out=dict(
+        mu_out, bias=mu_out["bias"] + 1.5))))
     policy = agent.policy(params)
     obs, _ = env.reset(jax.random.key(0), env_params)
     d, _ = policy.dist(policy.init(), obs)
     action, _ = policy.act(jax.random.key(1), policy.init(), obs)
     mu, _ = agent.actor.apply({"params": params["actor"]}, jax.tree.map(lambda x: x[None], obs))
+    assert 0.8 < float(d["mean"][0]) < 1.0
     np.testing.assert_allclose(d["mean"], jnp.tanh(mu[0]), rtol=1e-6)      # bounds [-1, 1]: identity map
     np.testing.assert_array_equal(action, d["mean"])
     assert (np.asarray(d["log_std"]) == offpolicy.DIST_LOG_STD).all()
