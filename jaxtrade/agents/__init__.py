@@ -40,10 +40,12 @@ registry.register("ddpg", make=_td3.make_ddpg, default_config=_td3.ddpg_section_
                   policy_from_spec=_offpolicy_policy, action_kinds=("continuous",),
                   lr_keys=("actor_lr", "critic_lr"),
                   summary="DDPG: deterministic tanh actor, one critic, Gaussian exploration, Polyak targets")
-registry.register("td3", make=_td3.make, default_config=_td3.section_config, policy_from_spec=_offpolicy_policy,
+registry.register("td3", make=_td3.make, default_config=_td3.section_config,
+                  policy_from_spec=_offpolicy_policy,
                   action_kinds=("continuous",), lr_keys=("actor_lr", "critic_lr"),
                   summary="TD3: DDPG with twin critics, target policy smoothing, delayed actor and targets")
-registry.register("sac", make=_sac.make, default_config=_sac.section_config, policy_from_spec=_offpolicy_policy,
+registry.register("sac", make=_sac.make, default_config=_sac.section_config,
+                  policy_from_spec=_offpolicy_policy,
                   action_kinds=("continuous",), lr_keys=("actor_lr", "critic_lr", "alpha_lr"),
                   summary="SAC: tanh-Gaussian actor, twin critics, learned temperature, Polyak targets")
 registry.register("ensemble", make=None, default_config=None, policy_from_spec=_ensemble.policy_from_spec,

@@ -71,7 +71,8 @@ def log1m_tanh_sq(u):
 
 
 def tanh_gaussian(mu, log_std, eps):
-    """mu, log_std, eps [..., A] (eps ~ N(0, 1)) -> (a = tanh(mu + std eps) [..., A], log-density of a [...])."""
+    """mu, log_std, eps [..., A] (eps ~ N(0, 1)) -> (a = tanh(mu + std eps) [..., A], log-density of a
+    [...])."""
     u = mu + jnp.exp(log_std) * eps
     gauss = -0.5 * jnp.square(eps) - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
     return jnp.tanh(u), jnp.sum(gauss - log1m_tanh_sq(u), axis=-1)
@@ -135,15 +136,18 @@ def derived_sizes(hp, name: str) -> dict:
     per_iteration = hp.n_envs * hp.n_steps
     updates = round(hp.utd_ratio * per_iteration)
     checks = (
-        (hp.n_envs >= 1 and hp.n_steps >= 1, f"{name}.n_envs={hp.n_envs} and {name}.n_steps={hp.n_steps} must be >= 1"),
-        (1 <= hp.n_step <= hp.n_steps, f"{name}.n_step={hp.n_step} must be between 1 and {name}.n_steps={hp.n_steps}"),
+        (hp.n_envs >= 1 and hp.n_steps >= 1,
+         f"{name}.n_envs={hp.n_envs} and {name}.n_steps={hp.n_steps} must be >= 1"),
+        (1 <= hp.n_step <= hp.n_steps,
+         f"{name}.n_step={hp.n_step} must be between 1 and {name}.n_steps={hp.n_steps}"),
         (per_iteration <= hp.buffer_size,
          f"{name}.buffer_size={hp.buffer_size} must hold one iteration's transitions per device, "
          f"{name}.n_envs * {name}.n_steps = {per_iteration}"),
         (1 <= hp.batch_size <= hp.buffer_size,
          f"{name}.batch_size={hp.batch_size} must be between 1 and {name}.buffer_size={hp.buffer_size}"),
         (hp.learning_starts <= hp.buffer_size,
-         f"{name}.learning_starts={hp.learning_starts} is never reached with {name}.buffer_size={hp.buffer_size}"),
+         f"{name}.learning_starts={hp.learning_starts} is never reached with "
+         f"{name}.buffer_size={hp.buffer_size}"),
         (updates >= 1, f"{name}.utd_ratio={hp.utd_ratio} * {name}.n_envs * {name}.n_steps = "
                        f"{hp.utd_ratio * per_iteration} rounds to no gradient step per iteration; raise it"),
         (hp.iterations_per_call >= 1, f"{name}.iterations_per_call={hp.iterations_per_call} must be >= 1"),
@@ -231,7 +235,8 @@ def _policy_fns(model_json: str, action_spec, stochastic: bool, deterministic: b
 
 def policy_from_spec(model_config, action_spec, params, deterministic: bool = True) -> Policy:
     """params: one (unreplicated) copy of the agent's params ({"actor", "critic", ...}) or the actor's
-    alone. Policy.act(key, carry, obs) -> (float32 env action [A], carry); Policy.dist (module docstring, 5)."""
+    alone. Policy.act(key, carry, obs) -> (float32 env action [A], carry); Policy.dist (module
+    docstring, 5)."""
     if isinstance(params, dict) and set(params) == {"params"}:
         params = params["params"]
     actor = params["actor"] if "actor" in params else params
@@ -303,7 +308,8 @@ class OffPolicyAgent(DQNAgent):
         return self.with_params(state, new)
 
     def iteration_kwargs(self) -> dict:
-        return dict(env=self.env, explore=self.explore, grad_step=self.grad_step, metric_names=self.metric_names,
+        return dict(env=self.env, explore=self.explore, grad_step=self.grad_step,
+                    metric_names=self.metric_names,
                     hp=self.hp, name=self.name, action_spec=self.action_spec)
 
     train_iteration = staticmethod(train_iteration)

@@ -202,7 +202,8 @@ def drift_optimal_value(params: ProbeParams) -> float:
 
 def make_probe(name: str, *, episode_length: int = 8, n_arms: int = 2, arm_rewards=None, n_cues: int = 2,
                action_dim: int = 3, drift: float = 0.01, noise: float = 0.02, cost: float = 0.02):
-    """-> (AutoReset env, ProbeParams). name: constant | bandit | target | memory | drift | drift_continuous."""
+    """-> (AutoReset env, ProbeParams). name: constant | bandit | target | memory | drift |
+    drift_continuous."""
     if name == "constant":
         env = ConstantReward()
     elif name == "bandit":

@@ -101,7 +101,8 @@ def make_actor_critic_q(model_config: Mapping, action_spec, *, n_critics: int, s
     a continuous `action_spec` [A]. ValueError for discrete actions."""
     n, discrete = action_head(action_spec)
     if discrete:
-        raise ValueError(f"an actor with a Q critic needs continuous actions; the action spec is {action_spec}")
+        raise ValueError(f"an actor with a Q critic needs continuous actions; the action spec is "
+                         f"{action_spec}")
     net = make_model(model_config, action_spec)
     common = dict(core_type=net.core_type, hidden_dim=net.hidden_dim, n_layers=net.n_layers,
                   head_layers=net.head_layers, compute_dtype=str(jnp.dtype(net.compute_dtype)))

@@ -18,7 +18,8 @@ def configure(cfg, name: str, length: int = LENGTH):
     """Sizes both agents learn the probe with: 32 envs x 16 steps, one gradient step per 8 env steps."""
     cfg.model.update(hidden_dim=32, n_layers=1, encoder_layers=1, dropout=0.0, core="mlp")
     cfg[name].update(n_envs=32, n_steps=length, buffer_size=8192, batch_size=128, learning_starts=1024,
-                     utd_ratio=1 / 8, actor_lr=1e-3, critic_lr=1e-3, tau=0.02, gamma=0.99, iterations_per_call=10)
+                     utd_ratio=1 / 8, actor_lr=1e-3, critic_lr=1e-3, tau=0.02, gamma=0.99,
+                     iterations_per_call=10)
     return cfg
 
 

@@ -115,7 +115,8 @@ class DQNAgent(DeviceAgent):
         example = self.example_transition(obs)
         per = replay_lib.transition_bytes(example)
         log.info("%s: %d replay buffer(s) (devices x members: %s) x %d transitions x %d bytes = %.1f MiB, "
-                 "in `latest` unless %s.save_buffer=False", self.name, int(np.prod(lead)), " x ".join(map(str, lead)),
+                 "in `latest` unless %s.save_buffer=False", self.name, int(np.prod(lead)),
+                 " x ".join(map(str, lead)),
                  self.hp.buffer_size, per, int(np.prod(lead)) * self.hp.buffer_size * per / 2**20, self.name)
         replay = replay_lib.host_zeros(example, tuple(lead) + (self.hp.buffer_size,))
         return devices_lib.put_sharded(carry._replace(replay=replay), self.devices)

@@ -75,7 +75,8 @@ class SACHParams:
         hp = cls(**static_kwargs(cls, TracedHParams, config.sac, name="sac", exclude=("name",)))
         derived_sizes(hp, "sac")
         if hp.n_critics < 1 or not hp.init_alpha > 0:
-            raise ValueError(f"sac.n_critics={hp.n_critics} must be >= 1 and sac.init_alpha={hp.init_alpha} > 0")
+            raise ValueError(f"sac.n_critics={hp.n_critics} must be >= 1 and "
+                             f"sac.init_alpha={hp.init_alpha} > 0")
         return hp
 
 

@@ -105,7 +105,8 @@ class TracedHParams(TracedFields):
         section = dict(config[name])
         v = {n: float(section.get(n, getattr(cls, n))) for n in cls.names()}
         check_ranges(v, {"actor_lr": (v["actor_lr"] > 0, "> 0"), "critic_lr": (v["critic_lr"] > 0, "> 0"),
-                         "gamma": (0 <= v["gamma"] <= 1, "in [0, 1]"), "tau": (0 < v["tau"] <= 1, "in (0, 1]"),
+                         "gamma": (0 <= v["gamma"] <= 1, "in [0, 1]"),
+                         "tau": (0 < v["tau"] <= 1, "in (0, 1]"),
                          "exploration_noise": (v["exploration_noise"] >= 0, ">= 0"),
                          "policy_noise": (v["policy_noise"] >= 0, ">= 0"),
                          "noise_clip": (v["noise_clip"] >= 0, ">= 0")}, name)

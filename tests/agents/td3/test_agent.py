@@ -63,7 +63,9 @@ def test_td3_delays_actor_and_targets_and_ddpg_does_not(drift):
     TD3's critic step depends on the step's key (the noise on the target action)."""
     env, env_params = drift
     batch = _batch(env, env_params)
-    changed = lambda a, b: any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    def changed(a, b):
+        return any(not np.array_equal(x, y)
+                   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
     for name, moves_first in (("td3", False), ("ddpg", True)):
         agent = make(name, env, tau=0.5)
         ts = agent.init_train_state(jax.random.key(0), env_params)
@@ -111,7 +113,8 @@ def test_protocol_registry_ddpg_defaults_and_the_ensemble_dist(drift):
         a = registry.make_agent(cfg, env)
         assert isinstance(a, td3.TD3Agent) and a.name == name and a.hp.n_critics == n_critics
         reg = registry.registration(name)
-        assert reg.action_kinds == ("continuous",) and reg.lr_keys == ("actor_lr", "critic_lr") and reg.summary
+        assert reg.action_kinds == ("continuous",) and reg.lr_keys == ("actor_lr", "critic_lr")
+        assert reg.summary
         assert set(registry.default_config(name)) == set(td3.section_config())
         with pytest.raises(ValueError, match="needs continuous"):
             registry.make_agent(cfg, make_probe("drift")[0])

@@ -49,7 +49,8 @@ def test_polyak_moves_every_leaf_tau_of_the_way():
 
 def test_env_action_maps_bounded_specs_affinely_and_unbounded_ones_by_the_scale():
     a = jnp.array([-1.0, 0.0, 0.5, 1.0])
-    np.testing.assert_allclose(offpolicy.to_env_action(a, ContinuousSpec((4,), 0.0, 1.0)), [0.0, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(offpolicy.to_env_action(a, ContinuousSpec((4,), 0.0, 1.0)),
+                               [0.0, 0.5, 0.75, 1.0])
     np.testing.assert_allclose(offpolicy.to_env_action(a, ContinuousSpec((4,), -1.0, 1.0)), a)
     np.testing.assert_allclose(offpolicy.to_env_action(a, ContinuousSpec((4,))),
                                offpolicy.UNBOUNDED_SCALE * np.asarray(a))
