@@ -1,7 +1,9 @@
 """SACAgent: its state (log alpha in the params, resumed bit for bit with the buffer), a population of
-traced settings in one compile, the default target entropy, the registry and its stochastic policy."""
+traced settings in one compile, the default target entropy, encoder transplants, the registry and its
+stochastic policy."""
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from jaxtrade.agents import registry, sac
 from jaxtrade.agents.base import Agent
 from jaxtrade.envs.probes import make_probe
+from jaxtrade.models import make_model
 from tests.agents.dqn.test_agent import _host, _round_trip
 from tests.agents.td3.helpers import make, tiny_config
 
@@ -40,6 +43,21 @@ def test_population_resume_temperature_and_registry():
     # Entropy of a fresh tanh-Gaussian is far above -2: alpha falls, faster at the larger alpha_lr.
     log_alpha = np.asarray(agent.params(straight)["log_alpha"])
     assert (log_alpha < np.log(0.5)).all() and log_alpha[1] < log_alpha[0], log_alpha
+
+    # A pretrained (actor-critic) encoder goes into the actor and into every critic of every member.
+    net = make_model(agent.model_config, agent.action_spec)
+    obs, _ = env.reset(jax.random.key(0), env_params)
+    encoder = net.init(jax.random.key(3), net.initialize_carry(1), jax.tree.map(lambda x: x[None, None], obs),
+                       jnp.zeros((1, 1), bool))["params"]["encoder"]
+    moved = agent.params(agent.with_encoder(straight, encoder))
+    for leaf, want in zip(jax.tree.leaves(moved["actor"]["encoder"]), jax.tree.leaves(encoder), strict=True):
+        np.testing.assert_array_equal(leaf, np.broadcast_to(want, leaf.shape))          # [K, ...]
+    critic_encoder = moved["critic"]["q_ensemble"]["encoder"]
+    for leaf, want in zip(jax.tree.leaves(critic_encoder), jax.tree.leaves(encoder), strict=True):
+        assert leaf.shape[:2] == (2, 2)                                            # [K, n_critics, ...]
+        np.testing.assert_array_equal(leaf, np.broadcast_to(want, leaf.shape))
+    with pytest.raises(ValueError, match="do not fit"):
+        agent.with_encoder(straight, {"dense_0": encoder["dense_0"]})
 
     cfg = tiny_config("sac")
     cfg.agent = ml_collections.ConfigDict(dict(name="sac"))
