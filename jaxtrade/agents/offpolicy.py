@@ -36,7 +36,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,8 +44,8 @@ from jax.tree_util import Partial
 from jaxtrade.agents import replay as replay_lib
 from jaxtrade.agents.base import action_spec_of
 from jaxtrade.agents.dqn.agent import DQNAgent
+from jaxtrade.agents.dqn.collect import Transition, collect_with
 from jaxtrade.agents.dqn.iteration import Carry, TrainState
-from jaxtrade.agents.dqn.losses import nstep_returns
 from jaxtrade.agents.ppo.update import all_finite
 from jaxtrade.envs.base import ContinuousSpec, Policy
 from jaxtrade.models import model_config_dict
@@ -90,44 +89,12 @@ def critic_loss(q, target):
 
 
 # COLLECTION
-class Transition(NamedTuple):
-    """One env step of the buffer (dqn.Transition with a float action)."""
-
-    obs: Any
-    action: jax.Array        # float32 [A], squashed (in [-1, 1])
-    ret: jax.Array           # float32 n-step return
-    discount: jax.Array      # float32 gamma^m, 0 where terminated
-    next_obs: Any
-
-
 def collect(env, act, env_state, obs, env_params, key, *, n_steps: int, env_index, gamma, n_step: int,
             action_spec):
-    """`n_steps` of B envs acting with `act(keys [B], obs [B, ...]) -> squashed actions [B, A]`.
-    Keys, auto-reset and stats as `dqn.collect`. -> (Transition leaves [n_steps * B, ...] time-major,
-    (env_state, obs), stats summed over T and B)."""
-    env_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, env_index)
-    vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-
-    def body(carry, t):
-        env_state, obs = carry
-        step_keys = jax.vmap(jax.random.fold_in, (0, None))(env_keys, t)
-        act_keys, env_keys_t = jnp.moveaxis(jax.vmap(jax.random.split)(step_keys), 1, 0)
-        action = act(act_keys, obs)
-        next_obs, env_state, reward, done, info = vstep(env_keys_t, env_state,
-                                                        to_env_action(action, action_spec), env_params)
-        done = jnp.asarray(done).astype(bool)
-        terminated = done & ~jnp.asarray(info["truncated"]).astype(bool)
-        return (env_state, next_obs), (obs, action, jnp.asarray(reward, jnp.float32), done, terminated,
-                                       info["final_obs"], info["stats"])
-
-    end, (obs_t, action, reward, done, terminated, final_obs, stats) = jax.lax.scan(
-        body, (env_state, obs), jnp.arange(n_steps, dtype=jnp.int32))
-    ret, discount, last = nstep_returns(reward, done, terminated, gamma=gamma, n=n_step)
-    batch = jnp.arange(reward.shape[1])[None, :]
-    next_obs = jax.tree.map(lambda x: x[last, batch], final_obs)
-    flat = lambda x: x.reshape((-1,) + x.shape[2:])
-    transitions = jax.tree.map(flat, Transition(obs_t, action, ret, discount, next_obs))
-    return transitions, end, {k: jnp.sum(v) for k, v in stats.as_dict().items()}
+    """`dqn.collect_with` acting with `act(keys [B], obs [B, ...]) -> squashed actions [B, A]`, the env
+    given `to_env_action` of them, the buffer the squashed ones (`Transition` leaves [n_steps * B, ...])."""
+    return collect_with(env, act, env_state, obs, env_params, key, n_steps=n_steps, env_index=env_index,
+                        gamma=gamma, n_step=n_step, env_action=lambda a: to_env_action(a, action_spec))
 
 
 # CONFIG
