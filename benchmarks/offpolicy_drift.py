@@ -6,7 +6,7 @@ r"""DDPG, TD3 and SAC on the continuous `drift` probe: the full-size version of 
 Each agent trains `--seeds` seeds as one population (one compile) on `drift_continuous` (16 steps,
 drift 0.01, noise 0.02, cost 0.02: optimum long 1.0 held, 0.14) with the tests' settings (32 envs x 16
 steps, replay 8,192, batch 128, learning starts 1,024, a gradient step per 8 env steps, lr 1e-3, tau
-0.02; SAC: initial temperature 0.01, alpha lr 3e-3, target entropy -2), `--calls` x 10 iterations.
+0.02; SAC: initial temperature 0.01, alpha lr 3e-3, target entropy -3), `--calls` x 10 iterations.
 Printed per agent: each seed's deterministic episode value (noise off) as a fraction of the optimum,
 before and after, and the wall time (compile included).
 """
@@ -42,7 +42,7 @@ def run(name: str, seeds: int, calls: int) -> dict:
                       utd_ratio=1 / 8, actor_lr=1e-3, critic_lr=1e-3, tau=0.02, gamma=0.99,
                       iterations_per_call=10)
     if name == "sac":
-        full.sac.update(init_alpha=0.01, alpha_lr=3e-3, target_entropy=-2.0)
+        full.sac.update(init_alpha=0.01, alpha_lr=3e-3, target_entropy=-3.0)
     agent = registry.make_agent(full, env)
     exact = env_params.replace(noise=np.float32(0.0))
     optimum = drift_optimal_value(env_params)

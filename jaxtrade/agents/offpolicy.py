@@ -45,6 +45,7 @@ from jaxtrade.agents import replay as replay_lib
 from jaxtrade.agents.base import action_spec_of
 from jaxtrade.agents.dqn.agent import DQNAgent
 from jaxtrade.agents.dqn.collect import Transition, collect_with
+from jaxtrade.agents.dqn.config import replay_checks, replay_sizes
 from jaxtrade.agents.dqn.iteration import Carry, TrainState
 from jaxtrade.agents.ppo.update import all_finite
 from jaxtrade.envs.base import ContinuousSpec, Policy
@@ -99,31 +100,9 @@ def collect(env, act, env_state, obs, env_params, key, *, n_steps: int, env_inde
 
 # CONFIG
 def derived_sizes(hp, name: str) -> dict:
-    """Gradient steps per iteration; checks the sizes of section `name` (ValueError naming its keys)."""
-    per_iteration = hp.n_envs * hp.n_steps
-    updates = round(hp.utd_ratio * per_iteration)
-    checks = (
-        (hp.n_envs >= 1 and hp.n_steps >= 1,
-         f"{name}.n_envs={hp.n_envs} and {name}.n_steps={hp.n_steps} must be >= 1"),
-        (1 <= hp.n_step <= hp.n_steps,
-         f"{name}.n_step={hp.n_step} must be between 1 and {name}.n_steps={hp.n_steps}"),
-        (per_iteration <= hp.buffer_size,
-         f"{name}.buffer_size={hp.buffer_size} must hold one iteration's transitions per device, "
-         f"{name}.n_envs * {name}.n_steps = {per_iteration}"),
-        (1 <= hp.batch_size <= hp.buffer_size,
-         f"{name}.batch_size={hp.batch_size} must be between 1 and {name}.buffer_size={hp.buffer_size}"),
-        (hp.learning_starts <= hp.buffer_size,
-         f"{name}.learning_starts={hp.learning_starts} is never reached with "
-         f"{name}.buffer_size={hp.buffer_size}"),
-        (updates >= 1, f"{name}.utd_ratio={hp.utd_ratio} * {name}.n_envs * {name}.n_steps = "
-                       f"{hp.utd_ratio * per_iteration} rounds to no gradient step per iteration; raise it"),
-        (hp.iterations_per_call >= 1, f"{name}.iterations_per_call={hp.iterations_per_call} must be >= 1"),
-    )
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
-    return {"transitions_per_iteration": per_iteration, "updates_per_iteration": updates,
-            "learning_starts": max(hp.learning_starts, 1)}
+    """Gradient steps per iteration; checks the sizes of section `name` (`dqn.replay_checks`: ValueError
+    naming its keys) and never writes the config."""
+    return replay_sizes(hp, replay_checks(hp, name))
 
 
 def check_ranges(values: dict, ranges: dict, name: str) -> None:
@@ -268,10 +247,11 @@ class OffPolicyAgent(DQNAgent):
         if jax.tree.structure(current) != jax.tree.structure(encoder_params) or expected != got:
             raise ValueError(f"with_encoder: the encoder params do not fit this network's encoder "
                              f"(expected shapes {expected}, got {got})")
-        ens = params["critic"]["q_ensemble"]        # leaves [n_critics, ...] ([K, n_critics, ...])
-        critic_enc = jax.tree.map(lambda c, x: jnp.broadcast_to(x, c.shape), ens["encoder"], encoder_params)
+        critic = params["critic"]                  # leaves [n_critics, ...] ([K, n_critics, ...])
+        critic_enc = jax.tree.map(lambda c, x: jnp.broadcast_to(x, c.shape), critic["encoder"],
+                                  encoder_params)
         new = dict(params, actor=dict(params["actor"], encoder=encoder_params),
-                   critic=dict(params["critic"], q_ensemble=dict(ens, encoder=critic_enc)))
+                   critic=dict(critic, encoder=critic_enc))
         return self.with_params(state, new)
 
     def iteration_kwargs(self) -> dict:

@@ -11,16 +11,18 @@
 2. The actor's output is PRE-squash: the agents apply tanh (`agents/offpolicy.py`). A deterministic
    actor (DDPG, TD3) has no `log_std` head and returns log_std = 0; a stochastic one (SAC) has a
    state-dependent `log_std` head squashed into [LOG_STD_MIN, LOG_STD_MAX].
-3. The critic is `n_critics` independent Q networks (`nn.vmap` over a leading parameter axis: every
-   leaf of params["critic"] is [n_critics, ...]), each Q(s, a) = head(concat(core(encoder(s)), a)).
+3. The critic is `n_critics` independent Q networks (`CriticEnsemble`: every leaf of params["critic"]
+   is [n_critics, ...], applied under `jax.vmap`), each Q(s, a) = head(concat(core(encoder(s)), a)).
 4. The actor's `mu` head is the policy head's small orthogonal init (actions start near 0).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jaxtrade.models.actor_critic import encoder_of
@@ -81,19 +83,24 @@ class QCritic(nn.Module):
         return ValueHead(self.hidden_dim, self.head_layers, dtype, name="q")(x)
 
 
-class CriticEnsemble(nn.Module):
-    """`n_critics` QCritics with their own parameters (leaves [n_critics, ...]) -> Q [n_critics, *batch]."""
+@dataclasses.dataclass(frozen=True)
+class CriticEnsemble:
+    """`n_critics` QCritics with their own parameters (leaves [n_critics, ...]) -> Q [n_critics, *batch].
 
-    n_critics: int
+    `init` draws the members one by one and stacks them rather than `nn.vmap`-ing the init: a vmapped
+    orthogonal initializer (the GRU's recurrent kernels, the heads' outputs) is a batched QR, whose
+    jaxlib CPU kernel can deadlock on a 2-thread host pool (agents/base.py, init_population; seen here
+    with model.core=gru: the first iteration never returned). `apply` vmaps over the members."""
+
     critic: QCritic
+    n_critics: int
 
-    @nn.compact
-    def __call__(self, obs, action):
-        ensemble = nn.vmap(type(self.critic), variable_axes={"params": 0}, split_rngs={"params": True},
-                           in_axes=None, out_axes=0, axis_size=self.n_critics)
-        fields = {f: getattr(self.critic, f) for f in ("core_type", "hidden_dim", "n_layers", "head_layers",
-                                                       "compute_dtype")}
-        return ensemble(self.critic.encoder.clone(parent=None), name="q_ensemble", **fields)(obs, action)
+    def init(self, key, obs, action) -> dict:
+        members = [self.critic.init(k, obs, action)["params"] for k in jax.random.split(key, self.n_critics)]
+        return {"params": jax.tree.map(lambda *x: jnp.stack(x), *members)}
+
+    def apply(self, variables, obs, action):
+        return jax.vmap(lambda p: self.critic.apply({"params": p}, obs, action))(variables["params"])
 
 
 def make_actor_critic_q(model_config: Mapping, action_spec, *, n_critics: int, stochastic: bool):
@@ -107,5 +114,5 @@ def make_actor_critic_q(model_config: Mapping, action_spec, *, n_critics: int, s
     common = dict(core_type=net.core_type, hidden_dim=net.hidden_dim, n_layers=net.n_layers,
                   head_layers=net.head_layers, compute_dtype=str(jnp.dtype(net.compute_dtype)))
     actor = ContinuousActor(n, encoder_of(net), stochastic=bool(stochastic), **common)
-    critic = CriticEnsemble(int(n_critics), QCritic(encoder_of(net), **common))
+    critic = CriticEnsemble(QCritic(encoder_of(net), **common), int(n_critics))
     return actor, critic

@@ -52,7 +52,7 @@ def test_population_resume_temperature_and_registry():
     moved = agent.params(agent.with_encoder(straight, encoder))
     for leaf, want in zip(jax.tree.leaves(moved["actor"]["encoder"]), jax.tree.leaves(encoder), strict=True):
         np.testing.assert_array_equal(leaf, np.broadcast_to(want, leaf.shape))          # [K, ...]
-    critic_encoder = moved["critic"]["q_ensemble"]["encoder"]
+    critic_encoder = moved["critic"]["encoder"]
     for leaf, want in zip(jax.tree.leaves(critic_encoder), jax.tree.leaves(encoder), strict=True):
         assert leaf.shape[:2] == (2, 2)                                            # [K, n_critics, ...]
         np.testing.assert_array_equal(leaf, np.broadcast_to(want, leaf.shape))
