@@ -9,6 +9,7 @@ import pytest
 
 from jaxtrade.agents import offpolicy, registry, td3
 from jaxtrade.agents.base import Agent
+from jaxtrade.agents.ensemble import ensemble_policy
 from jaxtrade.envs.probes import make_probe
 from tests.agents.dqn.test_agent import _host, _round_trip
 
@@ -144,3 +145,15 @@ def test_protocol_registry_ddpg_defaults_and_the_ensemble_dist(drift):
     spec = type("Spec", (), dict(agent="td3", model=agent.model_config, action_spec=agent.action_spec))()
     again = registry.policy_from_spec(spec, params)
     np.testing.assert_array_equal(again.act(jax.random.key(1), (), obs)[0], action)
+    # The ensemble's weighted mode: the weighted mean of the members' deterministic actions, and a
+    # stochastic draw is one member's deterministic action (the point-mass log_std).
+    other = agent.policy(agent.init_params(jax.random.key(9), env_params))
+    a_other = np.asarray(other.act(jax.random.key(1), (), obs)[0])
+    mixed = ensemble_policy([policy, other], "weighted", action_spec=agent.action_spec,
+                            weights=jnp.array([0.25, 0.75]))
+    got, _ = mixed.act(jax.random.key(2), mixed.init(), obs)
+    np.testing.assert_allclose(got, 0.25 * np.asarray(action) + 0.75 * a_other, rtol=1e-5)
+    draw = ensemble_policy([policy, other], "weighted", action_spec=agent.action_spec,
+                           weights=jnp.array([0.5, 0.5]), deterministic=False)
+    got, _ = draw.act(jax.random.key(3), draw.init(), obs)
+    assert min(np.abs(got - action).max(), np.abs(got - a_other).max()) < 1e-6
