@@ -33,6 +33,7 @@ iteration around an algorithm's gradient step, the policy rebuilt from params, a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -42,7 +43,7 @@ import jax.numpy as jnp
 from jax.tree_util import Partial
 
 from jaxtrade.agents import replay as replay_lib
-from jaxtrade.agents.base import action_spec_of
+from jaxtrade.agents.base import action_spec_of, static_kwargs
 from jaxtrade.agents.dqn.agent import DQNAgent
 from jaxtrade.agents.dqn.collect import Transition, collect_with
 from jaxtrade.agents.dqn.config import replay_checks, replay_sizes
@@ -78,6 +79,11 @@ def tanh_gaussian(mu, log_std, eps):
     return jnp.tanh(u), jnp.sum(gauss - log1m_tanh_sq(u), axis=-1)
 
 
+def env_normals(keys, shape):
+    """keys [B] (one per env) -> standard normals [B, *shape], env b's drawn from keys[b] alone."""
+    return jax.vmap(lambda k: jax.random.normal(k, shape))(keys)
+
+
 def polyak(online, target, tau):
     """tau * online + (1 - tau) * target, leaf by leaf (same trees)."""
     return jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, online, target)
@@ -99,6 +105,57 @@ def collect(env, act, env_state, obs, env_params, key, *, n_steps: int, env_inde
 
 
 # CONFIG
+def common_section() -> dict:
+    """The keys (and defaults) every continuous off-policy section (ddpg, td3, sac) starts from."""
+    return dict(
+        n_envs=16,                   # environments per device
+        n_steps=32,                  # env steps per environment and iteration
+        buffer_size=65536,           # replay capacity in transitions, per device (and population member)
+        batch_size=256,              # transitions per gradient step, per device (gradients pmean-ed)
+        learning_starts=2048,        # transitions in a device's buffer before the first gradient step
+        utd_ratio=0.0625,            # gradient steps per env step collected
+        n_step=1,                    # n-step returns (dqn.nstep_returns), cut at episode ends
+        gamma=0.99,
+        actor_lr=3e-4,
+        critic_lr=3e-4,
+        tau=0.005,                   # Polyak: target <- tau * online + (1 - tau) * target
+        n_critics=2,                 # the target takes their minimum
+        max_grad_norm=10.0,
+        adam_eps=1e-5,
+        save_buffer=True,            # the buffer is part of `latest` (exact resume)
+        iterations_per_call=1,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class OffPolicyHParams:
+    """The static hyperparameters every continuous off-policy agent has (its section's name included)."""
+
+    name: str = ""
+    n_envs: int = 16
+    n_steps: int = 32
+    buffer_size: int = 65536
+    batch_size: int = 256
+    learning_starts: int = 2048
+    utd_ratio: float = 0.0625
+    n_step: int = 1
+    n_critics: int = 2
+    max_grad_norm: float = 10.0
+    adam_eps: float = 1e-5
+    save_buffer: bool = True
+    iterations_per_call: int = 1
+    frozen: tuple[str, ...] = ()
+
+    @classmethod
+    def from_section(cls, config, name: str, traced_cls):
+        """From `config.<name>` (traced keys left to `traced_cls`; an unknown key raises); checks sizes."""
+        hp = cls(name=name, **static_kwargs(cls, traced_cls, config[name], name=name, exclude=("name",)))
+        derived_sizes(hp, name)
+        if hp.n_critics < 1:
+            raise ValueError(f"{name}.n_critics={hp.n_critics} must be >= 1")
+        return hp
+
+
 def derived_sizes(hp, name: str) -> dict:
     """Gradient steps per iteration; checks the sizes of section `name` (`dqn.replay_checks`: ValueError
     naming its keys) and never writes the config."""

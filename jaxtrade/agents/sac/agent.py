@@ -60,7 +60,7 @@ class SACAgent(offpolicy.OffPolicyAgent):
 
     def explore(self, params, h, keys, obs):
         mu, log_std = self.actor.apply({"params": params["actor"]}, obs)
-        eps = jax.vmap(lambda k: jax.random.normal(k, mu.shape[1:]))(keys)
+        eps = offpolicy.env_normals(keys, mu.shape[1:])
         return offpolicy.tanh_gaussian(mu, log_std, eps)[0]
 
     def grad_step(self, params, target, opt_state, n_updates, batch, key, h, axis_name):

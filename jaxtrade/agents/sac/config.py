@@ -10,34 +10,20 @@ import ml_collections
 from flax import struct
 from ml_collections import config_dict
 
-from jaxtrade.agents.base import TracedFields, static_kwargs
-from jaxtrade.agents.offpolicy import check_ranges, derived_sizes
+from jaxtrade.agents.base import TracedFields
+from jaxtrade.agents.offpolicy import OffPolicyHParams, check_ranges, common_section
 from jaxtrade.models import default_model_config
 
 
 def section_config() -> ml_collections.ConfigDict:
-    """The `sac` section with its defaults (the agent registry's default_config for "sac")."""
+    """The `sac` section with its defaults (`offpolicy.common_section` and SAC's own; the registry's
+    default_config for "sac")."""
     return ml_collections.ConfigDict(dict(
-        n_envs=16,                   # environments per device
-        n_steps=32,                  # env steps per environment and iteration
-        buffer_size=65536,           # replay capacity in transitions, per device (and population member)
-        batch_size=256,              # transitions per gradient step, per device (gradients pmean-ed)
-        learning_starts=2048,        # transitions in a device's buffer before the first gradient step
-        utd_ratio=0.0625,            # gradient steps per env step collected
-        n_step=1,                    # n-step returns (dqn.nstep_returns), cut at episode ends
-        gamma=0.99,
-        actor_lr=3e-4,
-        critic_lr=3e-4,
+        common_section(),
         alpha_lr=3e-4,               # the temperature's (log alpha's) Adam rate
-        tau=0.005,                   # Polyak: target <- tau * online + (1 - tau) * target, every step
         init_alpha=0.1,              # the temperature's starting value
         target_entropy=config_dict.placeholder(float),  # None: -action_dim
-        n_critics=2,                 # the soft target takes their minimum
-        max_grad_norm=10.0,
-        adam_eps=1e-5,
-        save_buffer=True,            # the buffer is part of `latest` (exact resume)
-        iterations_per_call=1,
-        frozen=(),                   # top-level parameter modules never updated: actor, critic, alpha
+        frozen=(),                   # top-level parameter modules never updated: actor, critic, log_alpha
     ))
 
 
@@ -51,32 +37,17 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 @dataclasses.dataclass(frozen=True)
-class SACHParams:
-    """Static hyperparameters of `config.sac`: shapes, counts, switches."""
+class SACHParams(OffPolicyHParams):
+    """Static hyperparameters of `config.sac`: the common ones and the starting temperature."""
 
     name: str = "sac"
-    n_envs: int = 16
-    n_steps: int = 32
-    buffer_size: int = 65536
-    batch_size: int = 256
-    learning_starts: int = 2048
-    utd_ratio: float = 0.0625
-    n_step: int = 1
     init_alpha: float = 0.1
-    n_critics: int = 2
-    max_grad_norm: float = 10.0
-    adam_eps: float = 1e-5
-    save_buffer: bool = True
-    iterations_per_call: int = 1
-    frozen: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config) -> SACHParams:
-        hp = cls(**static_kwargs(cls, TracedHParams, config.sac, name="sac", exclude=("name",)))
-        derived_sizes(hp, "sac")
-        if hp.n_critics < 1 or not hp.init_alpha > 0:
-            raise ValueError(f"sac.n_critics={hp.n_critics} must be >= 1 and "
-                             f"sac.init_alpha={hp.init_alpha} > 0")
+        hp = cls.from_section(config, "sac", TracedHParams)
+        if not hp.init_alpha > 0:
+            raise ValueError(f"sac.init_alpha={hp.init_alpha} must be > 0")
         return hp
 
 

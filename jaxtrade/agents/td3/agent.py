@@ -86,7 +86,7 @@ class TD3Agent(offpolicy.OffPolicyAgent):
 
     def explore(self, params, h, keys, obs):
         mu, _ = self.actor.apply({"params": params["actor"]}, obs)
-        eps = jax.vmap(lambda k: jax.random.normal(k, mu.shape[1:]))(keys)
+        eps = offpolicy.env_normals(keys, mu.shape[1:])
         return jnp.clip(jnp.tanh(mu) + h.exploration_noise * eps, -1.0, 1.0)
 
     def grad_step(self, params, target, opt_state, n_updates, batch, key, h, axis_name):
