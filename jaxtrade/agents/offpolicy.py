@@ -14,7 +14,8 @@ iteration around an algorithm's gradient step, the policy rebuilt from params, a
    saturation). TD3 explores with a = clip(tanh(mu) + sigma * eps, -1, 1).
 3. Targets: target <- tau * online + (1 - tau) * target (`polyak`), over the whole params tree.
 4. Iteration (per device, as DQN's, agents/dqn/iteration.py for the keys): collect n_steps of the
-   device's envs with the exploring policy, n-step returns (`dqn.nstep_returns`) into the buffer,
+   device's envs with the exploring policy (`dqn.collect_with`: DQN's collection, given this acting
+   function and `to_env_action`), n-step returns (`dqn.nstep_returns`) into the buffer,
    then `updates_per_iteration` = round(utd_ratio * n_envs * n_steps) gradient steps, each on its own
    sample of this device's buffer, once it holds `learning_starts` transitions. The algorithm gives
    `grad_step(params, target, opt_state, n_updates, batch, key, hparams, axis_name)`; it pmeans its
@@ -29,6 +30,8 @@ iteration around an algorithm's gradient step, the policy rebuilt from params, a
 6. `OffPolicyAgent` is `DQNAgent` (agents/dqn/agent.py) with its buffers, placement, warm starts and
    checkpoints (the buffer is in `latest` unless `<name>.save_buffer=False`), given its own networks,
    optimizer state, transition, iteration and policy.
+7. Config: every section starts from `common_section()` and its static hyperparameters from
+   `OffPolicyHParams`; the sizes are checked by DQN's `replay_checks`, errors naming `<name>.<key>`.
 """
 
 from __future__ import annotations
