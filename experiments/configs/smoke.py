@@ -17,6 +17,10 @@ def get_config():
     cfg.a2c.n_steps = 8
     cfg.dqn.update(dict(n_envs=4, n_steps=8, buffer_size=512, batch_size=32, learning_starts=64,
                         utd_ratio=0.25, n_step=2))
+    # The continuous off-policy agents (they need --config.env.action_space=weights).
+    for name in ("ddpg", "td3", "sac"):
+        cfg[name].update(dict(n_envs=4, n_steps=8, buffer_size=512, batch_size=32, learning_starts=64,
+                              utd_ratio=0.25))
     cfg.env.episode_length = 16
     cfg.data.val = ("2015-01-01", "2015-03-31")
     cfg.data.test = ("2016-01-01", "2016-06-30")

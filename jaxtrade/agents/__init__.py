@@ -4,8 +4,11 @@
 from jaxtrade.agents import a2c as _a2c
 from jaxtrade.agents import dqn as _dqn
 from jaxtrade.agents import ensemble as _ensemble
+from jaxtrade.agents import offpolicy as _offpolicy
 from jaxtrade.agents import ppo as _ppo
 from jaxtrade.agents import registry
+from jaxtrade.agents import sac as _sac
+from jaxtrade.agents import td3 as _td3
 
 
 def _ppo_policy(spec, params, deterministic=True):
@@ -27,6 +30,24 @@ def _dqn_policy(spec, params, deterministic=True):
 registry.register("dqn", make=_dqn.make, default_config=_dqn.section_config, policy_from_spec=_dqn_policy,
                   action_kinds=("discrete",), lr_keys=("lr",),
                   summary="double DQN: replay in device memory, n-step returns, target network, masks")
+
+
+def _offpolicy_policy(spec, params, deterministic=True):
+    return _offpolicy.policy_from_spec(spec.model, spec.action_spec, params, deterministic)
+
+
+registry.register("ddpg", make=_td3.make_ddpg, default_config=_td3.ddpg_section_config,
+                  policy_from_spec=_offpolicy_policy, action_kinds=("continuous",),
+                  lr_keys=("actor_lr", "critic_lr"),
+                  summary="DDPG: deterministic tanh actor, one critic, Gaussian exploration, Polyak targets")
+registry.register("td3", make=_td3.make, default_config=_td3.section_config,
+                  policy_from_spec=_offpolicy_policy,
+                  action_kinds=("continuous",), lr_keys=("actor_lr", "critic_lr"),
+                  summary="TD3: DDPG with twin critics, target policy smoothing, delayed actor and targets")
+registry.register("sac", make=_sac.make, default_config=_sac.section_config,
+                  policy_from_spec=_offpolicy_policy,
+                  action_kinds=("continuous",), lr_keys=("actor_lr", "critic_lr", "alpha_lr"),
+                  summary="SAC: tanh-Gaussian actor, twin critics, learned temperature, Polyak targets")
 registry.register("ensemble", make=None, default_config=None, policy_from_spec=_ensemble.policy_from_spec,
                   action_kinds=("discrete", "continuous"),
                   summary="winner / weighted / majority combination of saved models (not trained)")

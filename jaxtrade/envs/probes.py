@@ -17,6 +17,10 @@
   long at the first step and hold, expected return `drift_optimal_value(params)` =
   episode_length * drift - cost (every step of delay loses `drift`, every extra round trip 2 cost).
   The state shows (t / episode_length, position); the noise is never observed.
+- `drift_continuous`: `drift` with a continuous position: action a [1] in [-1, 1] (clipped) is the
+  position held; the same reward, cost per unit of position changed, and closed-form optimum (long
+  1.0 from the first step and held: any smaller or later position earns less per step than its cost
+  saves), for the continuous-action agents.
 
 `make_probe(name, **kwargs) -> (env, params)` returns the auto-reset environment and its params.
 Observations: {"window": float32 [window, 1] (zeros or noise), "state": float32 [S]}. Each probe
@@ -168,6 +172,28 @@ class DriftHold(_Probe):
         return self._obs(next_state, params), next_state, reward, terminated, info
 
 
+class DriftHoldContinuous(DriftHold):
+    """`drift_continuous` (module docstring): the held position, float32 in [-1, 1], lives in
+    `ProbeState.cue`."""
+
+    action_spec = ContinuousSpec((1,), -1.0, 1.0)
+
+    def reset(self, key, params):
+        state = ProbeState(jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+        return self._obs(state, params), state
+
+    def step(self, key, state, action, params):
+        position = jnp.clip(jnp.asarray(action, jnp.float32).reshape(-1)[0], -1.0, 1.0)
+        ret = params.drift + params.noise * jax.random.normal(key, (), jnp.float32)
+        reward = (position * ret - params.cost * jnp.abs(position - state.cue)).astype(jnp.float32)
+        t = state.t + 1
+        terminated = t >= params.episode_length
+        episode_return = state.episode_return + reward
+        next_state = ProbeState(t, position, episode_return)
+        info = no_trade_info(jnp.zeros((), bool), terminated, state.episode_return, episode_return, t)
+        return self._obs(next_state, params), next_state, reward, terminated, info
+
+
 def drift_optimal_value(params: ProbeParams) -> float:
     """The `drift` probe's optimal expected episode return under costs: long from the first step and
     held, episode_length * drift - cost (or 0, staying flat, if that is negative)."""
@@ -176,7 +202,8 @@ def drift_optimal_value(params: ProbeParams) -> float:
 
 def make_probe(name: str, *, episode_length: int = 8, n_arms: int = 2, arm_rewards=None, n_cues: int = 2,
                action_dim: int = 3, drift: float = 0.01, noise: float = 0.02, cost: float = 0.02):
-    """-> (AutoReset env, ProbeParams). name: constant | bandit | target | memory | drift."""
+    """-> (AutoReset env, ProbeParams). name: constant | bandit | target | memory | drift |
+    drift_continuous."""
     if name == "constant":
         env = ConstantReward()
     elif name == "bandit":
@@ -187,8 +214,11 @@ def make_probe(name: str, *, episode_length: int = 8, n_arms: int = 2, arm_rewar
         env = Memory(n_cues)
     elif name == "drift":
         env = DriftHold()
+    elif name == "drift_continuous":
+        env = DriftHoldContinuous()
     else:
-        raise ValueError(f"unknown probe {name!r}; expected constant, bandit, target, memory or drift")
+        raise ValueError(f"unknown probe {name!r}; expected constant, bandit, target, memory, drift or "
+                         "drift_continuous")
     if arm_rewards is None:
         arm_rewards = jnp.linspace(0.0, 1.0, n_arms)
     f32 = lambda x: jnp.asarray(x, jnp.float32)

@@ -70,6 +70,9 @@ class DQNAgent(DeviceAgent):
     static_hparams = DQNHParams
     traced_hparams = TracedHParams
     train_iteration = staticmethod(iteration_lib.train_iteration)
+    # One transition of the buffer; the continuous off-policy agents (agents/offpolicy.py), which reuse
+    # this class's buffers, placement and checkpoints, replace it with theirs.
+    example_transition = staticmethod(example_transition)
 
     # CONFIGURATION
     def replay_bytes(self, n_devices: int, members: int = 1) -> int:
@@ -78,7 +81,7 @@ class DQNAgent(DeviceAgent):
         if self.obs_spec is None:
             raise ValueError("replay_bytes needs the observation spec: the env has none before `init`")
         obs = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in self.obs_spec.as_dict().items()}
-        per = replay_lib.transition_bytes(example_transition(obs))
+        per = replay_lib.transition_bytes(self.example_transition(obs))
         return per * self.hp.buffer_size * int(n_devices) * int(members)
 
     # STATE
@@ -109,11 +112,12 @@ class DQNAgent(DeviceAgent):
         """`carry` (obs leaves [*lead, n_envs, ...]) with empty buffers [*lead, buffer_size, ...], each
         device's made on the host and sent to it (never every device's buffer through one device)."""
         obs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[len(lead) + 1:], x.dtype), carry.obs)
-        example = example_transition(obs)
+        example = self.example_transition(obs)
         per = replay_lib.transition_bytes(example)
-        log.info("dqn: %d replay buffer(s) (devices x members: %s) x %d transitions x %d bytes = %.1f MiB, "
-                 "in `latest` unless dqn.save_buffer=False", int(np.prod(lead)), " x ".join(map(str, lead)),
-                 self.hp.buffer_size, per, int(np.prod(lead)) * self.hp.buffer_size * per / 2**20)
+        log.info("%s: %d replay buffer(s) (devices x members: %s) x %d transitions x %d bytes = %.1f MiB, "
+                 "in `latest` unless %s.save_buffer=False", self.name, int(np.prod(lead)),
+                 " x ".join(map(str, lead)),
+                 self.hp.buffer_size, per, int(np.prod(lead)) * self.hp.buffer_size * per / 2**20, self.name)
         replay = replay_lib.host_zeros(example, tuple(lead) + (self.hp.buffer_size,))
         return devices_lib.put_sharded(carry._replace(replay=replay), self.devices)
 
@@ -153,9 +157,10 @@ class DQNAgent(DeviceAgent):
         state of the same shapes (e.g. freshly initialized): without a saved buffer, its buffers'
         shapes give the empty ones."""
         if restored.replay is None:
-            log.warning("dqn: `latest` holds no replay buffer (dqn.save_buffer=False): resuming with an "
+            log.warning("%s: `latest` holds no replay buffer (%s.save_buffer=False): resuming with an "
                         "empty buffer, no gradient step before %d transitions per device, and a run that "
-                        "is not bit-identical to an uninterrupted one", self.hp.learning_starts)
+                        "is not bit-identical to an uninterrupted one", self.name, self.name,
+                        self.hp.learning_starts)
             restored = restored._replace(replay=replay_lib.clear(state.replay))
         return devices_lib.put_sharded(restored, self.devices or jax.local_devices())
 

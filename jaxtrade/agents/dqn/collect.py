@@ -17,7 +17,7 @@ class Transition(NamedTuple):
     """What the replay buffer holds, one per env step (leaves [...] unbatched, [N, ...] batched)."""
 
     obs: Any                 # the observation acted on
-    action: jax.Array        # int32
+    action: jax.Array        # int32 (DQN); float32 [A] squashed, in [-1, 1] (agents/offpolicy.py)
     ret: jax.Array           # float32 n-step return (losses.nstep_returns) ...
     discount: jax.Array      # ... and float32 gamma^m (0 where terminated): gamma as at collection
     next_obs: Any            # the observation the return bootstraps from
@@ -43,7 +43,22 @@ def epsilon_greedy(key, q, obs, epsilon):
 
 def collect(env, net, params, env_state, obs, env_params, key, *, n_steps: int, env_index, epsilon,
             gamma, n_step: int):
-    """Runs `n_steps` of B environments with the epsilon-greedy policy of `params` (network params).
+    """Runs `n_steps` of B environments with the epsilon-greedy policy of `params` (network params):
+    `collect_with` of that policy (its docstring for keys, shapes and what comes back)."""
+    egreedy = jax.vmap(epsilon_greedy, in_axes=(0, 0, 0, None))
+
+    def act(keys, obs):
+        return egreedy(keys, net.apply({"params": params}, obs), obs, epsilon)
+
+    return collect_with(env, act, env_state, obs, env_params, key, n_steps=n_steps, env_index=env_index,
+                        gamma=gamma, n_step=n_step)
+
+
+def collect_with(env, act, env_state, obs, env_params, key, *, n_steps: int, env_index, gamma, n_step: int,
+                 env_action=None):
+    """Runs `n_steps` of B environments acting with `act(keys [B], obs [B, ...]) -> actions [B, ...]`
+    (what the buffer stores; the env gets `env_action(actions)` when given: the continuous agents'
+    squashed actions, agents/offpolicy.py).
 
     env_state/obs: batched [B, ...]; env_index: int32 [B] global env indices: step t of env g acts
     and steps with the two halves of fold_in(fold_in(key, g), t), so collection does not depend on
@@ -54,14 +69,14 @@ def collect(env, net, params, env_state, obs, env_params, key, *, n_steps: int, 
     """
     env_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, env_index)
     vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    act = jax.vmap(epsilon_greedy, in_axes=(0, 0, 0, None))
 
     def body(carry, t):
         env_state, obs = carry
         step_keys = jax.vmap(jax.random.fold_in, (0, None))(env_keys, t)
         act_keys, env_keys_t = jnp.moveaxis(jax.vmap(jax.random.split)(step_keys), 1, 0)
-        action = act(act_keys, net.apply({"params": params}, obs), obs, epsilon)
-        next_obs, env_state, reward, done, info = vstep(env_keys_t, env_state, action, env_params)
+        action = act(act_keys, obs)
+        to_env = action if env_action is None else env_action(action)
+        next_obs, env_state, reward, done, info = vstep(env_keys_t, env_state, to_env, env_params)
         done = jnp.asarray(done).astype(bool)
         terminated = done & ~jnp.asarray(info["truncated"]).astype(bool)
         out = (obs, action, jnp.asarray(reward, jnp.float32), done, terminated, info["final_obs"],

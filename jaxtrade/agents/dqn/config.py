@@ -115,40 +115,55 @@ class TracedHParams(TracedFields):
 
 
 
+def replay_checks(hp, name: str) -> tuple:
+    """(ok, message) pairs every replay agent's sizes must pass (section `name`: dqn, ddpg, td3, sac):
+    envs and steps, n-step horizon, buffer, batch, learning start, gradient steps, iterations a call."""
+    per_iteration = hp.n_envs * hp.n_steps
+    updates = round(hp.utd_ratio * per_iteration)
+    return (
+        (hp.n_envs >= 1 and hp.n_steps >= 1,
+         f"{name}.n_envs={hp.n_envs} and {name}.n_steps={hp.n_steps} must be >= 1"),
+        (1 <= hp.n_step <= hp.n_steps,
+         f"{name}.n_step={hp.n_step} must be between 1 and {name}.n_steps={hp.n_steps}"),
+        (per_iteration <= hp.buffer_size,
+         f"{name}.buffer_size={hp.buffer_size} must hold one iteration's transitions per device, "
+         f"{name}.n_envs * {name}.n_steps = {per_iteration}"),
+        (1 <= hp.batch_size <= hp.buffer_size,
+         f"{name}.batch_size={hp.batch_size} must be between 1 and {name}.buffer_size={hp.buffer_size}"),
+        (hp.learning_starts <= hp.buffer_size,
+         f"{name}.learning_starts={hp.learning_starts} is never reached with "
+         f"{name}.buffer_size={hp.buffer_size}"),
+        (updates >= 1,
+         f"{name}.utd_ratio={hp.utd_ratio} * {name}.n_envs * {name}.n_steps = {hp.utd_ratio * per_iteration} "
+         f"rounds to no gradient step per iteration; raise {name}.utd_ratio"),
+        (hp.iterations_per_call >= 1, f"{name}.iterations_per_call={hp.iterations_per_call} must be >= 1"),
+    )
+
+
+def replay_sizes(hp, checks) -> dict:
+    """Raise the first failed check's message; -> transitions and gradient steps per iteration and the
+    learning start (a gradient step waits for max(learning_starts, 1) written transitions per device)."""
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+    per_iteration = hp.n_envs * hp.n_steps
+    return {"transitions_per_iteration": per_iteration,
+            "updates_per_iteration": round(hp.utd_ratio * per_iteration),
+            "learning_starts": max(hp.learning_starts, 1)}
+
+
 def derived_sizes(hp: DQNHParams) -> dict:
     """Gradient steps per iteration and the epsilon decay length; checks every size against the others
     and never writes the config. ValueError naming the dqn keys and the constraint."""
-    per_iteration = hp.n_envs * hp.n_steps
-    updates = round(hp.utd_ratio * per_iteration)
-    checks = (
-        (hp.n_envs >= 1 and hp.n_steps >= 1,
-         f"dqn.n_envs={hp.n_envs} and dqn.n_steps={hp.n_steps} must be >= 1"),
-        (1 <= hp.n_step <= hp.n_steps,
-         f"dqn.n_step={hp.n_step} must be between 1 and dqn.n_steps={hp.n_steps}"),
-        (per_iteration <= hp.buffer_size,
-         f"dqn.buffer_size={hp.buffer_size} must hold one iteration's transitions per device, "
-         f"dqn.n_envs * dqn.n_steps = {per_iteration}"),
-        (1 <= hp.batch_size <= hp.buffer_size,
-         f"dqn.batch_size={hp.batch_size} must be between 1 and dqn.buffer_size={hp.buffer_size}"),
-        (hp.learning_starts <= hp.buffer_size,
-         f"dqn.learning_starts={hp.learning_starts} is never reached with dqn.buffer_size={hp.buffer_size}"),
-        (updates >= 1,
-         f"dqn.utd_ratio={hp.utd_ratio} * dqn.n_envs * dqn.n_steps = {hp.utd_ratio * per_iteration} rounds "
-         "to no gradient step per iteration; raise dqn.utd_ratio"),
+    checks = replay_checks(hp, "dqn") + (
         (hp.target_period >= 1, f"dqn.target_period={hp.target_period} must be >= 1"),
-        (hp.iterations_per_call >= 1, f"dqn.iterations_per_call={hp.iterations_per_call} must be >= 1"),
         (hp.epsilon_decay_iterations >= 0 and 0 < hp.epsilon_fraction <= 1,
          f"dqn.epsilon_fraction={hp.epsilon_fraction} must be in (0, 1] and dqn.epsilon_decay_iterations="
          f"{hp.epsilon_decay_iterations} >= 0"),
     )
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
+    sizes = replay_sizes(hp, checks)
     decay = hp.epsilon_decay_iterations or max(1, round(hp.epsilon_fraction * hp.total_updates))
-    return {"transitions_per_iteration": per_iteration, "updates_per_iteration": updates,
-            "epsilon_decay_iterations": decay,
-            # a gradient step waits for max(learning_starts, 1) written transitions per device
-            "learning_starts": max(hp.learning_starts, 1)}
+    return dict(sizes, epsilon_decay_iterations=decay)
 
 
 def epsilon(step, hparams: TracedHParams, decay_iterations: int) -> jax.Array:

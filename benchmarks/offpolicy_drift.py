@@ -1,0 +1,83 @@
+r"""DDPG, TD3 and SAC on the continuous `drift` probe: the full-size version of their CI learning tests
+(tests/agents/td3/test_learning.py, tests/agents/sac/test_learning.py run 2 seeds).
+
+    .venv/bin/python -m benchmarks.offpolicy_drift --agents=ddpg,td3,sac --seeds=5 --calls=8
+
+Each agent trains `--seeds` seeds as one population (one compile) on `drift_continuous` (16 steps,
+drift 0.01, noise 0.02, cost 0.02: optimum long 1.0 held, 0.14) with the tests' settings (32 envs x 16
+steps, replay 8,192, batch 128, learning starts 1,024, a gradient step per 8 env steps, lr 1e-3, tau
+0.02; SAC: initial temperature 0.01, alpha lr 3e-3, target entropy -3), `--calls` x 10 iterations.
+Printed per agent: each seed's deterministic episode value (noise off) as a fraction of the optimum,
+before and after, and the wall time (compile included).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from absl import app, flags
+
+from jaxtrade.agents import registry
+from jaxtrade.envs.probes import drift_optimal_value, make_probe
+from jaxtrade.models import default_model_config
+
+_AGENTS = flags.DEFINE_list("agents", ["ddpg", "td3", "sac"], "registered continuous agents")
+_SEEDS = flags.DEFINE_integer("seeds", 5, "seeds, one population")
+_CALLS = flags.DEFINE_integer("calls", 8, "calls of 10 iterations each")
+
+LENGTH = 16
+
+
+def run(name: str, seeds: int, calls: int) -> dict:
+    env, env_params = make_probe("drift_continuous", episode_length=LENGTH, drift=0.01, noise=0.02,
+                                 cost=0.02)
+    full = ml_collections.ConfigDict(dict(seed=0, agent=dict(name=name), model=default_model_config()))
+    full[name] = registry.default_config(name)
+    full.model.update(hidden_dim=32, n_layers=1, encoder_layers=1, dropout=0.0, core="mlp")
+    full[name].update(n_envs=32, n_steps=LENGTH, buffer_size=8192, batch_size=128, learning_starts=1024,
+                      utd_ratio=1 / 8, actor_lr=1e-3, critic_lr=1e-3, tau=0.02, gamma=0.99,
+                      iterations_per_call=10)
+    if name == "sac":
+        full.sac.update(init_alpha=0.01, alpha_lr=3e-3, target_entropy=-3.0)
+    agent = registry.make_agent(full, env)
+    exact = env_params.replace(noise=np.float32(0.0))
+    optimum = drift_optimal_value(env_params)
+
+    @jax.jit
+    def values(params):
+        def one(p):
+            policy = agent.policy(p)
+            obs, s = env.reset(jax.random.key(0), exact)
+            total = 0.0
+            for t in range(LENGTH):
+                action, _ = policy.act(jax.random.key(t), (), obs)
+                obs, s, reward, _, _ = env.step(jax.random.key(100 + t), s, action, exact)
+                total = total + reward
+            return total
+        return jax.vmap(one)(params) / optimum
+
+    start = time.perf_counter()
+    devices = jax.devices()[:1]
+    state = agent.init_seeds(range(seeds), env_params, devices)
+    iterate = agent.make_population_iteration(devices)
+    before = np.asarray(values(agent.params(state)))
+    for _ in range(calls):
+        state, _ = iterate(state, env_params)
+    after = np.asarray(values(agent.params(state)))
+    return {"agent": name, "seeds": seeds, "iterations": calls * 10, "before": before.round(4).tolist(),
+            "after": after.round(4).tolist(), "min_after": float(after.min()),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def main(argv):
+    del argv
+    for name in _AGENTS.value:
+        print(json.dumps(run(name, _SEEDS.value, _CALLS.value)), flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
