@@ -17,7 +17,7 @@ def get_config():
     cfg.a2c.n_steps = 8
     cfg.dqn.update(dict(n_envs=4, n_steps=8, buffer_size=512, batch_size=32, learning_starts=64,
                         utd_ratio=0.25, n_step=2))
-    # The continuous off-policy agents (they need --config.env.action_space=weights).
+    # The continuous off-policy agents (env.action_space=auto gives them the portfolio weights).
     for name in ("ddpg", "td3", "sac"):
         cfg[name].update(dict(n_envs=4, n_steps=8, buffer_size=512, batch_size=32, learning_starts=64,
                               utd_ratio=0.25))

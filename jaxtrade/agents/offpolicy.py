@@ -7,8 +7,8 @@ iteration around an algorithm's gradient step, the policy rebuilt from params, a
    [low, high]; for an unbounded one (the portfolio env's "weights" logits, whose softmax gives the
    target weights over N assets + cash, the same logits PPO's Gaussian samples give it),
    UNBOUNDED_SCALE * a. With logits in [-4, 4] the softmax reaches both equal weights and, for 21
-   entries, 99.99% in one asset. The single-instrument env has discrete positions only: no
-   continuous exposure exists there to map to.
+   entries, 99.99% in one asset. The single-instrument env's "exposure" space is bounded (the
+   smallest and largest of env.positions): the affine map gives its target exposure.
 2. SAC's policy is the tanh-Gaussian a = tanh(mu + std * eps), whose log-density is the Gaussian's
    minus sum log(1 - tanh(u)^2), computed as 2 (log 2 - u - softplus(-2u)) (no log of 0 at
    saturation). TD3 explores with a = clip(tanh(mu) + sigma * eps, -1, 1).

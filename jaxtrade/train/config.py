@@ -29,7 +29,9 @@ _DATA_DECIDED = {"turbulence_threshold": float, "impact_model": str, "strike_inc
 def env_config(name: str, **overrides) -> ml_collections.ConfigDict:
     """The nested `env` section of environment `name`: every key of `envs.default_config(name)`
     (its own keys, then `costs` and `reward`), so each is overridable from the command line, e.g.
-    `--config.env.costs.spread_bps=1.0`; keys decided from the data are typed placeholders."""
+    `--config.env.costs.spread_bps=1.0`; keys decided from the data are typed placeholders. An env
+    that offers an action space per action kind starts at `action_space="auto"` (chosen for the
+    agent by `train.setup`, `envs.choose_action_space`)."""
 
     def convert(d):
         out = {}
@@ -42,7 +44,10 @@ def env_config(name: str, **overrides) -> ml_collections.ConfigDict:
                 out[k] = v
         return out
 
-    cfg = ml_collections.ConfigDict(convert(envs.default_config(name)))
+    defaults = envs.default_config(name)
+    if envs.registration(name).action_spaces:
+        defaults["action_space"] = envs.registry.AUTO
+    cfg = ml_collections.ConfigDict(convert(defaults))
     cfg.update(overrides)
     return cfg
 
@@ -69,10 +74,10 @@ def base_config() -> ml_collections.ConfigDict:
         test=("2016-01-01", "2022-12-28"),
         turbulence_quantile=0.99,               # gate threshold: this quantile of the train split
     ))
-    # action_space "auto": the regimes for agents that act in discrete actions (PPO, A2C, DQN), the
-    # continuous weights for those that only act in continuous ones (DDPG, TD3, SAC); set it to
-    # choose (envs.choose_action_space).
-    cfg.env = env_config("portfolio", action_space="auto", episode_length=256, window=30)
+    # action_space "auto" (env_config's default): the regimes for agents that act in discrete actions
+    # (PPO, A2C, DQN), the continuous weights for those that only act in continuous ones (DDPG, TD3,
+    # SAC); set it to choose (envs.choose_action_space).
+    cfg.env = env_config("portfolio", episode_length=256, window=30)
     cfg.train = ml_collections.ConfigDict(dict(
         total_timesteps=config_dict.placeholder(int),  # first of these three that is set wins
         episodes=config_dict.placeholder(int),          # x env.episode_length env steps

@@ -139,7 +139,8 @@ def test_auto_action_space_follows_the_agents_action_kinds(tiny_data):
     first), the continuous weights for an agent that acts only in continuous actions, and the
     single env's continuous exposure; an explicit value is kept; make refuses "auto" itself."""
     choose = envs.choose_action_space
-    assert choose("portfolio", dict(action_space="auto"), ("discrete", "continuous"))["action_space"] == "regimes"
+    both = ("discrete", "continuous")
+    assert choose("portfolio", dict(action_space="auto"), both)["action_space"] == "regimes"
     assert choose("portfolio", dict(action_space="auto"), ("continuous",))["action_space"] == "weights"
     assert choose("single", dict(action_space="auto"), ("continuous",))["action_space"] == "exposure"
     assert choose("single", dict(action_space="auto"), ("discrete",))["action_space"] == "positions"

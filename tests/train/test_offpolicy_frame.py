@@ -1,6 +1,7 @@
-"""SAC, TD3 and DDPG on the frame at smoke size: the portfolio env's continuous weights, trained by
-`loop.train` through `--config.agent.name`, evaluated and reported like PPO, resumed from `latest`, and
-the best model rebuilt from its artifact alone."""
+"""SAC, TD3 and DDPG on the frame at smoke size: the portfolio env's continuous weights (and the single
+env's exposure), chosen by `env.action_space=auto` from the agent alone, trained by `loop.train`
+through `--config.agent.name`, evaluated and reported like PPO, resumed from `latest`, and the best
+model rebuilt from its artifact alone."""
 
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ from jaxtrade.train.setup import make_split_env
 
 def smoke(agent: str, iterations: int = 2):
     cfg = importlib.import_module("experiments.configs.smoke").get_config()
-    cfg.agent.name = agent
-    cfg.env.action_space = "weights"
+    cfg.agent.name = agent          # env.action_space stays "auto"
     cfg.train.iterations = iterations
     cfg.train.eval_every = 2
     cfg.train.final_report = False
@@ -34,7 +34,7 @@ def test_sac_trains_reports_resumes_and_reloads_on_portfolio_weights(tmp_path):
     assert result.iterations == 2 and len(result.val_history) == 1
     best = os.path.join(workdir, "checkpoints", "best_composite")
     policy, spec = artifact.load_model(best)
-    assert spec.agent == "sac"
+    assert spec.agent == "sac" and spec.env["action_space"] == "weights"
     market, split = evaluation.split_of(spec, "val")
     env, params = make_split_env(spec.env, split)
     frame = evaluate.backtest(policy, env, params, dates=split.dates, symbols=split.symbols)
@@ -51,3 +51,16 @@ def test_td3_and_ddpg_make_through_the_portfolio_config(name):
     s = setup.build(smoke(name))
     agent = s.make_agent()
     assert agent.name == name and agent.action_dim == s.env.action_spec.shape[0]
+    assert s.env_config["action_space"] == "weights"
+
+
+def test_the_single_env_config_gives_continuous_agents_its_exposure():
+    """single_sp500.py with td3: env.action_space=auto -> "exposure" (bounds -1 .. 1), PPO on the same
+    file still trades the three positions."""
+    from jaxtrade.train import setup
+    cfg = importlib.import_module("experiments.configs.single_sp500").get_config()
+    assert cfg.env.action_space == "auto"
+    cfg.agent.name = "td3"
+    assert setup.env_config_of(cfg)["action_space"] == "exposure"
+    cfg.agent.name = "ppo"
+    assert setup.env_config_of(cfg)["action_space"] == "positions"
