@@ -1,12 +1,14 @@
 r"""DDPG, TD3 and SAC on the continuous `drift` probe: the full-size version of their CI learning tests
 (tests/agents/td3/test_learning.py, tests/agents/sac/test_learning.py run 2 seeds).
 
-    .venv/bin/python -m benchmarks.offpolicy_drift --agents=ddpg,td3,sac --seeds=5 --calls=8
+    .venv/bin/python -m benchmarks.offpolicy_drift --agents=ddpg,td3,sac --seeds=5 --calls=16
 
 Each agent trains `--seeds` seeds as one population (one compile) on `drift_continuous` (16 steps,
 drift 0.01, noise 0.02, cost 0.02: optimum long 1.0 held, 0.14) with the tests' settings (32 envs x 16
 steps, replay 8,192, batch 128, learning starts 1,024, a gradient step per 8 env steps, lr 1e-3, tau
-0.02; SAC: initial temperature 0.01, alpha lr 3e-3, target entropy -3), `--calls` x 10 iterations.
+0.02; SAC: initial temperature 0.01, alpha lr 3e-3, target entropy -3; DDPG: exploration noise 0.3,
+with which its five seeds reach 0.998..1.000 after 160 iterations where at 0.1 one stays at 0.571),
+`--calls` x 10 iterations (16: 160, where TD3 and SAC also clear 0.95 on all five).
 Printed per agent: each seed's deterministic episode value (noise off) as a fraction of the optimum,
 before and after, and the wall time (compile included).
 """
@@ -27,7 +29,7 @@ from jaxtrade.models import default_model_config
 
 _AGENTS = flags.DEFINE_list("agents", ["ddpg", "td3", "sac"], "registered continuous agents")
 _SEEDS = flags.DEFINE_integer("seeds", 5, "seeds, one population")
-_CALLS = flags.DEFINE_integer("calls", 8, "calls of 10 iterations each")
+_CALLS = flags.DEFINE_integer("calls", 16, "calls of 10 iterations each")
 
 LENGTH = 16
 
@@ -43,6 +45,8 @@ def run(name: str, seeds: int, calls: int) -> dict:
                       iterations_per_call=10)
     if name == "sac":
         full.sac.update(init_alpha=0.01, alpha_lr=3e-3, target_entropy=-3.0)
+    if name == "ddpg":
+        full.ddpg.exploration_noise = 0.3
     agent = registry.make_agent(full, env)
     exact = env_params.replace(noise=np.float32(0.0))
     optimum = drift_optimal_value(env_params)
