@@ -10,7 +10,8 @@
    `policy_from_spec(model_config, action_spec, params, deterministic) -> Policy` that a model
    artifact needs (no env), the action-spec kinds it supports (`discrete`, `continuous`) and the
    keys of its section that are learning rates (the first is the primary one: walk-forward phases
-   set it and scale the others with it).
+   set it and scale the others with it), and its default search space (traced hyperparameter ->
+   "float:LOW:HIGH" | "log:LOW:HIGH": what `pipeline.search` searches when `search.space` is empty).
 2. `make_agent` checks the env's action spec against the supported kinds and fails with one line
    naming the env, its action spec and the agents that do support it.
 3. Every agent section has `n_envs` (environments per device) and `n_steps` (env steps per
@@ -40,6 +41,7 @@ class AgentRegistration:
     action_kinds: tuple[str, ...]           # "discrete" and/or "continuous"
     lr_keys: tuple[str, ...]                # learning-rate keys of the section; [0] is the primary
     summary: str = ""                       # one line for the README's agent table and --help
+    search_space: dict = dataclasses.field(default_factory=dict)   # default search.space (point 1)
 
     @property
     def trainable(self) -> bool:
@@ -50,7 +52,8 @@ _REGISTRY: dict[str, AgentRegistration] = {}
 
 
 def register(name: str, *, make: Callable | None, default_config: Callable | None,
-             policy_from_spec: Callable, action_kinds, lr_keys=(), summary: str = "") -> None:
+             policy_from_spec: Callable, action_kinds, lr_keys=(), summary: str = "",
+             search_space=None) -> None:
     """Register agent `name` (re-registering replaces it). `jaxtrade/agents/__init__.py` registers the
     built-in ones, so importing anything from `jaxtrade.agents` fills the registry."""
     kinds = tuple(action_kinds)
@@ -59,7 +62,7 @@ def register(name: str, *, make: Callable | None, default_config: Callable | Non
         raise ValueError(f"agent {name!r}: action_kinds must be a non-empty subset of "
                          f"('discrete', 'continuous'), got {kinds}")
     _REGISTRY[name] = AgentRegistration(name, make, default_config, policy_from_spec, kinds,
-                                        tuple(lr_keys), summary)
+                                        tuple(lr_keys), summary, dict(search_space or {}))
 
 
 def registered(trainable: bool = True) -> tuple[str, ...]:

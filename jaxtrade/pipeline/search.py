@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import ml_collections
 from ml_collections import config_dict
 
+from jaxtrade.agents import registry as agents_registry
 from jaxtrade.agents.base import check_keys
 from jaxtrade.pipeline.registry import Registry
 from jaxtrade.train import artifact as artifact_lib
@@ -73,9 +74,9 @@ def default_config(**changes) -> ml_collections.ConfigDict:
         storage=config_dict.placeholder(str),   # an optuna RDB URL; default: workdir/study.journal
         registry=config_dict.placeholder(str),  # registry root for the best trial's model; unset: none
         name="search_best",                     # its registry name
-        # name -> "float:low:high" or "log:low:high", over the agent's traced hyperparameters only
-        space=ml_collections.ConfigDict(dict(actor_lr="log:3e-5:3e-3", critic_lr="log:1e-4:1e-2",
-                                             ent_coef="log:1e-4:5e-2", clip_eps="float:0.1:0.3")),
+        # name -> "float:low:high" or "log:low:high", over the agent's traced hyperparameters only;
+        # empty: the agent's registered space (agents.registry, AgentRegistration.search_space)
+        space=ml_collections.ConfigDict(),
     ))
     cfg.update(check_keys(changes, cfg, name="search"))
     return cfg
@@ -203,7 +204,10 @@ def run(config, workdir: str, *, market=None, should_stop: Callable[[], bool] | 
     if setup.val_params is None:
         raise ValueError("the search scores trials on the validation split: set data.val")
     agent = setup.make_agent() if agent is None else agent
-    dims = parse_space(s.space, agent.hparam_names())
+    space = dict(s.space) or agents_registry.registration(setup.agent_name).search_space
+    if not dict(s.space):
+        log.info("search.space: %s's registered space %s", setup.agent_name, space)
+    dims = parse_space(space, agent.hparam_names())
     study = open_study(s, workdir)
     optuna = _optuna()
     compiles0, batches, stopped = agent.compiles, 0, "done"

@@ -183,3 +183,27 @@ def test_search_md_names_the_best_model_the_next_command_and_every_pruned_trial(
         if t.state == TS.FAIL:             # the killed batch's trials name their reruns
             rerun = next(u.number for u in study.get_trials() if u.user_attrs.get("retry_of") == t.number)
             assert f"| {t.number} | FAIL |" in others and f"rerun as trial {rerun}" in others
+
+
+def test_every_trainable_agent_registers_a_search_space_of_its_traced_hyperparameters():
+    """`search.space` left empty searches the agent's registered space: for every trainable agent it
+    parses against that agent's traced hyperparameters (built on a probe of its action kind)."""
+    import ml_collections
+
+    from jaxtrade.agents import registry
+    from jaxtrade.envs.probes import make_probe
+    from jaxtrade.models import default_model_config
+    from jaxtrade.pipeline.search import parse_space
+
+    assert not dict(search.default_config().space)
+    for name in registry.registered():
+        reg = registry.registration(name)
+        probe = "drift" if "discrete" in reg.action_kinds else "drift_continuous"
+        env, _ = make_probe(probe, episode_length=8, drift=0.01, noise=0.02, cost=0.02)
+        full = ml_collections.ConfigDict(dict(seed=0, agent=dict(name=name)))
+        full.model = default_model_config()
+        full[name] = registry.default_config(name)
+        agent = registry.make_agent(full, env)
+        dims = parse_space(reg.search_space, agent.hparam_names())
+        assert [d.name for d in dims] == list(reg.search_space), name
+        assert {"actor_lr", "lr"} & set(reg.search_space), name

@@ -127,12 +127,12 @@ def test_a_two_trial_search_with_a2c(tmp_path):
     cfg.agent.name = "a2c"
     cfg.train.iterations = 2
     cfg.search.n_trials, cfg.search.batch_size = 2, 2
-    cfg.search.space = dict(actor_lr="log:1e-4:3e-3", ent_coef="log:1e-4:5e-2")
+    assert not dict(cfg.search.space)          # empty: the agent's registered space
     cfg.search.registry = str(tmp_path / "registry")
     result = search.run(cfg, str(tmp_path / "search"), verbosity="quiet")
     assert result.counts.get("COMPLETE", 0) + result.counts.get("PRUNED", 0) == 2
     assert result.batches == 1 and result.compiles == 1      # two trials, one population, one compile
-    assert set(result.best_params) == {"actor_lr", "ent_coef"}
+    assert set(result.best_params) == {"actor_lr", "critic_lr", "ent_coef"}   # a2c's registered space
     _, spec = artifact.load_model(result.best_artifact)
     assert spec.agent == "a2c"
     assert Registry(cfg.search.registry).get(result.registered).agent == "a2c"
