@@ -115,7 +115,7 @@ def test_volume_target_is_next_bar_log_volume():
 
 def test_inputs_are_the_env_observations(setup, samples):
     """The sample at row start + k is what the env observes after k steps of a whole-split episode."""
-    env, params = setup_lib.make_split_env(setup_lib.env_dict(setup.config.env), setup.splits.train)
+    env, params = setup_lib.make_split_env(setup_lib.env_config_of(setup.config), setup.splits.train)
     obs, state = env.reset(jax.random.key(0), params)
     step = jax.jit(env.step)
     got = jax.device_get(pretrain.observations(samples.data, samples.base_obs,
