@@ -160,7 +160,11 @@ class DriftHold(_Probe):
         return jnp.stack([state.t / params.episode_length, state.cue]).astype(jnp.float32)
 
     def step(self, key, state, action, params):
-        position = (jnp.clip(action, 0, 2) - 1).astype(jnp.int32)
+        return self._hold(key, state, (jnp.clip(action, 0, 2) - 1).astype(jnp.int32), params)
+
+    def _hold(self, key, state, position, params):
+        """One step holding `position` (int32 here, float32 in `drift_continuous`): position x the
+        bar's return, less cost x |change|; the position is kept in `ProbeState.cue`."""
         ret = params.drift + params.noise * jax.random.normal(key, (), jnp.float32)
         change = jnp.abs(position - state.cue).astype(jnp.float32)
         reward = (position * ret - params.cost * change).astype(jnp.float32)
@@ -184,14 +188,7 @@ class DriftHoldContinuous(DriftHold):
 
     def step(self, key, state, action, params):
         position = jnp.clip(jnp.asarray(action, jnp.float32).reshape(-1)[0], -1.0, 1.0)
-        ret = params.drift + params.noise * jax.random.normal(key, (), jnp.float32)
-        reward = (position * ret - params.cost * jnp.abs(position - state.cue)).astype(jnp.float32)
-        t = state.t + 1
-        terminated = t >= params.episode_length
-        episode_return = state.episode_return + reward
-        next_state = ProbeState(t, position, episode_return)
-        info = no_trade_info(jnp.zeros((), bool), terminated, state.episode_return, episode_return, t)
-        return self._obs(next_state, params), next_state, reward, terminated, info
+        return self._hold(key, state, position, params)
 
 
 def drift_optimal_value(params: ProbeParams) -> float:
