@@ -24,7 +24,7 @@ import numpy as np
 from absl import app, flags
 
 from jaxtrade.agents import registry
-from jaxtrade.envs.probes import drift_optimal_value, make_probe
+from jaxtrade.envs.probes import drift_fraction_of_optimum, make_probe
 from jaxtrade.models import default_model_config
 
 _AGENTS = flags.DEFINE_list("agents", ["ddpg", "td3", "sac"], "registered continuous agents")
@@ -48,21 +48,7 @@ def run(name: str, seeds: int, calls: int) -> dict:
     if name == "ddpg":
         full.ddpg.exploration_noise = 0.3
     agent = registry.make_agent(full, env)
-    exact = env_params.replace(noise=np.float32(0.0))
-    optimum = drift_optimal_value(env_params)
-
-    @jax.jit
-    def values(params):
-        def one(p):
-            policy = agent.policy(p)
-            obs, s = env.reset(jax.random.key(0), exact)
-            total = 0.0
-            for t in range(LENGTH):
-                action, _ = policy.act(jax.random.key(t), (), obs)
-                obs, s, reward, _, _ = env.step(jax.random.key(100 + t), s, action, exact)
-                total = total + reward
-            return total
-        return jax.vmap(one)(params) / optimum
+    values = drift_fraction_of_optimum(agent.policy, env, env_params, LENGTH)
 
     start = time.perf_counter()
     devices = jax.devices()[:1]

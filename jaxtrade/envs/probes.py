@@ -197,6 +197,29 @@ def drift_optimal_value(params: ProbeParams) -> float:
     return max(params.episode_length * float(params.drift) - float(params.cost), 0.0)
 
 
+def drift_fraction_of_optimum(policy_of, env, params: ProbeParams, length: int):
+    """jitted fn(params with leaves [K, ...]) -> [K]: the expected return of each member's policy
+    (`policy_of(member params) -> Policy`, deterministic) over one `length`-step episode of the drift
+    probe with its noise off, as a fraction of `drift_optimal_value`."""
+    exact = params.replace(noise=jnp.float32(0.0))
+    optimum = drift_optimal_value(params)
+
+    @jax.jit
+    def values(members):
+        def one(p):
+            policy = policy_of(p)
+            obs, s = env.reset(jax.random.key(0), exact)
+            carry, total = policy.init(), 0.0
+            for t in range(length):
+                action, carry = policy.act(jax.random.key(t), carry, obs)
+                obs, s, reward, _, _ = env.step(jax.random.key(100 + t), s, action, exact)
+                total = total + reward
+            return total
+        return jax.vmap(one)(members) / optimum
+
+    return values
+
+
 def make_probe(name: str, *, episode_length: int = 8, n_arms: int = 2, arm_rewards=None, n_cues: int = 2,
                action_dim: int = 3, drift: float = 0.01, noise: float = 0.02, cost: float = 0.02):
     """-> (AutoReset env, ProbeParams). name: constant | bandit | target | memory | drift |

@@ -2,10 +2,7 @@
 optimum (long from the first step, held: episode_length * drift - cost) and the value of each
 population member's deterministic policy over one noiseless episode, as a fraction of that optimum."""
 
-import jax
-import jax.numpy as jnp
-
-from jaxtrade.envs.probes import drift_optimal_value, make_probe
+from jaxtrade.envs.probes import drift_fraction_of_optimum, drift_optimal_value, make_probe
 
 LENGTH = 16
 
@@ -18,21 +15,5 @@ def drift_problem(length: int = LENGTH):
 
 def fraction_of_optimum(agent, env, env_params, length: int = LENGTH):
     """jitted fn(params with leaves [K, ...]) -> [K]: each member's deterministic episode return
-    (noise off: expected returns) / the optimum."""
-    exact = env_params.replace(noise=jnp.float32(0.0))
-    optimum = drift_optimal_value(env_params)
-
-    @jax.jit
-    def values(params):
-        def one(p):
-            policy = agent.policy(p)
-            obs, s = env.reset(jax.random.key(0), exact)
-            carry, total = policy.init(), 0.0
-            for t in range(length):
-                action, carry = policy.act(jax.random.key(t), carry, obs)
-                obs, s, reward, _, _ = env.step(jax.random.key(100 + t), s, action, exact)
-                total = total + reward
-            return total
-        return jax.vmap(one)(params) / optimum
-
-    return values
+    (noise off: expected returns) / the optimum (`probes.drift_fraction_of_optimum`)."""
+    return drift_fraction_of_optimum(agent.policy, env, env_params, length)
