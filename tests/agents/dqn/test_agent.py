@@ -12,27 +12,12 @@ from jaxtrade.agents.base import Agent
 from jaxtrade.envs.base import TradingStats
 from jaxtrade.envs.probes import make_probe
 from jaxtrade.models import make_model
+from tests.agents.resume import assert_resume_is_bit_identical, host, round_trip
 
 from .helpers import tiny_config
 
 # 8 envs x 8 steps: 64 transitions a device and iteration; no gradient step before 128 are written.
 LEARNING_STARTS = 128
-
-
-def _is_key(x):
-    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
-def _round_trip(tree):
-    """What Orbax and the loop's restore hand back: host numpy copies (typed keys as their key data),
-    read back into the types of `tree`."""
-    host = jax.tree.map(lambda x: np.array(jax.random.key_data(x) if _is_key(x) else x), tree)
-    return jax.tree.map(lambda t, h: jax.random.wrap_key_data(h) if _is_key(t) else jnp.asarray(h, t.dtype),
-                        tree, host)
-
-
-def _host(tree):
-    return jax.tree.map(lambda x: np.array(jax.random.key_data(x) if _is_key(x) else x), tree)
 
 
 @pytest.fixture(scope="module")
@@ -48,23 +33,10 @@ def agent(drift):
 def test_resume_from_latest_continues_bit_for_bit(drift, agent):
     env_params = drift[1]
     devices = jax.devices()[:1]
-    iterate = agent.make_iteration(devices)
-    state = agent.init(0, env_params, devices)
-    for _ in range(3):                                # 192 transitions written, gradient steps begun
-        state, _ = iterate(state, env_params)
-    saved = _round_trip(agent.to_checkpoint(state))
+    # 3 calls: 192 transitions written, gradient steps begun; 3 more: the buffer (256) wraps around.
+    saved, straight, straight_metrics, resumed = assert_resume_is_bit_identical(
+        agent, env_params, calls_before=3, calls_after=3)
     assert saved.replay is not None and int(saved.replay.size[0]) == 192
-    straight, straight_metrics = state, []
-    for _ in range(3):                                # the buffer (256) wraps around
-        straight, metrics = iterate(straight, env_params)
-        straight_metrics.append(_host(metrics))
-    resumed = agent.from_checkpoint(agent.init(99, env_params, devices), saved)
-    for i in range(3):
-        resumed, metrics = iterate(resumed, env_params)
-        for name, value in _host(metrics).items():
-            np.testing.assert_array_equal(value, straight_metrics[i][name], err_msg=name)
-    for a, b in zip(jax.tree.leaves(_host(straight)), jax.tree.leaves(_host(resumed)), strict=True):
-        np.testing.assert_array_equal(a, b)
     assert int(straight_metrics[-1]["updates"][0]) == 5 * 4       # 4 a call from the second (128 written)
     assert agent.replay_bytes(1) == replay.nbytes(straight.replay) - 8         # counters aside
     # 2 x obs (window [4, 1] + state [2]: 24 bytes) + action, return, discount: 60 bytes a transition
@@ -73,11 +45,11 @@ def test_resume_from_latest_continues_bit_for_bit(drift, agent):
     # Without the buffer: everything else restored, the buffer empty and refilled before learning resumes.
     light = dqn.make(tiny_config(learning_starts=LEARNING_STARTS, save_buffer=False), drift[0])
     iterate = light.make_iteration(devices)
-    saved = _round_trip(light.to_checkpoint(resumed))
+    saved = round_trip(light.to_checkpoint(resumed))
     assert saved.replay is None
     resumed_light = light.from_checkpoint(light.init(99, env_params, devices), saved)
-    np.testing.assert_array_equal(_host(resumed_light.train_state.params["q"]["out"]["kernel"]),
-                                  _host(resumed.train_state.params["q"]["out"]["kernel"]))
+    np.testing.assert_array_equal(host(resumed_light.train_state.params["q"]["out"]["kernel"]),
+                                  host(resumed.train_state.params["q"]["out"]["kernel"]))
     assert int(resumed_light.replay.size[0]) == 0
     resumed_light, metrics = iterate(resumed_light, env_params)       # 64 transitions: no gradient step
     assert float(metrics["updates"][0]) == 20 and float(metrics["q_loss"][0]) == 0.0
@@ -98,7 +70,7 @@ def test_four_devices_collect_what_one_device_collects(drift, agent):
     four = four_agent.init(5, env_params, jax.devices()[:4])
     four, four_metrics = four_iterate(four, env_params)
     # one device: slot t * 8 + g; four: device d, slot t * 2 + b, g = 2 d + b
-    for a, b in zip(jax.tree.leaves(_host(one.replay.data)), jax.tree.leaves(_host(four.replay.data)),
+    for a, b in zip(jax.tree.leaves(host(one.replay.data)), jax.tree.leaves(host(four.replay.data)),
                     strict=True):
         a = a[0, :64].reshape((8, 8) + a.shape[2:])
         b = np.swapaxes(b[:, :16].reshape((4, 8, 2) + b.shape[2:]), 0, 1).reshape(a.shape)
@@ -124,7 +96,7 @@ def test_a_population_of_settings_equals_separate_runs_in_one_compile(drift, age
     history = []
     for _ in range(3):
         state, metrics = iterate(state, env_params)
-        history.append(_host(metrics))
+        history.append(host(metrics))
     assert agent.compiles == before + 1
     for name in set(TradingStats.names()) | {"env_steps"} | set(agent.diagnostics):
         assert history[-1][name].shape == (1, 2), name

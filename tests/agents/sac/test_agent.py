@@ -12,7 +12,7 @@ from jaxtrade.agents import registry, sac
 from jaxtrade.agents.base import Agent
 from jaxtrade.envs.probes import make_probe
 from jaxtrade.models import make_model
-from tests.agents.dqn.test_agent import _host, _round_trip
+from tests.agents.resume import host, round_trip
 from tests.agents.td3.helpers import make, tiny_config
 
 
@@ -32,12 +32,12 @@ def test_population_resume_temperature_and_registry():
     iterate = agent.make_population_iteration(devices)
     for _ in range(2):
         state, metrics = iterate(state, env_params)
-    saved = _round_trip(agent.to_checkpoint(state))
+    saved = round_trip(agent.to_checkpoint(state))
     straight, m_straight = iterate(state, env_params)
     resumed, m_resumed = iterate(agent.from_checkpoint(state, saved), env_params)
-    for a, b in zip(jax.tree.leaves(_host(straight)), jax.tree.leaves(_host(resumed)), strict=True):
+    for a, b in zip(jax.tree.leaves(host(straight)), jax.tree.leaves(host(resumed)), strict=True):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(_host(m_straight)["alpha"], _host(m_resumed)["alpha"])
+    np.testing.assert_array_equal(host(m_straight)["alpha"], host(m_resumed)["alpha"])
     assert agent.compiles == 1
     assert not np.asarray(m_straight["any_nonfinite"]).any()
     # Entropy of a fresh tanh-Gaussian is far above -2: alpha falls, faster at the larger alpha_lr.

@@ -11,7 +11,7 @@ from jaxtrade.agents import offpolicy, registry, td3
 from jaxtrade.agents.base import Agent
 from jaxtrade.agents.ensemble import ensemble_policy
 from jaxtrade.envs.probes import make_probe
-from tests.agents.dqn.test_agent import _host, _round_trip
+from tests.agents.resume import assert_resume_is_bit_identical
 
 from .helpers import make, tiny_config
 
@@ -24,24 +24,10 @@ def drift():
 def test_resume_from_latest_continues_bit_for_bit_with_the_buffer(drift):
     env, env_params = drift
     agent = make("td3", env)
-    devices = jax.devices()[:1]
-    iterate = agent.make_iteration(devices)
-    state = agent.init(0, env_params, devices)
-    for _ in range(3):                                 # 192 transitions written, gradient steps begun
-        state, _ = iterate(state, env_params)
-    saved = _round_trip(agent.to_checkpoint(state))
+    # 3 calls: 192 transitions written, gradient steps begun; 2 more: the buffer (256) wraps around.
+    saved, _, straight_metrics, resumed = assert_resume_is_bit_identical(
+        agent, env_params, calls_before=3, calls_after=2)
     assert saved.replay is not None and int(saved.replay.size[0]) == 192
-    straight, straight_metrics = state, []
-    for _ in range(2):                                 # the buffer (256) wraps around
-        straight, metrics = iterate(straight, env_params)
-        straight_metrics.append(_host(metrics))
-    resumed = agent.from_checkpoint(agent.init(99, env_params, devices), saved)
-    for i in range(2):
-        resumed, metrics = iterate(resumed, env_params)
-        for name, value in _host(metrics).items():
-            np.testing.assert_array_equal(value, straight_metrics[i][name], err_msg=name)
-    for a, b in zip(jax.tree.leaves(_host(straight)), jax.tree.leaves(_host(resumed)), strict=True):
-        np.testing.assert_array_equal(a, b)
     assert int(straight_metrics[-1]["updates"][0]) == 4 * 4        # 4 a call from the second (128 written)
     assert straight_metrics[-1]["critic_loss"][0] > 0 and not straight_metrics[-1]["any_nonfinite"][0]
     # obs 24 bytes x 2 + action 4 + return, discount 8: 60 bytes a transition
