@@ -26,8 +26,8 @@ def assert_resume_is_bit_identical(agent, env_params, *, calls_before: int, call
     """`calls_before` calls of one device's iteration from seed 0, a checkpoint round trip, then
     `calls_after` calls straight on and the same from the restored checkpoint (into a state of seed 99):
     every metric of every call and every leaf of the final states equal. Returns (host copies of the
-    restored checkpoint, taken before the iterations donate it; the straight final state, the straight metrics per call as host dicts, the resumed
-    final state)."""
+    restored checkpoint, taken before the iterations donate it; the straight final state; the
+    straight metrics per call as host dicts; the resumed final state)."""
     devices = jax.devices()[:1]
     iterate = agent.make_iteration(devices)
     state = agent.init(0, env_params, devices)
