@@ -327,3 +327,34 @@ def test_cpcv_trains_every_combination_and_reports_every_path(tmp_path):
     report = open(result.report_path).read()
     assert "## Sharpe across the 2 paths" in report and f"| {row} | 2 | {d['mean']:.3f} |" in report
     assert os.path.exists(os.path.join(result.workdir, "paths.png"))
+
+
+def test_an_off_policy_agent_walks_forward_with_warm_starts(tmp_path):
+    """SAC through the same walk-forward (the single env's continuous exposure, chosen by
+    `env.action_space=auto`): every fold trains, is tested on its own window under the agent's row and
+    registered; fold 1 starts from fold 0's chosen model; the phases' PPO keys are not the agent's and
+    are left alone."""
+    cfg = tiny_config()
+    cfg.agent.name = "sac"
+    cfg.sac.update(dict(n_envs=4, n_steps=8, buffer_size=256, batch_size=16, learning_starts=32,
+                        utd_ratio=0.25))
+    cfg.walk_forward.max_folds = 2
+    cfg.walk_forward.registry = str(tmp_path / "registry")
+    starts = {}
+    hooks = wf.WalkForwardHooks(on_fold_start=lambda fold, p: starts.__setitem__(fold.index, p))
+    result = wf.run(cfg, str(tmp_path / "sac"), hooks=hooks)
+    folds = result.summary["folds"]
+    assert result.complete and len(folds) == 2
+    for i, r in enumerate(folds):
+        assert r["agent_row"] == "sac_agent" and r["trained"] and r["timesteps"] == 96
+        assert {"sac_agent", "long_buy_hold", "flat", "short"} <= set(r["test"])
+        assert np.isfinite(r["test"]["sac_agent"]["sharpe"])
+        spec = artifact.load_spec(r["model"])
+        assert spec.agent == "sac" and spec.env["action_space"] == "exposure"
+        assert r["registered"] == f"walk_forward/v{i + 1}"
+        assert r["hparams"].get("ent_coef") is None and r["update_epochs"] is None
+    assert starts[0] is None
+    jax.tree.map(np.testing.assert_array_equal, starts[1], artifact.load_params(folds[0]["model"]))
+    assert folds[1]["warm_start"] == folds[0]["model"]
+    assert set(folds[1]["val_scores"]) == {"new", "previous"}      # the carried model was a candidate
+    assert set(result.summary["out_of_sample"]) >= {"sac_agent", "long_buy_hold"}

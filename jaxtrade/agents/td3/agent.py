@@ -119,8 +119,11 @@ class TD3Agent(offpolicy.OffPolicyAgent):
         def skip(c):
             return c, jnp.zeros((), jnp.float32)
 
-        (params, opt_state, target), a_loss = jax.lax.cond(n_updates % hp.policy_delay == 0, delayed, skip,
-                                                           (params, opt_state, target))
+        if hp.policy_delay == 1:        # DDPG: every step updates the actor, no branch to trace
+            (params, opt_state, target), a_loss = delayed((params, opt_state, target))
+        else:   # under a population's vmap the predicate is batched and both branches run (BUILD_NOTES)
+            (params, opt_state, target), a_loss = jax.lax.cond(n_updates % hp.policy_delay == 0, delayed,
+                                                               skip, (params, opt_state, target))
         metrics = dict(aux, critic_loss=c_loss, actor_loss=a_loss, grad_norm=c_norm,
                        nonfinite=~(jnp.isfinite(c_loss) & jnp.isfinite(a_loss)))
         return (params, target, opt_state, n_updates), metrics
