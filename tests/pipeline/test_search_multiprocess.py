@@ -43,6 +43,7 @@ def test_two_processes_finish_four_distinct_trials(searched):
     assert all(t.user_attrs.get("surplus") is None for t in done)
     frame = pd.read_csv(workdir / "trials.csv")
     assert sorted(frame["trial"]) == list(range(N_TRIALS))
+    assert set(frame["state"]) <= {"COMPLETE", "PRUNED"}, "process 0 reported before the others finished"
     assert stdout[0].strip().splitlines()[-1] == str(workdir / "search.md")
     assert stdout[1].strip().startswith("process 1: 1 batch(es) done (")
 
