@@ -45,8 +45,8 @@ def tail(path: Path, n: int = 40) -> str:
 class Launches:
     """A context of launched processes: `processes(name, args, processes=P, devices=D)` starts P
     processes of `python args...` (with the coordinator flags when P > 1; `private_ranks`: those
-    started with umask 077); `wait(procs)` -> their stdouts, failing on the first non-zero exit with
-    its log. On exit every process group still alive is killed."""
+    started with umask 077; `ids`: a subset of the ids); `wait(procs)` -> their stdouts, failing on
+    the first non-zero exit with its log. On exit every process group still alive is killed."""
 
     def __init__(self, tmp: Path):
         self.tmp = Path(tmp)
@@ -66,10 +66,11 @@ class Launches:
         return False
 
     def processes(self, name: str, args, *, processes: int, devices: int, private_ranks=(1,),
-                  coordinator: bool = True, env=None) -> list[subprocess.Popen]:
+                  coordinator: bool = True, env=None, ids=None) -> list[subprocess.Popen]:
+        """ids: start only these process ids (default all of them; e.g. one now, the other later)."""
         address = f"127.0.0.1:{free_port()}"
         procs = []
-        for i in range(processes):
+        for i in range(processes) if ids is None else ids:
             dist = []
             if processes > 1:
                 dist = ([f"--coordinator_address={address}"] if coordinator else []) + [
@@ -77,9 +78,11 @@ class Launches:
             umask = 0o077 if (processes > 1 and i in private_ranks) else 0o022
             log = open(self.tmp / f"{name}.p{i}.log", "w")
             out = open(self.tmp / f"{name}.p{i}.out", "w")
-            p = subprocess.Popen([sys.executable, *args, *dist], cwd=ROOT,
-                                 env=worker_env(devices, **(env or {})), stdout=out, stderr=log,
-                                 start_new_session=True, preexec_fn=lambda m=umask: os.umask(m))
+            # umask through the shell: no preexec_fn, whose Python code in a forked child of a
+            # multithreaded (jax) process can deadlock
+            cmd = ["/bin/sh", "-c", f"umask {umask:03o} && exec \"$0\" \"$@\"", sys.executable, *args, *dist]
+            p = subprocess.Popen(cmd, cwd=ROOT, env=worker_env(devices, **(env or {})), stdout=out,
+                                 stderr=log, start_new_session=True)
             p.name, p.log, p.out = f"{name}.p{i}", log.name, out.name
             log.close()
             out.close()

@@ -1,9 +1,11 @@
 """A walk-forward of independent folds (no warm start) shared by two processes gives the fold table of
 one process; a chain of warm starts is refused by name. The test starts both processes itself
-(tests/multiprocess.py) and kills their process groups at the end; the one-process reference runs in
-the test's process meanwhile."""
+(tests/multiprocess.py), the second only once the first finished its fold (so that process 0 has to
+wait for the other's fold), and kills their process groups at the end; the one-process reference runs
+in a thread of the test's process meanwhile."""
 
 import json
+import threading
 
 import pytest
 
@@ -32,9 +34,17 @@ def walked(tmp_path_factory):
     with mp.Launches(tmp) as launch:
         # the suite's 4 forced devices (one used): the same XLA flags as this process, so that one
         # compile serves all three through the persistent compilation cache
-        procs = launch.processes("wf", args, processes=2, devices=4, coordinator=False)
-        one = wf.run(_config(), str(tmp / "one"), verbosity="quiet")       # meanwhile, in this process
-        stdout = launch.wait(procs)
+        p0 = launch.processes("wf", args, processes=2, devices=4, coordinator=False, ids=[0])
+        reference = {}
+        thread = threading.Thread(target=lambda: reference.update(
+            one=wf.run(_config(), str(tmp / "one"), verbosity="quiet")))      # meanwhile, in this process
+        thread.start()
+        # process 1 starts once process 0 finished its fold: process 0 must wait for the other's record
+        mp.wait_for(tmp / "two" / "fold_000" / wf.RECORD_NAME, p0, launch)
+        p1 = launch.processes("wf", args, processes=2, devices=4, coordinator=False, ids=[1])
+        thread.join()
+        stdout = launch.wait(p0 + p1)
+        one = reference["one"]
     with open(tmp / "two" / wf.JSON_NAME) as f:
         two = json.load(f)
     return one, two, stdout, tmp
