@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -121,3 +122,26 @@ def wait_for(path: Path, procs, launches: Launches, timeout: float = TIMEOUT_S) 
             shown = "\n".join(f"--- {p.name} ({p.poll()}):\n{tail(p.log)}" for p in procs)
             pytest.fail(f"{path} never appeared:\n{shown}")
         time.sleep(0.02)
+
+
+class InThread:
+    """fn(*args, **kwargs) in a thread of this process, meanwhile (a one-process reference beside the
+    launched processes); `join()` returns its result or raises its exception."""
+
+    def __init__(self, fn, *args, **kwargs):
+        self._out: dict = {}
+
+        def target():
+            try:
+                self._out["result"] = fn(*args, **kwargs)
+            except BaseException as e:  # noqa: BLE001 -- re-raised by join()
+                self._out["error"] = e
+
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+
+    def join(self):
+        self._thread.join()
+        if "error" in self._out:
+            raise self._out["error"]
+        return self._out["result"]

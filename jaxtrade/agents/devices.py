@@ -40,14 +40,16 @@ _JOINED = None      # (coordinator_address, num_processes, process_id) once init
 
 
 def initialize_distributed(coordinator_address: str | None, num_processes: int | None,
-                           process_id: int | None, local_device_ids=None, *, timeout_s: int = 120) -> None:
+                           process_id: int | None, local_device_ids=None, *, timeout_s: int = 120,
+                           shutdown_timeout_s: int = 3600) -> None:
     """Joins this process to a multi-process run (call it before anything touches a device).
 
     coordinator_address: "host:port" of process 0, which starts the coordinator service there.
     All three None: jax finds them in a scheduler's environment (SLURM, Open MPI, Kubernetes), and
     it is an error when none is there. On CPU the cross-process collectives are gloo's. Idempotent: a
     second call with the same arguments does nothing, with different ones it raises. Failures name
-    the flags to fix.
+    the flags to fix. shutdown_timeout_s: how long a process that finished waits at exit for the others
+    (the other processes of a training run end before process 0's final report).
     """
     global _JOINED
     auto = coordinator_address is None and num_processes is None and process_id is None
@@ -75,7 +77,8 @@ def initialize_distributed(coordinator_address: str | None, num_processes: int |
     try:
         jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                                    process_id=process_id, local_device_ids=local_device_ids,
-                                   initialization_timeout=timeout_s)
+                                   initialization_timeout=timeout_s,
+                                   shutdown_timeout_seconds=shutdown_timeout_s)
     except Exception as e:  # noqa: BLE001 -- re-raised with the flags that set these values
         where = ("from the scheduler's environment (none found: pass the flags)" if auto else
                  f"(coordinator_address={coordinator_address!r}, num_processes={num_processes}, "

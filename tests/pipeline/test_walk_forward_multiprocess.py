@@ -5,7 +5,6 @@ wait for the other's fold), and kills their process groups at the end; the one-p
 in a thread of the test's process meanwhile."""
 
 import json
-import threading
 
 import pytest
 
@@ -35,16 +34,12 @@ def walked(tmp_path_factory):
         # the suite's 4 forced devices (one used): the same XLA flags as this process, so that one
         # compile serves all three through the persistent compilation cache
         p0 = launch.processes("wf", args, processes=2, devices=4, coordinator=False, ids=[0])
-        reference = {}
-        thread = threading.Thread(target=lambda: reference.update(
-            one=wf.run(_config(), str(tmp / "one"), verbosity="quiet")))      # meanwhile, in this process
-        thread.start()
+        reference = mp.InThread(wf.run, _config(), str(tmp / "one"), verbosity="quiet")   # in this process
         # process 1 starts once process 0 finished its fold: process 0 must wait for the other's record
         mp.wait_for(tmp / "two" / "fold_000" / wf.RECORD_NAME, p0, launch)
         p1 = launch.processes("wf", args, processes=2, devices=4, coordinator=False, ids=[1])
-        thread.join()
+        one = reference.join()
         stdout = launch.wait(p0 + p1)
-        one = reference["one"]
     with open(tmp / "two" / wf.JSON_NAME) as f:
         two = json.load(f)
     return one, two, stdout, tmp

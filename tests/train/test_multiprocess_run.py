@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from experiments.configs import smoke
+from jaxtrade.train import train
 from jaxtrade.train.checkpoints import Checkpoints, LayoutError
 from tests import multiprocess as mp
 
@@ -42,16 +44,18 @@ def _latest_meta(workdir):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Three rounds of launches, read by every assertion below: "one" (1 x 4, the uninterrupted
-    reference) beside a long 2 x 2 run in "killed" that gets SIGTERM on process 1 only; that run
-    resumed and SIGKILLed (both processes) mid-run; then resumed to the smoke budget."""
+    """Three rounds of launches, read by every assertion below: a long 2 x 2 run in "killed" that gets
+    SIGTERM on process 1 only, with "one" (1 x 4, the uninterrupted reference, in this process)
+    meanwhile; that run resumed and SIGKILLed (both processes) mid-run; then resumed to the smoke
+    budget."""
     tmp = tmp_path_factory.mktemp("multiprocess_train")
     out = {"tmp": tmp}
     work = tmp / "killed"
     long = _command(work, "--config.train.iterations=1000")
     with mp.Launches(tmp) as launch:
-        one = launch.processes("one", _command(tmp / "one"), processes=1, devices=4)
         procs = launch.processes("term", long, processes=2, devices=2)
+        # the 1 x 4 reference, in this process (the suite's 4 CPU devices) meanwhile
+        one = mp.InThread(train, smoke.get_config(), str(tmp / "one"), verbosity="quiet")
         mp.wait_for(work / "checkpoints" / "latest" / "2", procs, launch)
         procs[1].send_signal(signal.SIGTERM)                   # one process asked to stop
         launch.wait(procs, timeout=120)
@@ -65,7 +69,7 @@ def runs(tmp_path_factory):
         for p in procs:
             p.wait()
         out["killed_step"], _ = _latest_meta(work)
-        launch.wait(one)
+        one.join()
         resumed = launch.processes("resumed", _command(work), processes=2, devices=2)
         out["stdout"] = launch.wait(resumed)
     return out
