@@ -276,7 +276,8 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
     config_meta = _config_json(config)
     if main:
         artifact_lib.write_json_atomic(os.path.join(workdir, "config.json"), dict(
-            config_meta, _machine=artifact_lib.machine_info(), _versions=artifact_lib.library_versions()))
+            config_meta, _machine=artifact_lib.machine_info(), _versions=artifact_lib.library_versions()),
+            sort_keys=True)
         # What setup decided, beside the user's config (which it never changes): the resolved env config
         # (fitted thresholds, the impact model chosen from the data) and the agent's envs after the cap.
         artifact_lib.write_json_atomic(os.path.join(workdir, "resolved.json"), {
