@@ -25,7 +25,8 @@
    study: each is an independent worker on its own local devices (`train.n_devices`) that asks
    batches from the shared storage until `search.n_trials` trials are finished or running, each
    with its own sampler seed (`sampler_seed + i`, so that their first random trials differ). A
-   worker restarted after a kill requeues only its own stale trials (user attribute `worker`). A
+   worker restarted after a kill requeues only its own stale trials (user attribute `worker`;
+   process 0 also those of workers beyond the count, and unmarked ones over a minute old: `_stale`). A
    trial asked beyond the budget by a race between workers is told FAIL at once, never trained
    (`surplus`). Process 0 then waits for the others' running trials and alone writes the report
    and registers the winner; the other processes return with report_path None. The workdir (every
@@ -41,6 +42,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import logging
 import math
@@ -167,8 +169,7 @@ def open_study(s, workdir: str, process_id: int = 0, num_processes: int = 1):
     study = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner, study_name=s.study_name,
                                 direction="maximize", load_if_exists=True)
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING
-             and (int(t.user_attrs.get("worker", 0)) == int(process_id)
-                  or (process_id == 0 and int(t.user_attrs.get("worker", 0)) >= int(num_processes)))]
+             and _stale(t, int(process_id), int(num_processes))]
     for t in stale:
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(t.params, user_attrs={"seed": t.user_attrs.get("seed"), "retry_of": t.number})
@@ -176,6 +177,21 @@ def open_study(s, workdir: str, process_id: int = 0, num_processes: int = 1):
         log.info("resuming study %r: %d trial(s) a stopped process left running are queued again (%s)",
                  s.study_name, len(stale), ", ".join(str(t.number) for t in stale))
     return study
+
+
+UNMARKED_STALE_S = 60.0   # a worker marks a trial it asked within milliseconds
+
+
+def _stale(trial, process_id: int, num_processes: int) -> bool:
+    """Whether a RUNNING trial was left by a dead process, as worker `process_id` of `num_processes`
+    sees it at its start: its own (a restart of the same worker), process 0's view of workers beyond the
+    count, and one no worker marked (a one-process run's, or older than `UNMARKED_STALE_S`)."""
+    worker = trial.user_attrs.get("worker")
+    if worker is None:
+        started = trial.datetime_start
+        age = None if started is None else (datetime.datetime.now() - started).total_seconds()
+        return num_processes == 1 or age is None or age > UNMARKED_STALE_S
+    return int(worker) == process_id or (process_id == 0 and int(worker) >= num_processes)
 
 
 def _finished(study) -> int:

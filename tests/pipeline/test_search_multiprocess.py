@@ -1,7 +1,7 @@
 """Two processes share one search study (a journal file given as search.storage, as on a shared
 filesystem): 4 trials in batches of 2, each process its own batch on its own device; process 0 waits
 for the other, writes search.md and registers one winner. The test starts both processes itself
-(tests/multiprocess.py) and kills their process groups at the end."""
+(tests/multiprocess.py), process 1 first, and kills their process groups at the end."""
 
 import pandas as pd
 import pytest
@@ -22,7 +22,12 @@ def searched(tmp_path_factory):
             "--config.train.iterations=2", f"--config.search.storage={journal}",
             f"--config.search.registry={registry}"]
     with mp.Launches(tmp) as launch:
-        stdout = launch.wait(launch.processes("search", args, processes=2, devices=1, coordinator=False))
+        # process 1 first: once it holds trials 0 and 1 (its batch directory), process 0 starts and takes
+        # the other two, then has to wait for process 1's before it reports (no race decides who runs what)
+        p1 = launch.processes("search", args, processes=2, devices=1, coordinator=False, ids=[1])
+        mp.wait_for(workdir / "batch_0000", p1, launch)
+        p0 = launch.processes("search", args, processes=2, devices=1, coordinator=False, ids=[0])
+        stdout = launch.wait(p0 + p1)
     return workdir, journal, registry, stdout
 
 
@@ -39,7 +44,7 @@ def test_two_processes_finish_four_distinct_trials(searched):
     done = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(done) == N_TRIALS and sorted(t.number for t in done) == list(range(N_TRIALS))
     assert len({tuple(sorted(t.params.items())) for t in done}) == N_TRIALS, "two trials share parameters"
-    assert {t.user_attrs["worker"] for t in done} == {0, 1}, "a process ran no trial"
+    assert {t.number: t.user_attrs["worker"] for t in done} == {0: 1, 1: 1, 2: 0, 3: 0}
     assert all(t.user_attrs.get("surplus") is None for t in done)
     frame = pd.read_csv(workdir / "trials.csv")
     assert sorted(frame["trial"]) == list(range(N_TRIALS))
@@ -57,3 +62,20 @@ def test_process_zero_registers_one_winner_chosen_among_every_trial(searched):
     best = max((t for t in study.get_trials() if t.state.name == "COMPLETE"), key=lambda t: t.value)
     assert f"trial_{best.number}" in entries[0].tags
     assert f"Best: trial {best.number}," in (workdir / "search.md").read_text()
+
+
+def test_a_worker_requeues_only_the_trials_a_dead_process_left():
+    import datetime
+
+    from jaxtrade.pipeline.search import UNMARKED_STALE_S, _stale
+
+    class Trial:
+        def __init__(self, worker, age_s):
+            self.user_attrs = {} if worker is None else {"worker": worker}
+            self.datetime_start = datetime.datetime.now() - datetime.timedelta(seconds=age_s)
+
+    assert _stale(Trial(1, 5), 1, 2) and not _stale(Trial(1, 5), 0, 2)     # its own; not another's
+    assert _stale(Trial(2, 5), 0, 2) and not _stale(Trial(2, 5), 1, 2)     # beyond the count: process 0's
+    assert not _stale(Trial(None, 5), 0, 2)                                # just asked, not yet marked
+    assert _stale(Trial(None, UNMARKED_STALE_S + 5), 0, 2)
+    assert all(_stale(Trial(w, 5), 0, 1) for w in (None, 0, 1, 3))         # one process: all of them
