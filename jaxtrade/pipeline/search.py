@@ -205,6 +205,16 @@ def _running(study) -> int:
     return sum(t.state == optuna.trial.TrialState.RUNNING for t in study.get_trials(deepcopy=False))
 
 
+def wait_for_others(study, should_stop: Callable[[], bool] | None = None, poll_s: float = 1.0) -> str:
+    """Process 0, its own trials told: waits while any trial of the study runs (the other workers');
+    "done" once none runs, "signal" if `should_stop()` said so first."""
+    while _running(study):
+        if should_stop is not None and should_stop():
+            return "signal"
+        time.sleep(poll_s)
+    return "done"
+
+
 def _surplus(study, trials, n_trials: int) -> list:
     """Those of `trials` (just asked) beyond the first `n_trials` trials that are not FAIL, by number:
     asked by a race between workers, they are not to be trained."""
@@ -270,11 +280,10 @@ def run(config, workdir: str, *, market=None, should_stop: Callable[[], bool] | 
         if left <= 0:
             if process_id != 0 or _running(study) == 0:
                 break
-            if should_stop and should_stop():       # process 0 waits for the others' trials
-                stopped = "signal"
+            stopped = wait_for_others(study, should_stop, poll_s)
+            if stopped == "signal":
                 break
-            time.sleep(poll_s)
-            continue
+            continue            # counted again: a trial that failed elsewhere is asked again
         trials = [study.ask() for _ in range(min(int(s.batch_size), left))]
         params = [_suggest(t, dims) for t in trials]
         for t in trials:
