@@ -79,3 +79,20 @@ def test_a_worker_requeues_only_the_trials_a_dead_process_left():
     assert not _stale(Trial(None, 5), 0, 2)                                # just asked, not yet marked
     assert _stale(Trial(None, UNMARKED_STALE_S + 5), 0, 2)
     assert all(_stale(Trial(w, 5), 0, 1) for w in (None, 0, 1, 3))         # one process: all of them
+
+
+def test_process_zero_waits_for_the_trials_other_workers_run():
+    import threading
+
+    import optuna
+
+    from jaxtrade.pipeline.search import wait_for_others
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    other = study.ask()                                   # another worker's trial, still running
+    threading.Timer(0.3, lambda: study.tell(other, 1.0)).start()
+    assert wait_for_others(study, poll_s=0.02) == "done"
+    assert study.trials[0].state.name == "COMPLETE"
+    study.ask()
+    assert wait_for_others(study, should_stop=lambda: True, poll_s=0.02) == "signal"
