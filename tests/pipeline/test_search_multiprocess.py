@@ -1,7 +1,8 @@
 """Two processes share one search study (a journal file given as search.storage, as on a shared
 filesystem): 4 trials in batches of 2, each process its own batch on its own device; process 0 waits
 for the other, writes search.md and registers one winner. The test starts both processes itself
-(tests/multiprocess.py), process 1 first, and kills their process groups at the end."""
+(tests/multiprocess.py), process 1 first, and kills their process groups at the end. Process 0's wait
+for the others' trials and a worker's choice of stale trials are tested alone, on plain trials."""
 
 import pandas as pd
 import pytest
@@ -88,7 +89,6 @@ def test_process_zero_waits_for_the_trials_other_workers_run():
 
     from jaxtrade.pipeline.search import wait_for_others
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize")
     other = study.ask()                                   # another worker's trial, still running
     threading.Timer(0.3, lambda: study.tell(other, 1.0)).start()
