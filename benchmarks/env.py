@@ -29,6 +29,7 @@ Issue 3's targets, at 1,024 environments on the CPU: >= 400,000 env steps/s and 
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 
@@ -201,7 +202,7 @@ def bench_window(data, window: int, n_envs_list: list[int]) -> list[dict]:
     return rows
 
 
-def bench_options(n_envs_list: list[int]) -> None:
+def bench_options(n_envs_list: list[int]) -> list[dict]:
     """The options env on S&P 500 + VIX (2014-2016 train split), random allowed actions."""
     from jaxtrade import envs
     from jaxtrade.data import load_dataset, split
@@ -214,6 +215,7 @@ def bench_options(n_envs_list: list[int]) -> None:
           f"of {_REPEATS.value}, load average at start {common.load():.1f}")
     print("| envs | devices | env steps/s (median) | min | max | compile + first run (s) | load |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    rows = []
     for n_envs in n_envs_list:
         devices = devices_for(n_envs)
         run = make_scan(env, n_envs, _N_STEPS.value, devices, masked=True)
@@ -221,6 +223,9 @@ def bench_options(n_envs_list: list[int]) -> None:
         rate, lo, hi = timing.rates(n_envs * _N_STEPS.value)
         print(f"| {n_envs:,} | {len(devices)} | {rate:,.0f} | {lo:,.0f} | {hi:,.0f} | {timing.first_s:.1f} | "
               f"{statistics.median(loads):.1f} |", flush=True)
+        rows.append({"env": "options", "n_envs": n_envs, "devices": len(devices), "jax": rate, "min": lo,
+                     "max": hi, "compile_s": timing.first_s, "load": statistics.median(loads)})
+    return rows
 
 
 def main(_):
@@ -230,7 +235,8 @@ def main(_):
 
     common.check_cpu_devices(n_cpu)
     if _ENV.value == "options":
-        bench_options([int(n) for n in _N_ENVS.value])
+        rows = bench_options([int(n) for n in _N_ENVS.value])
+        print("\nJSON " + json.dumps(rows))         # the last line: what benchmarks/device_check.sh reads
         return
     windows = [int(w) for w in _WINDOWS.value]
     data = common.load_env_data(_DATASET.value, lookback=max(windows))
@@ -255,6 +261,7 @@ def main(_):
             print(f"W={r['window']}, {TARGET_ENVS} envs: {r['jax']:,.0f} steps/s "
                   f"(target {TARGET_RATE:,}: {'met' if rate_ok else 'NOT met'}), {ratio:,.1f}x numpy "
                   f"(target {TARGET_RATIO}x: {'met' if ratio >= TARGET_RATIO else 'NOT met'})")
+    print("\nJSON " + json.dumps([dict(r, env="portfolio", backend=jax.default_backend()) for r in rows]))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
     .venv/bin/python -m benchmarks.train                 # small+full x 64,1024,8192 x W=1,30, clstm, peers
     .venv/bin/python -m benchmarks.train --nets=small --n_envs=64,1024 --windows=1 --peers=false
     .venv/bin/python -m benchmarks.train --nets=full --n_envs=65536 --windows=1 --peers=false  # on a GPU
+    .venv/bin/python -m benchmarks.train --nets=full --n_envs=16384 --windows=1 --clstm=false \
+        --peers=false --compute_dtype=bfloat16                # bfloat16 compute (float32 parameters)
 
 jaxtrade: `ppo.make(config, env).make_iteration()` on the `portfolio` env (regimes) over the bundled
 sp500-20 training
@@ -69,6 +71,8 @@ _POPULATION = flags.DEFINE_integer("population", 0, "K > 0: time only a K-member
                                    "learning rates, one vmap) against K sequential runs of the same "
                                    "config, side by side in one process (`--pop_envs`, `--nets`' first).")
 _POP_ENVS = flags.DEFINE_integer("pop_envs", 64, "Environments per population member (in all devices).")
+_DTYPE = flags.DEFINE_enum("compute_dtype", "float32", ["float32", "bfloat16"],
+                           "model.compute_dtype of the jaxtrade networks (parameters stay float32).")
 
 NETS = {"small": dict(hidden_dim=128, n_layers=1, encoder_layers=1),
         "full": dict(hidden_dim=256, n_layers=2, encoder_layers=2),
@@ -88,6 +92,7 @@ def bench_config(net: str, n_envs: int, n_steps: int, iterations_per_call: int =
     cfg = ppo.default_config()
     cfg.model.update(NETS[net])
     cfg.model.dropout = 0.0
+    cfg.model.compute_dtype = _DTYPE.value
     cfg.ppo.update(n_envs=n_envs, n_steps=n_steps, n_minibatches=4, update_epochs=4, critic_epochs=4,
                    iterations_per_call=iterations_per_call)
     return cfg
@@ -345,7 +350,8 @@ def _spawn(spec: str) -> dict | None:
     args = [f"--worker={spec}", f"--n_steps={_N_STEPS.value}", f"--iters={_ITERS.value}",
             f"--pop_envs={_POP_ENVS.value}",
             f"--episode_length={_EPISODE.value}", f"--iterations_per_call={_PER_CALL.value}",
-            f"--peer_envs={_PEER_ENVS.value}", f"--peer_steps={_PEER_STEPS.value}"]
+            f"--peer_envs={_PEER_ENVS.value}", f"--peer_steps={_PEER_STEPS.value}",
+            f"--compute_dtype={_DTYPE.value}"]
     # jaxtrade workers: one XLA host device per core (ignored by GPU backends).
     jax_worker = spec.startswith("jax:")
     env = common.cpu_devices_env(common.n_cpu_devices(_CPU_DEVICES.value)) if jax_worker else None

@@ -10,6 +10,7 @@ import datetime
 import difflib
 import functools
 import logging
+import os
 import re
 import sys
 import traceback
@@ -58,6 +59,73 @@ def setup_logging(verbosity: str) -> None:
     console.setLevel({"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}[verbosity])
     console.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(console)
+
+
+# SEVERAL PROCESSES
+#
+# A multi-process run takes its layout from the flags (--coordinator_address, --num_processes,
+# --process_id), else from jaxtrade's environment variables, else from a scheduler's: SLURM (srun
+# sets SLURM_NTASKS, SLURM_PROCID and the node list) or Open MPI (mpirun: OMPI_COMM_WORLD_SIZE and
+# _RANK). Nothing set: one process.
+
+ENV_VARS = ("JAXTRADE_COORDINATOR_ADDRESS", "JAXTRADE_NUM_PROCESSES", "JAXTRADE_PROCESS_ID")
+_SCHEDULERS = (("SLURM_NTASKS", "SLURM_PROCID"), ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"))
+
+
+def _env_int(environ, name: str) -> int:
+    try:
+        return int(environ[name])
+    except ValueError:
+        raise ValueError(f"environment variable {name}={environ[name]!r} must be an integer") from None
+
+
+def distributed_settings(coordinator_address, num_processes, process_id, environ=None):
+    """What `devices.initialize_distributed` takes for this process: (address, count, id) from the
+    flags or JAXTRADE_* variables; (None, None, None) under a scheduler that jax reads itself (SLURM,
+    Open MPI); None for one process. ValueError naming what is missing when only some are set."""
+    environ = os.environ if environ is None else environ
+    flags_given = {"--coordinator_address": coordinator_address, "--num_processes": num_processes,
+                   "--process_id": process_id}
+    if any(v is not None for v in flags_given.values()):
+        missing = [k for k, v in flags_given.items() if v is None]
+        if missing:
+            raise ValueError(f"a multi-process run needs --coordinator_address, --num_processes and "
+                             f"--process_id together; missing {', '.join(missing)}")
+        return coordinator_address, num_processes, process_id
+    if any(environ.get(k) for k in ENV_VARS):
+        missing = [k for k in ENV_VARS if not environ.get(k)]
+        if missing:
+            raise ValueError(f"{', '.join(k for k in ENV_VARS if environ.get(k))} set but "
+                             f"{', '.join(missing)} not: set all three for a multi-process run, or none")
+        return (environ[ENV_VARS[0]], _env_int(environ, ENV_VARS[1]), _env_int(environ, ENV_VARS[2]))
+    for size, _ in _SCHEDULERS:
+        if environ.get(size) and _env_int(environ, size) > 1:
+            return None, None, None
+    return None
+
+
+def worker_of(num_processes, process_id, environ=None) -> tuple[int, int]:
+    """(processes, this process's id) of a run whose processes share work without a coordinator (search
+    trials, walk-forward folds): from the flags, else JAXTRADE_NUM_PROCESSES / JAXTRADE_PROCESS_ID,
+    else SLURM's or Open MPI's task count and rank; (1, 0) when none is set."""
+    environ = os.environ if environ is None else environ
+    if num_processes is not None or process_id is not None:
+        if num_processes is None or process_id is None:
+            raise ValueError("--num_processes and --process_id go together")
+        pair = (int(num_processes), int(process_id))
+    elif environ.get(ENV_VARS[1]) or environ.get(ENV_VARS[2]):
+        if not (environ.get(ENV_VARS[1]) and environ.get(ENV_VARS[2])):
+            raise ValueError(f"set both {ENV_VARS[1]} and {ENV_VARS[2]}, or neither")
+        pair = (_env_int(environ, ENV_VARS[1]), _env_int(environ, ENV_VARS[2]))
+    else:
+        pair = (1, 0)
+        for size, rank in _SCHEDULERS:
+            if environ.get(size) and environ.get(rank):
+                pair = (_env_int(environ, size), _env_int(environ, rank))
+                break
+    if pair[0] < 1 or not 0 <= pair[1] < pair[0]:
+        raise ValueError(f"process id {pair[1]} must be in [0, {pair[0]}) processes")
+    return pair
 
 
 # What a user can cause and fix by changing a flag, a config value or a file: bad data (DataError is a

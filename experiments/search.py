@@ -7,6 +7,13 @@ Batches of trials train as one vmapped population; the study is kept in the work
 interrupted search continues where it stopped when started again with the same --workdir (the first
 SIGINT/SIGTERM ends the current batch, whose trials run again next time). The last line printed is
 the path of search.md. `jaxtrade.pipeline.search` has the details.
+
+Several processes, on one machine or many, share one study: start the same command once per process
+with --num_processes=P --process_id=I (or JAXTRADE_NUM_PROCESSES / JAXTRADE_PROCESS_ID, or SLURM's
+task count and rank); each trains its own batches on its own devices. The --workdir (and a journal
+study, the default) must be on a filesystem every process reaches, or the study in an RDB server
+(--config.search.storage=postgresql://user@host/db). Process 0 waits for the others, writes
+search.md and registers the winner.
 """
 
 from absl import app, flags
@@ -18,6 +25,10 @@ _CONFIG = common.define_config_file("config", "experiments/configs/search_sp500.
                                           "section).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "The study, one directory per batch, trials.csv, search.md.",
                                required=True)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes sharing the study (default 1).",
+                                      lower_bound=1)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's id in [0, --num_processes).",
+                                   lower_bound=0)
 common.accept_verbosity_words()
 
 
@@ -29,13 +40,18 @@ def main(argv):
     from experiments.signals import StopRequest
     from jaxtrade.pipeline import search  # after flag parsing: jax reads XLA_FLAGS at import
 
+    n, i = common.worker_of(_NUM_PROCESSES.value, _PROCESS_ID.value)
     with StopRequest() as stop:
-        result = search.run(_CONFIG.value, _WORKDIR.value, verbosity=word, should_stop=lambda: stop.requested)
+        result = search.run(_CONFIG.value, _WORKDIR.value, verbosity=word, should_stop=lambda: stop.requested,
+                            process_id=i, num_processes=n)
     counts = ", ".join(f"{n} {k.lower()}" for k, n in result.counts.items() if n)
     if result.report_path:
         print(f"{counts}; best trial {result.best_trial}: {result.best_value:.4f} {result.best_params}"
               + (f" -> {result.registered}" if result.registered else ""), flush=True)
         print(result.report_path, flush=True)
+    elif i != 0 and result.stopped == "done":
+        print(f"process {i}: {result.batches} batch(es) done ({counts}); process 0 writes the report",
+              flush=True)
     else:
         print(f"stopped ({counts}); run the same command to continue", flush=True)
 

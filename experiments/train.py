@@ -2,8 +2,12 @@ r"""Train an agent: .venv/bin/python -m experiments.train --config=experiments/c
     --workdir=runs/portfolio_gru [--config.ppo.critic_lr=1e-3] [--resume_from=latest] [--fresh_start]
 
 Multi-process (several hosts, or several processes on one machine): start the same command once per
-process with --coordinator_address=HOST:PORT (process 0's host) --num_processes=P --process_id=I;
-every process trains over all processes' devices (`jaxtrade.agents.devices`).
+process with --coordinator_address=HOST:PORT (process 0's host) --num_processes=P --process_id=I (or
+set JAXTRADE_COORDINATOR_ADDRESS, JAXTRADE_NUM_PROCESSES, JAXTRADE_PROCESS_ID; under SLURM's srun or
+Open MPI's mpirun nothing: jax reads the scheduler's variables). Every process trains over all
+processes' devices (`jaxtrade.agents.devices`); process 0 alone writes the workdir's logs and report,
+every process its shards of the checkpoints, so --workdir must be on a filesystem all of them reach.
+Only process 0 prints the report's path.
 
 The last line printed is the path of the out-of-sample report. The first SIGINT/SIGTERM finishes the
 iteration, saves `latest` and exits 0; a second exits at once.
@@ -51,10 +55,11 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     word = common.verbosity_word()
     common.setup_logging(word)
-    if _COORDINATOR.value is not None:  # before anything builds devices
+    joined = common.distributed_settings(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    if joined is not None:  # before anything builds devices
         from jaxtrade.agents import devices
 
-        devices.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+        devices.initialize_distributed(*joined)
     from experiments.signals import StopRequest
     from jaxtrade.train import train  # after flag parsing: jax reads XLA_FLAGS at import
 

@@ -58,6 +58,14 @@ SKIP = {
                                "bar_once_and_a_summary; tests/live runs the runner against a local fake of "
                                "the API",
     "benchmarks.": "minutes each; figures in BUILD_NOTES.md",
+    "--coordinator_address=host0": "two machines; tests/train/test_multiprocess_run.py runs 2 processes "
+                                   "on 127.0.0.1",
+    "srun ": "SLURM; the variables it sets are read by experiments.common.distributed_settings, tested in "
+             "tests/agents/test_multiprocess.py",
+    "--num_processes=2 --process_id=I": "several machines (and a PostgreSQL server); "
+                                        "tests/pipeline/test_*_multiprocess.py run 2 processes",
+    "benchmarks/device_wheels.sh": "downloads wheels from PyPI (network)",
+    "benchmarks/device_check.sh": "a GPU; its --dry-run takes minutes on the CPU (BUILD_NOTES)",
 }
 SMOKE_TRAIN_CONFIG = "experiments/configs/smoke.py"
 TIMEOUT_S = 300

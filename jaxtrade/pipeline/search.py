@@ -2,11 +2,11 @@
 
     result = search.run(config, workdir)     # config: an experiment config with a `search` section
 
-1. The study lives in the workdir: `study.journal` (optuna's JournalFileBackend), or the RDB URL in
-   `search.storage` (e.g. sqlite:///study.db, which needs SQLAlchemy). It is created or loaded by
-   `search.study_name`, so a killed search resumes: the trials a dead process left RUNNING are marked
-   FAIL and their parameters (and seeds) enqueued again, so they are the first to run on restart.
-   One process drives a study at a time.
+1. The study lives in the workdir: `study.journal` (optuna's JournalFileBackend), or `search.storage`:
+   an RDB URL (sqlite:///study.db, postgresql://user@host/db; SQLAlchemy and the database's driver)
+   or the path of a journal file. It is created or loaded by `search.study_name`, so a killed search
+   resumes: the trials a dead process left RUNNING are marked FAIL and their parameters (and seeds)
+   enqueued again, so they are the first to run on restart.
 2. Trials are asked in batches of `search.batch_size` = K through ask/tell (TPE with
    `constant_liar`, so the K trials of a batch differ). Every dimension of `search.space` is a traced
    hyperparameter of the config's agent (`agent.hparam_names()`: for PPO learning rates, clip,
@@ -21,7 +21,18 @@
 4. A trial's value is the best validation objective its member reached, whose model is
    `checkpoints/trial_<n>/best_<objective>`. Validation metrics only choose: the test split is never
    read while searching (`train.final_report` is switched off).
-5. At the end: `trials.csv`, `search.md` (trials by value, best parameters) and `search.png`; the best
+5. Several processes (`run(..., process_id=i, num_processes=P)`, on one machine or many) share one
+   study: each is an independent worker on its own local devices (`train.n_devices`) that asks
+   batches from the shared storage until `search.n_trials` trials are finished or running, each
+   with its own sampler seed (`sampler_seed + i`, so that their first random trials differ). A
+   worker restarted after a kill requeues only its own stale trials (user attribute `worker`;
+   process 0 also those of workers beyond the count, and unmarked ones over a minute old: `_stale`). A
+   trial asked beyond the budget by a race between workers is told FAIL at once, never trained
+   (`surplus`). Process 0 then waits for the others' running trials and alone writes the report
+   and registers the winner; the other processes return with report_path None. The workdir (every
+   batch's directory) and the storage must be reachable by every process: a shared filesystem, or
+   an RDB server for the study.
+6. At the end: `trials.csv`, `search.md` (trials by value, best parameters) and `search.png`; the best
    trial's artifact is registered (`search.registry`, as `search.name`) with its parameters, its
    validation metrics as selection metrics, its test-split metrics as held-out metrics (the test split
    read once, for the winner only, where the config has one; else it is registered ungraded) and the
@@ -31,6 +42,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import logging
 import math
@@ -133,24 +145,31 @@ def _optuna():
     return optuna
 
 
-def open_study(s, workdir: str):
-    """The study of search section `s` in `workdir` (created or loaded), with stale trials requeued."""
-    optuna = _optuna()
-    if s.get("storage"):
-        storage = s.storage
-    else:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
+def storage_of(s, workdir: str):
+    """The optuna storage of search section `s`: an RDB URL as is, else a journal file (the given
+    path, or workdir/study.journal)."""
+    if s.get("storage") and "://" in s.storage:
+        return s.storage
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
 
-        storage = JournalStorage(JournalFileBackend(os.path.join(workdir, _JOURNAL)))
-    sampler = optuna.samplers.TPESampler(seed=int(s.sampler_seed), n_startup_trials=int(s.n_startup_trials),
-                                         constant_liar=True)
+    return JournalStorage(JournalFileBackend(s.storage or os.path.join(workdir, _JOURNAL)))
+
+
+def open_study(s, workdir: str, process_id: int = 0, num_processes: int = 1):
+    """The study of search section `s` in `workdir` (created or loaded), with this worker's stale trials
+    requeued, and (process 0) those of workers beyond `num_processes` (module docstring, 1 and 5)."""
+    optuna = _optuna()
+    storage = storage_of(s, workdir)
+    sampler = optuna.samplers.TPESampler(seed=int(s.sampler_seed) + int(process_id),
+                                         n_startup_trials=int(s.n_startup_trials), constant_liar=True)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=int(s.pruner_startup_trials),
                                           n_warmup_steps=int(s.pruner_warmup_steps))
               if s.pruner == "median" else optuna.pruners.NopPruner())
     study = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner, study_name=s.study_name,
                                 direction="maximize", load_if_exists=True)
-    stale = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
+    stale = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING
+             and _stale(t, int(process_id), int(num_processes))]
     for t in stale:
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(t.params, user_attrs={"seed": t.user_attrs.get("seed"), "retry_of": t.number})
@@ -160,10 +179,50 @@ def open_study(s, workdir: str):
     return study
 
 
+UNMARKED_STALE_S = 60.0   # a worker marks a trial it asked within milliseconds
+
+
+def _stale(trial, process_id: int, num_processes: int) -> bool:
+    """Whether a RUNNING trial was left by a dead process, as worker `process_id` of `num_processes`
+    sees it at its start: its own (a restart of the same worker), process 0's view of workers beyond the
+    count, and one no worker marked (a one-process run's, or older than `UNMARKED_STALE_S`)."""
+    worker = trial.user_attrs.get("worker")
+    if worker is None:
+        started = trial.datetime_start
+        age = None if started is None else (datetime.datetime.now() - started).total_seconds()
+        return num_processes == 1 or age is None or age > UNMARKED_STALE_S
+    return int(worker) == process_id or (process_id == 0 and int(worker) >= num_processes)
+
+
 def _finished(study) -> int:
     optuna = _optuna()
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     return sum(t.state in done for t in study.get_trials(deepcopy=False))
+
+
+def _running(study) -> int:
+    optuna = _optuna()
+    return sum(t.state == optuna.trial.TrialState.RUNNING for t in study.get_trials(deepcopy=False))
+
+
+def wait_for_others(study, should_stop: Callable[[], bool] | None = None, poll_s: float = 1.0) -> str:
+    """Process 0, its own trials told: waits while any trial of the study runs (the other workers');
+    "done" once none runs, "signal" if `should_stop()` said so first."""
+    while _running(study):
+        if should_stop is not None and should_stop():
+            return "signal"
+        time.sleep(poll_s)
+    return "done"
+
+
+def _surplus(study, trials, n_trials: int) -> list:
+    """Those of `trials` (just asked) beyond the first `n_trials` trials that are not FAIL, by number:
+    asked by a race between workers, they are not to be trained."""
+    optuna = _optuna()
+    kept = sorted(t.number for t in study.get_trials(deepcopy=False)
+                  if t.state != optuna.trial.TrialState.FAIL)
+    last = kept[n_trials - 1] if len(kept) >= n_trials else None
+    return [t for t in trials if last is not None and t.number > last]
 
 
 def _suggest(trial, dims: list[Dimension]) -> dict:
@@ -187,12 +246,17 @@ class SearchResult:
 
 
 def run(config, workdir: str, *, market=None, should_stop: Callable[[], bool] | None = None,
-        verbosity: str = "normal", setup=None, agent=None) -> SearchResult:
+        verbosity: str = "normal", setup=None, agent=None, process_id: int = 0, num_processes: int = 1,
+        poll_s: float = 1.0) -> SearchResult:
     """Runs (or resumes) the search of `config.search` into `workdir` (module docstring).
 
     market: the MarketData (default: loaded from config.data). setup, agent: reuse a built setup and
     agent (benchmarks compare batch sizes with one compile each). should_stop: polled after every
-    training call; True ends the current batch (its trials are requeued on the next start)."""
+    training call; True ends the current batch (its trials are requeued on the next start).
+    process_id, num_processes: this worker among the processes sharing the study (module docstring,
+    5); poll_s: how often process 0 looks at the others' running trials."""
+    if not 0 <= int(process_id) < int(num_processes):
+        raise ValueError(f"process_id={process_id} must be in [0, num_processes={num_processes})")
     t0 = time.perf_counter()
     config = ml_collections.ConfigDict(config.to_dict())      # a private copy
     s = config.search
@@ -208,12 +272,32 @@ def run(config, workdir: str, *, market=None, should_stop: Callable[[], bool] | 
     if not dict(s.space):
         log.info("search.space: %s's registered space %s", setup.agent_name, space)
     dims = parse_space(space, agent.hparam_names())
-    study = open_study(s, workdir)
+    study = open_study(s, workdir, process_id, num_processes)
     optuna = _optuna()
     compiles0, batches, stopped = agent.compiles, 0, "done"
-    while (left := int(s.n_trials) - _finished(study)) > 0:
+    while True:
+        left = int(s.n_trials) - _finished(study) - _running(study)
+        if left <= 0:
+            if process_id != 0 or _running(study) == 0:
+                break
+            stopped = wait_for_others(study, should_stop, poll_s)
+            if stopped == "signal":
+                break
+            continue            # counted again: a trial that failed elsewhere is asked again
         trials = [study.ask() for _ in range(min(int(s.batch_size), left))]
         params = [_suggest(t, dims) for t in trials]
+        for t in trials:
+            t.set_user_attr("worker", int(process_id))
+        surplus = _surplus(study, trials, int(s.n_trials))
+        for t in surplus:
+            t.set_user_attr("surplus", True)
+            study.tell(t, state=optuna.trial.TrialState.FAIL)
+            log.info("trial %d: asked beyond search.n_trials=%d by a race with another worker; not trained",
+                     t.number, int(s.n_trials))
+        params = [p for t, p in zip(trials, params, strict=True) if t not in surplus]
+        trials = [t for t in trials if t not in surplus]
+        if not trials:
+            continue
         seeds = []
         for t in trials:
             seed = t.user_attrs.get("seed")
@@ -264,16 +348,35 @@ def run(config, workdir: str, *, market=None, should_stop: Callable[[], bool] | 
                 study.tell(t, state=optuna.trial.TrialState.FAIL)
             else:
                 study.tell(t, float(best))
+    if process_id != 0:          # process 0 alone reports and registers (module docstring, 5)
+        return _result(study, workdir, batches=batches, compiles=agent.compiles - compiles0,
+                       seconds=time.perf_counter() - t0, stopped=stopped)
     return _finish(config, study, workdir, batches=batches, compiles=agent.compiles - compiles0,
                    seconds=time.perf_counter() - t0, stopped=stopped)
 
 
+def _result(study, workdir: str, **kwargs) -> SearchResult:
+    """What a worker other than process 0 returns: the study's counts and best trial so far, no report."""
+    optuna = _optuna()
+    trials = study.get_trials(deepcopy=False)
+    counts = {state.name: sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value) if complete else None
+    return SearchResult(workdir, None if best is None else best.number, None if best is None else best.value,
+                        {} if best is None else dict(best.params),
+                        None if best is None else os.path.join(workdir, best.user_attrs["artifact"]), None,
+                        counts, report_path=None, **kwargs)
+
+
 def trials_frame(study):
-    """One row per trial: number, state, value, each parameter, seed, batch and artifact."""
+    """One row per trial: number, state, value, each parameter, seed, batch and artifact (not the
+    surplus trials a race between workers asked and never trained)."""
     import pandas as pd
 
     rows = []
     for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("surplus"):    # asked by a race between workers, never trained
+            continue
         rows.append({"trial": t.number, "state": t.state.name, "value": t.value, **t.params,
                      "seed": t.user_attrs.get("seed"), "retry_of": t.user_attrs.get("retry_of"),
                      "batch": t.user_attrs.get("batch_dir"), "artifact": t.user_attrs.get("artifact")})

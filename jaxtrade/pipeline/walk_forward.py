@@ -43,6 +43,13 @@
    start, budget decay, phases or fold patience) and is tested on its k test groups; the phi backtest
    paths assembled from the groups' test results, each path's Sharpe and their distribution (mean,
    std, min, max) go into `walk_forward.json` (`cpcv`, `paths`) and `report.md` (`paths/`, `paths.png`).
+9. Several processes (`run(..., process_id=i, num_processes=P)`, on one machine or many, each on its
+   own local devices): where the folds are independent (mode "cpcv", or `warm_start=False` with
+   `fold_patience=0`) process i trains folds i, i + P, ...; a chain of warm starts is refused by
+   name. Each finished fold leaves `fold_<i>/record.json` (a restarted process skips its finished
+   folds); process 0 waits for every fold's record, then alone registers the folds in order and
+   writes `walk_forward.json` and the report, the same as one process's but for wall times. The
+   workdir must be on a filesystem every process reaches.
 """
 
 from __future__ import annotations
@@ -491,20 +498,25 @@ def run(
     hooks: WalkForwardHooks | None = None,
     fresh_start: bool = False,
     verbosity: str = "normal",
+    process_id: int = 0,
+    num_processes: int = 1,
 ) -> WalkForwardResult:
     """Walks `config` forward into `workdir` (see the module docstring).
 
     market: the MarketData to use instead of loading `config.data` (tests perturb it).
     fresh_start: move what the workdir holds aside and start over; otherwise finished folds recorded
     in walk_forward.json are kept (the fold plan must be the same) and the run continues.
+    process_id, num_processes: this process among those sharing the folds (module docstring, 9).
     """
     hooks = hooks or WalkForwardHooks()
     config = ml_collections.ConfigDict(config.to_dict())
     _check_config(config)
+    _check_processes(config, process_id, num_processes, fresh_start)
+    procs = (int(process_id), int(num_processes))
     wf = config.walk_forward
     md = setup_lib.load_market_data(config.data) if market is None else market
     if wf.mode == CPCV:
-        return _run_cpcv(config, md, workdir, hooks, fresh_start, verbosity)
+        return _run_cpcv(config, md, workdir, hooks, fresh_start, verbosity, procs)
     folds, budgets = plan(config, md)
     phases = phases_of(wf)
     pad = (
@@ -529,7 +541,26 @@ def run(
         summary["out_of_sample"], path = _final_report(config, md, folds, records, workdir, summary)
         return path
 
-    return _drive(config, md, workdir, folds, budgets, run_one, report, hooks=hooks, fresh_start=fresh_start)
+    return _drive(config, md, workdir, folds, budgets, run_one, report, hooks=hooks, fresh_start=fresh_start,
+                  processes=procs)
+
+
+def _check_processes(config, process_id: int, num_processes: int, fresh_start: bool) -> None:
+    """ValueError unless `process_id` of `num_processes` can share this walk-forward's folds."""
+    if not 0 <= int(process_id) < int(num_processes):
+        raise ValueError(f"process_id={process_id} must be in [0, num_processes={num_processes})")
+    if int(num_processes) == 1:
+        return
+    wf = config.walk_forward
+    if wf.mode != CPCV and (bool(wf.warm_start) or int(wf.get("fold_patience", 0) or 0) > 0):
+        raise ValueError(
+            f"walk_forward.mode={wf.mode!r} with warm_start={bool(wf.warm_start)} and "
+            f"fold_patience={wf.get('fold_patience', 0)} chains the folds (each starts from, or compares "
+            f"with, the previous fold's model), so {num_processes} processes cannot share them: set "
+            "--config.walk_forward.warm_start=false and fold_patience=0, use mode='cpcv', or run one process")
+    if fresh_start:
+        raise ValueError("--fresh_start with several processes: move the old workdir aside (or pass another "
+                         "--workdir) before starting them, so that no process writes into it meanwhile")
 
 
 def _stalled(records) -> int:
@@ -541,13 +572,17 @@ def _stalled(records) -> int:
 
 
 def _drive(config, md, workdir: str, folds, budgets, run_one, report, *, hooks: WalkForwardHooks,
-           fresh_start: bool, extra=None) -> WalkForwardResult:
+           fresh_start: bool, extra=None, processes: tuple[int, int] = (0, 1)) -> WalkForwardResult:
     """The fold loop of every mode: the workdir (its earlier results moved aside on fresh_start), the
     folds an earlier run finished (kept when the plan is the same), then per remaining fold
     `run_one(fold, records, agents)` -> its record (None: stopped by request), registered where
     `walk_forward.registry` is set, and the summary JSON rewritten; once every fold is done,
     `report(records, summary)` -> the report's path (it may add to the summary). extra: what the
-    mode adds to every summary (CPCV: its plan)."""
+    mode adds to every summary (CPCV: its plan). processes: (this process, how many) share the folds
+    (`_drive_shared`)."""
+    if processes[1] > 1:
+        return _drive_shared(config, md, workdir, folds, budgets, run_one, report, hooks=hooks, extra=extra,
+                             processes=processes)
     wf = config.walk_forward
     os.makedirs(workdir, exist_ok=True)
     if fresh_start:
@@ -581,6 +616,63 @@ def _drive(config, md, workdir: str, folds, budgets, run_one, report, *, hooks: 
     report_path = report(records, summary) if summary["complete"] else None
     _write_json(json_path, summary)
     return WalkForwardResult(workdir, summary, summary["complete"], report_path)
+
+
+RECORD_NAME = "record.json"
+
+
+def _drive_shared(config, md, workdir: str, folds, budgets, run_one, report, *, hooks: WalkForwardHooks,
+                  extra, processes: tuple[int, int], poll_s: float = 1.0) -> WalkForwardResult:
+    """`_drive` for independent folds shared by several processes (module docstring, 9): this process's
+    folds (index % P == its id) each leave `fold_<i>/record.json`; process 0 then waits for every record
+    and alone registers, summarizes and reports. Other processes return complete=False, no report."""
+    wf = config.walk_forward
+    me, n_proc = processes
+    os.makedirs(workdir, exist_ok=True)
+    json_path = os.path.join(workdir, JSON_NAME)
+    plan_json = [f.to_json(md.dates) for f in folds]
+    _finished_folds(json_path, plan_json, workdir, len(folds))      # an earlier run over other folds: refused
+    record_path = lambda fold: os.path.join(_fold_dir(workdir, fold.index), RECORD_NAME)  # noqa: E731
+    agents: dict = {}
+    t_start = time.perf_counter()
+
+    def result(records, *, complete, report_path=None):
+        out = _summary(config, folds, plan_json, budgets, records, agents, time.perf_counter() - t_start,
+                       complete=complete)
+        return WalkForwardResult(workdir, {**out, **(extra or {})}, complete, report_path)
+
+    mine = [f for f in folds if f.index % n_proc == me]
+    log.info("walk-forward process %d of %d: folds %s", me, n_proc, ", ".join(str(f.index) for f in mine))
+    done_here = []
+    for fold in mine:
+        if os.path.exists(record_path(fold)):
+            continue
+        if hooks.should_stop is not None and hooks.should_stop():
+            return result(done_here, complete=False)
+        record = run_one(fold, [], agents)       # independent folds: no earlier record matters
+        if record is None:
+            return result(done_here, complete=False)
+        _write_json(record_path(fold), record)
+        done_here.append(record)
+    if me != 0:
+        return result(done_here, complete=False)
+    while missing := [f.index for f in folds if not os.path.exists(record_path(f))]:
+        if hooks.should_stop is not None and hooks.should_stop():
+            return result(done_here, complete=False)
+        log.debug("waiting for the records of folds %s", missing)
+        time.sleep(poll_s)
+    records = []
+    for fold in folds:
+        with open(record_path(fold), encoding="utf-8") as f:
+            record = json.load(f)
+        if wf.get("registry"):
+            record["registered"] = _register_fold(wf, workdir, record, records)
+        records.append(record)
+    out = result(records, complete=True)
+    out.summary["totals"]["wall_seconds"] = sum(r.get("wall_seconds", 0.0) for r in records)
+    out.report_path = report(records, out.summary)
+    _write_json(json_path, out.summary)
+    return out
 
 
 def choose(composite: dict) -> str:
@@ -976,7 +1068,7 @@ def _plot_folds(records, path: str) -> str:
 
 
 def _run_cpcv(config, md, workdir: str, hooks: WalkForwardHooks, fresh_start: bool,
-              verbosity: str) -> WalkForwardResult:
+              verbosity: str, processes: tuple[int, int] = (0, 1)) -> WalkForwardResult:
     """`run` in mode "cpcv" (module docstring, step 8; `jaxtrade.pipeline.cpcv`)."""
     cv = plan_cpcv(config, md)
     folds, budgets = plan(config, md)
@@ -999,7 +1091,7 @@ def _run_cpcv(config, md, workdir: str, hooks: WalkForwardHooks, fresh_start: bo
         return path
 
     return _drive(config, md, workdir, folds, budgets, run_one, report, hooks=hooks, fresh_start=fresh_start,
-                  extra={"cpcv": cv.to_json(md.dates)})
+                  extra={"cpcv": cv.to_json(md.dates)}, processes=processes)
 
 
 def _blocks_env(setup, md, fold: cpcv.PurgedFold, cv: cpcv.CPCVPlan, pad: int):

@@ -234,13 +234,13 @@ def _write_json(path: str, d: dict) -> None:
         os.fsync(f.fileno())
 
 
-def write_json_atomic(path: str, payload, *, default=None) -> None:
+def write_json_atomic(path: str, payload, *, default=None, sort_keys: bool = False) -> None:
     """`payload` as indented JSON in `path`, or `path` untouched: a temporary sibling file, flushed and
-    fsynced, then `os.replace`-d (walk-forward summaries, the pipeline's stage record)."""
+    fsynced, then `os.replace`-d (walk-forward summaries, the pipeline's stage record, a run's config)."""
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2, default=default)
+            json.dump(payload, f, indent=2, default=default, sort_keys=sort_keys)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

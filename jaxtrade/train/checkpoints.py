@@ -13,6 +13,13 @@ skipped with a warning and the one before it is restored. A step restores only i
 the target's tree and every leaf the target's shape. When steps exist but none restores (a corrupt
 directory, a state of another model or env shape), `CheckpointError` says why, step by step: never
 a silent None, which a caller would take for "nothing saved". No pickle anywhere.
+
+Multi-process runs (`jax.distributed`; `Checkpoints(workdir, devices=...)`): every process calls
+`save` and `restore` at the same point with its own slices of the state (leaves [n_local, ...]); they
+become one global array per leaf (`devices.to_global`), so Orbax writes every process's shards and
+commits the step once (the workdir must be on a filesystem every process reaches). `meta` records the
+layout (processes x devices per process); a step saved on another layout is refused with both named
+(`LayoutError`), never reshaped. One process saves plain numpy arrays, as before.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from jaxtrade.agents import devices as devices_lib
 
 log = logging.getLogger("jaxtrade")
 
@@ -59,6 +68,10 @@ class CheckpointError(RuntimeError):
                          + (f". {advice}" if advice else ""))
 
 
+class LayoutError(ValueError):
+    """A checkpoint step was saved by another process count or device count per process."""
+
+
 @dataclasses.dataclass
 class Restored:
     state: Any
@@ -70,9 +83,12 @@ class Restored:
 class Checkpoints:
     """The `latest` and `best_<metric>` checkpoint managers of one workdir."""
 
-    def __init__(self, workdir: str, keep_latest: int = 2):
+    def __init__(self, workdir: str, keep_latest: int = 2, devices=None):
+        """devices: this process's devices of the run (its state's leading axis). Given, every save
+        records the layout and every restore checks it; required in a multi-process run."""
         self.root = os.path.join(os.path.abspath(workdir), "checkpoints")
         self._keep_latest = keep_latest
+        self.devices = None if devices is None else list(devices)
         self._managers: dict[str, ocp.CheckpointManager] = {}
 
     def directory(self, name: str) -> str:
@@ -87,10 +103,20 @@ class Checkpoints:
     def save(self, name: str, step: int, state, meta: dict) -> None:
         """Saves `state` (any pytree; converted to numpy) and JSON `meta` as step `step` of `name`."""
         mngr = self._get(name)
-        args = ocp.args.Composite(state=ocp.args.StandardSave(to_host(state)),
-                                  meta=ocp.args.JsonSave(meta))
+        state = to_host(state)
+        if self.devices is not None:
+            meta = dict(meta, layout=devices_lib.layout(self.devices))
+        if devices_lib.is_multiprocess():
+            state = devices_lib.to_global(state, self._devices())
+        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
         mngr.save(step, args=args, force=True)
         mngr.wait_until_finished()
+
+    def _devices(self) -> list:
+        if self.devices is None:
+            raise ValueError("a multi-process checkpoint needs the run's devices: Checkpoints(workdir, "
+                             "devices=...)")
+        return self.devices
 
     def steps(self, name: str) -> list[int]:
         if not os.path.isdir(self.directory(name)):
@@ -116,8 +142,10 @@ class Checkpoints:
             step_dir = _step_of(directory)
             if step_dir is not None:  # a path to one step: restore exactly that one
                 try:
-                    return _restore_step(_manager(os.path.dirname(directory), 1), step_dir, target,
-                                         directory)
+                    return self._restore_step(_manager(os.path.dirname(directory), 1), step_dir, target,
+                                              directory)
+                except LayoutError:
+                    raise
                 except Exception as exc:  # noqa: BLE001 -- reported with its reason
                     raise CheckpointError(os.path.dirname(directory), [(directory, _reason(exc))]) from exc
             mngr = _manager(directory, 1)
@@ -125,7 +153,9 @@ class Checkpoints:
         for step in sorted(mngr.all_steps(), reverse=True):
             path = os.path.join(directory, str(step))
             try:
-                return _restore_step(mngr, step, target, path)
+                return self._restore_step(mngr, step, target, path)
+            except LayoutError:
+                raise          # readable, but for another layout: the older steps are too
             except Exception as exc:  # noqa: BLE001 -- any unreadable step is skipped, loudly
                 failures.append((path, _reason(exc)))
                 log.warning("checkpoint %s is unreadable or does not fit this run (%s); skipping it and "
@@ -133,6 +163,27 @@ class Checkpoints:
         if failures:
             raise CheckpointError(directory, failures)
         return None
+
+    def _restore_step(self, mngr, step: int, target, path: str) -> Restored:
+        multi = devices_lib.is_multiprocess()
+        if self.devices is not None or multi:     # the layout first, from the metadata alone
+            meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+            try:
+                devices_lib.check_layout(meta.get("layout"), self._devices(), f"checkpoint {path}")
+            except ValueError as exc:
+                raise LayoutError(str(exc)) from None
+        if multi:
+            if target is None:
+                raise ValueError("a multi-process restore needs the target state (its shapes place "
+                                 "every process's slices)")
+            state_args = ocp.args.StandardRestore(devices_lib.global_like(to_host(target), self._devices()))
+        else:
+            state_args = (ocp.args.StandardRestore(to_host(target)) if target is not None
+                          else ocp.args.StandardRestore())
+        out = mngr.restore(step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
+        if multi:
+            out = dict(out, state=devices_lib.from_global(out["state"]))
+        return _checked(out, step, target, path)
 
 
 def _reason(exc: Exception) -> str:
@@ -144,10 +195,7 @@ def _step_of(directory: str) -> int | None:
     return int(base) if base.isdigit() else None
 
 
-def _restore_step(mngr, step: int, target, path: str) -> Restored:
-    state_args = (ocp.args.StandardRestore(to_host(target)) if target is not None
-                  else ocp.args.StandardRestore())
-    out = mngr.restore(step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
+def _checked(out, step: int, target, path: str) -> Restored:
     if target is not None:    # orbax restores the saved shapes whatever the target's: check them
         want = jax.tree.leaves(to_host(target))
         got, _ = jax.tree_util.tree_flatten_with_path(out["state"])

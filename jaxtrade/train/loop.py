@@ -24,6 +24,15 @@ over the members' best-composite models. Resuming restores `latest` (the whole p
 A `Population` generalizes this: K members with their own seeds, traced hyperparameters and labels
 (hyperparameter search trains a batch of trials so, `checkpoints/<label>/best_<metric>`).
 
+Multi-process runs (`jax.distributed`, `jaxtrade.agents.devices`): every process runs this loop over
+its own devices, with the same decisions at the same iteration (metrics, validation backtests and
+early stopping are identical on every process; a stop request on any process stops all of them at
+the same iteration, `devices.any_process`); every process saves and restores `latest` (its own
+shards, one Orbax commit; the workdir on a shared filesystem) and a `latest` saved on another layout
+is refused by name; process 0 alone writes config.json, resolved.json, train.log, metrics.jsonl,
+TensorBoard, MLflow, the trial ledger, the best-model artifacts (plain single-host artifacts: the
+params are the same on every device) and the final report. Other processes return report_path None.
+
 `run` is re-entrant: walk-forward and search call it many times in one process with one agent, and
 the agent's compiled iteration is reused while shapes stay the same. It configures no logging
 (beyond the run's own `train.log` file in the workdir) and installs no signal handler: mains do
@@ -32,6 +41,7 @@ that and pass `hooks.should_stop`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -51,7 +61,7 @@ from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import config as config_lib
 from jaxtrade.train import evaluation, sources
 from jaxtrade.train import setup as setup_lib
-from jaxtrade.train.checkpoints import BEST_METRICS, CheckpointError, Checkpoints
+from jaxtrade.train.checkpoints import BEST_METRICS, CheckpointError, Checkpoints, LayoutError
 from jaxtrade.train.metrics import TIMING_KEYS, EarlyStopping, iteration_row
 from jaxtrade.train.reporting import MlflowSink, Reporter, run_log_file, trended_of
 from jaxtrade.train.trials import TrialLedger, frame_returns, trial_name
@@ -115,7 +125,7 @@ class Population:
 
 def device_memory_gib() -> float | None:
     """GiB in use on device 0 where the backend reports it (GPUs), else None."""
-    stats = getattr(jax.devices()[0], "memory_stats", lambda: None)()
+    stats = getattr(jax.local_devices()[0], "memory_stats", lambda: None)()
     if not stats or "bytes_in_use" not in stats:
         return None
     return stats["bytes_in_use"] / 2**30
@@ -231,6 +241,8 @@ def _restore(agent, state, ckpts: Checkpoints, name: str, explicit: bool):
     target = agent.to_checkpoint(state)      # what `latest` holds of the state (the agent decides)
     try:
         restored = ckpts.restore(name, target)
+    except LayoutError:
+        raise
     except CheckpointError as exc:
         raise CheckpointError(exc.directory, exc.failures, advice=(
             "This run cannot resume from it, and it does not start fresh on its own (that would also "
@@ -259,19 +271,23 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
     """
     hooks = hooks or Hooks()
     config, s = setup.config, setup
+    main = devices_lib.is_main_process()      # the one process that writes (module docstring)
     os.makedirs(workdir, exist_ok=True)
     config_meta = _config_json(config)
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(dict(config_meta, _machine=artifact_lib.machine_info(),
-                       _versions=artifact_lib.library_versions()), f, indent=2, sort_keys=True)
-    # What setup decided, beside the user's config (which it never changes): the resolved env config
-    # (fitted thresholds, the impact model chosen from the data) and the agent's envs after the cap.
-    artifact_lib.write_json_atomic(os.path.join(workdir, "resolved.json"), {
-        "env": artifact_lib.as_plain(s.env_config),
-        "agent": {"name": agent.name, "n_envs": int(s.n_envs), "n_envs_configured":
-                  int(agent_registry.section(config)["n_envs"])}})
+    if main:
+        artifact_lib.write_json_atomic(os.path.join(workdir, "config.json"), dict(
+            config_meta, _machine=artifact_lib.machine_info(), _versions=artifact_lib.library_versions()),
+            sort_keys=True)
+        # What setup decided, beside the user's config (which it never changes): the resolved env config
+        # (fitted thresholds, the impact model chosen from the data) and the agent's envs after the cap.
+        artifact_lib.write_json_atomic(os.path.join(workdir, "resolved.json"), {
+            "env": artifact_lib.as_plain(s.env_config),
+            "agent": {"name": agent.name, "n_envs": int(s.n_envs), "n_envs_configured":
+                      int(agent_registry.section(config)["n_envs"])}})
 
-    with run_log_file(workdir, verbose=verbosity == "verbose"):
+    log_file = (run_log_file(workdir, verbose=verbosity == "verbose") if main
+                else contextlib.nullcontext())
+    with log_file:
         source = config.data.get("csv_path") or config.data.dataset
         log.info("jaxtrade: %s on %s with %s, %d device(s) (%s), %d envs per device", config.env.name,
                  source, agent.name, s.n_devices, jax.devices()[0].platform, agent.n_envs)
@@ -288,7 +304,7 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
             state = agent.init_population(jax.numpy.stack([jax.random.key(sd) for sd in seeds]),
                                           s.train_params, agent.stack_hparams(hparams), s.devices)
             iterate = agent.make_population_iteration()
-        ckpts = Checkpoints(workdir)
+        ckpts = Checkpoints(workdir, devices=s.devices)
         run_state = RunState.fresh(config)
         resumed = False
         if not fresh_start:
@@ -326,6 +342,7 @@ def run(setup, agent, workdir: str, *, hooks: Hooks | None = None, resume_from: 
 def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, config_meta,
           pop: Population) -> TrainResult:
     config = s.config
+    main = devices_lib.is_main_process()
     seeds, labels = list(pop.seeds), list(pop.labels)
     # what each member's best artifacts record of its traced hparams (read from the device once)
     hparams_json = None if pop.hparams is None else [
@@ -333,10 +350,10 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
     uri = config.train.get("mlflow_uri")
     sink = (MlflowSink(uri, experiment=config.train.get("mlflow_experiment") or "jaxtrade",
                        run_name=os.path.basename(os.path.abspath(workdir)), config=config_meta)
-            if uri else None)
+            if uri and main else None)
     reporter = Reporter(workdir, total=s.budget.iterations, initial=run.iteration, verbosity=verbosity,
                         log_every=config.train.log_every, tensorboard=config.train.tensorboard, mlflow=sink,
-                        trended=trended_of(agent.diagnostics), members=len(seeds))
+                        trended=trended_of(agent.diagnostics), members=len(seeds), writes=main)
     failed = True
     evaluator = (evaluation.Evaluator(s, agent, dict(config.train.composite))
                  if s.val_params is not None else None)
@@ -348,7 +365,8 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
         while run.iteration < s.budget.iterations:
             t0 = time.perf_counter()
             state, metrics = iterate(state, s.train_params)
-            raw = {k: np.asarray(v)[0] for k, v in jax.device_get(metrics).items()}  # same on all devices
+            # the same on every device of every process: this process's first device's copy
+            raw = {k: np.asarray(v) for k, v in jax.device_get(devices_lib.first_device(metrics)).items()}
             members = _member_raws(raw, len(seeds))
             k_inner = (1 if all(np.ndim(v) == 0 for v in members[0].values())
                        else len(next(iter(members[0].values()))))
@@ -394,7 +412,7 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                                metrics=val_m, dates=frame.index, member=labels[m], seed=seeds[m],
                                iteration=run.iteration,
                                **({} if hparams_json is None else {"hparams": hparams_json[m]}))
-                if jax.process_index() == 0:
+                if main:
                     ledger.save(workdir)
                 val = _mean_row(vals)
                 if len(seeds) > 1:
@@ -415,15 +433,18 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
                                         split="val", trial=trial_name(labels[m], run.iteration))
                         if hparams_json is not None:
                             recorded["hparams"] = hparams_json[m]
-                        spec = model_spec(s, agent, sources.selection_metrics(recorded),
-                                          code_version=sha, seed=seeds[m])
-                        artifact_lib.save_model(best_directory(ckpts, metric, labels, m), p_m, spec)
+                        if main:      # the params are the same everywhere: one plain artifact
+                            spec = model_spec(s, agent, sources.selection_metrics(recorded),
+                                              code_version=sha, seed=seeds[m])
+                            artifact_lib.save_model(best_directory(ckpts, metric, labels, m), p_m, spec)
                 if run.early.update(val.get("composite", math.nan)):
                     stopped = "early_stopping"
                     reporter.info(f"early stopping at iteration {run.iteration}: no validation "
                                   f"composite gain > {run.early.min_delta} for "
                                   f"{run.early.patience} evaluations")
-            if hooks.should_stop is not None and hooks.should_stop() and stopped == "budget":
+            # every process polls, and all stop if any was asked to (the same iteration everywhere)
+            if hooks.should_stop is not None and devices_lib.any_process(hooks.should_stop()) \
+                    and stopped == "budget":
                 stopped = "signal"
             if crossed(config.train.checkpoint_every) or last or stopped != "budget":
                 ckpts.save("latest", run.iteration, agent.to_checkpoint(state), run.to_meta(config_meta))
@@ -443,7 +464,7 @@ def _loop(s, agent, state, iterate, ckpts, run, workdir, hooks, verbosity, confi
         log.warning("stopped by request after iteration %d; `latest` saved in %s", run.iteration,
                     ckpts.directory("latest"))
         return result
-    if s.test_params is not None and config.train.final_report:
+    if s.test_params is not None and config.train.final_report and main:
         result.report_path = final_report(s, agent, state, ckpts, workdir, code_version=sha, population=pop)
     return result
 
@@ -490,7 +511,7 @@ def final_report(s, agent, state, ckpts: Checkpoints, workdir: str, *, code_vers
                                        seed=config.seed, out_dir=workdir, notes=notes, trials_section=False)
     row = evaluation.agent_row(specs[0])
     for (directory, _), frame in zip(chosen, rep.results[row], strict=True):
-        if directory is not None and jax.process_index() == 0:
+        if directory is not None and devices_lib.is_main_process():
             evaluation.record_held_out(directory, frame, "test")
     from jaxtrade import eval as evaluate
 
@@ -538,7 +559,7 @@ def overfitting_section(s, workdir: str, policies, chosen, test_sharpe: float, i
     summary["chosen_trials"] = names
     summary["n_seeds"] = len(policies)
     summary = sources.json_safe_tree(summary)
-    if jax.process_index() == 0:
+    if devices_lib.is_main_process():
         artifact_lib.write_json_atomic(os.path.join(workdir, "overfitting.json"), summary)
         for directory, _ in chosen:        # every chosen model carries the trials it was chosen among
             if directory is not None:
@@ -562,13 +583,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, resume_from: str |
     if env_transform is not None:
         setup.env = env_transform(setup.env)
     if fresh_start:      # process 0 moves the run aside (a shared filesystem), the others wait for it
-        if jax.process_index() == 0:
+        if devices_lib.is_main_process():
             archive_previous(workdir)
         devices_lib.barrier("jaxtrade: fresh_start moved the earlier run aside")
     else:
         meta = check_resume(workdir, _config_json(config), budget_iterations=setup.budget.iterations,
                             report_expected=setup.test_params is not None and bool(config.train.final_report),
                             resume_from=resume_from, defaults=_config_json(config_lib.base_config()))
+        # every process has read the workdir before process 0 rewrites its config.json
+        devices_lib.barrier("jaxtrade: every process checked the workdir")
         if meta is not None:
             done = RunState.from_meta(meta, config)
             report = os.path.join(workdir, "report.md")

@@ -212,14 +212,18 @@ class Reporter:
     learning curve also shows the rows `metrics.jsonl` holds up to `initial`). `members`: how many
     models train side by side (their rows arrive as one mean row; env steps summed over them).
     `plot_every_s`: the learning curve is redrawn at a validation at most this often, and at `close()`.
+    `writes`: False on every process of a multi-process run but process 0: log lines and the progress
+    bar only, no file (metrics.jsonl, TensorBoard, MLflow, the learning curve).
     """
 
     def __init__(self, workdir: str, *, total: int, initial: int, verbosity: str, log_every: int,
                  tensorboard: bool = True, mlflow: MlflowSink | None = None, trended=_TRENDED,
-                 members: int = 1, learning_curve: bool = True, plot_every_s: float = 30.0):
+                 members: int = 1, learning_curve: bool = True, plot_every_s: float = 30.0,
+                 writes: bool = True):
         self.verbosity, self.log_every = verbosity, max(1, log_every)
         self.trended = tuple(trended)
-        self.mlflow = mlflow
+        self.mlflow = mlflow if writes else None
+        learning_curve = learning_curve and writes
         self.total, self.members = int(total), max(1, int(members))
         jsonl = os.path.join(workdir, "metrics.jsonl")
         self._train_rows, self._val_rows = read_history(jsonl, initial) if learning_curve else ([], [])
@@ -231,9 +235,9 @@ class Reporter:
         self._plotted_at = time.monotonic()
         self._plotted = True          # nothing new to draw yet
         self._title = f"Learning curve: {os.path.basename(os.path.abspath(workdir))}"
-        self._jsonl = open(jsonl, "a", encoding="utf-8")
+        self._jsonl = open(jsonl, "a", encoding="utf-8") if writes else None
         self._tb = None
-        if tensorboard:
+        if tensorboard and writes:
             from tensorboardX import SummaryWriter
 
             self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
@@ -314,8 +318,9 @@ class Reporter:
         return self.curve_path
 
     def write_row(self, kind: str, row: dict) -> None:
-        self._jsonl.write(json.dumps(dict(json_safe(row), kind=kind)) + "\n")
-        self._jsonl.flush()
+        if self._jsonl is not None:
+            self._jsonl.write(json.dumps(dict(json_safe(row), kind=kind)) + "\n")
+            self._jsonl.flush()
         scalars = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and k != "iteration"
                    and math.isfinite(v)}
         if self._tb is not None:
@@ -335,7 +340,8 @@ class Reporter:
     def close(self, failed: bool = False) -> None:
         self._bar.close()
         self.plot()
-        self._jsonl.close()
+        if self._jsonl is not None:
+            self._jsonl.close()
         if self._tb is not None:
             self._tb.close()
         if self.mlflow is not None:
