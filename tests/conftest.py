@@ -23,7 +23,18 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(ROOT, ".pytest_cache", "jax-compilation"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
+# Every program goes into the cache, not only those that took a second or more to compile (jax's
+# default): the many small ones (backtests, env tables, metrics) were otherwise compiled again in every
+# module (the fixture below drops them) and in every subprocess a test starts (the experiments.* commands
+# after an in-process run of the same config). Measured on the shared 2-core machine (load 6-7), fresh
+# cache, CPU seconds (user + sys), one run each: tests/train/test_train_loop.py 116.6 -> 91.1 (another
+# run at the old threshold: 104.2; its 6 subprocesses load the reference run's programs),
+# tests/test_readme_walk.py 57.4 -> 52.9, five tests/train modules in one process 184.8 -> 180.3, and no
+# gain for tests/pipeline/test_pretrain.py (77.1 -> 79.4, at a higher load; its programs recur little).
+# The cache stays small (155 entries, 0.9 MB for tests/live/test_runner.py).
+# A compile served by the cache still fires jax's backend-compile event, so a test that counts compiles
+# with it (tests/live/test_runner.py) sees a program compiled again either way.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 # Every compiled XLA:CPU program holds memory maps of its machine code (about 6,000 for the
 # smoke config's training programs) until jax drops it, and jax keeps every program it compiled

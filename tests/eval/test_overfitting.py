@@ -113,21 +113,48 @@ def _in_skfolio(code: str, **arrays) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_moments_psr_dsr_and_expected_max_match_skfolio():
+# The inputs of the two skfolio comparisons below: fat-tailed returns with 25 trials' Sharpes and
+# (n_trials, variance) pairs for E[max]; CombinatorialPurgedCV's sizes (rows, groups, k, purge p, embargo e).
+MOMENT_PAIRS = [(2, 1e-3), (10, 4e-4), (100, 2e-3), (5000, 1e-4)]
+CPCV_SIZES = dict(n_rows=60, n_groups=6, k=2, p=2, e=1)
+
+
+def _moment_inputs():
     rng = np.random.default_rng(0)
     r = _fat_tailed(rng, 750)
-    trials = rng.normal(0.0, 0.03, 25)
-    pairs = [(2, 1e-3), (10, 4e-4), (100, 2e-3), (5000, 1e-4)]
-    ref = _in_skfolio("""
+    return r, rng.normal(0.0, 0.03, 25)
+
+
+@pytest.fixture(scope="module")
+def skfolio_refs() -> dict:
+    """skfolio's numbers for both comparisons, from one fresh interpreter (one import of skfolio, not one
+    per test): {"moments": PSR / DSR / E[max] / moments, "cpcv": CombinatorialPurgedCV's folds and paths}."""
+    r, trials = _moment_inputs()
+    c = CPCV_SIZES
+    return _in_skfolio("""
         r, trials = d["r"], d["trials"]
-        out = {"sr": float(skm.mean(r) / skm.standard_deviation(r)), "skew": float(skm.skew(r)),
-               "kurt": float(skm.kurtosis(r)),
-               "psr": [float(skm.probabilistic_sharpe_ratio(r, benchmark_sharpe_ratio=b))
-                       for b in (0.0, 0.02, -0.01)],
-               "emax": [float(skm.expected_max_sharpe_ratio(int(n), float(np.sqrt(v))))
-                        for n, v in d["pairs"]],
-               "dsr": float(skm.deflated_sharpe_ratio(r, trials))}
-    """, r=r, trials=trials, pairs=np.array(pairs))
+        moments = {"sr": float(skm.mean(r) / skm.standard_deviation(r)), "skew": float(skm.skew(r)),
+                   "kurt": float(skm.kurtosis(r)),
+                   "psr": [float(skm.probabilistic_sharpe_ratio(r, benchmark_sharpe_ratio=b))
+                           for b in (0.0, 0.02, -0.01)],
+                   "emax": [float(skm.expected_max_sharpe_ratio(int(n), float(np.sqrt(v))))
+                            for n, v in d["pairs"]],
+                   "dsr": float(skm.deflated_sharpe_ratio(r, trials))}
+        n_rows, n_groups, k, p, e = (int(x) for x in d["cpcv"])
+        cv = CombinatorialPurgedCV(n_folds=n_groups, n_test_folds=k, purged_size=p, embargo_size=e)
+        splits = list(cv.split(np.zeros((n_rows, 1))))
+        cpcv = {"train": [t.tolist() for t, _ in splits],
+                "test": [np.sort(np.concatenate(ts)).tolist() for _, ts in splits],
+                "n_paths": int(cv.n_test_paths), "paths": cv.recombined_paths.T.tolist()}
+        out = {"moments": moments, "cpcv": cpcv}
+    """, r=r, trials=trials, pairs=np.array(MOMENT_PAIRS),
+        cpcv=np.array([c["n_rows"], c["n_groups"], c["k"], c["p"], c["e"]]))
+
+
+def test_moments_psr_dsr_and_expected_max_match_skfolio(skfolio_refs):
+    r, trials = _moment_inputs()
+    pairs = MOMENT_PAIRS
+    ref = skfolio_refs["moments"]
     m = sharpe_moments(r)
     assert m.n == 750
     assert m.sr == pytest.approx(ref["sr"], rel=1e-12)
@@ -331,19 +358,13 @@ def test_cpcv_counts_gaps_and_coverage(n_rows, n_groups, k, purge, embargo):
     assert all(g in cv.folds[i].test_groups for i, g in used)
 
 
-def test_cpcv_matches_skfolio():
+def test_cpcv_matches_skfolio(skfolio_refs):
     """skfolio's CombinatorialPurgedCV(purged_size=p, embargo_size=e) purges p rows on both sides of a test
     block and embargoes e more after it: our purge=p, embargo=p+e. Same folds (itertools order), same
     train rows, same path assignment."""
-    n_rows, n_groups, k, p, e = 60, 6, 2, 2, 1
+    n_rows, n_groups, k, p, e = (CPCV_SIZES[x] for x in ("n_rows", "n_groups", "k", "p", "e"))
     ours = cpcv_folds(n_rows, n_groups, k, purge=p, embargo=p + e)
-    ref = _in_skfolio(f"""
-        cv = CombinatorialPurgedCV(n_folds={n_groups}, n_test_folds={k}, purged_size={p}, embargo_size={e})
-        splits = list(cv.split(np.zeros(({n_rows}, 1))))
-        out = {{"train": [t.tolist() for t, _ in splits],
-                "test": [np.sort(np.concatenate(ts)).tolist() for _, ts in splits],
-                "n_paths": int(cv.n_test_paths), "paths": cv.recombined_paths.T.tolist()}}
-    """)
+    ref = skfolio_refs["cpcv"]
     assert len(ref["train"]) == len(ours.folds) and ref["n_paths"] == ours.n_paths
     for fold, train, test in zip(ours.folds, ref["train"], ref["test"], strict=True):
         np.testing.assert_array_equal(fold.train, train)

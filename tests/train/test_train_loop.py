@@ -175,22 +175,48 @@ def test_several_iterations_per_call_are_all_recorded(tmp_path):
     assert _latest(tmp_path).step == 4
 
 
-# Run in a fresh interpreter: only the artifact directory is given, no config, no setup.build.
+# One fresh interpreter serves the two checks below (a python + jax start and the test split's backtest
+# compile, not two): given only the artifact directory, no config and no setup.build, it first runs
+# `python -m experiments.evaluate --checkpoint=<artifact> --split=test --out=<dir>` exactly as the
+# command line would (runpy, sys.argv), then backtests the artifact through the public functions and
+# writes the statistics (floats by repr: exact) to a JSON file.
 _FRESH = r"""
 import json
+import runpy
 import sys
+
+best, out_dir, stats_path = sys.argv[1:4]
+sys.argv = ["experiments.evaluate", f"--checkpoint={best}", "--split=test", f"--out={out_dir}"]
+try:
+    runpy.run_module("experiments.evaluate", run_name="__main__", alter_sys=True)
+except SystemExit as e:
+    if e.code:
+        raise
+
 from jaxtrade import eval as evaluate
 from jaxtrade.train.artifact import load_model
 from jaxtrade.train.evaluation import split_of
 from jaxtrade.train.setup import make_split_env
 
-policy, spec = load_model(sys.argv[1])
+policy, spec = load_model(best)
 market, split = split_of(spec, "test")
 env, params = make_split_env(spec.env, split)
 frame = evaluate.backtest(policy, env, params, dates=split.dates, symbols=split.symbols)
 st = evaluate.stats(frame)
-json.dump({k: float(v) for k, v in st.items() if isinstance(v, (int, float))}, open(sys.argv[2], "w"))
+json.dump({k: float(v) for k, v in st.items() if isinstance(v, (int, float))}, open(stats_path, "w"))
 """
+
+
+@pytest.fixture(scope="module")
+def fresh_process(reference, tmp_path_factory):
+    """(the fresh interpreter's exit, the evaluate command's --out directory, its backtest statistics)."""
+    workdir, _ = reference
+    tmp = tmp_path_factory.mktemp("fresh")
+    best = os.path.join(workdir, "checkpoints", "best_composite")
+    out_dir, stats = tmp / "eval", tmp / "stats.json"
+    proc = subprocess.run([sys.executable, "-c", _FRESH, best, str(out_dir), str(stats)], cwd=ROOT,
+                          env=_env(), capture_output=True, text=True, timeout=300)
+    return proc, out_dir, stats
 
 
 def _report_row(path):
@@ -198,12 +224,9 @@ def _report_row(path):
     return pd.read_csv(path, index_col=0, float_precision="round_trip").loc["ppo_agent"]
 
 
-def test_fresh_process_reproduces_the_report_row_from_the_artifact_alone(reference, tmp_path):
+def test_fresh_process_reproduces_the_report_row_from_the_artifact_alone(reference, fresh_process):
     workdir, _ = reference
-    best = os.path.join(workdir, "checkpoints", "best_composite")
-    out = tmp_path / "stats.json"
-    proc = subprocess.run([sys.executable, "-c", _FRESH, best, str(out)], cwd=ROOT, env=_env(),
-                          capture_output=True, text=True, timeout=300)
+    proc, _, out = fresh_process
     assert proc.returncode == 0, proc.stderr[-3000:]
     fresh = json.load(open(out))                  # floats written by repr: exact
     row = _report_row(os.path.join(workdir, "report.csv"))
@@ -212,13 +235,9 @@ def test_fresh_process_reproduces_the_report_row_from_the_artifact_alone(referen
         assert fresh[k] == row[k] or (np.isnan(fresh[k]) and np.isnan(row[k])), k   # bit for bit
 
 
-def test_evaluate_main_needs_only_the_artifact(reference, tmp_path):
+def test_evaluate_main_needs_only_the_artifact(reference, fresh_process):
     workdir, _ = reference
-    best = os.path.join(workdir, "checkpoints", "best_composite")
-    out_dir = tmp_path / "eval"
-    proc = subprocess.run([sys.executable, "-m", "experiments.evaluate", f"--checkpoint={best}",
-                           "--split=test", f"--out={out_dir}"], cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=300)
+    proc, out_dir, _ = fresh_process
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == str(out_dir / "report.md")
     got, want = _report_row(out_dir / "report.csv"), _report_row(os.path.join(workdir, "report.csv"))
