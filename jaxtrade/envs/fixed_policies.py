@@ -50,6 +50,6 @@ def _schedule_act(targets, keep, key, i, obs):
 def schedule_policy(targets, keep) -> Policy:
     """A target-weights policy that plays step i's targets [n_steps, N + 1], or no trade where keep[i]
     (the action of `portfolio_baselines.TargetEnv`). Its carry is the step count."""
-    targets = jnp.asarray(targets, jnp.float32)
+    targets = jnp.asarray(targets, jnp.result_type(float))   # float32; float64 under jax.enable_x64
     keep = jnp.asarray(keep, bool)
     return Policy(init=step_count_init, act=Partial(_schedule_act, targets, keep))

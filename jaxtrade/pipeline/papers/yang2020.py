@@ -1,0 +1,575 @@
+"""Yang, Liu, Zhong & Walid (2020), "Deep Reinforcement Learning for Automated Stock Trading: An
+Ensemble Strategy" (ICAIF 2020): the protocol, run on the bundled sp500-20 (their 30 Dow stocks from
+Compustat cannot be shipped).
+
+    report_path = run(config, workdir)     # config: experiments/configs/papers/yang2020.py
+
+1. Data and features: the bundled closes, restricted to `yang.symbols` (all 20 by default). The
+   state holds the paper's four indicators per stock (MACD, RSI 14, CCI 20, ADX 14 from
+   `jaxtrade.data.features`, close-only variants: the data has no high/low) and the book as weights
+   (the env's `state`: holdings' value shares and cash). They are z-scored with statistics fitted on
+   the paper's in-sample period (`yang.start` .. `yang.in_sample_end`) only, and that one fit serves
+   every later split: no statistic sees a row after 2015-09-30.
+2. Environment: the portfolio env's "shares" layout (orders of `hmax` shares, sells first, buys
+   largest first within the cash), $1,000,000, 0.1% commission and no other cost, reward
+   1e-4 x the change of the account value.
+3. Turbulence: the in-sample 90th percentile q90 and maximum of the turbulence index. Each quarter's
+   threshold is q90 when the mean turbulence of the `validation` rows before its validation window
+   exceeds q90, else the maximum (the authors' rule). Training never gates; validation and trading gate
+   with the quarter's threshold (the gate sells everything and buys nothing).
+4. Quarters: the trading period `trade_start` .. `trade_end` cut into blocks of `rebalance` rows. For
+   block q: train from `start` up to the row before its validation window (a growing window), validate
+   on the `validation` rows before the block, trade the block. Every agent of `yang.agents` is trained
+   from scratch each quarter as one population of the seeds (one compile per agent: the training
+   windows are padded to the last one's length).
+5. Pick: per seed, the agent with the best validation Sharpe; ties go to the first of `yang.tie_order`
+   (ppo, ddpg, a2c: the authors' PPO if it is >= both, A2C if > both, else DDPG). The validation
+   Sharpe is the authors' sqrt(4) x mean / std of daily returns.
+6. Trading: one backtest per (strategy, seed) over the whole trading period, holdings carried across
+   quarters; the policy switches to the quarter's model on the quarter's first row (`switching_policy`).
+   Strategies: the ensemble (the pick), and each agent alone. Baselines in the same env and gate:
+   equal weight bought and held, minimum variance (monthly, Ledoit-Wolf over 252 days), and the S&P 500
+   price index; the baselines run in float64 (`jax.enable_x64`) so their ledger is exact.
+7. Report (`report.md`, `table.csv`, `quarters.csv`, `result.json`): our table (median over seeds and
+   the range) beside the paper's Table II, the per-quarter validation Sharpes and picks beside Table I's
+   layout, the overfitting section (deflated Sharpe, PBO), the departures, and the table CSV's SHA-256.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pandas as pd
+from jax.tree_util import Partial
+
+from jaxtrade import envs
+from jaxtrade.agents import devices as devices_lib
+from jaxtrade.agents import registry as agent_registry
+from jaxtrade.data import load_dataset
+from jaxtrade.data.envdata import astype, pad_rows
+from jaxtrade.data.preprocess import Preprocessor
+from jaxtrade.eval import overfitting
+from jaxtrade.eval.backtest import backtest_many
+from jaxtrade.eval.baselines import baselines
+from jaxtrade.eval.stats import stats
+
+log = logging.getLogger("jaxtrade")
+
+INDICATORS = ("macd", "rsi_14", "cci_20", "adx_14")
+STRATEGY_LABELS = {"ensemble": "Ensemble", "ppo": "PPO", "a2c": "A2C", "ddpg": "DDPG",
+                   "min_variance": "Min-Variance", "equal_weight_buy_hold": "Equal weight",
+                   "index": "Index"}
+METRICS = (("cumulative_return", "Cumulative return", "pct"), ("annual_return", "Annual return", "pct"),
+           ("annual_volatility", "Annual volatility", "pct"), ("sharpe", "Sharpe", "num"),
+           ("max_drawdown", "Max drawdown", "pct"))
+# The paper's Table II (2016-01-04 .. 2020-05-08): cumulative return, annual return, annual volatility,
+# Sharpe, max drawdown. The DJIA row is its index; ours is the S&P 500 price index. No equal weight row.
+PAPER_TABLE = {
+    "ensemble": (0.704, 0.130, 0.097, 1.30, -0.097),
+    "ppo": (0.830, 0.150, 0.136, 1.10, -0.237),
+    "a2c": (0.600, 0.114, 0.104, 1.12, -0.102),
+    "ddpg": (0.548, 0.105, 0.123, 0.87, -0.148),
+    "min_variance": (0.317, 0.065, 0.178, 0.45, -0.343),
+    "index": (0.386, 0.078, 0.201, 0.47, -0.371),
+}
+BASELINES = ("equal_weight_buy_hold", "min_variance", "index")
+
+
+# PLAN
+
+
+@dataclasses.dataclass(frozen=True)
+class Quarter:
+    """Inclusive row ranges of the data for one quarter, and its turbulence threshold."""
+
+    index: int
+    train: tuple[int, int]
+    val: tuple[int, int]
+    trade: tuple[int, int]
+    threshold: float
+    gate_rule: str                     # "q90" or "max": which in-sample statistic the threshold is
+
+
+def _row_at_or_after(dates: pd.DatetimeIndex, date, what: str) -> int:
+    i = int(dates.searchsorted(pd.Timestamp(date)))
+    if i >= len(dates):
+        raise ValueError(f"yang.{what}={date} is after the data's last date {dates[-1].date()}")
+    return i
+
+
+def _row_at_or_before(dates: pd.DatetimeIndex, date, what: str) -> int:
+    i = int(dates.searchsorted(pd.Timestamp(date), side="right")) - 1
+    if i < 0:
+        raise ValueError(f"yang.{what}={date} is before the data's first date {dates[0].date()}")
+    return i
+
+
+def plan_quarters(dates: pd.DatetimeIndex, turbulence: np.ndarray, *, start, in_sample_end, trade_start,
+                  trade_end, rebalance: int, validation: int, quantile: float = 0.9) -> tuple[list, dict]:
+    """(quarters, in-sample turbulence statistics) for the protocol's dates (module docstring, 3-4).
+
+    turbulence: [T] the data's turbulence index (rows <= t only). The in-sample rows are
+    start .. in_sample_end; the statistics never read a later row.
+    """
+    first = _row_at_or_after(dates, start, "start")
+    ins_end = _row_at_or_before(dates, in_sample_end, "in_sample_end")
+    lo = _row_at_or_after(dates, trade_start, "trade_start")
+    hi = _row_at_or_before(dates, trade_end, "trade_end")
+    if not first < ins_end < lo - validation:
+        raise ValueError(f"yang: need start < in_sample_end < trade_start - validation rows; got rows "
+                         f"{first}, "
+                         f"{ins_end}, {lo} - {validation}")
+    if hi <= lo:
+        raise ValueError(f"yang.trade_end={trade_end} is not after trade_start={trade_start}")
+    ins = np.asarray(turbulence[first:ins_end + 1], np.float64)
+    if not np.isfinite(ins).all():
+        raise ValueError("yang.start is inside the turbulence index's warm-up (NaN turbulence): start later")
+    q90, qmax = float(np.quantile(ins, quantile)), float(ins.max())
+    quarters = []
+    for i, s in enumerate(range(lo, hi + 1, rebalance)):
+        v0 = s - validation
+        recent = np.asarray(turbulence[max(0, v0 - validation):v0], np.float64)
+        high = bool(np.nanmean(recent) > q90)
+        quarters.append(Quarter(i, (first, v0 - 1), (v0, s - 1), (s, min(s + rebalance - 1, hi)),
+                                q90 if high else qmax, "q90" if high else "max"))
+    return quarters, {"quantile": quantile, "q90": q90, "max": qmax, "rows": [first, ins_end]}
+
+
+# AGENTS
+
+
+def paper_sharpe(values) -> float:
+    """The authors' validation Sharpe: sqrt(4) x mean / std (ddof=1) of the daily simple returns."""
+    r = np.diff(np.asarray(values, np.float64)) / np.asarray(values, np.float64)[:-1]
+    sd = r.std(ddof=1) if r.size > 1 else 0.0
+    return float(2.0 * r.mean() / sd) if sd > 0 else 0.0
+
+
+def pick(sharpes: dict[str, float], tie_order) -> str:
+    """The agent with the maximum validation Sharpe; ties go to the first of `tie_order` among them.
+
+    The authors' rule (PPO if >= both, else A2C if > both, else DDPG) is tie_order (ppo, ddpg, a2c)."""
+    best = max(sharpes.values())
+    return next(a for a in tie_order if a in sharpes and sharpes[a] == best)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Switch:
+    """A policy that plays, at its i-th step, quarter q(i)'s model of the agent chosen for q(i).
+
+    statics[a]: (treedef, is_array, static leaves) of agent a's policy; the array leaves arrive stacked
+    on a leading quarter axis [Q, ...]. Hashable by value, so one structure compiles once."""
+
+    statics: tuple
+
+    def init(self, carries):
+        return jnp.zeros((), jnp.int32), carries
+
+    def act(self, arrays, choice, bounds, key, carry, obs):
+        i, inner = carry
+        q = jnp.searchsorted(bounds, i, side="right")
+        actions, carries = [], []
+        for a, (treedef, is_array, statics) in enumerate(self.statics):
+            it, st = iter(arrays[a]), iter(statics)
+            leaves = [next(it)[q] if flag else next(st) for flag in is_array]
+            pol = jax.tree.unflatten(treedef, leaves)
+            action, c = pol.act(key, inner[a], obs)
+            actions.append(action.astype(jnp.float32))
+            carries.append(c)
+        return jnp.stack(actions)[choice[q]], (i + 1, tuple(carries))
+
+
+def _call_init(switch, carries):
+    return switch.init(carries)
+
+
+def _call_act(switch, arrays, choice, bounds, key, carry, obs):
+    return switch.act(arrays, choice, bounds, key, carry, obs)
+
+
+def switching_policy(policies: list[list], choice, starts) -> envs.Policy:
+    """policies[a][q]: agent a's policy for quarter q (one architecture per agent); choice: [Q] the agent
+    index each quarter plays; starts: [Q] the step at which each quarter begins (starts[0] = 0)."""
+    statics, arrays, carries = [], [], []
+    for per_quarter in policies:
+        flat = [jax.tree.flatten(p) for p in per_quarter]
+        treedef = flat[0][1]
+        is_array = tuple(isinstance(x, jax.Array | np.ndarray) for x in flat[0][0])
+        static_leaves = tuple(x for x, a in zip(flat[0][0], is_array, strict=True) if not a)
+        statics.append((treedef, is_array, static_leaves))
+        arrays.append([jnp.stack([leaves[j] for leaves, _ in flat]) for j, a in enumerate(is_array) if a])
+        carries.append(per_quarter[0].init())
+    switch = _Switch(tuple(statics))
+    bounds = jnp.asarray(np.asarray(starts[1:], np.int32))
+    return envs.Policy(init=Partial(_call_init, switch, tuple(carries)),
+                       act=Partial(_call_act, switch, arrays, jnp.asarray(np.asarray(choice, np.int32)),
+                                   bounds))
+
+
+def _agent_config(config, name: str) -> ml_collections.ConfigDict:
+    cfg = ml_collections.ConfigDict(config.to_dict())
+    cfg.agent.name = name
+    return cfg
+
+
+# Agents built by earlier runs in this process, by (name, model and agent sections, env): a second run of
+# the same protocol (the by-seed check) reuses their compiled iterations instead of compiling again.
+_AGENTS: dict = {}
+
+
+def _agent(config, name: str, env):
+    sections = {"model": config.model.to_dict(), name: agent_registry.section(config, name).to_dict()}
+    key = (name, json.dumps(sections, sort_keys=True, default=str), env)
+    if key not in _AGENTS:
+        _AGENTS[key] = agent_registry.make_agent(_agent_config(config, name), env, env_name="portfolio")
+    return _AGENTS[key]
+
+
+def train_population(agent, env_params, seeds, timesteps: int, devices):
+    """Params [K, ...] of the agent trained from scratch for `timesteps` env steps per member."""
+    state = agent.init_seeds(seeds, env_params, devices)
+    iterate = agent.make_population_iteration(devices)
+    per_iter = agent.env_steps_per_iteration(len(devices_lib.pmap_devices(devices)))
+    for _ in range(max(1, math.ceil(timesteps / per_iter))):
+        state, _ = iterate(state, env_params)
+    return jax.device_get(agent.params(state))
+
+
+# DATA
+
+
+def _market(config):
+    md = load_dataset(config.data.dataset)
+    symbols = config.yang.get("symbols")
+    if symbols:
+        symbols = [s.strip() for s in (symbols.split(",") if isinstance(symbols, str) else symbols)]
+        unknown = [s for s in symbols if s not in md.symbols]
+        if unknown:
+            raise ValueError(f"yang.symbols: {unknown} are not in {config.data.dataset} ({list(md.symbols)})")
+        idx = [md.symbols.index(s) for s in symbols]
+        md = dataclasses.replace(md, symbols=tuple(symbols), close=md.close[:, idx], _cache={})
+    return md
+
+
+def _indicators(split):
+    """The split with the paper's four indicators as its features and no market features."""
+    idx = [split.feature_names.index(n) for n in INDICATORS]
+    return dataclasses.replace(split, features=split.features[..., idx], feature_names=INDICATORS,
+                               market=split.market[:, :0], market_names=())
+
+
+def _env_config(config, **changes) -> dict:
+    cfg = config.env.to_dict()
+    cfg.update(changes)
+    return cfg
+
+
+# RUN
+
+
+def run(config, workdir) -> pathlib.Path:
+    """The whole protocol (module docstring); returns the path of `report.md` in `workdir`."""
+    t0 = time.perf_counter()
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    y = config.yang
+    seeds = [int(config.seed) + k for k in range(int(config.seeds))]
+    agent_names = tuple(y.agents)
+    tie_order = tuple(y.tie_order) + tuple(a for a in agent_names if a not in tuple(y.tie_order))
+    md = _market(config)
+    feats = md.features()
+    quarters, ins = plan_quarters(md.dates, feats.turbulence, start=y.start, in_sample_end=y.in_sample_end,
+                                  trade_start=y.trade_start, trade_end=y.trade_end,
+                                  rebalance=int(y.rebalance),
+                                  validation=int(y.validation), quantile=float(y.turbulence_quantile))
+    if y.get("max_quarters"):
+        quarters = quarters[:int(y.max_quarters)]
+    window = int(config.env.window)
+    pre = Preprocessor.fit(md, (md.dates[ins["rows"][0]], md.dates[ins["rows"][1]]), window=window,
+                           turbulence_quantile=float(y.turbulence_quantile))
+    cut = lambda lo, hi, name: _indicators(pre.transform(md, (md.dates[lo], md.dates[hi]), name=name))
+    devices = devices_lib.select_devices(config.train.get("n_devices"))
+    longest = max(q.train[1] - q.train[0] + 1 + window for q in quarters)
+    train_env_cfg = _env_config(config, turbulence_threshold=math.inf, random_start=True)
+    val_env_cfg = _env_config(config, random_start=False)
+
+    agents, records = {}, []
+    params_by = {a: [] for a in agent_names}             # [Q] of params [K, ...]
+    for q in quarters:
+        tq = time.perf_counter()
+        train_data = pad_rows(cut(*q.train, "train").to_device(), longest)
+        env, train_params = envs.make("portfolio", train_data, train_env_cfg)
+        val_split = cut(*q.val, "val")
+        val_env, val_params = envs.make("portfolio", val_split.to_device(),
+                                        dict(val_env_cfg, turbulence_threshold=q.threshold))
+        sharpes = {}
+        for a in agent_names:
+            if a not in agents:
+                agents[a] = _agent(config, a, env)
+            agent = agents[a]
+            member_seeds = [s * 1000 + q.index for s in seeds]
+            params = train_population(agent, train_params, member_seeds, int(y.timesteps[a]), devices)
+            params_by[a].append(params)
+            pols = [agent.policy(jax.tree.map(lambda x, k=k: x[k], params)) for k in range(len(seeds))]
+            frames = backtest_many(pols, val_env, val_params)
+            sharpes[a] = [paper_sharpe(f["value"]) for f in frames]
+        picks = [pick({a: sharpes[a][k] for a in agent_names}, tie_order) for k in range(len(seeds))]
+        records.append({"quarter": q.index, "train": _dates(md, q.train), "val": _dates(md, q.val),
+                        "trade": _dates(md, q.trade), "threshold": q.threshold, "gate_rule": q.gate_rule,
+                        "val_sharpe": sharpes, "picks": picks, "wall_s": time.perf_counter() - tq})
+        log.info("yang2020 quarter %d (%s .. %s): picks %s (%.1f s)", q.index, *records[-1]["trade"], picks,
+                 records[-1]["wall_s"])
+
+    trade = (quarters[0].trade[0], quarters[-1].trade[1])
+    split = _trade_split(cut(*trade, "test"), quarters, trade[0])
+    frames = _trade_frames(agents, agent_names, params_by, records, quarters, split, val_env_cfg, len(seeds))
+    frames.update(baseline_frames(split, md, trade[0], val_env_cfg, cov_window=int(y.cov_window)))
+    val_returns = _validation_returns(agents, agent_names, params_by, records, quarters, cut, val_env_cfg,
+                                      len(seeds))
+    wall = time.perf_counter() - t0
+    return write_report(config, workdir, md, quarters, records, ins, frames, val_returns, seeds, wall)
+
+
+def _dates(md, rows) -> list[str]:
+    return [str(md.dates[rows[0]].date()), str(md.dates[rows[1]].date())]
+
+
+def _trade_split(split, quarters, first_row: int):
+    """The trading split with each row's turbulence divided by the threshold of the quarter that trades
+    on the next row, so that the env's one threshold (1.0) applies each quarter's own: the gate at row t
+    compares turbulence[t-1], exactly turbulence[t-1] > threshold_q(t)."""
+    thr = np.empty(split.n_rows)
+    for q in quarters:                  # row r of the split is data row first_row - split.start + r
+        lo, hi = q.trade[0] - first_row + split.start, q.trade[1] - first_row + split.start
+        thr[lo - 1:hi] = q.threshold
+    thr[-1] = quarters[-1].threshold
+    return dataclasses.replace(split, turbulence=split.turbulence / thr, turbulence_threshold=1.0)
+
+
+def _trade_frames(agents, names, params_by, records, quarters, split, env_cfg, n_seeds) -> dict:
+    data = split.to_device()
+    env, params = envs.make("portfolio", data, dict(env_cfg, turbulence_threshold=1.0))
+    starts = [q.trade[0] - quarters[0].trade[0] for q in quarters]
+    per_agent = {a: [[agents[a].policy(jax.tree.map(lambda x, k=k: x[k], p)) for p in params_by[a]]
+                     for k in range(n_seeds)] for a in names}
+    out = {}
+    for a in names:
+        pols = [switching_policy([per_agent[a][k]], np.zeros(len(quarters)), starts) for k in range(n_seeds)]
+        out[a] = backtest_many(pols, env, params, dates=split.dates, symbols=split.symbols)
+    ens = []
+    for k in range(n_seeds):
+        choice = [names.index(r["picks"][k]) for r in records]
+        ens.append(switching_policy([per_agent[a][k] for a in names], choice, starts))
+    out["ensemble"] = backtest_many(ens, env, params, dates=split.dates, symbols=split.symbols)
+    return out
+
+
+def baseline_frames(split, md, first_row: int, env_cfg: dict, *, cov_window: int = 252) -> dict:
+    """{equal_weight_buy_hold, min_variance, index: [frame]} on the trading split, in the agents' env,
+    costs and gate, computed in float64 (`jax.enable_x64`) from the data's float64 closes."""
+    history = md.close[max(0, first_row - split.start - cov_window):first_row - split.start]
+    with jax.enable_x64(True):
+        data = astype(split.to_device(), jnp.float64, close=split.close)
+        env, params = envs.make("portfolio", data, dict(env_cfg, turbulence_threshold=1.0))
+        frames = baselines(env, params, split, history=history, cov_window=cov_window, include=BASELINES)
+    return {k: frames[k] for k in BASELINES if k in frames}
+
+
+def _validation_returns(agents, names, params_by, records, quarters, cut, env_cfg, n_seeds) -> dict:
+    """{agent: [K] stitched daily validation returns} and {"selection": [K]}: the picked agent's."""
+    out = {a: [[] for _ in range(n_seeds)] for a in (*names, "selection")}
+    for q, rec in zip(quarters, records, strict=True):
+        val_split = cut(*q.val, "val")
+        env, params = envs.make("portfolio", val_split.to_device(),
+                                dict(env_cfg, turbulence_threshold=q.threshold))
+        by = {}
+        for a in names:
+            pols = [agents[a].policy(jax.tree.map(lambda x, k=k: x[k], params_by[a][q.index]))
+                    for k in range(n_seeds)]
+            by[a] = [np.diff(f["value"].to_numpy()) / f["value"].to_numpy()[:-1]
+                     for f in backtest_many(pols, env, params)]
+            for k in range(n_seeds):
+                out[a][k].append(by[a][k])
+        for k in range(n_seeds):
+            out["selection"][k].append(by[rec["picks"][k]][k])
+    return {a: [np.concatenate(x) for x in v] for a, v in out.items()}
+
+
+# REPORT
+
+
+def _fmt(x, kind) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return ""
+    return f"{100 * x:.1f}%" if kind == "pct" else f"{x:.2f}"
+
+
+def table_rows(frames: dict) -> pd.DataFrame:
+    """One row per (strategy, seed): the five statistics of the paper's Table II."""
+    rows = []
+    for name in ("ensemble", "ppo", "a2c", "ddpg", *BASELINES):
+        for k, f in enumerate(frames.get(name, [])):
+            s = stats(f)
+            rows.append({"strategy": name, "seed": k, **{m: float(s[m]) for m, _, _ in METRICS}})
+    return pd.DataFrame(rows)
+
+
+def write_report(config, workdir: pathlib.Path, md, quarters, records, ins, frames, val_returns, seeds,
+                 wall) -> pathlib.Path:
+    per_seed = table_rows(frames)
+    per_seed.to_csv(workdir / "table_by_seed.csv", index=False, float_format="%.10g")
+    summary = []
+    for name, g in per_seed.groupby("strategy", sort=False):
+        row = {"strategy": name, "label": STRATEGY_LABELS.get(name, name), "seeds": len(g)}
+        for m, _, _ in METRICS:
+            row[m] = float(g[m].median())
+            row[m + "_min"], row[m + "_max"] = float(g[m].min()), float(g[m].max())
+        for i, (m, _, _) in enumerate(METRICS):
+            row["paper_" + m] = PAPER_TABLE[name][i] if name in PAPER_TABLE else None
+        summary.append(row)
+    table = pd.DataFrame(summary)
+    table_csv = workdir / "table.csv"
+    table.to_csv(table_csv, index=False, float_format="%.10g")
+    sha = hashlib.sha256(table_csv.read_bytes()).hexdigest()
+    qrows = []
+    for r in records:
+        row = {"quarter": r["quarter"], "trade_from": r["trade"][0], "trade_to": r["trade"][1],
+               "threshold": r["threshold"], "gate_rule": r["gate_rule"]}
+        for a, v in r["val_sharpe"].items():
+            row[f"{a}_val_sharpe"] = float(np.median(v))
+        for a in r["val_sharpe"]:
+            row[f"{a}_picked"] = sum(p == a for p in r["picks"])
+        qrows.append(row)
+    pd.DataFrame(qrows).to_csv(workdir / "quarters.csv", index=False, float_format="%.10g")
+    overfit = overfitting_section(frames, val_returns, seeds)
+    result = {"paper": "yang2020", "seeds": seeds, "wall_s": wall, "table_sha256": sha,
+              "in_sample_turbulence": ins, "quarters": records, "overfitting": overfit,
+              "config": config.to_dict()}
+    (workdir / "result.json").write_text(json.dumps(result, indent=1, default=_json_default))
+    lines = [f"Run on the bundled sp500-20 ({len(md.symbols)} stocks: {', '.join(md.symbols)}) and the "
+             "S&P 500 "
+             "price index, not the paper's 30 Dow stocks from Compustat (not redistributable): our numbers "
+             "are not the paper's experiment.", "",
+             "# Yang, Liu, Zhong & Walid (2020): the ensemble strategy", "",
+             f"Trading {records[0]['trade'][0]} .. {records[-1]['trade'][1]}, {len(records)} quarters; "
+             f"seeds {seeds}; agents {', '.join(config.yang.agents)} trained for "
+             + ", ".join(f"{a} {int(config.yang.timesteps[a]):,}" for a in config.yang.agents)
+             + f" env steps per seed and quarter. Wall time {wall:.0f} s.", "",
+             "## Table II: ours (median over seeds [min, max]) beside the paper's", ""]
+    head = "| strategy | " + " | ".join(f"{lab} (ours) | {lab} (paper)" for _, lab, _ in METRICS) + " |"
+    lines += [head, "|" + " --- |" * (1 + 2 * len(METRICS))]
+    for row in summary:
+        cells = []
+        for m, _, kind in METRICS:
+            ours = _fmt(row[m], kind)
+            if row["seeds"] > 1:
+                ours += f" [{_fmt(row[m + '_min'], kind)}, {_fmt(row[m + '_max'], kind)}]"
+            cells += [ours, _fmt(row["paper_" + m], kind)]
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    lines += ["", "Index: ours is the S&P 500 price index, the paper's the DJIA. Equal weight is not in the "
+              "paper's table. Baselines: one run each (deterministic), in the agents' env, costs and gate.",
+              "", "## Table I: validation Sharpe per quarter (median over seeds) and picks", "",
+              "| quarter | trading | threshold | " + " | ".join(f"{a} Sharpe" for a in config.yang.agents)
+              + " | picks |", "|" + " --- |" * (4 + len(config.yang.agents))]
+    for r, row in zip(records, qrows, strict=True):
+        picks = ", ".join(f"{a} {row[a + '_picked']}" for a in config.yang.agents if row[a + "_picked"])
+        lines.append(f"| {r['quarter']} | {r['trade'][0]} .. {r['trade'][1]} | {r['threshold']:.1f} "
+                     f"({r['gate_rule']}) | " + " | ".join(f"{row[a + '_val_sharpe']:.3f}"
+                                                          for a in config.yang.agents) + f" | {picks} |")
+    lines += ["", "Validation Sharpe as the authors compute it: sqrt(4) x mean / std of the daily returns "
+              "of the 63 validation days.", "", "## Overfitting", "", *overfit["lines"], "",
+              "## Departures from the paper", "", *[f"- {d}" for d in DEPARTURES], "",
+              f"table.csv SHA-256: `{sha}`", ""]
+    report = workdir / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def overfitting_section(frames, val_returns, seeds) -> dict:
+    """Deflated Sharpe and PBO (a) of the quarterly selection on the data it was made on: per seed, the
+    trials are the agents and the selection itself, each as its stitched validation-window returns;
+    (b) held out: every (strategy, seed) of the trading period, the chosen one the median-Sharpe
+    ensemble seed."""
+    names = [a for a in val_returns if a != "selection"]
+    sel = []
+    for k in range(len(seeds)):
+        r = np.stack([val_returns[a][k] for a in names] + [val_returns["selection"][k]], axis=1)
+        sel.append(overfitting.trial_summary(r, len(names), 252.0, names=[*names, "selection"],
+                                             n_splits=8))
+    cols, labels = [], []
+    for name in ("ensemble", *names):
+        for k, f in enumerate(frames[name]):
+            v = f["value"].to_numpy()
+            cols.append(np.diff(v) / v[:-1])
+            labels.append(f"{name} seed {k}")
+    sharpes = [np.mean(c) / np.std(c, ddof=1) if np.std(c) > 0 else 0.0 for c in cols[:len(seeds)]]
+    chosen = int(np.argsort(sharpes)[len(sharpes) // 2])
+    held = overfitting.trial_summary(np.stack(cols, axis=1), chosen, 252.0, names=labels)
+    med = lambda key: (float(np.median([s[key] for s in sel if s[key] is not None]))
+                       if any(s[key] is not None for s in sel) else None)
+    rng = lambda key: [min((s[key] for s in sel if s[key] is not None), default=None),
+                       max((s[key] for s in sel if s[key] is not None), default=None)]
+    f = lambda x: "n/a" if x is None else f"{x:.3f}"
+    lines = [
+        "- Quarterly selection, on the validation windows it was made on (per seed: trials = "
+        f"{', '.join(names)} "
+        f"and the selection, {len(names) + 1} trials): deflated Sharpe median {f(med('dsr'))} "
+        f"(range {f(rng('dsr')[0])} .. {f(rng('dsr')[1])}), PBO (CSCV, 8 groups) median {f(med('pbo'))} "
+        f"(range {f(rng('pbo')[0])} .. {f(rng('pbo')[1])}); the selection's annual Sharpe on those windows "
+        f"median {f(med('sharpe_annual'))}.",
+        f"- Held out, the trading period: {held['n_trials']} trials (every strategy and seed); the median "
+        f"ensemble seed ({held['chosen_name']}) has annual Sharpe {f(held['sharpe_annual'])}, "
+        "deflated Sharpe "
+        f"{f(held['dsr'])}, PBO (CSCV, 16 groups) {f(held['pbo'])}.",
+        "- Statistics by `jaxtrade.eval.overfitting.trial_summary` (Bailey & Lopez de Prado).",
+    ]
+    return {"selection_by_seed": sel, "held_out": held, "lines": lines}
+
+
+def _json_default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+DEPARTURES = (
+    "Data: the bundled sp500-20 (20 large US stocks, survivors to 2022, dividend-adjusted closes) instead "
+    "of the 30 Dow Jones stocks from Compustat, which cannot be shipped; the index row is the S&P 500 price "
+    "index (no dividends) instead of the DJIA.",
+    "Indicators: the data has closes only, so CCI and ADX are the close-only variants of "
+    "`jaxtrade.data.features` (high = low = close); MACD is divided by the close (scale-free), and all four "
+    "are z-scored with statistics of the in-sample period 2009-01-01 .. 2015-09-30 (the authors feed them "
+    "raw).",
+    "State: the book enters as value weights (holdings' shares of the account and cash), not as the raw "
+    "balance, prices and share counts (price levels of adjusted data encode later corporate actions).",
+    "Timing: the agent sees the indicators of the day before and trades at the day's close (the authors' "
+    "agent sees the close it trades at).",
+    "Buys: the cash check includes the 0.1% commission and buys whole shares when cash binds (the authors "
+    "check cash // price without the fee, so their cash can go slightly negative); orders themselves are "
+    "fractional, as theirs.",
+    "Turbulence: the index of Kritzman & Li on daily log returns over a trailing 252-day window (the "
+    "authors' code uses price levels against all earlier history); the threshold rule (in-sample 90th "
+    "percentile or maximum by the previous quarter's mean) is theirs.",
+    "Training: random-start episodes of env.episode_length days on the growing window (the authors run "
+    "each episode over the whole window), our PPO, A2C and DDPG (jaxtrade.agents) with a two-layer "
+    "64-unit MLP, and a smaller budget (the config's yang.timesteps, set to fit a 2-core CPU) than the "
+    "authors' 100k (PPO), 30k (A2C) and 10k (DDPG) steps.",
+    "Seeds: every agent is trained with several seeds and the pick is made per seed; the paper reports "
+    "one run.",
+    "Minimum variance: long-only, Ledoit-Wolf covariance of 252 days, rebalanced monthly in the same env "
+    "and gate (the paper does not state its rebalancing); equal weight is added by us.",
+    "Sharpe in the tables: annualized with sqrt(252), no risk-free rate; the validation Sharpe that "
+    "picks keeps the authors' sqrt(4) scale (the pick is the same under either).",
+)
