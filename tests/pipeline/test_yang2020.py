@@ -195,16 +195,17 @@ def two_runs(tmp_path_factory):
 
 def test_reduced_protocol_twice_same_bytes(two_runs):
     a, b = (p.parent for p in two_runs)
-    for name in ("table.csv", "table_by_seed.csv", "quarters.csv"):
+    for name in ("report.csv", "table_by_seed.csv", "quarters.csv"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    table = pd.read_csv(a / "table.csv")
-    assert list(table.strategy) == ["ensemble", "ppo", "a2c", "ddpg", "equal_weight_buy_hold", "min_variance",
-                                    "index"]
-    assert (table.seeds[:4] == 2).all()
-    assert table.loc[table.strategy == "ensemble", "paper_sharpe"].item() == pytest.approx(1.30)
+    table = pd.read_csv(a / "report.csv")
+    assert list(table.strategy) == ["Ensemble", "PPO", "A2C", "DDPG", "Equal weight", "Min-Variance", "Index"]
+    assert (table.n_seeds[:4] == 2).all() and (table.n_seeds[4:] == 1).all()
+    assert table.loc[table.strategy == "Ensemble", "sharpe_paper"].item() == pytest.approx(1.30)
+    assert table.loc[table.strategy == "Index", "max_drawdown_paper"].item() == pytest.approx(-0.371)
+    assert math.isnan(table.loc[table.strategy == "Equal weight", "sharpe_paper"].item())
     report = two_runs[0].read_text()
-    assert report.splitlines()[0].startswith("Run on the bundled sp500-20")
-    assert "## Departures from the paper" in report and "deflated Sharpe" in report
+    assert "reproduced on sp500-20, not the paper's data" in report.splitlines()[0]
+    assert "departs from the paper" in report and "deflated Sharpe" in report
     quarters = pd.read_csv(a / "quarters.csv")
     assert len(quarters) == 2 and all(math.isfinite(x) for x in quarters.ppo_val_sharpe)
     assert (quarters[["ppo_picked", "a2c_picked", "ddpg_picked"]].sum(axis=1) == 2).all()

@@ -7,10 +7,9 @@ every 63 trading days, validate on the 63 days before, trade 2016-01-04 .. 2020-
 of the best validation Sharpe among PPO, A2C and DDPG; turbulence threshold from the in-sample
 period (to 2015-09-30).
 
-Budget (`yang.timesteps`, env steps per seed and quarter): sized so 3 agents x 5 seeds x 18 quarters
-fit the 30-minute budget on a 2-core CPU (BUILD_NOTES, "yang2020 reproduction"); the authors used
-100k (PPO), 30k (A2C) and 10k (DDPG) steps.
-"""
+Budget (`yang.timesteps`, env steps per seed and quarter): the authors' 100k (PPO), 30k (A2C) and
+10k (DDPG) steps; 3 agents x 5 seeds x 18 quarters fit the 30-minute budget on a 2-core CPU
+(BUILD_NOTES, "yang2020 reproduction")."""
 
 import ml_collections
 
@@ -52,7 +51,8 @@ def get_config():
         turbulence_quantile=0.9,
         cov_window=252,                  # minimum variance: the covariance window in days
         max_quarters=0,                  # 0 = every quarter of the trading period
-        timesteps=ml_collections.ConfigDict(dict(ppo=8192, a2c=8192, ddpg=4096)),
+        # env steps per seed and quarter: the authors' (models.py: PPO 100k, A2C 30k, DDPG 10k)
+        timesteps=ml_collections.ConfigDict(dict(ppo=100_000, a2c=30_000, ddpg=10_000)),
     ))
     return cfg
 

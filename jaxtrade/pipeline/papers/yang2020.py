@@ -30,9 +30,10 @@ Compustat cannot be shipped).
    Strategies: the ensemble (the pick), and each agent alone. Baselines in the same env and gate:
    equal weight bought and held, minimum variance (monthly, Ledoit-Wolf over 252 days), and the S&P 500
    price index; the baselines run in float64 (`jax.enable_x64`) so their ledger is exact.
-7. Report (`report.md`, `table.csv`, `quarters.csv`, `result.json`): our table (median over seeds and
-   the range) beside the paper's Table II, the per-quarter validation Sharpes and picks beside Table I's
-   layout, the overfitting section (deflated Sharpe, PBO), the departures, and the table CSV's SHA-256.
+7. Report (`report.md`, `report.csv`, `table_by_seed.csv`, `quarters.csv`, `result.json`; the table
+   by `jaxtrade.pipeline.papers.common`): our table (median over seeds and the range) beside Table II,
+   the per-quarter validation Sharpes and picks in Table I's layout, the overfitting sections (deflated
+   Sharpe, PBO), the departures, and the table CSV's SHA-256.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from jaxtrade.eval import overfitting
 from jaxtrade.eval.backtest import backtest_many
 from jaxtrade.eval.baselines import baselines
 from jaxtrade.eval.stats import stats
+from jaxtrade.pipeline.papers import common
 
 log = logging.getLogger("jaxtrade")
 
@@ -408,10 +410,8 @@ def _validation_returns(agents, names, params_by, records, quarters, cut, env_cf
 # REPORT
 
 
-def _fmt(x, kind) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return ""
-    return f"{100 * x:.1f}%" if kind == "pct" else f"{x:.2f}"
+METRIC_COLUMNS = tuple(common.Metric(key, label, ".1%" if kind == "pct" else ".2f")
+                       for key, label, kind in METRICS)
 
 
 def table_rows(frames: dict) -> pd.DataFrame:
@@ -424,116 +424,119 @@ def table_rows(frames: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_report(config, workdir: pathlib.Path, md, quarters, records, ins, frames, val_returns, seeds,
-                 wall) -> pathlib.Path:
-    per_seed = table_rows(frames)
-    per_seed.to_csv(workdir / "table_by_seed.csv", index=False, float_format="%.10g")
-    summary = []
+def comparison(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Our table (median over seeds, range) beside the paper's Table II (`common.comparison_frame`)."""
+    rows = []
     for name, g in per_seed.groupby("strategy", sort=False):
-        row = {"strategy": name, "label": STRATEGY_LABELS.get(name, name), "seeds": len(g)}
-        for m, _, _ in METRICS:
-            row[m] = float(g[m].median())
-            row[m + "_min"], row[m + "_max"] = float(g[m].min()), float(g[m].max())
-        for i, (m, _, _) in enumerate(METRICS):
-            row["paper_" + m] = PAPER_TABLE[name][i] if name in PAPER_TABLE else None
-        summary.append(row)
-    table = pd.DataFrame(summary)
-    table_csv = workdir / "table.csv"
-    table.to_csv(table_csv, index=False, float_format="%.10g")
-    sha = hashlib.sha256(table_csv.read_bytes()).hexdigest()
-    qrows = []
+        paper = dict(zip([m for m, _, _ in METRICS], PAPER_TABLE[name], strict=True)) if name in PAPER_TABLE \
+            else {}
+        rows.append({"strategy": STRATEGY_LABELS.get(name, name),
+                     "ours": {m: g[m].to_numpy() for m, _, _ in METRICS}, "paper": paper})
+    return common.comparison_frame(rows, ["strategy"], METRIC_COLUMNS)
+
+
+def quarter_table(records, agents) -> pd.DataFrame:
+    """Per quarter: dates, threshold, each agent's validation Sharpe (median over seeds) and picks."""
+    rows = []
     for r in records:
         row = {"quarter": r["quarter"], "trade_from": r["trade"][0], "trade_to": r["trade"][1],
                "threshold": r["threshold"], "gate_rule": r["gate_rule"]}
-        for a, v in r["val_sharpe"].items():
-            row[f"{a}_val_sharpe"] = float(np.median(v))
-        for a in r["val_sharpe"]:
+        for a in agents:
+            row[f"{a}_val_sharpe"] = float(np.median(r["val_sharpe"][a]))
+        for a in agents:
             row[f"{a}_picked"] = sum(p == a for p in r["picks"])
-        qrows.append(row)
-    pd.DataFrame(qrows).to_csv(workdir / "quarters.csv", index=False, float_format="%.10g")
-    overfit = overfitting_section(frames, val_returns, seeds)
-    result = {"paper": "yang2020", "seeds": seeds, "wall_s": wall, "table_sha256": sha,
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_report(config, workdir: pathlib.Path, md, quarters, records, ins, frames, val_returns, seeds,
+                 wall) -> pathlib.Path:
+    """report.md and report.csv (`common.write_report`), plus table_by_seed.csv, quarters.csv and
+    result.json (the quarters' validation Sharpes, picks and thresholds, the overfitting statistics)."""
+    agents = tuple(config.yang.agents)
+    per_seed = table_rows(frames)
+    per_seed.to_csv(workdir / "table_by_seed.csv", index=False, float_format=common.FLOAT_FORMAT,
+                    lineterminator="\n")
+    frame = comparison(per_seed)
+    qt = quarter_table(records, agents)
+    qt.to_csv(workdir / "quarters.csv", index=False, float_format=common.FLOAT_FORMAT, lineterminator="\n")
+    overfit_lines, held_text, overfit = overfitting_sections(frames, val_returns, seeds, agents)
+    y = config.yang
+    intro = [f"Run on the bundled sp500-20 ({len(md.symbols)} stocks: {', '.join(md.symbols)}) with the "
+             "S&P 500 price index as the index, not on the paper's 30 Dow stocks from Compustat (not "
+             "redistributable).",
+             "",
+             f"Trading {records[0]['trade'][0]} .. {records[-1]['trade'][1]} in {len(records)} quarters of "
+             f"{int(y.rebalance)} days; seeds {seeds} (one population per agent and quarter); "
+             + ", ".join(f"{a} {int(y.timesteps[a]):,}" for a in agents)
+             + f" env steps per seed and quarter; wall time {wall:.0f} s.", ""]
+    table = ["## Table II: ours (median over seeds [min, max]) beside the paper's", "",
+             common.markdown_table(frame, ["strategy"], METRIC_COLUMNS),
+             "Index: ours is the S&P 500 price index, the paper's the DJIA. Equal weight is not in the "
+             "paper's table. Baselines are deterministic (one run each) in the agents' env, costs and "
+             "gate.", ""]
+    head = ["quarter", "trading", "threshold", *[f"{a} val. Sharpe" for a in agents], "picks (seeds)"]
+    quarter_lines = ["## Table I: validation Sharpe per quarter (median over seeds) and the picks", "",
+                     "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r, row in zip(records, qt.to_dict("records"), strict=True):
+        picks = ", ".join(f"{a} {row[a + '_picked']}" for a in agents if row[a + "_picked"])
+        quarter_lines.append(
+            f"| {r['quarter']} | {r['trade'][0]} .. {r['trade'][1]} | {r['threshold']:.1f} "
+            f"({r['gate_rule']}) | "
+            + " | ".join(f"{row[a + '_val_sharpe']:.3f}" for a in agents) + f" | {picks} |")
+    quarter_lines += ["", "The validation Sharpe is the authors': sqrt(4) x mean / std of the daily returns "
+                      f"of the {int(y.validation)} validation days. Threshold: the in-sample 90th percentile "
+                      f"({ins['q90']:.1f}) where the mean turbulence of the {int(y.validation)} days before "
+                      f"the validation window exceeded it, else the in-sample maximum ({ins['max']:.1f}).",
+                      ""]
+    sections = ["\n".join(intro), "\n".join(table), "\n".join(quarter_lines),
+                "\n".join(["## Overfitting of the quarterly selection", "", *overfit_lines, ""]), held_text,
+                common.departures_section(DEPARTURES)]
+    title = ("Yang, Liu, Zhong & Walid (2020), the ensemble strategy: reproduced on sp500-20, not the "
+             "paper's data")
+    report = common.write_report(workdir, title, sections, frame)
+    result = {"paper": "yang2020", "seeds": seeds, "wall_s": wall,
+              "table_sha256": hashlib.sha256(common.table_csv_bytes(frame)).hexdigest(),
               "in_sample_turbulence": ins, "quarters": records, "overfitting": overfit,
               "config": config.to_dict()}
     (workdir / "result.json").write_text(json.dumps(result, indent=1, default=_json_default))
-    lines = [f"Run on the bundled sp500-20 ({len(md.symbols)} stocks: {', '.join(md.symbols)}) and the "
-             "S&P 500 "
-             "price index, not the paper's 30 Dow stocks from Compustat (not redistributable): our numbers "
-             "are not the paper's experiment.", "",
-             "# Yang, Liu, Zhong & Walid (2020): the ensemble strategy", "",
-             f"Trading {records[0]['trade'][0]} .. {records[-1]['trade'][1]}, {len(records)} quarters; "
-             f"seeds {seeds}; agents {', '.join(config.yang.agents)} trained for "
-             + ", ".join(f"{a} {int(config.yang.timesteps[a]):,}" for a in config.yang.agents)
-             + f" env steps per seed and quarter. Wall time {wall:.0f} s.", "",
-             "## Table II: ours (median over seeds [min, max]) beside the paper's", ""]
-    head = "| strategy | " + " | ".join(f"{lab} (ours) | {lab} (paper)" for _, lab, _ in METRICS) + " |"
-    lines += [head, "|" + " --- |" * (1 + 2 * len(METRICS))]
-    for row in summary:
-        cells = []
-        for m, _, kind in METRICS:
-            ours = _fmt(row[m], kind)
-            if row["seeds"] > 1:
-                ours += f" [{_fmt(row[m + '_min'], kind)}, {_fmt(row[m + '_max'], kind)}]"
-            cells += [ours, _fmt(row["paper_" + m], kind)]
-        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
-    lines += ["", "Index: ours is the S&P 500 price index, the paper's the DJIA. Equal weight is not in the "
-              "paper's table. Baselines: one run each (deterministic), in the agents' env, costs and gate.",
-              "", "## Table I: validation Sharpe per quarter (median over seeds) and picks", "",
-              "| quarter | trading | threshold | " + " | ".join(f"{a} Sharpe" for a in config.yang.agents)
-              + " | picks |", "|" + " --- |" * (4 + len(config.yang.agents))]
-    for r, row in zip(records, qrows, strict=True):
-        picks = ", ".join(f"{a} {row[a + '_picked']}" for a in config.yang.agents if row[a + "_picked"])
-        lines.append(f"| {r['quarter']} | {r['trade'][0]} .. {r['trade'][1]} | {r['threshold']:.1f} "
-                     f"({r['gate_rule']}) | " + " | ".join(f"{row[a + '_val_sharpe']:.3f}"
-                                                          for a in config.yang.agents) + f" | {picks} |")
-    lines += ["", "Validation Sharpe as the authors compute it: sqrt(4) x mean / std of the daily returns "
-              "of the 63 validation days.", "", "## Overfitting", "", *overfit["lines"], "",
-              "## Departures from the paper", "", *[f"- {d}" for d in DEPARTURES], "",
-              f"table.csv SHA-256: `{sha}`", ""]
-    report = workdir / "report.md"
-    report.write_text("\n".join(lines))
     return report
 
 
-def overfitting_section(frames, val_returns, seeds) -> dict:
-    """Deflated Sharpe and PBO (a) of the quarterly selection on the data it was made on: per seed, the
-    trials are the agents and the selection itself, each as its stitched validation-window returns;
-    (b) held out: every (strategy, seed) of the trading period, the chosen one the median-Sharpe
-    ensemble seed."""
-    names = [a for a in val_returns if a != "selection"]
+def overfitting_sections(frames, val_returns, seeds, agents) -> tuple[list[str], str, dict]:
+    """(lines, held-out markdown, statistics). (a) The quarterly selection on the data it was made on: per
+    seed, the trials are the agents and the selection itself, each as its stitched validation-window
+    returns; DSR and PBO per seed, summarized as median and range over seeds. (b) Held out: every
+    (strategy, seed) over the trading period, the chosen trial the median-Sharpe ensemble seed
+    (`common.overfitting_section`)."""
     sel = []
     for k in range(len(seeds)):
-        r = np.stack([val_returns[a][k] for a in names] + [val_returns["selection"][k]], axis=1)
-        sel.append(overfitting.trial_summary(r, len(names), 252.0, names=[*names, "selection"],
-                                             n_splits=8))
+        r = np.stack([val_returns[a][k] for a in agents] + [val_returns["selection"][k]], axis=1)
+        sel.append(overfitting.trial_summary(r, len(agents), 252.0, names=[*agents, "selection"], n_splits=8))
     cols, labels = [], []
-    for name in ("ensemble", *names):
+    for name in ("ensemble", *agents):
         for k, f in enumerate(frames[name]):
             v = f["value"].to_numpy()
             cols.append(np.diff(v) / v[:-1])
             labels.append(f"{name} seed {k}")
-    sharpes = [np.mean(c) / np.std(c, ddof=1) if np.std(c) > 0 else 0.0 for c in cols[:len(seeds)]]
-    chosen = int(np.argsort(sharpes)[len(sharpes) // 2])
-    held = overfitting.trial_summary(np.stack(cols, axis=1), chosen, 252.0, names=labels)
-    med = lambda key: (float(np.median([s[key] for s in sel if s[key] is not None]))
-                       if any(s[key] is not None for s in sel) else None)
-    rng = lambda key: [min((s[key] for s in sel if s[key] is not None), default=None),
-                       max((s[key] for s in sel if s[key] is not None), default=None)]
-    f = lambda x: "n/a" if x is None else f"{x:.3f}"
-    lines = [
-        "- Quarterly selection, on the validation windows it was made on (per seed: trials = "
-        f"{', '.join(names)} "
-        f"and the selection, {len(names) + 1} trials): deflated Sharpe median {f(med('dsr'))} "
-        f"(range {f(rng('dsr')[0])} .. {f(rng('dsr')[1])}), PBO (CSCV, 8 groups) median {f(med('pbo'))} "
-        f"(range {f(rng('pbo')[0])} .. {f(rng('pbo')[1])}); the selection's annual Sharpe on those windows "
-        f"median {f(med('sharpe_annual'))}.",
-        f"- Held out, the trading period: {held['n_trials']} trials (every strategy and seed); the median "
-        f"ensemble seed ({held['chosen_name']}) has annual Sharpe {f(held['sharpe_annual'])}, "
-        "deflated Sharpe "
-        f"{f(held['dsr'])}, PBO (CSCV, 16 groups) {f(held['pbo'])}.",
-        "- Statistics by `jaxtrade.eval.overfitting.trial_summary` (Bailey & Lopez de Prado).",
-    ]
-    return {"selection_by_seed": sel, "held_out": held, "lines": lines}
+    sharpes = [overfitting.sharpe_moments(c).sr for c in cols[:len(seeds)]]
+    chosen = int(np.argsort(sharpes, kind="stable")[len(sharpes) // 2])
+    held_text, held = common.overfitting_section(
+        np.stack(cols, axis=1), labels, periods_per_year=252.0, chosen=chosen,
+        title="Overfitting, held out: every strategy and seed over the trading period")
+    summary = {key: common.seed_summary([np.nan if s[key] is None else s[key] for s in sel])
+               for key in ("dsr", "pbo", "sharpe_annual")}
+    f = lambda d: ("n/a" if not math.isfinite(d["median"])
+                   else f"{d['median']:.3f} [{d['min']:.3f}, {d['max']:.3f}]")
+    lines = [f"Per seed, the trials are {', '.join(agents)} and the selection (the picked agent each "
+             "quarter), "
+             "each as its daily returns on the stitched validation windows the picks were made on "
+             f"({len(agents) + 1} trials, {len(val_returns['selection'][0])} days); median [min, max] over "
+             f"{len(seeds)} seeds:", "",
+             f"- deflated Sharpe of the selection: {f(summary['dsr'])}",
+             f"- probability of backtest overfitting (CSCV, 8 groups): {f(summary['pbo'])}",
+             f"- the selection's annualized Sharpe on those windows: {f(summary['sharpe_annual'])}"]
+    return lines, held_text, {"selection_by_seed": sel, "selection_summary": summary, "held_out": held}
 
 
 def _json_default(x):
