@@ -23,6 +23,25 @@ from jaxtrade.pipeline.papers import yang2020 as Y
 FEE = 0.001
 
 
+@pytest.mark.parametrize("symbol", ["AAPL", "XOM"])
+def test_close_only_indicators_match_talib(symbol):
+    """The state's four indicators on sp500-20 (closes only) against TA-Lib fed high = low = close."""
+    talib = pytest.importorskip("talib")
+    from jaxtrade.data import features as F
+
+    md = load_dataset("sp500-20")
+    c = md.close[-3000:, [md.symbols.index(symbol)]]
+    line, _, _ = F.macd(c)
+    ours = {"macd": line, "rsi": F.rsi(c), "cci": F.cci(c, c, c), "adx": F.adx(c, c, c)}
+    x = c[:, 0]
+    ref = {"macd": talib.MACD(x, 12, 26, 9)[0], "rsi": talib.RSI(x, 14), "cci": talib.CCI(x, x, x, 20),
+           "adx": talib.ADX(x, x, x, 14)}
+    for k in ours:
+        ok = ~np.isnan(ref[k])
+        np.testing.assert_array_equal(np.isnan(ours[k][:, 0]), ~ok, err_msg=k)
+        np.testing.assert_allclose(ours[k][ok, 0], ref[k][ok], rtol=1e-6, atol=1e-6, err_msg=k)
+
+
 def test_plan_quarters_rows_thresholds_and_no_lookahead():
     dates = pd.bdate_range("2008-01-01", "2012-12-31")
     turb = np.random.default_rng(0).gamma(2.0, 1.0, len(dates))
