@@ -566,9 +566,10 @@ DEPARTURES = (
     "authors' code uses price levels against all earlier history); the threshold rule (in-sample 90th "
     "percentile or maximum by the previous quarter's mean) is theirs.",
     "Training: random-start episodes of env.episode_length days on the growing window (the authors run "
-    "each episode over the whole window), our PPO, A2C and DDPG (jaxtrade.agents) with a two-layer "
-    "64-unit MLP, and a smaller budget (the config's yang.timesteps, set to fit a 2-core CPU) than the "
-    "authors' 100k (PPO), 30k (A2C) and 10k (DDPG) steps.",
+    "each episode over the whole window); our PPO, A2C and DDPG (jaxtrade.agents, two 64-unit MLP layers "
+    "like Stable-Baselines' MlpPolicy) with our hyperparameters (experiments/configs/papers/yang2020.py), "
+    "not Stable-Baselines 2's; the authors' budgets per quarter (yang.timesteps: 100k PPO, 30k A2C, 10k "
+    "DDPG env steps).",
     "Seeds: every agent is trained with several seeds and the pick is made per seed; the paper reports "
     "one run.",
     "Minimum variance: long-only, Ledoit-Wolf covariance of 252 days, rebalanced monthly in the same env "
