@@ -159,16 +159,16 @@ def test_reduced_protocol_twice_gives_the_same_table_bytes(tmp_path):
     from experiments.configs.papers import tdqn2021 as cfg_file
 
     config = cfg_file.get_config()
-    config.instruments = ("TSLA", "2503.T")
+    config.instruments = ("AAPL", "TSLA")   # one calendar: one compile per backtest length
     config.seeds = 2
     config.ma_bounds = (1, 6)
     config.episode_length = 16
-    config.agents = ("dqn", "ppo", "a2c")
+    # DQN only (the paper's family): PPO and A2C would add ~30 s of cold compiles to CI; the full run
+    # trains all three through the same code (train_agent), and their own tests check them by seed.
+    config.agents = ("dqn",)
     config.iterations = dict(dqn=1, ppo=1, a2c=1)
     config.model.hidden_dim = 8
     config.agent_overrides.dqn.update(n_envs=2, n_steps=8, buffer_size=64, batch_size=8, learning_starts=8)
-    config.agent_overrides.ppo.update(n_envs=2, n_steps=8, n_minibatches=1, update_epochs=1)
-    config.agent_overrides.a2c.update(n_envs=2, n_steps=8)
     a = protocol.run(config, tmp_path / "a")
     b = protocol.run(config, tmp_path / "b")
     csv_a, csv_b = (p.parent / "report.csv" for p in (a, b))
@@ -177,6 +177,6 @@ def test_reduced_protocol_twice_gives_the_same_table_bytes(tmp_path):
     digest = hashlib.sha256(csv_a.read_bytes()).hexdigest()
     assert f"sha256 `{digest}`" in a.read_text()
     table = pd.read_csv(csv_a)
-    assert len(table) == 2 * 7 and set(table["strategy"]) == {"B&H", "S&H", "TF", "MR", "DQN", "PPO", "A2C"}
+    assert len(table) == 2 * 5 and set(table["strategy"]) == {"B&H", "S&H", "TF", "MR", "DQN"}
     assert table["sharpe_paper"].isna().all()            # unknown paper values stay empty
     assert (table.loc[table["strategy"] == "DQN", "n_seeds"] == 2).all()
