@@ -73,7 +73,7 @@ def _ledger_close(inst):
 
 
 # The env keeps its books in float32 (one ulp of $100,000 is 0.78 cents), the ledger in float64: what the
-# two can agree to is float32's precision, not the issue's cent and 1e-9 (BUILD_NOTES gives the measured gaps).
+# two can agree to is float32's precision, not the issue's cent and 1e-9 (BUILD_NOTES: the measured gaps).
 TRADE_ATOL = 0.25       # dollars, the value before each of the first 50 trades
 VALUE_RTOL = 2e-6       # every marked value and the final value, relative to the starting $100,000
 
@@ -85,7 +85,8 @@ def _check_against_ledger(frame, ledger):
     gap = np.abs(ours[traded] - ledger["value_before"].to_numpy()[traded])
     final = abs(ours[-1] - ledger["value"].iloc[-1]) / CASH
     print(f"ledger gap: {traded.size} trades, max ${gap.max():.4f}; final value off by {final:.2e} x $100k")
-    np.testing.assert_allclose(ours[traded], ledger["value_before"].to_numpy()[traded], rtol=0, atol=TRADE_ATOL)
+    np.testing.assert_allclose(ours[traded], ledger["value_before"].to_numpy()[traded], rtol=0,
+                               atol=TRADE_ATOL)
     np.testing.assert_allclose(ours[1:], ledger["value"].to_numpy(), rtol=0, atol=VALUE_RTOL * CASH)
     assert final < VALUE_RTOL
 
