@@ -148,12 +148,32 @@ def test_quirks_are_named_and_counted():
     assert pd.Series(raw.volume[:, 0], raw.dates)["2018-01-01"] == 0.0
 
 
+def test_published_sharpes_match_the_papers_own_averages():
+    # Table 6 prints its column averages: the 30 transcribed rows must give them back (to its rounding).
+    from jaxtrade.pipeline.papers import tdqn2021_paper as paper
+
+    sharpes = np.array([[paper.PUBLISHED[(s, k)]["sharpe_paper_convention"] for k in paper.STRATEGIES]
+                        for s in load_symbols()])
+    assert sharpes.shape == (30, 5)
+    np.testing.assert_allclose(sharpes.mean(0), paper.TABLE6_AVERAGE, rtol=0, atol=5e-4)
+
+
+def load_symbols():
+    from jaxtrade.data.tdqn2021 import SYMBOLS
+
+    return SYMBOLS
+
+
 def test_paper_conventions():
     v = np.array([100.0, 101.0, 99.99, 102.0])
     r = np.concatenate([np.zeros(30), v[1:] / v[:-1] - 1])
     assert protocol.paper_sharpe(v, 30) == pytest.approx(np.sqrt(252) * r.mean() / r.std(ddof=1), rel=1e-12)
     # trades: long on 0..1 (100 -> 99.99: a loss), short from 2 (99.99 -> 102 last: a gain) -> 1 of 2
     assert protocol.profitability(v, [1, 1, 0, 0]) == 0.5
+    annual, vol = protocol.paper_returns(v, 30, 730)
+    assert annual == pytest.approx((1 + r.sum()) ** (365 / 730) - 1, rel=1e-12)
+    assert vol == pytest.approx(np.sqrt(252) * r.std(ddof=1), rel=1e-12)
+    assert protocol.paper_returns(np.array([100.0, 1.0, 0.5]), 0, 730)[0] == -1.0  # sum <= -1: their -100%
 
 
 def test_reduced_protocol_twice_gives_the_same_table_bytes(tmp_path):
@@ -179,5 +199,9 @@ def test_reduced_protocol_twice_gives_the_same_table_bytes(tmp_path):
     assert f"sha256 `{digest}`" in a.read_text()
     table = pd.read_csv(csv_a)
     assert len(table) == 2 * 5 and set(table["strategy"]) == {"B&H", "S&H", "TF", "MR", "DQN"}
-    assert table["sharpe_paper"].isna().all()            # unknown paper values stay empty
+    rows = table.set_index(["instrument", "strategy"])
+    assert rows.loc[("AAPL", "B&H"), "sharpe_paper_convention_paper"] == 1.239     # Table 6
+    assert rows.loc[("AAPL", "DQN"), "sharpe_paper_convention_paper"] == 1.424     # beside their TDQN
+    assert rows.loc[("TSLA", "MR"), "max_drawdown_paper"] == -0.6531               # Table 5, 65.31%
+    assert table["annual_return_paper"].isna().all()     # our CAGR: never printed, so empty
     assert (table.loc[table["strategy"] == "DQN", "n_seeds"] == 2).all()
