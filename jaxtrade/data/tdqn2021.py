@@ -85,7 +85,8 @@ def _read(name: str, holidays: str) -> tuple[pd.DataFrame, dict[str, int], np.nd
     path = _files.path(name)
     df = pd.read_csv(path)
     if list(df.columns) != _COLUMNS:
-        raise DataError("columns", source=str(path), detail=f"expected columns {_COLUMNS}, got {list(df.columns)}")
+        raise DataError("columns", source=str(path),
+                        detail=f"expected columns {_COLUMNS}, got {list(df.columns)}")
     lines = np.arange(2, len(df) + 2)
     dates = pd.DatetimeIndex(pd.to_datetime(df.pop("Timestamp"), format="%Y-%m-%d"))
     df.index = dates
@@ -104,7 +105,8 @@ def load_tdqn2021(symbol: str, *, close_outside_range: str = "adjusted_close",
         raise DataError("known-dataset", source="tdqn2021", symbol=symbol,
                         detail=f"not one of the paper's 30 instruments {list(SYMBOLS)}")
     if close_outside_range not in CLOSE_OUTSIDE_RANGE:
-        raise ValueError(f"close_outside_range must be one of {CLOSE_OUTSIDE_RANGE}, got {close_outside_range!r}")
+        raise ValueError(f"close_outside_range must be one of {CLOSE_OUTSIDE_RANGE}, "
+                         f"got {close_outside_range!r}")
     if holidays not in HOLIDAYS:
         raise ValueError(f"holidays must be one of {HOLIDAYS}, got {holidays!r}")
     frames, outside, open_outside, interpolated, overlap = [], {}, {}, {}, {}
@@ -140,7 +142,8 @@ def load_tdqn2021(symbol: str, *, close_outside_range: str = "adjusted_close",
         log.info("tdqn2021 %s: the authors' zero handling (0 -> NaN, linear interpolation <= 5 rows, ffill, "
                  "bfill) changed %s", symbol, interpolated)
     if open_outside:
-        log.info("tdqn2021 %s: open outside [low, high] on %s (kept; no strategy here reads the open)", symbol,
+        log.info("tdqn2021 %s: open outside [low, high] on %s (kept; no strategy here reads the open)",
+                 symbol,
                  open_outside)
     if overlap:
         log.info("tdqn2021 %s: training-file rows dated in the test file's period dropped (the test file's "

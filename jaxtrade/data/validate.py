@@ -94,7 +94,8 @@ def check_values(panel: Panel, *, source: str, close_outside_range: str = "refus
     """Rules on the values present: finite, positive prices, volume >= 0, whole bars, OHLC order
     (`close_outside_range`: "refuse" or "adjusted_close", see the module docstring)."""
     if close_outside_range not in CLOSE_OUTSIDE_RANGE:
-        raise ValueError(f"close_outside_range must be one of {CLOSE_OUTSIDE_RANGE}, got {close_outside_range!r}")
+        raise ValueError(f"close_outside_range must be one of {CLOSE_OUTSIDE_RANGE}, "
+                         f"got {close_outside_range!r}")
     f = panel.fields
     for name, x in f.items():
         _raise_at(panel, np.isinf(x), "finite", source, lambda t, n, x=x, name=name: f"{name} is {x[t, n]}")

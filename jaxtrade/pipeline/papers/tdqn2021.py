@@ -48,24 +48,26 @@ from jaxtrade.eval import rules
 from jaxtrade.eval.backtest import backtest_many
 from jaxtrade.eval.stats import stats
 from jaxtrade.pipeline.papers import common
+from jaxtrade.pipeline.papers import tdqn2021_paper as published
 from jaxtrade.train.config import base_config, env_config
 
 log = logging.getLogger("jaxtrade")
 
 METRICS = (
-    common.Metric("sharpe_paper_convention", "Sharpe (paper conv.)"),
+    common.Metric("sharpe_paper_convention", "Sharpe (paper conv.)", ".3f"),
     common.Metric("sharpe", "Sharpe (ours)"),
-    common.Metric("annual_return", "Ann. return", ".1%"),
-    common.Metric("annual_volatility", "Ann. vol.", ".1%"),
+    common.Metric("annual_return_paper_convention", "Ann. return (paper conv.)", ".1%"),
+    common.Metric("annual_return", "CAGR (ours)", ".1%"),
+    common.Metric("annual_volatility_paper_convention", "Ann. vol. (paper conv.)", ".1%"),
     common.Metric("max_drawdown", "Max DD", ".1%"),
     common.Metric("profitability", "Profitability", ".0%"),
 )
 KEYS = ("instrument", "strategy")
 BASELINES = ("B&H", "S&H", "TF", "MR")
 
-# The paper's published test-period values by (instrument, strategy) and metric key. Empty: we could not
-# read the paper's tables from here (no copy of the paper was reachable), and a value is never guessed.
-PAPER_VALUES: dict[tuple[str, str], dict[str, float]] = {}
+# Which published strategy a row of ours stands beside: the baselines their own, our DQN the paper's TDQN
+# (the paper's algorithm family); PPO and A2C have no published counterpart.
+PAPER_STRATEGY = {"B&H": "B&H", "S&H": "S&H", "TF": "TF", "MR": "MR", "DQN": "TDQN"}
 
 
 def paper_sharpe(values, observed_rows: int) -> float:
@@ -89,11 +91,25 @@ def profitability(values, actions) -> float:
     return float(np.mean(deltas >= 0)) if deltas.size else math.nan
 
 
-def frame_metrics(frame, observed_rows: int) -> dict:
+def paper_returns(values, observed_rows: int, days: int) -> tuple[float, float]:
+    """Their annualized return and volatility (tradingPerformance.py): (1 + sum of the simple daily
+    returns)^(365 / calendar days of the test file) - 1 (-1 when the sum is <= -1), and sqrt(252) x
+    std (ddof=1) of the daily returns with the `observed_rows` zeros."""
+    v = np.asarray(values, np.float64)
+    r = np.concatenate([np.zeros(observed_rows), v[1:] / v[:-1] - 1.0])
+    total = r.sum()
+    annual = (1.0 + total) ** (365.0 / days) - 1.0 if total > -1 else -1.0
+    return float(annual), float(math.sqrt(252.0) * r.std(ddof=1))
+
+
+def frame_metrics(frame, observed_rows: int, days: int) -> dict:
+    """The table's metrics of one test backtest; `days`: calendar days from the test file's first to its
+    last row (their annualization)."""
     s = stats(frame, periods_per_year=252.0)
+    annual, vol = paper_returns(frame["value"], observed_rows, days)
     return {"sharpe_paper_convention": paper_sharpe(frame["value"], observed_rows), "sharpe": s["sharpe"],
-            "annual_return": s["annual_return"], "annual_volatility": s["annual_volatility"],
-            "max_drawdown": s["max_drawdown"],
+            "annual_return_paper_convention": annual, "annual_return": s["annual_return"],
+            "annual_volatility_paper_convention": vol, "max_drawdown": s["max_drawdown"],
             "profitability": profitability(frame["value"].to_numpy()[:-1], frame["action"].to_numpy()[:-1])}
 
 
@@ -218,8 +234,14 @@ def _departures(config) -> list[str]:
         "folds it into the first day's move).",
         "TF/MR tuning: their grid and criterion (Sharpe on the training period) in our env and accounting; "
         "ties go to the first pair in their loop order.",
-        "The paper's published per-instrument values are not in this report's paper columns: no copy of "
-        "the paper's tables could be read from this machine, so those cells are empty rather than guessed.",
+        "Paper columns: arXiv 2004.06627v3's Table 6 (Sharpe of all 30 instruments) and Tables 4-5 (AAPL, "
+        "TSLA: annualised return and volatility, profitability, max drawdown; percent as fractions); the "
+        "journal version was not available to check against. The DQN rows carry the paper's TDQN values "
+        "(its Table 6 Sharpe is an expected value over runs; the other TDQN indicators are one typical "
+        "run); PPO and A2C have no published counterpart. Every other paper cell is empty: not printed.",
+        "Their annualized return is (1 + the sum of daily simple returns)^(365 / calendar days) - 1, not a "
+        "compounded rate; both are given (paper conv., and our CAGR on the traded rows). Their volatility "
+        "counts the 30 zero rows as the Sharpe does.",
     ]
 
 
@@ -268,6 +290,11 @@ def _overfitting(ledgers: dict, agent_frames: dict, instruments: list, config) -
     return "\n".join(lines) + "\n"
 
 
+def _published(symbol: str, strategy: str) -> dict:
+    paper = PAPER_STRATEGY.get(strategy)
+    return dict(published.PUBLISHED.get((symbol, paper), {})) if paper else {}
+
+
 def _returns(frame) -> np.ndarray:
     v = frame["value"].to_numpy()
     return v[1:] / v[:-1] - 1.0
@@ -299,14 +326,16 @@ def run(config, workdir) -> pathlib.Path:
     rows = []
     for inst in instruments:
         sym = inst["symbol"]
+        dates = inst["splits"].test.dates
+        days = int((dates[-1] - dates[0]).days)
         for k in BASELINES:
-            rows.append({"instrument": sym, "strategy": k, "ours": frame_metrics(base[sym][k], w),
-                         "paper": PAPER_VALUES.get((sym, k), {})})
+            rows.append({"instrument": sym, "strategy": k, "ours": frame_metrics(base[sym][k], w, days),
+                         "paper": _published(sym, k)})
         for name in config.agents:
-            per_seed = [frame_metrics(f, w) for f in agent_frames[name][sym]]
+            per_seed = [frame_metrics(f, w, days) for f in agent_frames[name][sym]]
             rows.append({"instrument": sym, "strategy": name.upper(),
                          "ours": {m.key: [d[m.key] for d in per_seed] for m in METRICS},
-                         "paper": PAPER_VALUES.get((sym, name.upper()), {})})
+                         "paper": _published(sym, name.upper())})
     frame = common.comparison_frame(rows, KEYS, METRICS)
     elapsed = time.perf_counter() - t0
     timings = {"total_s": elapsed, "data_s": t_data - t0, "baselines_s": t_base - t_data,
@@ -318,9 +347,9 @@ def run(config, workdir) -> pathlib.Path:
              f"of traded value per trade, agents {', '.join(a.upper() for a in config.agents)} with seeds "
              f"{seeds} (median [min, max] over seeds). Sharpe (paper conv.): sqrt(252) mean/std of daily "
              "simple returns, rf 0, with their 30 observed-only zero rows; Sharpe (ours): the same on the "
-             "traded rows only. Profitability: their definition. Empty paper cells: not known here (see the "
-             "departures), never guessed. Run time on this machine: not part of the table "
-             "(timings.json).")
+             "traded rows only. Profitability: their definition. Paper: arXiv 2004.06627v3, Tables 4-6; DQN "
+             "rows beside the paper's TDQN; empty paper cells are values the paper does not print, never "
+             "guessed. Run time on this machine: not part of the table (timings.json).")
     sections = [intro + "\n", "## Table\n\n" + common.markdown_table(frame, KEYS, METRICS),
                 common.departures_section(_departures(config)), _data_section(instruments),
                 _overfitting(ledgers, agent_frames, instruments, config)]
