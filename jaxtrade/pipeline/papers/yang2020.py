@@ -233,7 +233,7 @@ def _agent(config, name: str, env):
     sections = {"model": config.model.to_dict(), name: agent_registry.section(config, name).to_dict()}
     key = (name, json.dumps(sections, sort_keys=True, default=str), env)
     if key not in _AGENTS:
-        _AGENTS[key] = agent_registry.make_agent(_agent_config(config, name), env, env_name="portfolio")
+        _AGENTS[key] = agent_registry.make_agent(_agent_config(config, name), env, env_name=config.env.name)
     return _AGENTS[key]
 
 
@@ -310,9 +310,9 @@ def run(config, workdir) -> pathlib.Path:
     for q in quarters:
         tq = time.perf_counter()
         train_data = pad_rows(cut(*q.train, "train").to_device(), longest)
-        env, train_params = envs.make("portfolio", train_data, train_env_cfg)
+        env, train_params = envs.make(train_env_cfg["name"], train_data, train_env_cfg)
         val_split = cut(*q.val, "val")
-        val_env, val_params = envs.make("portfolio", val_split.to_device(),
+        val_env, val_params = envs.make(val_env_cfg["name"], val_split.to_device(),
                                         dict(val_env_cfg, turbulence_threshold=q.threshold))
         sharpes = {}
         for a in agent_names:
@@ -360,7 +360,7 @@ def _trade_split(split, quarters, first_row: int):
 
 def _trade_frames(agents, names, params_by, records, quarters, split, env_cfg, n_seeds) -> dict:
     data = split.to_device()
-    env, params = envs.make("portfolio", data, dict(env_cfg, turbulence_threshold=1.0))
+    env, params = envs.make(env_cfg["name"], data, dict(env_cfg, turbulence_threshold=1.0))
     starts = [q.trade[0] - quarters[0].trade[0] for q in quarters]
     per_agent = {a: [[agents[a].policy(jax.tree.map(lambda x, k=k: x[k], p)) for p in params_by[a]]
                      for k in range(n_seeds)] for a in names}
@@ -382,7 +382,7 @@ def baseline_frames(split, md, first_row: int, env_cfg: dict, *, cov_window: int
     history = md.close[max(0, first_row - split.start - cov_window):first_row - split.start]
     with jax.enable_x64(True):
         data = astype(split.to_device(), jnp.float64, close=split.close)
-        env, params = envs.make("portfolio", data, dict(env_cfg, turbulence_threshold=1.0))
+        env, params = envs.make(env_cfg["name"], data, dict(env_cfg, turbulence_threshold=1.0))
         frames = baselines(env, params, split, history=history, cov_window=cov_window, include=BASELINES)
     return {k: frames[k] for k in BASELINES if k in frames}
 
@@ -392,7 +392,7 @@ def _validation_returns(agents, names, params_by, records, quarters, cut, env_cf
     out = {a: [[] for _ in range(n_seeds)] for a in (*names, "selection")}
     for q, rec in zip(quarters, records, strict=True):
         val_split = cut(*q.val, "val")
-        env, params = envs.make("portfolio", val_split.to_device(),
+        env, params = envs.make(env_cfg["name"], val_split.to_device(),
                                 dict(env_cfg, turbulence_threshold=q.threshold))
         by = {}
         for a in names:
