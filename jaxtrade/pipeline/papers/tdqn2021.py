@@ -228,7 +228,9 @@ def _departures(config) -> list[str]:
         "with data augmentation, Adam, batch norm, dropout); training episodes start at random rows "
         f"({config.episode_length} steps).",
         "Training starts on the first row with 33 feature warm-up rows and a 30-row window behind it "
-        "(2012-04 for most instruments) rather than on row 30 of the training file.",
+        "(2012-04 for most instruments) rather than on row 30 of the training file (2012-02); TF and MR "
+        "are tuned on that same shorter period, which can change the chosen pair (the table shows where "
+        "their Sharpe departs from the paper's).",
         "The paper-convention Sharpe counts the 30 observed-only test rows as zero returns, as their code "
         "does; our series has one return fewer (their first traded row's return is the cost alone, ours "
         "folds it into the first day's move).",
