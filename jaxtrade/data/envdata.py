@@ -116,3 +116,15 @@ def pad_rows(data: EnvData, n_rows: int) -> EnvData:
     changes = {k: pad(getattr(data, k)) for k in _ROW_FIELDS}
     return data.replace(aux={k: pad(v) for k, v in data.aux.items()},
                         valid_rows=jnp.asarray(t, jnp.int32), **changes)
+
+
+def astype(data: EnvData, dtype, **replace) -> EnvData:
+    """`data` with every floating array cast to `dtype`, then the fields in `replace` (host arrays,
+    e.g. float64 closes) set as arrays of `dtype`. float64 needs `jax.enable_x64(True)` around every
+    use: the environments then compute in float64, which is how the exact ledger checks run them."""
+    import jax.numpy as jnp
+
+    def cast(x):
+        return x.astype(dtype) if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating) else x
+
+    return jax.tree.map(cast, data).replace(**{k: jnp.asarray(v, dtype) for k, v in replace.items()})

@@ -153,15 +153,17 @@ def _with_benchmark(panel: Panel, benchmark, name: str, lines=None) -> Panel:
 
 def build(panel: Panel, *, benchmark=None, benchmark_name: str | None = None, source: str,
           max_gap: int = 5, leading: str = "drop", periods_per_year: float | None = None,
-          min_rows: int = MIN_ROWS, benchmark_lines=None) -> MarketData:
+          min_rows: int = MIN_ROWS, benchmark_lines=None, close_outside_range: str = "refuse") -> MarketData:
     """Validate + fill a raw panel (and benchmark [T], NaN = missing) into a MarketData.
+    close_outside_range: "refuse" or "adjusted_close" (`jaxtrade.data.validate`).
 
     Raises DataError (see `jaxtrade.data.validate`); nothing partial is returned.
     """
     name = (benchmark_name or "benchmark") if benchmark is not None else None
     if benchmark is not None:
         panel = _with_benchmark(panel, benchmark, name, benchmark_lines)
-    cleaned = clean_panel(panel, source=source, max_gap=max_gap, leading=leading, min_rows=min_rows)
+    cleaned = clean_panel(panel, source=source, max_gap=max_gap, leading=leading, min_rows=min_rows,
+                          close_outside_range=close_outside_range)
     f = dict(cleaned.fields)
     symbols, bench = cleaned.symbols, None
     if benchmark is not None:

@@ -18,6 +18,12 @@ Rules checked on the values present (each raises `DataError` naming file, symbol
 "non-negative-volume", "incomplete-bar", "ohlc-consistency" (high >= max(open, close) and
 min(open, close) >= low, with a relative slack of 1e-9 for float round-off), "leading-missing",
 "max-gap", "min-rows".
+
+The one named exception: `close_outside_range="adjusted_close"` says the file's Close is a dividend-adjusted
+close beside unadjusted Open/High/Low (Yahoo exports as some papers published them, e.g. the tdqn2021 data):
+"ohlc-consistency" then checks high >= low only (such files also carry opens outside [low, high] on
+split days), and the rows whose close (or open) lies outside [low, high] are counted per symbol
+(`outside_range_rows`) so the caller can log and report them. The default, "refuse", keeps the full rule.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from jaxtrade.data.errors import DataError
 PRICE_FIELDS = ("open", "high", "low", "close")
 FIELDS = PRICE_FIELDS + ("volume",)
 _OHLC_SLACK = 1e-9
+CLOSE_OUTSIDE_RANGE = ("refuse", "adjusted_close")
 
 
 class Panel(NamedTuple):
@@ -71,8 +78,24 @@ def _raise_at(panel: Panel, mask: np.ndarray, rule: str, source: str, detail) ->
                         detail=detail(t, n))
 
 
-def check_values(panel: Panel, *, source: str) -> None:
-    """Rules on the values present: finite, positive prices, volume >= 0, whole bars, OHLC order."""
+def outside_range_rows(panel: Panel, field: str = "close") -> dict[str, int]:
+    """{symbol: rows whose `field` (close or open) lies outside [low, high] beyond the float slack}; {}
+    without high/low."""
+    f = panel.fields
+    if "high" not in f:
+        return {}
+    c, h, lo = f[field], f["high"], f["low"]
+    with np.errstate(invalid="ignore"):
+        bad = (c > h * (1 + _OHLC_SLACK)) | (c < lo * (1 - _OHLC_SLACK))
+    return {s: int(bad[:, n].sum()) for n, s in enumerate(panel.symbols)}
+
+
+def check_values(panel: Panel, *, source: str, close_outside_range: str = "refuse") -> None:
+    """Rules on the values present: finite, positive prices, volume >= 0, whole bars, OHLC order
+    (`close_outside_range`: "refuse" or "adjusted_close", see the module docstring)."""
+    if close_outside_range not in CLOSE_OUTSIDE_RANGE:
+        raise ValueError(f"close_outside_range must be one of {CLOSE_OUTSIDE_RANGE}, "
+                         f"got {close_outside_range!r}")
     f = panel.fields
     for name, x in f.items():
         _raise_at(panel, np.isinf(x), "finite", source, lambda t, n, x=x, name=name: f"{name} is {x[t, n]}")
@@ -93,11 +116,17 @@ def check_values(panel: Panel, *, source: str) -> None:
                                                       if m[t, n]) + " while other fields are present")
     if "high" in f:
         o, h, lo, c = (f[k] for k in PRICE_FIELDS)
-        top, bottom = np.maximum(o, c), np.minimum(o, c)
-        with np.errstate(invalid="ignore"):
-            bad = (h < top * (1 - _OHLC_SLACK)) | (bottom < lo * (1 - _OHLC_SLACK))
+        if close_outside_range == "adjusted_close":     # close (and open) exempt: high >= low only
+            with np.errstate(invalid="ignore"):
+                bad = h < lo * (1 - _OHLC_SLACK)
+            need = "need high >= low (close_outside_range='adjusted_close')"
+        else:
+            top, bottom = np.maximum(o, c), np.minimum(o, c)
+            with np.errstate(invalid="ignore"):
+                bad = (h < top * (1 - _OHLC_SLACK)) | (bottom < lo * (1 - _OHLC_SLACK))
+            need = "need high >= max(open, close) >= min(open, close) >= low"
         _raise_at(panel, bad, "ohlc-consistency", source,
-                  lambda t, n: ("need high >= max(open, close) >= min(open, close) >= low; got "
+                  lambda t, n: (f"{need}; got "
                                 f"open={o[t, n]}, high={h[t, n]}, low={lo[t, n]}, close={c[t, n]}"))
 
 
@@ -167,7 +196,7 @@ def fill_gaps(panel: Panel, *, source: str, max_gap: int) -> Panel:
 
 
 def clean_panel(panel: Panel, *, source: str, max_gap: int = 5, leading: str = "drop",
-                min_rows: int = 2) -> Panel:
+                min_rows: int = 2, close_outside_range: str = "refuse") -> Panel:
     """Run every rule and the fill policy; returns a NaN-free panel or raises DataError.
 
     Args:
@@ -176,12 +205,13 @@ def clean_panel(panel: Panel, *, source: str, max_gap: int = 5, leading: str = "
       max_gap: most consecutive missing rows forward-filled per symbol.
       leading: "drop" or "reject" rows before a symbol's first price.
       min_rows: fewest rows the cleaned panel may have ("min-rows").
+      close_outside_range: "refuse" (default) or "adjusted_close" (see the module docstring).
     """
     if max_gap < 0:
         raise ValueError(f"max_gap must be >= 0, got {max_gap}")
     check_calendar(panel.dates, source=source,
                    lines=None if panel.lines is None else panel.lines.max(axis=1))
-    check_values(panel, source=source)
+    check_values(panel, source=source, close_outside_range=close_outside_range)
     panel = drop_empty_rows(panel)
     panel = drop_leading(panel, source=source, leading=leading)
     panel = fill_gaps(panel, source=source, max_gap=max_gap)

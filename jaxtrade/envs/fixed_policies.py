@@ -50,6 +50,18 @@ def _schedule_act(targets, keep, key, i, obs):
 def schedule_policy(targets, keep) -> Policy:
     """A target-weights policy that plays step i's targets [n_steps, N + 1], or no trade where keep[i]
     (the action of `portfolio_baselines.TargetEnv`). Its carry is the step count."""
-    targets = jnp.asarray(targets, jnp.float32)
+    targets = jnp.asarray(targets, jnp.result_type(float))   # float32; float64 under jax.enable_x64
     keep = jnp.asarray(keep, bool)
     return Policy(init=step_count_init, act=Partial(_schedule_act, targets, keep))
+
+
+def _action_schedule_act(actions, key, i, obs):
+    del obs, key
+    return actions[jnp.minimum(i, actions.shape[0] - 1)], i + 1
+
+
+def action_schedule_policy(actions) -> Policy:
+    """The discrete action `actions[i]` (int32 [n_steps]) at step i of the episode (the last one after
+    the schedule ends): a rule computed on the host from rows < t (e.g. moving averages), played in the
+    agent's env. Its carry is the step count; schedules of one length share a compiled backtest."""
+    return Policy(init=step_count_init, act=Partial(_action_schedule_act, jnp.asarray(actions, jnp.int32)))

@@ -88,13 +88,14 @@ def reset_state(u: jax.Array, params) -> MarketState:
     """A fresh all-cash state at a new episode's first row; `u` ~ uniform[0, 1) picks the row."""
     start, end = episode_bounds(u, params)
     n = params.data.n_assets
-    cash = jnp.asarray(params.initial_cash, jnp.float32)
-    zeros = jnp.zeros((n,), jnp.float32)
+    dtype = params.data.close.dtype             # float32; float64 for the exact ledger checks (x64)
+    cash = jnp.asarray(params.initial_cash, dtype)
+    zeros = jnp.zeros((n,), dtype)
     return MarketState(
         t=start, end=end, holdings=zeros, cash=cash, value=cash,
-        weights=jnp.zeros((n + 1,), jnp.float32).at[n].set(1.0), position_cash=zeros, target=zeros,
+        weights=jnp.zeros((n + 1,), dtype).at[n].set(1.0), position_cash=zeros, target=zeros,
         initial_value=cash, reward_state=rewards_lib.init_reward_state(cash),
-        episode_return=jnp.zeros((), jnp.float32), episode_length=jnp.zeros((), jnp.int32))
+        episode_return=jnp.zeros((), dtype), episode_length=jnp.zeros((), jnp.int32))
 
 
 def book_state(holdings: jax.Array, cash: jax.Array, t: jax.Array, params, *, target: jax.Array,
@@ -109,7 +110,7 @@ def book_state(holdings: jax.Array, cash: jax.Array, t: jax.Array, params, *, ta
         t=jnp.asarray(t, jnp.int32), end=jnp.asarray(t, jnp.int32), holdings=holdings, cash=cash, value=value,
         weights=_weights(holdings, cash, prev, cash + jnp.sum(holdings * prev)),
         position_cash=jnp.zeros_like(holdings), target=target, initial_value=initial_value,
-        reward_state=rewards_lib.init_reward_state(value), episode_return=jnp.zeros((), jnp.float32),
+        reward_state=rewards_lib.init_reward_state(value), episode_return=jnp.zeros((), value.dtype),
         episode_length=jnp.zeros((), jnp.int32))
 
 
@@ -276,11 +277,20 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
     cash_floor: static, True = buys are scaled so cash stays >= 0 after costs (no leverage).
     Returns state, reward, done, info (without the observation); never resets.
     """
+    shares, cost, target, gate = trade(u, state, target, keep, params, cash_floor=cash_floor)
+    return settle(state, shares, cost, target, gate, keep, params)
+
+
+def settle(state: MarketState, shares: jax.Array, cost: jax.Array, target: jax.Array, gate: jax.Array,
+           keep: jax.Array, params):
+    """Books a trade of `shares` [N] at close[state.t] paying `cost` [N] and marks the book at
+    close[state.t + 1]: the rest of `transition` after `trade`, for an action layout that sizes its
+    own trade (the portfolio's "shares"). target [N]: the targets after the gate (kept in the state
+    unless `keep`); gate: bool scalar. Returns state, reward, done, info."""
     data = params.data
     t = state.t
     price, price_next = data.close[t], data.close[t + 1]
     value0 = state.value
-    shares, cost, target, gate = trade(u, state, target, keep, params, cash_floor=cash_floor)
     lots = _lots(params)
 
     flow = shares * price
@@ -291,7 +301,7 @@ def transition(u: jax.Array, state: MarketState, target: jax.Array, keep: jax.Ar
         nights = (data.rollover[t + 1] - data.rollover[t]).astype(jnp.float32)
         swap = jnp.sum(lots_lib.swap(holdings, nights, lots))
     else:
-        swap = jnp.zeros((), jnp.float32)
+        swap = jnp.zeros((), state.cash.dtype)
     cash = state.cash - jnp.sum(flow) - jnp.sum(cost)
     total_cost = jnp.sum(cost)
 
@@ -394,10 +404,12 @@ def build_params(cls, data, config: dict):
     for k in ("window", "episode_length"):
         top[k] = _static_int(f"env.{k}", top[k])
     top["random_start"] = bool(top["random_start"])
-    top = {k: (v if k in statics else jnp.asarray(v, jnp.float32)) for k, v in top.items()}
+    # float32 (the data's dtype); float64 data under `jax.enable_x64` gives float64 params throughout
+    dtype = data.close.dtype if jnp.issubdtype(data.close.dtype, jnp.floating) else jnp.float32
+    top = {k: (v if k in statics else jnp.asarray(v, dtype)) for k, v in top.items()}
 
     def f32(tree):
-        return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), tree)
+        return jax.tree.map(lambda x: jnp.asarray(x, dtype), tree)
 
     derived = getattr(cls, "derived_tables", {"obs_table": obs_table})
     tables = {name: build(data) for name, build in derived.items()}

@@ -25,6 +25,16 @@ Two action spaces (chosen at `make`, static):
   Ties are broken towards the lower asset index.
 - "weights" (continuous, N+1): logits; target weights = softmax(logits) over N assets + cash
   (cash last). `weights_to_action(w)` inverts it for baselines that want exact weights.
+- "shares" (continuous, N, in [-1, 1]): share orders, the layout of Yang, Liu, Zhong & Walid (2020)
+  and FinRL. `shares_trade` is the rule, in order:
+    1. The order for asset i is clip(a_i, -1, 1) * `hmax` shares (fractional, as the authors' code).
+    2. Sells first: each a_i < 0 sells min(-order_i, holdings_i) at close[t] (long only).
+    3. Then buys, largest order first (ties: the lower index), each min(order_i, the whole shares
+       the cash left after the sells and earlier buys pays for, costs included), so cash never goes
+       below zero. The per-share cost of that check is the cost of the full order divided by its
+       shares: exact for costs linear in size, conservative for concave ones (the impact laws).
+    4. The turbulence gate (turbulence[t-1] > threshold) sells every holding and buys nothing.
+  Costs are the env's cost model on the shares traded, as for the other layouts.
 """
 
 from __future__ import annotations
@@ -118,6 +128,7 @@ class PortfolioParams:
     initial_cash: jax.Array = 1_000_000.0    # quote currency
     ruin_floor: jax.Array = 0.1              # terminate when value < ruin_floor * initial value
     factor_tilt: jax.Array = 1.0             # share of a factor sleeve on its selected group
+    hmax: jax.Array = 100.0                  # "shares" layout: shares ordered per unit of action
     episode_length: int = struct.field(pytree_node=False, default=256)   # steps (random_start)
     window: int = struct.field(pytree_node=False, default=30)            # rows in obs["window"]
     random_start: bool = struct.field(pytree_node=False, default=True)   # False: whole split
@@ -180,7 +191,36 @@ def weights_to_action(w) -> jax.Array:
     return jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1.0)), -1e4)
 
 
-ACTION_SPACES = ("regimes", "weights")
+def shares_trade(u: jax.Array, state: market.MarketState, action: jax.Array, params
+                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The "shares" layout's trade at close[state.t] (module docstring, steps 1-4): (shares [N] signed
+    units traded, cost [N] quote currency, gate bool scalar). u: [N] uniform draws for slippage."""
+    data = params.data
+    t = state.t
+    price = data.close[t]
+    value0 = state.value
+    gate = data.turbulence[t - 1] > params.turbulence_threshold
+    order = jnp.clip(action.astype(price.dtype), -1.0, 1.0) * params.hmax
+    sell = jnp.where(gate, state.holdings, jnp.minimum(jnp.maximum(-order, 0.0), state.holdings))
+    sell = jnp.maximum(sell, 0.0)
+    want = jnp.where(gate, 0.0, jnp.maximum(order, 0.0))
+    sell_cost = market.trade_costs(u, -sell, t, value0, params)
+    cash = state.cash + jnp.sum(sell * price) - jnp.sum(sell_cost)
+    full_cost = market.trade_costs(u, want, t, value0, params)
+    unit = price + full_cost / jnp.where(want > 0, want, 1.0)      # quote currency per share bought
+    rank_of = jnp.argsort(-want, stable=True)                      # largest order first
+
+    def buy(cash, i):
+        afford = jnp.maximum(jnp.floor(cash / unit[i]), 0.0)
+        q = jnp.minimum(want[i], afford)
+        return cash - q * unit[i], q
+
+    _, bought = jax.lax.scan(buy, cash, rank_of)
+    shares = jnp.zeros_like(want).at[rank_of].set(bought) - sell
+    return shares, market.trade_costs(u, shares, t, value0, params), gate
+
+
+ACTION_SPACES = ("regimes", "weights", "shares")
 
 
 class PortfolioEnv(market.MarketEnv):
@@ -196,6 +236,7 @@ class PortfolioEnv(market.MarketEnv):
         self.n_assets = n_assets
         self.action_space = action_space
         self.action_spec = (DiscreteSpec(len(REGIMES)) if action_space == "regimes"
+                            else ContinuousSpec((n_assets,), -1.0, 1.0) if action_space == "shares"
                             else ContinuousSpec((n_assets + 1,)))
         self.obs_spec = obs_spec
         # what reports call each action (the backtest copies them into its frame's attrs)
@@ -204,6 +245,10 @@ class PortfolioEnv(market.MarketEnv):
     def target(self, action, state: market.MarketState, params: PortfolioParams):
         """(target asset weights [N], keep) for `action` in `state`; uses rows < state.t only."""
         n = self.n_assets
+        if self.action_space == "shares":     # the book after the shares trade, as fractions of value
+            shares, _, _ = shares_trade(jnp.zeros((n,), jnp.float32), state, action, params)
+            held = (state.holdings + shares) * params.data.close[state.t]
+            return held / jnp.where(state.value > 0, state.value, 1.0), jnp.asarray(False)
         if not self.discrete:
             return weights_from_action(action)[:n], jnp.asarray(False)
         regime = jnp.clip(action, 0, len(REGIMES) - 1)
@@ -211,6 +256,14 @@ class PortfolioEnv(market.MarketEnv):
         ranks = params.factor_rank_table[state.t - 1, jnp.asarray(_FACTOR)[regime]]
         w = regime_weights(regime, ranks, state.weights, params.factor_tilt)
         return w[:n], action == Regime.HOLD
+
+    def transition(self, u: jax.Array, state: market.MarketState, action, params):
+        if self.action_space != "shares":
+            return super().transition(u, state, action, params)
+        shares, cost, gate = shares_trade(u, state, action, params)
+        held = (state.holdings + shares) * params.data.close[state.t]
+        target = held / jnp.where(state.value > 0, state.value, 1.0)
+        return market.settle(state, shares, cost, target, gate, jnp.asarray(False), params)
 
 
 CONFIG_DEFAULTS = {**market.param_defaults(PortfolioParams), "action_space": "regimes"}
@@ -220,7 +273,7 @@ def make(data: EnvData, config: dict | None = None):
     """(EpisodeStats(AutoReset(PortfolioEnv)), PortfolioParams) for `data`.
 
     config: the checked nested env config (`jaxtrade.envs.make` checks it): `CONFIG_DEFAULTS`
-    (`action_space` "regimes" | "weights", and the fields of `PortfolioParams`), `costs`, `reward`.
+    (`action_space` "regimes" | "weights" | "shares", and the fields of `PortfolioParams`), `costs`, `reward`.
     """
     config = dict(config or {})
     action_space = config.pop("action_space", "regimes")

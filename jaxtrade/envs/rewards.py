@@ -5,7 +5,8 @@ before trading and V_{t+1} the value at close[t+1] after paying the step's costs
 already inside it. Every other term is off by default (weight 0) and is added on top:
 
     reward = scale * (w_log * log_return - cost_penalty * costs / V_t
-                      + w_dsr * differential_sharpe - drawdown_penalty * drawdown_{t+1})
+                      + w_dsr * differential_sharpe - drawdown_penalty * drawdown_{t+1}
+                      + w_value * (V_{t+1} - V_t))
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class RewardParams:
     dsr_eta: float = 0.01            # EMA rate of the DSR's running moments
     drawdown_penalty: float = 0.0    # penalty per unit of drawdown (1 - V / running peak) after the step
     reward_scale: float = 1.0        # multiplies the whole reward
+    value_change_weight: float = 0.0  # weight of V_{t+1} - V_t in quote currency (Yang et al. 2020: 1e-4)
 
 
 @struct.dataclass
@@ -35,8 +37,10 @@ class RewardState:
 
 
 def init_reward_state(value: jax.Array) -> RewardState:
-    zero = jnp.zeros((), jnp.float32)
-    return RewardState(dsr_a=zero, dsr_b=zero, peak=jnp.asarray(value, jnp.float32))
+    value = jnp.asarray(value)
+    dtype = value.dtype if jnp.issubdtype(value.dtype, jnp.floating) else jnp.float32
+    zero = jnp.zeros((), dtype)
+    return RewardState(dsr_a=zero, dsr_b=zero, peak=jnp.asarray(value, dtype))
 
 
 def log_return(value_prev: jax.Array, value_next: jax.Array) -> jax.Array:
@@ -76,5 +80,6 @@ def reward(value_prev: jax.Array, value_next: jax.Array, costs: jax.Array, state
     dsr, a, b = differential_sharpe(r, state.dsr_a, state.dsr_b, p.dsr_eta)
     dd, peak = drawdown(value_next, state.peak)
     total = (p.log_return_weight * r - cost_penalty(costs, value_prev, p.cost_penalty)
-             + p.dsr_weight * dsr - p.drawdown_penalty * dd)
+             + p.dsr_weight * dsr - p.drawdown_penalty * dd
+             + p.value_change_weight * (value_next - value_prev))
     return p.reward_scale * total, RewardState(dsr_a=a, dsr_b=b, peak=peak)

@@ -7,6 +7,13 @@
   the target exposure itself, clipped to the bounds and rounded to the nearest multiple of
   `env.exposure_step` (default 0.05; 0: no rounding), so that holding needs no bit-exact repeat: the
   continuous-action agents (DDPG, TD3, SAC) trade this. The rest of the step is the same.
+- "long_short": Théate & Ernst's (2021, TDQN) two actions, 0 = all-in short and 1 = all-in long
+  (`positions` is (-1, 1) whatever the config says). Staying on the side already held trades nothing,
+  except their margin rule for shorts: while short, if the cash could not buy the shares back after a
+  price rise of `short_margin` (default 0.1, their epsilon) from close[t-1], paying the commission rate
+  c = `costs.commission_bps` / 1e4, i.e. if L > 0 with D = |h| close[t-1] (1 + eps)(1 + c) - cash and
+  L = D / (close[t-1] eps (1 + c)) (their computeLowerBound), then min(floor(L), |h|) shares are bought
+  back at close[t] (tradingEnv.py, case "short -> short").
 
 The target The position changes at close[t] and pays spread,
 commission, slippage, impact and fees (`costs.total_cost`); the position is marked to market at every
@@ -38,7 +45,8 @@ from jaxtrade.envs.lots import LotParams
 from jaxtrade.envs.rewards import RewardParams
 
 DEFAULT_POSITIONS = (-1.0, 0.0, 1.0)
-ACTION_SPACES = ("positions", "exposure")
+ACTION_SPACES = ("positions", "exposure", "long_short")
+LONG_SHORT_POSITIONS = (-1.0, 1.0)   # "long_short": action 0 short, 1 long
 DEFAULT_EXPOSURE_STEP = 0.05
 
 
@@ -56,6 +64,7 @@ class SingleParams:
     positions: jax.Array = DEFAULT_POSITIONS  # [K] target positions, fractions of equity (signed)
     initial_cash: jax.Array = 1_000_000.0    # quote currency
     ruin_floor: jax.Array = 0.1              # terminate when value < ruin_floor * initial value
+    short_margin: jax.Array = 0.1            # "long_short": the price rise a short must survive (epsilon)
     episode_length: int = struct.field(pytree_node=False, default=256)
     window: int = struct.field(pytree_node=False, default=30)
     random_start: bool = struct.field(pytree_node=False, default=True)
@@ -76,8 +85,8 @@ class SingleEnv(market.MarketEnv):
         self.action_space = action_space
         self.bounds = (float(bounds[0]), float(bounds[1]))
         self.exposure_step = float(exposure_step)
-        self.action_spec = (DiscreteSpec(n_positions) if action_space == "positions"
-                            else ContinuousSpec((1,), self.bounds[0], self.bounds[1]))
+        self.action_spec = (ContinuousSpec((1,), self.bounds[0], self.bounds[1]) if action_space == "exposure"
+                            else DiscreteSpec(n_positions))
         self.cash_floor = not leverage
         self.obs_spec = obs_spec
 
@@ -86,6 +95,8 @@ class SingleEnv(market.MarketEnv):
             target = jnp.clip(jnp.reshape(jnp.asarray(action, jnp.float32), (-1,))[:1], *self.bounds)
             if self.exposure_step > 0:
                 target = jnp.round(target / self.exposure_step) * self.exposure_step
+        elif self.action_space == "long_short":
+            return long_short_target(action, state, params)
         else:
             action = jnp.clip(action, 0, self.action_dim - 1)
             target = params.positions[action][None]
@@ -99,6 +110,26 @@ class SingleEnv(market.MarketEnv):
         if self.action_space == "exposure":
             return None
         return _position_names
+
+
+def long_short_target(action, state: market.MarketState, params: SingleParams):
+    """(target [1], keep) of the "long_short" layout (module docstring): the side of `action`, no trade
+    while that side is held, but the margin rule's buy-back of a short. Reads rows < state.t and the
+    trade price close[t] only (the buy-back's size is set from close[t-1], as theirs)."""
+    side = params.positions[jnp.clip(action, 0, 1)]
+    h, cash, t = state.holdings[0], state.cash, state.t
+    prev, price = params.data.close[t - 1, 0], params.data.close[t, 0]
+    c = params.costs.commission_bps * 1e-4
+    eps = params.short_margin
+    short = (side < 0) & (state.target[0] < 0)
+    deficit = -h * prev * (1.0 + eps) * (1.0 + c) - cash
+    lower = jnp.where(deficit < 0, deficit / (prev * (2.0 * c + eps * (1.0 + c))),
+                      deficit / (prev * eps * (1.0 + c)))
+    buy = jnp.where(short & (lower > 0), jnp.minimum(jnp.floor(lower), -h), 0.0)
+    value = jnp.where(state.value > 0, state.value, 1.0)
+    target = jnp.where(buy > 0, (h + buy) * price / value, side)[None]
+    keep = (jnp.sign(state.target[0]) == side) & (buy <= 0)
+    return target, keep
 
 
 def _position_names(params: SingleParams) -> list[str]:
@@ -133,6 +164,8 @@ def make(data: EnvData, config: dict | None = None):
     if data.n_assets > 1:
         data = select_asset(data, asset)
     positions = tuple(float(p) for p in config.get("positions", DEFAULT_POSITIONS))
+    if action_space == "long_short":
+        positions = LONG_SHORT_POSITIONS
     if not positions:
         raise ValueError("env.positions must not be empty")
     config["positions"] = positions

@@ -65,7 +65,8 @@ def test_unknown_keys_name_the_dotted_key_and_the_known_ones(tiny_data):
             envs.make("portfolio", tiny_data, config)
     with pytest.raises(ValueError, match=r"'env\.factor_tilt'.*'single'"):
         envs.make("single", tiny_data, dict(window=W, factor_tilt=0.5))   # portfolio's key
-    with pytest.raises(ValueError, match=r"env\.action_space must be one of \('positions', 'exposure'\)"):
+    with pytest.raises(ValueError,
+                       match=r"env\.action_space must be one of \('positions', 'exposure', 'long_short'\)"):
         envs.make("single", tiny_data, dict(window=W, action_space="weights", random_start=False))
     with pytest.raises(ValueError, match=r"env\.action_space must be one of"):
         envs.make("portfolio", tiny_data, dict(window=W, action_space="regime"))
