@@ -59,7 +59,8 @@ METRICS = (
     common.Metric("annual_return_paper_convention", "Ann. return (paper conv.)", ".1%"),
     common.Metric("annual_return", "CAGR (ours)", ".1%"),
     common.Metric("annual_volatility_paper_convention", "Ann. vol. (paper conv.)", ".1%"),
-    common.Metric("max_drawdown", "Max DD", ".1%"),
+    common.Metric("max_drawdown_paper_convention", "Max DD (paper conv.)", ".1%"),
+    common.Metric("max_drawdown", "Max DD (ours)", ".1%"),
     common.Metric("profitability", "Profitability", ".0%"),
 )
 KEYS = ("instrument", "strategy")
@@ -102,6 +103,17 @@ def paper_returns(values, observed_rows: int, days: int) -> tuple[float, float]:
     return float(annual), float(math.sqrt(252.0) * r.std(ddof=1))
 
 
+def paper_max_drawdown(values) -> float:
+    """Their computeMaxDrawdown as a negative fraction: the relative size of the largest drawdown in
+    money (argmax of running peak - value), which can be smaller than the largest relative drawdown."""
+    v = np.asarray(values, np.float64)
+    through = int(np.argmax(np.maximum.accumulate(v) - v))
+    if through == 0:
+        return 0.0
+    peak = int(np.argmax(v[:through]))
+    return float(-(v[peak] - v[through]) / v[peak])
+
+
 def frame_metrics(frame, observed_rows: int, days: int) -> dict:
     """The table's metrics of one test backtest; `days`: calendar days from the test file's first to its
     last row (their annualization)."""
@@ -109,7 +121,9 @@ def frame_metrics(frame, observed_rows: int, days: int) -> dict:
     annual, vol = paper_returns(frame["value"], observed_rows, days)
     return {"sharpe_paper_convention": paper_sharpe(frame["value"], observed_rows), "sharpe": s["sharpe"],
             "annual_return_paper_convention": annual, "annual_return": s["annual_return"],
-            "annual_volatility_paper_convention": vol, "max_drawdown": s["max_drawdown"],
+            "annual_volatility_paper_convention": vol,
+            "max_drawdown_paper_convention": paper_max_drawdown(frame["value"]),
+            "max_drawdown": s["max_drawdown"],
             "profitability": profitability(frame["value"].to_numpy()[:-1], frame["action"].to_numpy()[:-1])}
 
 
@@ -243,7 +257,9 @@ def _departures(config) -> list[str]:
         "run); PPO and A2C have no published counterpart. Every other paper cell is empty: not printed.",
         "Their annualized return is (1 + the sum of daily simple returns)^(365 / calendar days) - 1, not a "
         "compounded rate; both are given (paper conv., and our CAGR on the traded rows). Their volatility "
-        "counts the 30 zero rows as the Sharpe does.",
+        "counts the 30 zero rows as the Sharpe does. Their max drawdown is the relative size of the "
+        "largest drawdown in money, which can be smaller than the largest relative one (ours); both are "
+        "given.",
     ]
 
 

@@ -66,7 +66,7 @@ _DETAIL = {
 }
 _DETAIL_KEYS = {"annual_return": "annual_return_paper_convention",
                 "annual_volatility": "annual_volatility_paper_convention",
-                "profitability": "profitability", "max_drawdown": "max_drawdown"}
+                "profitability": "profitability", "max_drawdown": "max_drawdown_paper_convention"}
 
 
 def _published() -> dict:

@@ -174,6 +174,8 @@ def test_paper_conventions():
     assert annual == pytest.approx((1 + r.sum()) ** (365 / 730) - 1, rel=1e-12)
     assert vol == pytest.approx(np.sqrt(252) * r.std(ddof=1), rel=1e-12)
     assert protocol.paper_returns(np.array([100.0, 1.0, 0.5]), 0, 730)[0] == -1.0  # sum <= -1: their -100%
+    # their drawdown: the largest in money (200 -> 150, 25%), not the largest relative (100 -> 60, 40%)
+    assert protocol.paper_max_drawdown(np.array([100.0, 60.0, 200.0, 150.0, 180.0])) == -0.25
 
 
 def test_reduced_protocol_twice_gives_the_same_table_bytes(tmp_path):
@@ -202,6 +204,7 @@ def test_reduced_protocol_twice_gives_the_same_table_bytes(tmp_path):
     rows = table.set_index(["instrument", "strategy"])
     assert rows.loc[("AAPL", "B&H"), "sharpe_paper_convention_paper"] == 1.239     # Table 6
     assert rows.loc[("AAPL", "DQN"), "sharpe_paper_convention_paper"] == 1.424     # beside their TDQN
-    assert rows.loc[("TSLA", "MR"), "max_drawdown_paper"] == -0.6531               # Table 5, 65.31%
+    assert rows.loc[("TSLA", "MR"), "max_drawdown_paper_convention_paper"] == -0.6531   # Table 5, 65.31%
     assert table["annual_return_paper"].isna().all()     # our CAGR: never printed, so empty
+    assert table["max_drawdown_paper"].isna().all()
     assert (table.loc[table["strategy"] == "DQN", "n_seeds"] == 2).all()
