@@ -4,7 +4,8 @@ Conventions shared by every function here:
 - `shares`: float32 [N] signed units traded (> 0 buys, < 0 sells).
 - `value`: float32 [N] signed traded value in quote currency (`shares * price`).
 - Every cost is returned per asset, float32 [N], in quote currency, >= 0, exactly 0 where nothing
-  is traded, and non-decreasing in |trade| (the tests pin all three).
+  is traded, and non-decreasing in |trade| (the tests pin all three). float32 is the default: for float64
+  data under `jax.enable_x64` (the exact ledger checks) every one of them computes in float64.
 - Every model is switched off by setting its coefficient to 0 (or its mode to "none").
 - Spread: every spread parameter (`spread_bps` here, `spread_abs`, and `spread_pips` of
   `jaxtrade.envs.lots`) is the full quoted bid-ask spread, and each fill pays half of it (it trades
@@ -126,9 +127,11 @@ def regulatory_fees(value: jax.Array, shares: jax.Array, rates: jax.Array) -> ja
 
 
 def flat_fee_rates(p: CostParams) -> jax.Array:
-    """[3] the "flat" regulatory fee rates of `p`, in the layout of `EnvData.fees`' first columns."""
-    f32 = lambda x: jnp.asarray(x, jnp.float32)
-    return jnp.stack([f32(p.sec_fee_rate), f32(p.finra_taf_per_share), f32(p.finra_taf_cap)])
+    """[3] the "flat" regulatory fee rates of `p`, in the layout of `EnvData.fees`' first columns: float32,
+    or float64 where `p` holds float64 arrays (float64 data under `jax.enable_x64`)."""
+    rates = (p.sec_fee_rate, p.finra_taf_per_share, p.finra_taf_cap)
+    dtype = jnp.result_type(jnp.float32, *rates)
+    return jnp.stack([jnp.asarray(x, dtype) for x in rates])
 
 
 def total_cost(u: jax.Array, shares: jax.Array, price: jax.Array, portfolio_value: jax.Array,

@@ -20,7 +20,8 @@ def _constant_act(action, key, carry, obs):
 
 
 def constant_policy(action, dtype=jnp.int32) -> Policy:
-    """The same action every step (discrete by default: `single` holds one target position)."""
+    """The same action every step (discrete by default: `single` holds one target position). A continuous
+    action takes `jnp.result_type(float)`: float32, float64 under `jax.enable_x64` (the float64 ledgers)."""
     return Policy(init=stateless_init, act=Partial(_constant_act, jnp.asarray(action, dtype)))
 
 
@@ -43,7 +44,7 @@ def enter_then_policy(first, then) -> Policy:
 
 def _schedule_act(targets, keep, key, i, obs):
     del obs, key
-    action = jnp.concatenate([targets[i], keep[i][None].astype(jnp.float32)])
+    action = jnp.concatenate([targets[i], keep[i][None].astype(targets.dtype)])
     return action, i + 1
 
 

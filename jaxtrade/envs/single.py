@@ -53,7 +53,8 @@ DEFAULT_EXPOSURE_STEP = 0.05
 @market.keeps_derived_tables(obs_table=market.obs_table)
 @struct.dataclass
 class SingleParams:
-    """Everything that shapes a single-instrument environment; a pytree (numbers are float32 arrays)."""
+    """Everything that shapes a single-instrument environment; a pytree (numbers are arrays of the data's
+    float dtype: float32, or float64 for float64 data under `jax.enable_x64`, `market.build_params`)."""
 
     data: EnvData                            # N = 1
     obs_table: jax.Array                     # [T, F + M] = market.obs_table(data), built by make
@@ -92,7 +93,8 @@ class SingleEnv(market.MarketEnv):
 
     def target(self, action, state: market.MarketState, params: SingleParams):
         if self.action_space == "exposure":
-            target = jnp.clip(jnp.reshape(jnp.asarray(action, jnp.float32), (-1,))[:1], *self.bounds)
+            dtype = params.data.close.dtype      # the book's float dtype (float32 unless float64 data)
+            target = jnp.clip(jnp.reshape(jnp.asarray(action, dtype), (-1,))[:1], *self.bounds)
             if self.exposure_step > 0:
                 target = jnp.round(target / self.exposure_step) * self.exposure_step
         elif self.action_space == "long_short":
@@ -199,10 +201,10 @@ def constant_policies(env, params) -> dict:
 
 def _hold_position(env, k: int, position: float):
     """The policy that always asks for `position`: action k of "positions", the exposure itself
-    ([1] float32) of "exposure"."""
+    ([1] float32; float64 under `jax.enable_x64`, the env casts it to the data's dtype) of "exposure"."""
     if env.discrete:
         return constant_policy(k)
-    return constant_policy([position], jnp.float32)
+    return constant_policy([position], jnp.result_type(float))
 
 
 def hold_action(config: dict) -> int:

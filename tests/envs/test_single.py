@@ -197,3 +197,36 @@ def test_exposure_baselines_hold_the_same_positions_as_the_discrete_ones(tiny_da
         hook.hold_action(dict(action_space="exposure"))
     with pytest.raises(ValueError, match="action_space"):
         envs.make("single", tiny_data, dict(base, action_space="lots"))
+
+
+def test_exposure_follows_float64_data_under_x64(tiny_data):
+    """The book follows the data's float dtype: float64 data under `jax.enable_x64` keep every layout in
+    float64 (the exposure action is cast to the data's dtype, not float32; the flat regulatory fee rates
+    too), so the continuous exposure matches `fill_ledger` to float64 precision."""
+    import jax.numpy as jnp
+
+    from jaxtrade.data.envdata import astype
+
+    config = dict(asset=1, positions=(-0.8, 0.0, 0.8), window=W, random_start=False, initial_cash=1e6,
+                  costs=LEDGER_COSTS, action_space="exposure", exposure_step=0.05)
+    actions = [[0.3], [0.31], [-0.449], [0.0], [0.72], [1.4], [1.2]]
+    held = [0.0, 0.3, 0.3, -0.45, 0.0, 0.7, 0.8, 0.8]
+    targets = [None if p == q else [p] for p, q in zip(held[1:], held[:-1], strict=True)]
+    want = fill_ledger(np.asarray(tiny_data.close)[:, 1:2], tiny_data.start, targets, cash=1e6,
+                       cost_bps=LEDGER_BPS)
+    with jax.enable_x64(True):
+        env, params = envs.make("single", astype(tiny_data, jnp.float64), config)
+        core = env.unwrapped
+        out = run_actions(jax.jit(core.reset), jax.jit(core.step), params,
+                          [np.asarray(a, np.float64) for a in actions])
+        assert out[-1][1].value.dtype == out[-1][1].holdings.dtype == jnp.float64
+        for (_, _, _, _, info), ref in zip(out[1:], want, strict=True):
+            np.testing.assert_allclose(float(info["value"]), ref["value"], rtol=1e-12)
+            np.testing.assert_allclose(float(info["costs"]), ref["costs"], rtol=1e-9, atol=1e-9)
+        fees = dict(LEDGER_COSTS, regulatory_fees="flat", sec_fee_rate=2.78e-5)
+        _, flat = envs.make("single", astype(tiny_data, jnp.float64), dict(config, costs=fees))
+        from jaxtrade.envs.costs import flat_fee_rates
+
+        assert flat_fee_rates(flat.costs).dtype == jnp.float64
+        hold = envs.registration("single").baselines(env, params)["flat"][0]
+        assert hold.act.args[0].dtype == jnp.float64
