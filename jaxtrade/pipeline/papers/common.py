@@ -12,21 +12,28 @@
 5. `markdown_table(frame, keys, metrics)`: ours beside paper, "median [min, max]" where seeds differ.
 6. `departures_section(lines)`, `overfitting_section(returns, ...)` (deflated Sharpe, PBO from
    `jaxtrade.eval.overfitting`), `write_report(workdir, title, sections, frame)`.
+7. `float64_env(name, split, env_cfg)`: the env a protocol's baselines run in, in float64 under
+   `jax.enable_x64` (their books then agree with a plain float64 ledger to the cent).
 
-Host-side numpy/pandas only; nothing here knows a paper, an agent or an env.
+Host-side numpy/pandas, but for `float64_env`; nothing here knows a paper or an agent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
 import pathlib
 from collections.abc import Mapping, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from jaxtrade import envs
+from jaxtrade.data.envdata import astype
 from jaxtrade.eval import overfitting
 
 FLOAT_FORMAT = "%.10g"      # the CSV's float format: fixed, so equal numbers give equal bytes
@@ -173,3 +180,15 @@ def write_report(workdir, title: str, sections: Sequence[str], frame: pd.DataFra
     tmp.write_text("\n".join(md))
     tmp.replace(path)
     return path
+
+
+@contextlib.contextmanager
+def float64_env(name: str, split, env_cfg: dict, **replace):
+    """`with float64_env(name, split, env_cfg) as (env, params):` env `name` made on `split` with every
+    float array in float64 and the split's float64 host closes (`jaxtrade.data.envdata.astype`; `replace`
+    sets other fields or other closes, host arrays), inside `jax.enable_x64`: the book of every step is
+    kept in float64, so a baseline's values agree with a plain float64 ledger to the cent (issue 27).
+    Backtest inside the `with` (the frames it returns are plain pandas)."""
+    with jax.enable_x64(True):
+        data = astype(split.to_device(), jnp.float64, **{"close": split.close, **replace})
+        yield envs.make(name, data, env_cfg)

@@ -13,7 +13,9 @@ Expert Systems with Applications 173, 114632 (arXiv 2004.06627): the protocol, b
 3. Baselines in the same env: buy and hold (always 1), sell and hold (always 0), trend following and
    mean reversion (moving averages, `jaxtrade.eval.rules`) with (short, long) tuned on the training split
    over their grid (406 pairs) by their criterion, the Sharpe ratio; the 406 training-return series are
-   the trial ledger of the overfitting section (DSR, PBO by CSCV).
+   the trial ledger of the overfitting section (DSR, PBO by CSCV). The baselines and their tuning run in
+   float64 (`jax.enable_x64`, `common.float64_env`, as yang2020's): their books agree with a plain float64
+   ledger to the cent; the agents train and test in float32.
 4. Agents (`config.agents`, by `agents.registry` name): every seed of one agent on one instrument is one
    population (`init_seeds`, one compile); the training split of every instrument is padded to the same
    rows, so one compile per agent serves all 30 instruments. Each seed's greedy policy is backtested once
@@ -153,39 +155,44 @@ def prepare(symbol: str, config) -> dict:
     cfg = env_settings(config)
     env, train_params = envs.make("single", splits.train.to_device(), cfg)
     resolved = envs.resolve_config("single", cfg, train_params)
-    whole = dict(resolved, random_start=False)
-    train_eval_env, train_eval_params = envs.make("single", splits.train.to_device(), whole)
-    test_env, test_params = envs.make("single", splits.test.to_device(), whole)
+    test_env, test_params = envs.make("single", splits.test.to_device(), dict(resolved, random_start=False))
     return dict(symbol=symbol, data=data, splits=splits, env=env, resolved=resolved,
-                train_rows=splits.train.n_rows, train_eval=(train_eval_env, train_eval_params),
-                test=(test_env, test_params))
+                train_rows=splits.train.n_rows, test=(test_env, test_params))
 
 
 def _steps(split) -> int:
     return split.n_rows - 1 - split.start
 
 
+def baseline_backtests(policies, inst: dict, split: str = "test") -> list:
+    """[frame] of fixed `policies` over the whole `split` ("train" or "test") of instrument `inst`, in the
+    agents' env and costs but in float64 (`common.float64_env`): the baselines' books agree with a plain
+    float64 ledger to the cent (the test's pandas ledger)."""
+    sp = getattr(inst["splits"], split)
+    with common.float64_env("single", sp, dict(inst["resolved"], random_start=False)) as (env, params):
+        return backtest_many(policies, env, params, dates=sp.dates if split == "test" else None)
+
+
 def run_baselines(inst: dict, config) -> tuple[dict, dict]:
     """{strategy: test frame} of the four baselines and {rule: ledger} of the tuned ones (training Sharpes
-    of every grid pair, the chosen pair, the [T, 406] training returns)."""
+    of every grid pair, the chosen pair, the [T, 406] training returns); every backtest in float64
+    (`baseline_backtests`)."""
     sp = inst["splits"]
-    env, params = inst["test"]
     out = {"B&H": constant_policy(1), "S&H": constant_policy(0)}
     ledgers = {}
     grid = rules.ma_grid(int(config.ma_bounds[0]), int(config.ma_bounds[1]))
     max_w = max(lg for _, lg in grid)
-    tr_env, tr_params = inst["train_eval"]
     tr_means = rules.moving_averages(sp.train.close[:, 0], sp.train.start, _steps(sp.train), max_w)
     te_means = rules.moving_averages(sp.test.close[:, 0], sp.test.start, _steps(sp.test), max_w)
     for name, rule in (("TF", "trend"), ("MR", "mean_reversion")):
         policies = [action_schedule_policy(rules.ma_actions(tr_means, s, lg, rule)) for s, lg in grid]
-        frames = backtest_many(policies, tr_env, tr_params)
+        frames = baseline_backtests(policies, inst, "train")
         sharpes = [paper_sharpe(f["value"], int(config.window)) for f in frames]
         best = int(np.argmax(sharpes))            # first best in their loop order, as their `>` keeps it
         returns = np.stack([_returns(f) for f in frames], 1)
         ledgers[name] = {"pairs": grid, "chosen": best, "returns": returns, "train_sharpes": sharpes}
         out[name] = action_schedule_policy(rules.ma_actions(te_means, *grid[best], rule))
-    frames = backtest_many([out[k] for k in BASELINES], env, params, dates=sp.test.dates)
+    frames = baseline_backtests([out[k] for k in BASELINES], inst, "test")
     return dict(zip(BASELINES, frames, strict=True)), ledgers
 
 

@@ -56,10 +56,11 @@ from jaxtrade import envs
 from jaxtrade.agents import devices as devices_lib
 from jaxtrade.agents import registry as agent_registry
 from jaxtrade.data import load_dataset
-from jaxtrade.data.envdata import astype, pad_rows
+from jaxtrade.data.envdata import pad_rows
 from jaxtrade.data.preprocess import Preprocessor
 from jaxtrade.eval.backtest import backtest_many
 from jaxtrade.eval.baselines import baselines
+from jaxtrade.pipeline.papers import common
 from jaxtrade.pipeline.papers.yang2020_report import BASELINES, write_report
 
 log = logging.getLogger("jaxtrade")
@@ -358,11 +359,9 @@ def _trade_frames(agents, names, params_by, records, quarters, split, env_cfg, n
 
 def baseline_frames(split, md, first_row: int, env_cfg: dict, *, cov_window: int = 252) -> dict:
     """{equal_weight_buy_hold, min_variance, index: [frame]} on the trading split, in the agents' env,
-    costs and gate, computed in float64 (`jax.enable_x64`) from the data's float64 closes."""
+    costs and gate, computed in float64 (`common.float64_env`) from the data's float64 closes."""
     history = md.close[max(0, first_row - split.start - cov_window):first_row - split.start]
-    with jax.enable_x64(True):
-        data = astype(split.to_device(), jnp.float64, close=split.close)
-        env, params = envs.make(env_cfg["name"], data, dict(env_cfg, turbulence_threshold=1.0))
+    with common.float64_env(env_cfg["name"], split, dict(env_cfg, turbulence_threshold=1.0)) as (env, params):
         frames = baselines(env, params, split, history=history, cov_window=cov_window, include=BASELINES)
     return {k: frames[k] for k in BASELINES if k in frames}
 
