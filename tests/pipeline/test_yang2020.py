@@ -214,7 +214,7 @@ def two_runs(tmp_path_factory):
 
 def test_reduced_protocol_twice_same_bytes(two_runs):
     a, b = (p.parent for p in two_runs)
-    for name in ("report.csv", "table_by_seed.csv", "quarters.csv"):
+    for name in ("report.csv", "table_by_seed.csv", "quarters.csv", "report.md"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     table = pd.read_csv(a / "report.csv")
     assert list(table.strategy) == ["Ensemble", "PPO", "A2C", "DDPG", "Equal weight", "Min-Variance", "Index"]

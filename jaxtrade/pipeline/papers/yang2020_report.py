@@ -94,7 +94,8 @@ def write_report(config, workdir: pathlib.Path, md, quarters, records, ins, fram
              f"Trading {records[0]['trade'][0]} .. {records[-1]['trade'][1]} in {len(records)} quarters of "
              f"{int(y.rebalance)} days; seeds {seeds} (one population per agent and quarter); "
              + ", ".join(f"{a} {int(y.timesteps[a]):,}" for a in agents)
-             + f" env steps per seed and quarter; wall time {wall:.0f} s.", ""]
+             + " env steps per seed and quarter. Run time on this machine: not part of the report "
+             "(result.json's `wall_s`), so report.md is byte-stable too.", ""]
     table = ["## Table II: ours (median over seeds [min, max]) beside the paper's", "",
              common.markdown_table(frame, ["strategy"], METRIC_COLUMNS),
              "Index: ours is the S&P 500 price index, the paper's the DJIA. Equal weight is not in the "
