@@ -5,6 +5,7 @@ giving the same table bytes."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import jax
@@ -222,6 +223,8 @@ def test_reduced_protocol_twice_same_bytes(two_runs):
     assert table.loc[table.strategy == "Ensemble", "sharpe_paper"].item() == pytest.approx(1.30)
     assert table.loc[table.strategy == "Index", "max_drawdown_paper"].item() == pytest.approx(-0.371)
     assert math.isnan(table.loc[table.strategy == "Equal weight", "sharpe_paper"].item())
+    result = json.loads((a / "result.json").read_text())
+    assert result["machine"]["cpu"] and result["machine"]["device_count"] >= 1   # the machine type
     report = two_runs[0].read_text()
     assert "reproduced on sp500-20, not the paper's data" in report.splitlines()[0]
     assert "departs from the paper" in report and "deflated Sharpe" in report

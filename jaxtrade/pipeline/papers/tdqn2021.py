@@ -51,6 +51,7 @@ from jaxtrade.eval.backtest import backtest_many
 from jaxtrade.eval.stats import stats
 from jaxtrade.pipeline.papers import common
 from jaxtrade.pipeline.papers import tdqn2021_paper as published
+from jaxtrade.train.artifact import machine_info
 from jaxtrade.train.config import base_config, env_config
 
 log = logging.getLogger("jaxtrade")
@@ -364,7 +365,8 @@ def run(config, workdir) -> pathlib.Path:
     frame = common.comparison_frame(rows, KEYS, METRICS)
     elapsed = time.perf_counter() - t0
     timings = {"total_s": elapsed, "data_s": t_data - t0, "baselines_s": t_base - t_data,
-               "agents_s": agent_times, "instruments": len(instruments), "seeds": len(seeds)}
+               "agents_s": agent_times, "instruments": len(instruments), "seeds": len(seeds),
+               "machine": machine_info()}   # the table's bytes hold on one machine type (CPU model)
     (workdir / "timings.json").write_text(json.dumps(timings, indent=2, sort_keys=True))
     intro = (f"{len(instruments)} instruments, test {config.test[0]} .. {config.test[1]} (trading from the "
              f"test file's row {w}), ${float(config.initial_cash):,.0f}, "

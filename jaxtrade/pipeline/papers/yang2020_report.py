@@ -15,6 +15,7 @@ import pandas as pd
 from jaxtrade.eval import overfitting
 from jaxtrade.eval.stats import stats
 from jaxtrade.pipeline.papers import common
+from jaxtrade.train.artifact import machine_info
 
 STRATEGY_LABELS = {"ensemble": "Ensemble", "ppo": "PPO", "a2c": "A2C", "ddpg": "DDPG",
                    "min_variance": "Min-Variance", "equal_weight_buy_hold": "Equal weight",
@@ -121,7 +122,7 @@ def write_report(config, workdir: pathlib.Path, md, quarters, records, ins, fram
     title = ("Yang, Liu, Zhong & Walid (2020), the ensemble strategy: reproduced on sp500-20, not the "
              "paper's data")
     report = common.write_report(workdir, title, sections, frame)
-    result = {"paper": "yang2020", "seeds": seeds, "wall_s": wall,
+    result = {"paper": "yang2020", "seeds": seeds, "wall_s": wall, "machine": machine_info(),
               "table_sha256": hashlib.sha256(common.table_csv_bytes(frame)).hexdigest(),
               "in_sample_turbulence": ins, "quarters": records, "overfitting": overfit,
               "config": config.to_dict()}

@@ -4,6 +4,7 @@ independent plain-pandas ledger, and the by-seed test (a reduced protocol run tw
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -210,6 +211,8 @@ def test_reduced_protocol_twice_gives_the_same_table_bytes(tmp_path):
     csv_a, csv_b = (p.parent / "report.csv" for p in (a, b))
     assert csv_a.read_bytes() == csv_b.read_bytes()
     assert a.read_text() == b.read_text()
+    timings = json.loads((a.parent / "timings.json").read_text())
+    assert timings["machine"]["cpu"] and timings["machine"]["device_count"] >= 1   # the machine type
     digest = hashlib.sha256(csv_a.read_bytes()).hexdigest()
     assert f"sha256 `{digest}`" in a.read_text()
     table = pd.read_csv(csv_a)
