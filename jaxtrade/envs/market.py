@@ -514,7 +514,8 @@ class MarketEnv(SpecProperties):
 
     Subclasses set `action_spec`, `obs_spec` (from `obs_spec(params)`, when `make` builds the
     params), `cash_floor` and define `target(action, state, params) -> (target fractions [N],
-    keep)`, which may read rows < state.t only. The object holds no arrays.
+    keep)`, which may read rows < state.t only (or, a layout that sizes its own shares, override
+    `trade`). The object holds no arrays.
     """
 
     action_spec: Any
@@ -539,10 +540,17 @@ class MarketEnv(SpecProperties):
         state = reset_state(jax.random.uniform(key), params)
         return observe(state, params), state
 
+    def trade(self, u: jax.Array, state: MarketState, action, params):
+        """(shares [N], cost [N], target [N] after the gate, gate, keep) of `action` in `state`, sized as
+        `trade` sizes `target(action)`: what `transition` books and what the live runner orders. An
+        action layout that sizes its own trade (the portfolio's "shares") overrides this."""
+        target, keep = self.target(action, state, params)
+        shares, cost, target, gate = trade(u, state, target, keep, params, cash_floor=self.cash_floor)
+        return shares, cost, target, gate, keep
+
     def transition(self, u: jax.Array, state: MarketState, action, params):
         """(state, reward, done, info) of one step; u: [N] uniform draws for slippage."""
-        target, keep = self.target(action, state, params)
-        return transition(u, state, target, keep, params, cash_floor=self.cash_floor)
+        return settle(state, *self.trade(u, state, action, params), params)
 
     def step(self, key: jax.Array, state: MarketState, action, params):
         u = step_uniforms(key, params.data.n_assets)

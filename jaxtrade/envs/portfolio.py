@@ -245,10 +245,8 @@ class PortfolioEnv(market.MarketEnv):
     def target(self, action, state: market.MarketState, params: PortfolioParams):
         """(target asset weights [N], keep) for `action` in `state`; uses rows < state.t only."""
         n = self.n_assets
-        if self.action_space == "shares":     # the book after the shares trade, as fractions of value
-            shares, _, _ = shares_trade(jnp.zeros((n,), jnp.float32), state, action, params)
-            held = (state.holdings + shares) * params.data.close[state.t]
-            return held / jnp.where(state.value > 0, state.value, 1.0), jnp.asarray(False)
+        if self.action_space == "shares":
+            raise TypeError('the "shares" layout sizes its own trade: call trade(), not target()')
         if not self.discrete:
             return weights_from_action(action)[:n], jnp.asarray(False)
         regime = jnp.clip(action, 0, len(REGIMES) - 1)
@@ -257,13 +255,13 @@ class PortfolioEnv(market.MarketEnv):
         w = regime_weights(regime, ranks, state.weights, params.factor_tilt)
         return w[:n], action == Regime.HOLD
 
-    def transition(self, u: jax.Array, state: market.MarketState, action, params):
+    def trade(self, u: jax.Array, state: market.MarketState, action, params):
         if self.action_space != "shares":
-            return super().transition(u, state, action, params)
+            return super().trade(u, state, action, params)
         shares, cost, gate = shares_trade(u, state, action, params)
-        held = (state.holdings + shares) * params.data.close[state.t]
-        target = held / jnp.where(state.value > 0, state.value, 1.0)
-        return market.settle(state, shares, cost, target, gate, jnp.asarray(False), params)
+        held = (state.holdings + shares) * params.data.close[state.t]     # the book after it, as
+        target = held / jnp.where(state.value > 0, state.value, 1.0)      # fractions of value
+        return shares, cost, target, gate, jnp.asarray(False)
 
 
 CONFIG_DEFAULTS = {**market.param_defaults(PortfolioParams), "action_space": "regimes"}

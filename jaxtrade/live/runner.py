@@ -16,9 +16,10 @@ One bar, `Runner.step(bar_time)`:
    is the broker's (journaled as "rebooked").
 5. Observe (`market.observe`). A non-finite observation or price aborts the bar: nothing is sent, an
    alert is logged (logger "jaxtrade", ERROR) and journaled; nothing is ever zero-filled. Act with the
-   policy's carry (persisted in the journal). The env's `target` turns the action into target weights and
-   `market.trade` into signed share counts (the cash floor with the bar's slippage draws), the backtest's
-   sizing. The turbulence gate (the env's threshold, from the Preprocessor) closes every position through
+   policy's carry (persisted in the journal). The env's own `trade` turns the action into signed
+   share counts (its `target` weights through `market.trade`: the cash floor with the bar's slippage
+   draws; the portfolio's "shares" layout its own orders), the backtest's sizing. The turbulence gate
+   (the env's threshold, from the Preprocessor) closes every position through
    `broker.close_all(cancel_orders=True)`; so does `flatten_before_close_s` seconds before the close.
 6. Orders: shares, whole unless `fractional` (rounded towards zero), quantity-0 skipped, sells first; after
    the sells (and up to `fill_wait_s` for them to fill) buys are scaled down to the buying power. Each
@@ -258,8 +259,7 @@ def _decide(core, policy, params, state, carry, act_key, u):
     """Observe the book, act, size the trade as the env does: (obs, action, carry, shares, target, gate)."""
     obs = market.observe(state, params)
     action, carry_next = policy.act(act_key, carry, obs)
-    target, keep = core.target(action, state, params)
-    shares, _, target, gate = market.trade(u, state, target, keep, params, cash_floor=core.cash_floor)
+    shares, _, target, gate, _ = core.trade(u, state, action, params)
     return obs, action, carry_next, shares, target, gate
 
 

@@ -121,6 +121,31 @@ def test_a_recorded_session_equals_the_backtest_bit_for_bit(which, request, mark
         assert {a for a in frame["action"][:n_steps]} == {0, 1, 2}        # short, flat and long all traded
 
 
+@pytest.fixture(scope="module")
+def shares_model(tmp_path_factory):
+    """A portfolio model ordering shares (Yang et al.'s layout: up to hmax shares a stock, sells first)."""
+    return save_untrained(tmp_path_factory, "shares", action_space="shares")
+
+
+def test_a_shares_session_orders_the_envs_own_trade(shares_model, market, tmp_path):
+    """The "shares" layout sizes its own trade (`PortfolioEnv.trade`): the runner orders exactly those
+    shares, so every bar's value equals the backtest's, bit for bit, and the book never parts from
+    SimBroker's. (Sizing from the layout's post-trade fractions through `market.trade` instead, as the
+    runner once did, buys other share counts.)"""
+    _, policy, spec = shares_model
+    _, val = evaluation.split_of(spec, "val", market=market)
+    env, params = make_split_env(spec.env, val)
+    symbols = runner_lib.traded_symbols(spec.env, val.symbols)
+    frame = evaluate.backtest(policy, env, params, dates=val.dates, symbols=symbols)
+    runner, _ = sim_runner(shares_model, RecordedBars(market), tmp_path, fractional=True)
+    recs = runner.run(val.dates[val.start:])
+    n_steps = len(frame) - 1
+    assert frame["turnover"].iloc[:n_steps].gt(0).sum() > n_steps // 2      # it trades most bars
+    for k in range(n_steps):
+        assert np.float32(recs[k]["value"]) == np.float32(frame["value"].iloc[k]), k
+        assert not recs[k]["rebooked"] and recs[k]["mismatch"] is None, k
+
+
 def test_a_session_compiles_once_not_per_bar(model, market, tmp_path):
     """After the first bars (and the key schedule's doubling at k = 4), bars k = 5..7 compile nothing: the
     env's derived tables, the book, the policy and the sizing reuse their first compile."""
