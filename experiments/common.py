@@ -104,6 +104,14 @@ def distributed_settings(coordinator_address, num_processes, process_id, environ
     return None
 
 
+def define_process_flags(what: str):
+    """(--num_processes, --process_id) flag holders; `what`: what the processes share, for the help."""
+    num = flags.DEFINE_integer("num_processes", None, f"Processes {what}.", lower_bound=1)
+    pid = flags.DEFINE_integer("process_id", None, "This process's id in [0, --num_processes).",
+                               lower_bound=0)
+    return num, pid
+
+
 def worker_of(num_processes, process_id, environ=None) -> tuple[int, int]:
     """(processes, this process's id) of a run whose processes share work without a coordinator (search
     trials, walk-forward folds): from the flags, else JAXTRADE_NUM_PROCESSES / JAXTRADE_PROCESS_ID,
@@ -281,8 +289,9 @@ def check_config_args(argv: list[str], name: str, config) -> list[str]:
     return out
 
 
-def _config_file(argv: list[str], name: str, default: str | None) -> str | None:
-    """The config file the command line names (`--<name>=path` or `--<name> path`, the last wins)."""
+def flag_in_argv(argv: list[str], name: str, default: str | None = None) -> str | None:
+    """Flag `name`'s value on the command line (`--<name>=v` or `--<name> v`, the last wins), read before
+    absl parses flags (a config file's path; `experiments.reproduce`'s --paper); else `default`."""
     path = default
     for i, arg in enumerate(argv[1:], 1):
         if arg == "--":
@@ -299,7 +308,7 @@ def checked_argv(argv: list[str], name: str, default: str | None, parser) -> lis
     the flag's `parser`); a config file that does not load is left for ml_collections to report."""
     from ml_collections import config_dict
 
-    path = _config_file(argv, name, default)
+    path = flag_in_argv(argv, name, default)
     if not path:
         return argv
     try:

@@ -29,15 +29,7 @@ def known_papers() -> list[str]:
 def _paper_in_argv(argv: list[str]) -> str | None:
     """--paper's value on the command line (the last wins), read before absl parses flags so that the
     paper's config file can be the --config flag's default (and `--config.x=y` overrides apply to it)."""
-    paper = None
-    for i, arg in enumerate(argv[1:], 1):
-        if arg == "--":
-            break
-        if arg.startswith(("--paper=", "-paper=")):
-            paper = arg.split("=", 1)[1]
-        elif arg in ("--paper", "-paper") and i + 1 < len(argv):
-            paper = argv[i + 1]
-    return paper
+    return common.flag_in_argv(argv, "paper")
 
 
 def _default_config(argv: list[str]) -> str | None:

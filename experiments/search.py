@@ -25,10 +25,7 @@ _CONFIG = common.define_config_file("config", "experiments/configs/search_sp500.
                                           "section).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "The study, one directory per batch, trials.csv, search.md.",
                                required=True)
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes sharing the study (default 1).",
-                                      lower_bound=1)
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's id in [0, --num_processes).",
-                                   lower_bound=0)
+_NUM_PROCESSES, _PROCESS_ID = common.define_process_flags("sharing the study (default 1)")
 common.accept_verbosity_words()
 
 

@@ -36,10 +36,7 @@ _FRESH = flags.DEFINE_bool("fresh_start", False, "Move the whole earlier run (ev
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None,
                                    "host:port of process 0 for a multi-process run (jax.distributed). "
                                    "Default: one process.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.",
-                                      lower_bound=1)
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's id in [0, --num_processes).",
-                                   lower_bound=0)
+_NUM_PROCESSES, _PROCESS_ID = common.define_process_flags("in a multi-process run")
 common.accept_verbosity_words()
 
 

@@ -23,10 +23,7 @@ _CONFIG = common.define_config_file("config", "experiments/configs/walk_forward_
 _WORKDIR = flags.DEFINE_string("workdir", None, "One directory per fold, walk_forward.json, report.md.",
                                required=True)
 _FRESH = flags.DEFINE_bool("fresh_start", False, "Move what the workdir holds aside and start over.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes sharing the folds (default 1).",
-                                      lower_bound=1)
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's id in [0, --num_processes).",
-                                   lower_bound=0)
+_NUM_PROCESSES, _PROCESS_ID = common.define_process_flags("sharing the folds (default 1)")
 common.accept_verbosity_words()
 
 

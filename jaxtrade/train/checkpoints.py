@@ -172,18 +172,18 @@ class Checkpoints:
                 devices_lib.check_layout(meta.get("layout"), self._devices(), f"checkpoint {path}")
             except ValueError as exc:
                 raise LayoutError(str(exc)) from None
+        host = None if target is None else to_host(target)     # one host copy: restore target and shapes
         if multi:
-            if target is None:
+            if host is None:
                 raise ValueError("a multi-process restore needs the target state (its shapes place "
                                  "every process's slices)")
-            state_args = ocp.args.StandardRestore(devices_lib.global_like(to_host(target), self._devices()))
+            state_args = ocp.args.StandardRestore(devices_lib.global_like(host, self._devices()))
         else:
-            state_args = (ocp.args.StandardRestore(to_host(target)) if target is not None
-                          else ocp.args.StandardRestore())
+            state_args = ocp.args.StandardRestore(host) if host is not None else ocp.args.StandardRestore()
         out = mngr.restore(step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
         if multi:
             out = dict(out, state=devices_lib.from_global(out["state"]))
-        return _checked(out, step, target, path)
+        return _checked(out, step, host, path)
 
 
 def _reason(exc: Exception) -> str:
@@ -195,9 +195,10 @@ def _step_of(directory: str) -> int | None:
     return int(base) if base.isdigit() else None
 
 
-def _checked(out, step: int, target, path: str) -> Restored:
-    if target is not None:    # orbax restores the saved shapes whatever the target's: check them
-        want = jax.tree.leaves(to_host(target))
+def _checked(out, step: int, host_target, path: str) -> Restored:
+    """host_target: the run's state on the host (`to_host`), or None to restore as saved."""
+    if host_target is not None:    # orbax restores the saved shapes whatever the target's: check them
+        want = jax.tree.leaves(host_target)
         got, _ = jax.tree_util.tree_flatten_with_path(out["state"])
         bad = [f"{jax.tree_util.keystr(k)} saved {np.shape(v)}, expected {np.shape(w)}"
                for (k, v), w in zip(got, want, strict=True) if np.shape(v) != np.shape(w)]

@@ -61,7 +61,7 @@ from jaxtrade.train import artifact as artifact_lib
 from jaxtrade.train import config as config_lib
 from jaxtrade.train import evaluation, sources
 from jaxtrade.train import setup as setup_lib
-from jaxtrade.train.checkpoints import BEST_METRICS, CheckpointError, Checkpoints, LayoutError
+from jaxtrade.train.checkpoints import BEST_METRICS, CheckpointError, Checkpoints
 from jaxtrade.train.metrics import TIMING_KEYS, EarlyStopping, iteration_row
 from jaxtrade.train.reporting import MlflowSink, Reporter, run_log_file, trended_of
 from jaxtrade.train.trials import TrialLedger, frame_returns, trial_name
@@ -241,9 +241,7 @@ def _restore(agent, state, ckpts: Checkpoints, name: str, explicit: bool):
     target = agent.to_checkpoint(state)      # what `latest` holds of the state (the agent decides)
     try:
         restored = ckpts.restore(name, target)
-    except LayoutError:
-        raise
-    except CheckpointError as exc:
+    except CheckpointError as exc:      # (a LayoutError is a ValueError: it passes through as it is)
         raise CheckpointError(exc.directory, exc.failures, advice=(
             "This run cannot resume from it, and it does not start fresh on its own (that would also "
             "drop a warm start or model.encoder_init). To start over, run with --fresh_start (moves the "
