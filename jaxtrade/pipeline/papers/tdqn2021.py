@@ -216,9 +216,7 @@ def train_agent(name: str, instruments: list, config, seeds: list[int]) -> dict:
     rows = max(i["train_rows"] for i in instruments)
     devices = jax.local_devices()[:1]
     padded = {i["symbol"]: pad_rows(i["splits"].train.to_device(), rows) for i in instruments}
-    first = instruments[0]
-    _, p0 = envs.make("single", padded[first["symbol"]], first["resolved"])
-    agent = agents.make_agent(agent_config(config, name), first["env"])
+    agent = agents.make_agent(agent_config(config, name), instruments[0]["env"])
     iterate = agent.make_population_iteration(devices)
     out = {}
     for inst in instruments:
@@ -231,7 +229,6 @@ def train_agent(name: str, instruments: list, config, seeds: list[int]) -> dict:
         env, test_params = inst["test"]
         out[inst["symbol"]] = backtest_many(policies, env, test_params, dates=inst["splits"].test.dates)
         log.info("tdqn2021 %s %s: %d seeds trained and tested", name, inst["symbol"], len(seeds))
-    del p0
     return out
 
 

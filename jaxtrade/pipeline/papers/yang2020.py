@@ -288,6 +288,8 @@ def run(config, workdir) -> pathlib.Path:
 
     agents, records = {}, []
     params_by = {a: [] for a in agent_names}             # [Q] of params [K, ...]
+    # [K] lists of each quarter's daily validation returns: per agent, and of the agent each seed picked
+    val_parts = {a: [[] for _ in seeds] for a in (*agent_names, "selection")}
     for q in quarters:
         tq = time.perf_counter()
         train_data = pad_rows(cut(*q.train, "train").to_device(), longest)
@@ -306,7 +308,12 @@ def run(config, workdir) -> pathlib.Path:
             pols = [agent.policy(jax.tree.map(lambda x, k=k: x[k], params)) for k in range(len(seeds))]
             frames = backtest_many(pols, val_env, val_params)
             sharpes[a] = [paper_sharpe(f["value"]) for f in frames]
+            for k, f in enumerate(frames):
+                v = f["value"].to_numpy()
+                val_parts[a][k].append(np.diff(v) / v[:-1])
         picks = [pick({a: sharpes[a][k] for a in agent_names}, tie_order) for k in range(len(seeds))]
+        for k, chosen in enumerate(picks):
+            val_parts["selection"][k].append(val_parts[chosen][k][-1])
         records.append({"quarter": q.index, "train": _dates(md, q.train), "val": _dates(md, q.val),
                         "trade": _dates(md, q.trade), "threshold": q.threshold, "gate_rule": q.gate_rule,
                         "val_sharpe": sharpes, "picks": picks, "wall_s": time.perf_counter() - tq})
@@ -317,8 +324,7 @@ def run(config, workdir) -> pathlib.Path:
     split = _trade_split(cut(*trade, "test"), quarters, trade[0])
     frames = _trade_frames(agents, agent_names, params_by, records, quarters, split, val_env_cfg, len(seeds))
     frames.update(baseline_frames(split, md, trade[0], val_env_cfg, cov_window=int(y.cov_window)))
-    val_returns = _validation_returns(agents, agent_names, params_by, records, quarters, cut, val_env_cfg,
-                                      len(seeds))
+    val_returns = {a: [np.concatenate(x) for x in v] for a, v in val_parts.items()}
     wall = time.perf_counter() - t0
     return write_report(config, workdir, md, quarters, records, ins, frames, val_returns, seeds, wall)
 
@@ -364,23 +370,3 @@ def baseline_frames(split, md, first_row: int, env_cfg: dict, *, cov_window: int
     with common.float64_env(env_cfg["name"], split, dict(env_cfg, turbulence_threshold=1.0)) as (env, params):
         frames = baselines(env, params, split, history=history, cov_window=cov_window, include=BASELINES)
     return {k: frames[k] for k in BASELINES if k in frames}
-
-
-def _validation_returns(agents, names, params_by, records, quarters, cut, env_cfg, n_seeds) -> dict:
-    """{agent: [K] stitched daily validation returns} and {"selection": [K]}: the picked agent's."""
-    out = {a: [[] for _ in range(n_seeds)] for a in (*names, "selection")}
-    for q, rec in zip(quarters, records, strict=True):
-        val_split = cut(*q.val, "val")
-        env, params = envs.make(env_cfg["name"], val_split.to_device(),
-                                dict(env_cfg, turbulence_threshold=q.threshold))
-        by = {}
-        for a in names:
-            pols = [agents[a].policy(jax.tree.map(lambda x, k=k: x[k], params_by[a][q.index]))
-                    for k in range(n_seeds)]
-            by[a] = [np.diff(f["value"].to_numpy()) / f["value"].to_numpy()[:-1]
-                     for f in backtest_many(pols, env, params)]
-            for k in range(n_seeds):
-                out[a][k].append(by[a][k])
-        for k in range(n_seeds):
-            out["selection"][k].append(by[rec["picks"][k]][k])
-    return {a: [np.concatenate(x) for x in v] for a, v in out.items()}
