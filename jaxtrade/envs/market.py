@@ -405,10 +405,10 @@ def build_params(cls, data, config: dict):
         top[k] = _static_int(f"env.{k}", top[k])
     top["random_start"] = bool(top["random_start"])
     # float32 (the data's dtype); float64 data under `jax.enable_x64` gives float64 params throughout
-    dtype = data.close.dtype if jnp.issubdtype(data.close.dtype, jnp.floating) else jnp.float32
+    dtype = data.close.dtype
     top = {k: (v if k in statics else jnp.asarray(v, dtype)) for k, v in top.items()}
 
-    def f32(tree):
+    def cast(tree):
         return jax.tree.map(lambda x: jnp.asarray(x, dtype), tree)
 
     derived = getattr(cls, "derived_tables", {"obs_table": obs_table})
@@ -421,11 +421,11 @@ def build_params(cls, data, config: dict):
                                                           ("swap_long_pips", "swap_short_pips")):
             raise ValueError("env.lots swap needs EnvData.rollover (the rows' FX value days, filled by "
                              "Split.to_device from jaxtrade.data.dates.rollover_days)")
-        groups["lots"] = f32(lots)
+        groups["lots"] = cast(lots)
     elif sub["lots"]:
         raise ValueError(f"env.lots is not a param group of {cls.__name__}")
-    params = cls(data=data, costs=f32(_GROUPS["costs"](**costs)),
-                 reward=f32(_GROUPS["reward"](**sub["reward"])), **groups, **tables, **top)
+    params = cls(data=data, costs=cast(_GROUPS["costs"](**costs)),
+                 reward=cast(_GROUPS["reward"](**sub["reward"])), **groups, **tables, **top)
     check_rows(params)
     return params
 

@@ -37,10 +37,9 @@ class RewardState:
 
 
 def init_reward_state(value: jax.Array) -> RewardState:
-    value = jnp.asarray(value)
-    dtype = value.dtype if jnp.issubdtype(value.dtype, jnp.floating) else jnp.float32
+    dtype = jnp.asarray(value).dtype     # float32, or float64 for float64 books (x64)
     zero = jnp.zeros((), dtype)
-    return RewardState(dsr_a=zero, dsr_b=zero, peak=jnp.asarray(value, dtype))
+    return RewardState(dsr_a=zero, dsr_b=zero, peak=jnp.asarray(value, dtype))   # a strong dtype
 
 
 def log_return(value_prev: jax.Array, value_next: jax.Array) -> jax.Array:

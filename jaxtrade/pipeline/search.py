@@ -357,15 +357,23 @@ def run(config, workdir: str, *, market=None, should_stop: Callable[[], bool] | 
 
 def _result(study, workdir: str, **kwargs) -> SearchResult:
     """What a worker other than process 0 returns: the study's counts and best trial so far, no report."""
-    optuna = _optuna()
-    trials = study.get_trials(deepcopy=False)
-    counts = {state.name: sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    best = max(complete, key=lambda t: t.value) if complete else None
+    _, counts, best, artifact = _standing(study, workdir)
     return SearchResult(workdir, None if best is None else best.number, None if best is None else best.value,
-                        {} if best is None else dict(best.params),
-                        None if best is None else os.path.join(workdir, best.user_attrs["artifact"]), None,
-                        counts, report_path=None, **kwargs)
+                        {} if best is None else dict(best.params), artifact, None, counts, report_path=None,
+                        **kwargs)
+
+
+def _standing(study, workdir: str):
+    """(trials_frame, {state: count} over its rows, the best COMPLETE trial, its artifact path; None, None
+    without one)."""
+    optuna = _optuna()
+    frame = trials_frame(study)
+    counts = {state.name: int((frame["state"] == state.name).sum()) if len(frame) else 0
+              for state in optuna.trial.TrialState}
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value) if complete else None
+    artifact = os.path.join(workdir, best.user_attrs["artifact"]) if best is not None else None
+    return frame, counts, best, artifact
 
 
 def trials_frame(study):
@@ -384,15 +392,9 @@ def trials_frame(study):
 
 
 def _finish(config, study, workdir, *, batches, compiles, seconds, stopped) -> SearchResult:
-    optuna = _optuna()
     s = config.search
-    frame = trials_frame(study)
+    frame, counts, best, artifact = _standing(study, workdir)
     frame.to_csv(os.path.join(workdir, "trials.csv"), index=False)
-    counts = {state.name: int((frame["state"] == state.name).sum()) if len(frame) else 0
-              for state in optuna.trial.TrialState}
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
-    best = max(complete, key=lambda t: t.value) if complete else None
-    artifact = os.path.join(workdir, best.user_attrs["artifact"]) if best is not None else None
     registered, trials = None, {}
     if best is not None and stopped == "done":
         # The trials behind the winner: every checkpoint of every batch, all compared on validation.
